@@ -140,7 +140,13 @@ mod tests {
 
     #[test]
     fn round_trips_across_month_and_year_ends() {
-        for s in ["1970-01-01", "2026-12-31", "2027-01-01", "2028-02-29", "2000-02-29"] {
+        for s in [
+            "1970-01-01",
+            "2026-12-31",
+            "2027-01-01",
+            "2028-02-29",
+            "2000-02-29",
+        ] {
             assert_eq!(Date::parse(s).unwrap().to_string(), s);
         }
         let d = Date::parse("2026-12-31").unwrap();
@@ -150,7 +156,16 @@ mod tests {
 
     #[test]
     fn rejects_impossible_and_malformed_dates() {
-        for s in ["2026-02-29", "2026-13-01", "2026-00-10", "2026-1-01", "26-01-01", "2026/01/01", "", "2026-01-0x"] {
+        for s in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-01",
+            "26-01-01",
+            "2026/01/01",
+            "",
+            "2026-01-0x",
+        ] {
             assert!(Date::parse(s).is_err(), "{s} should be rejected");
         }
     }

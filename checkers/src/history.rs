@@ -153,7 +153,12 @@ impl Trace {
     /// When the lease really ran out on the server: the last grant (acquire or renewal)
     /// plus the TTL. `None` without an acquire time or TTL.
     pub fn lease_expiry(&self) -> Option<u64> {
-        let granted = self.lock_renewed.iter().copied().chain(self.lock_acquired).max()?;
+        let granted = self
+            .lock_renewed
+            .iter()
+            .copied()
+            .chain(self.lock_acquired)
+            .max()?;
         Some(granted + self.lock_ttl_ms? * 1_000_000)
     }
 }
@@ -183,7 +188,10 @@ impl Stay {
 
     /// Each room-night of the stay, in order.
     pub fn nights(&self) -> impl Iterator<Item = RoomNight> + '_ {
-        (self.from.0..self.to.0).map(move |d| RoomNight { room: self.room, night: Date(d) })
+        (self.from.0..self.to.0).map(move |d| RoomNight {
+            room: self.room,
+            night: Date(d),
+        })
     }
 
     /// Whether the stay has at least one night (`from < to`).
@@ -210,14 +218,22 @@ pub struct RoomNight {
 impl OpValue {
     /// The stay a `book` asks for, when room, from and to are all present.
     pub fn stay(&self) -> Option<Stay> {
-        Some(Stay { room: self.room?, from: self.from?, to: self.to? })
+        Some(Stay {
+            room: self.room?,
+            from: self.from?,
+            to: self.to?,
+        })
     }
 }
 
 impl BookingRow {
     /// The stay this stored row occupies.
     pub fn stay(&self) -> Stay {
-        Stay { room: self.room, from: self.from, to: self.to }
+        Stay {
+            room: self.room,
+            from: self.from,
+            to: self.to,
+        }
     }
 }
 
@@ -276,7 +292,9 @@ impl<'de> Deserialize<'de> for Process {
                 if v == "nemesis" {
                     Ok(Process::Nemesis)
                 } else {
-                    Err(E::custom(format!("process must be an integer or \"nemesis\", got {v:?}")))
+                    Err(E::custom(format!(
+                        "process must be an integer or \"nemesis\", got {v:?}"
+                    )))
                 }
             }
         }
@@ -362,18 +380,38 @@ mod tests {
     #[test]
     fn half_open_stays_do_not_overlap_on_the_checkout_day() {
         let d = |s| Date::parse(s).unwrap();
-        let a = Stay { room: 1, from: d("2026-12-01"), to: d("2026-12-03") };
-        let b = Stay { room: 1, from: d("2026-12-03"), to: d("2026-12-05") };
-        let c = Stay { room: 1, from: d("2026-12-02"), to: d("2026-12-04") };
+        let a = Stay {
+            room: 1,
+            from: d("2026-12-01"),
+            to: d("2026-12-03"),
+        };
+        let b = Stay {
+            room: 1,
+            from: d("2026-12-03"),
+            to: d("2026-12-05"),
+        };
+        let c = Stay {
+            room: 1,
+            from: d("2026-12-02"),
+            to: d("2026-12-04"),
+        };
         assert!(!a.overlaps(&b));
         assert!(a.overlaps(&c));
-        assert_eq!(a.shared_nights(&c), Some((d("2026-12-02"), d("2026-12-03"))));
+        assert_eq!(
+            a.shared_nights(&c),
+            Some((d("2026-12-02"), d("2026-12-03")))
+        );
         assert_eq!(a.nights().count(), 2);
     }
 
     #[test]
     fn lease_expiry_counts_from_the_last_renewal() {
-        let t = Trace { lock_acquired: Some(0), lock_ttl_ms: Some(500), lock_renewed: vec![300_000_000], ..Trace::default() };
+        let t = Trace {
+            lock_acquired: Some(0),
+            lock_ttl_ms: Some(500),
+            lock_renewed: vec![300_000_000],
+            ..Trace::default()
+        };
         assert_eq!(t.lease_expiry(), Some(800_000_000));
     }
 }

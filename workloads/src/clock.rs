@@ -12,7 +12,9 @@ pub struct RunClock {
 impl RunClock {
     /// A clock whose zero is now.
     pub fn start() -> RunClock {
-        RunClock { start: Instant::now() }
+        RunClock {
+            start: Instant::now(),
+        }
     }
 
     /// Nanoseconds since the run started.

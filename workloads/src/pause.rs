@@ -24,7 +24,8 @@ impl ClientPause {
 
     /// Starts pausing every client that reaches a pause point for `pause`.
     pub fn activate(&self, pause: Duration) {
-        self.pause_ms.store(pause.as_millis().max(1) as u64, Ordering::SeqCst);
+        self.pause_ms
+            .store(pause.as_millis().max(1) as u64, Ordering::SeqCst);
     }
 
     /// Stops pausing clients (those already paused finish their pause).
