@@ -1,0 +1,524 @@
+//! Nodes: the real Redis and Postgres servers a run drives, each behind its fault proxy.
+//!
+//! - `local` (the default): the harness spawns and owns the servers, so every fault works,
+//!   process faults (pause, kill) included.
+//! - `external`: servers given by URL; nothing is started, only proxy faults apply.
+//!
+//! Clients use [`ServerHandle::url`] (through the proxy); setup and the final read use
+//! [`ServerHandle::direct_url`], which no fault touches.
+
+mod external;
+mod local;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::proxy::FaultProxy;
+use local::LocalServer;
+
+/// Where the servers come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Spawn `redis-server` and Postgres from this machine's binaries.
+    #[default]
+    Local,
+    /// Use servers someone else runs.
+    External {
+        /// `redis://[user:password@]host:port[/db]`.
+        redis_url: String,
+        /// A tokio-postgres config: `postgres://...` or `host=... port=... user=...`.
+        postgres_url: String,
+    },
+}
+
+impl Backend {
+    /// The name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::External { .. } => "external",
+        }
+    }
+
+    /// Whether the harness owns the server processes (so pause and kill are possible).
+    pub fn owns_processes(&self) -> bool {
+        matches!(self, Backend::Local)
+    }
+}
+
+/// How to start the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// Where the servers' logs go (the run's store dir).
+    pub dir: PathBuf,
+    /// Keep the servers' temp dirs (data) after shutdown, for inspection.
+    pub keep: bool,
+    /// Run Redis with an fsynced append-only file, so its locks survive a kill.
+    pub redis_aof: bool,
+}
+
+impl NodeOptions {
+    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence.
+    pub fn new(dir: impl Into<PathBuf>) -> NodeOptions {
+        NodeOptions {
+            dir: dir.into(),
+            keep: false,
+            redis_aof: false,
+        }
+    }
+}
+
+/// Which server a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServerKind {
+    /// The lock service.
+    Redis,
+    /// The bookings database.
+    Postgres,
+}
+
+impl ServerKind {
+    /// The name used in fault names and file names: `redis`, `db`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            ServerKind::Redis => "redis",
+            ServerKind::Postgres => "db",
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerKind::Redis => "redis",
+            ServerKind::Postgres => "postgres",
+        })
+    }
+}
+
+/// Why a node could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A server binary is not installed.
+    #[error("{name} not found: {hint}")]
+    MissingBinary {
+        /// The binary looked for.
+        name: String,
+        /// What to install.
+        hint: String,
+    },
+    /// Running as root needs an unprivileged user for Postgres.
+    #[error("running as root needs a `{name}` user to run Postgres as (useradd {name})")]
+    NoUser {
+        /// The user looked for.
+        name: String,
+    },
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server process exited on its own.
+    #[error("{kind} exited during startup ({status}); log tail:\n{log_tail}")]
+    Exited {
+        /// Which server.
+        kind: ServerKind,
+        /// How it exited.
+        status: String,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// The server did not answer in time.
+    #[error("{kind} at {addr} not ready after {waited:?}: {reason}; log tail:\n{log_tail}")]
+    NotReady {
+        /// Which server.
+        kind: ServerKind,
+        /// Where it was probed.
+        addr: SocketAddr,
+        /// How long we waited.
+        waited: Duration,
+        /// The last probe error.
+        reason: String,
+        /// The end of its log (empty for external servers).
+        log_tail: String,
+    },
+    /// A process fault was asked of a node the harness does not own.
+    #[error("{action} needs a backend that owns the server; --backend external does not")]
+    Unsupported {
+        /// The fault, e.g. `pause-db`.
+        action: String,
+    },
+    /// The server is down (killed and not restarted).
+    #[error("{kind} is not running")]
+    NotRunning {
+        /// Which server.
+        kind: ServerKind,
+    },
+    /// An external URL could not be used.
+    #[error("bad URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl NodeError {
+    fn io(what: impl Into<String>, source: std::io::Error) -> NodeError {
+        NodeError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// How to log in, kept apart from the address so URLs can point at the proxy or the server.
+#[derive(Debug, Clone)]
+enum Login {
+    Redis {
+        userinfo: String,
+        db: String,
+    },
+    Postgres {
+        user: String,
+        password: Option<String>,
+        dbname: String,
+    },
+}
+
+#[derive(Debug)]
+enum Node {
+    Local(LocalServer),
+    External,
+}
+
+/// One server and the fault proxy in front of it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    kind: ServerKind,
+    node: Node,
+    upstream: SocketAddr,
+    login: Login,
+    proxy: FaultProxy,
+}
+
+impl ServerHandle {
+    async fn start(
+        kind: ServerKind,
+        backend: &Backend,
+        opts: &NodeOptions,
+    ) -> Result<ServerHandle, NodeError> {
+        let (node, upstream, login) = match backend {
+            Backend::Local => {
+                let server = LocalServer::start(kind, opts).await?;
+                let addr = server.addr();
+                let login = match kind {
+                    ServerKind::Redis => Login::Redis {
+                        userinfo: String::new(),
+                        db: String::new(),
+                    },
+                    ServerKind::Postgres => Login::Postgres {
+                        user: "postgres".into(),
+                        password: None,
+                        dbname: "postgres".into(),
+                    },
+                };
+                (Node::Local(server), addr, login)
+            }
+            Backend::External {
+                redis_url,
+                postgres_url,
+            } => {
+                let (addr, login) = match kind {
+                    ServerKind::Redis => {
+                        let t = external::parse_redis_url(redis_url)?;
+                        (
+                            t.addr,
+                            Login::Redis {
+                                userinfo: t.userinfo,
+                                db: t.db,
+                            },
+                        )
+                    }
+                    ServerKind::Postgres => {
+                        let t = external::parse_postgres_url(postgres_url)?;
+                        (
+                            t.addr,
+                            Login::Postgres {
+                                user: t.user,
+                                password: t.password,
+                                dbname: t.dbname,
+                            },
+                        )
+                    }
+                };
+                let config = render(kind, &login, addr);
+                local::probe(kind, addr, &config)
+                    .await
+                    .map_err(|reason| NodeError::NotReady {
+                        kind,
+                        addr,
+                        waited: Duration::from_secs(1),
+                        reason,
+                        log_tail: String::new(),
+                    })?;
+                (Node::External, addr, login)
+            }
+        };
+        let proxy = FaultProxy::start(upstream)
+            .await
+            .map_err(|e| NodeError::io(format!("start the {kind} proxy"), e))?;
+        Ok(ServerHandle {
+            kind,
+            node,
+            upstream,
+            login,
+            proxy,
+        })
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// The URL clients use, through the fault proxy: `redis://127.0.0.1:PORT/` or a
+    /// tokio-postgres `host=127.0.0.1 port=PORT user=postgres dbname=postgres` string.
+    pub fn url(&self) -> String {
+        render(self.kind, &self.login, self.proxy.addr())
+    }
+
+    /// The URL straight to the server, past every fault (setup, final read).
+    pub fn direct_url(&self) -> String {
+        render(self.kind, &self.login, self.upstream)
+    }
+
+    /// The server's own address.
+    pub fn direct_addr(&self) -> SocketAddr {
+        self.upstream
+    }
+
+    /// The fault proxy in front of it.
+    pub fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+
+    /// Whether the harness owns the process (pause, kill and restart work).
+    pub fn owns_process(&self) -> bool {
+        matches!(self.node, Node::Local(_))
+    }
+
+    /// The server's log file (local backend only).
+    pub fn log_path(&self) -> Option<&Path> {
+        match &self.node {
+            Node::Local(s) => Some(s.log_path()),
+            Node::External => None,
+        }
+    }
+
+    /// The server's temp dir, data included (local backend only).
+    pub fn temp_dir(&self) -> Option<&Path> {
+        match &self.node {
+            Node::Local(s) => Some(s.temp_dir()),
+            Node::External => None,
+        }
+    }
+
+    /// The server's pid, which is also its process group (local backend, while running).
+    pub fn pid(&self) -> Option<i32> {
+        match &self.node {
+            Node::Local(s) => s.pid(),
+            Node::External => None,
+        }
+    }
+
+    fn local(&self, action: &str) -> Result<&LocalServer, NodeError> {
+        match &self.node {
+            Node::Local(s) => Ok(s),
+            Node::External => Err(NodeError::Unsupported {
+                action: format!("{action}-{}", self.kind.short_name()),
+            }),
+        }
+    }
+
+    /// SIGSTOP: the server and all its processes freeze; connections stay open, unanswered.
+    pub async fn pause(&self) -> Result<(), NodeError> {
+        self.local("pause")?.pause()
+    }
+
+    /// SIGCONT: a paused server carries on where it stopped.
+    pub async fn resume(&self) -> Result<(), NodeError> {
+        self.local("pause")?.resume()
+    }
+
+    /// `kill -9` of the server and all its processes.
+    pub async fn kill(&self) -> Result<(), NodeError> {
+        self.local("kill")?.kill()
+    }
+
+    /// Starts the server again (after a kill, or stopping it first) and waits until ready.
+    pub async fn restart(&self) -> Result<(), NodeError> {
+        self.local("kill")?.restart().await
+    }
+
+    /// Starts a killed server again without waiting until it is ready (healing in `Drop`).
+    pub fn respawn_now(&self) -> Result<(), NodeError> {
+        self.local("kill")?.spawn()
+    }
+
+    /// Resumes if paused and restarts if killed, so no process fault outlives its window.
+    pub(crate) fn resume_now(&self) {
+        if let Node::Local(s) = &self.node {
+            let _ = s.resume();
+        }
+    }
+
+    fn shutdown(&self) {
+        self.proxy.heal();
+        if let Node::Local(s) = &self.node {
+            s.shutdown();
+        }
+    }
+}
+
+/// Renders a URL for `addr` with the node's login.
+fn render(kind: ServerKind, login: &Login, addr: SocketAddr) -> String {
+    match (kind, login) {
+        (ServerKind::Redis, Login::Redis { userinfo, db }) => {
+            format!("redis://{userinfo}{addr}/{db}")
+        }
+        (
+            _,
+            Login::Postgres {
+                user,
+                password,
+                dbname,
+            },
+        ) => {
+            let mut s = format!(
+                "host={} port={} user={} dbname={}",
+                addr.ip(),
+                addr.port(),
+                quote(user),
+                quote(dbname)
+            );
+            if let Some(p) = password {
+                s.push_str(&format!(" password={}", quote(p)));
+            }
+            s
+        }
+        (_, Login::Redis { userinfo, db }) => format!("redis://{userinfo}{addr}/{db}"),
+    }
+}
+
+/// The config string straight to a local server (readiness probes).
+fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
+    let login = match kind {
+        ServerKind::Redis => Login::Redis {
+            userinfo: String::new(),
+            db: String::new(),
+        },
+        ServerKind::Postgres => Login::Postgres {
+            user: "postgres".into(),
+            password: None,
+            dbname: "postgres".into(),
+        },
+    };
+    render(kind, &login, addr)
+}
+
+/// Quotes a key=value config value when it needs it (libpq rules: `'...'`, `\` escapes).
+fn quote(v: &str) -> String {
+    if !v.is_empty() && !v.contains([' ', '\'', '\\']) {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The run's two servers.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The lock service.
+    pub redis: ServerHandle,
+    /// The bookings database.
+    pub postgres: ServerHandle,
+}
+
+impl Cluster {
+    /// Starts (or, for `external`, checks) both servers and their proxies.
+    pub async fn start(backend: &Backend, opts: &NodeOptions) -> Result<Cluster, NodeError> {
+        let (redis, postgres) = tokio::join!(
+            ServerHandle::start(ServerKind::Redis, backend, opts),
+            ServerHandle::start(ServerKind::Postgres, backend, opts)
+        );
+        Ok(Cluster {
+            redis: redis?,
+            postgres: postgres?,
+        })
+    }
+
+    /// Both nodes, Redis first.
+    pub fn nodes(&self) -> [&ServerHandle; 2] {
+        [&self.redis, &self.postgres]
+    }
+
+    /// Removes every proxy fault and resumes paused servers.
+    pub fn heal_all(&self) {
+        for n in self.nodes() {
+            n.proxy.heal();
+            n.resume_now();
+        }
+    }
+
+    /// Heals, stops the servers and removes their temp dirs (unless kept). Idempotent;
+    /// dropping the cluster does the same.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        for n in self.nodes() {
+            n.shutdown();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_quote_what_needs_it() {
+        let login = Login::Postgres {
+            user: "app".into(),
+            password: Some("p w'".into()),
+            dbname: "shop".into(),
+        };
+        let url = render(
+            ServerKind::Postgres,
+            &login,
+            "127.0.0.1:5000".parse().unwrap(),
+        );
+        assert_eq!(
+            url,
+            r"host=127.0.0.1 port=5000 user=app dbname=shop password='p w\''"
+        );
+        let parsed: tokio_postgres::Config = url.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"p w'"[..]));
+    }
+
+    #[test]
+    fn redis_urls_point_at_the_given_address() {
+        let login = Login::Redis {
+            userinfo: ":pw@".into(),
+            db: "1".into(),
+        };
+        let url = render(ServerKind::Redis, &login, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(url, "redis://:pw@127.0.0.1:7000/1");
+    }
+}

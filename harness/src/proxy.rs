@@ -1,0 +1,388 @@
+//! The fault proxy: a TCP relay between the clients and one node, whose faults can be
+//! switched at any moment, on connections already open too.
+//!
+//! Clients always connect through it, so the harness can delay, stall or cut their traffic
+//! without touching the server. Faults are published through a `watch` channel: a relay
+//! looks at it with one atomic load per chunk (`has_changed`), so with no fault active the
+//! relay is a plain read/write loop with no lock and no extra task hop.
+//!
+//! Latency keeps byte order: each chunk is stamped when it arrives and released at
+//! `arrival + delay`, in arrival order, by a writer task fed through a bounded queue (so a
+//! bandwidth limit back-pressures the sender instead of buffering without bound).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// The faults a proxy applies to the traffic it relays. The default is "no fault".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProxyFaults {
+    /// Added to every chunk going client -> server.
+    pub up_latency: Duration,
+    /// Added to every chunk going server -> client.
+    pub down_latency: Duration,
+    /// A uniform random extra delay in `[0, jitter]` on each delayed chunk, so the latency
+    /// is never below the configured value.
+    pub jitter: Duration,
+    /// A partition: connections are accepted but nothing is forwarded either way; open
+    /// connections stall (their bytes are held, as TCP would retransmit them) until healed.
+    pub blackhole: bool,
+    /// Bytes per second per direction and connection; `None` for unlimited.
+    pub bandwidth: Option<u64>,
+}
+
+impl ProxyFaults {
+    /// Whether no fault is set (the relay's fast path).
+    pub fn is_clear(&self) -> bool {
+        *self == ProxyFaults::default()
+    }
+
+    /// A round-trip latency of `latency` added on the client -> server direction.
+    pub fn latency(latency: Duration, jitter: Duration) -> ProxyFaults {
+        ProxyFaults {
+            up_latency: latency,
+            jitter,
+            ..ProxyFaults::default()
+        }
+    }
+
+    /// A partition between the clients and the node.
+    pub fn partition() -> ProxyFaults {
+        ProxyFaults {
+            blackhole: true,
+            ..ProxyFaults::default()
+        }
+    }
+
+    fn base_delay(&self, dir: Direction) -> Duration {
+        match dir {
+            Direction::Up => self.up_latency,
+            Direction::Down => self.down_latency,
+        }
+    }
+
+    fn delays(&self, dir: Direction) -> bool {
+        !self.base_delay(dir).is_zero() || self.bandwidth.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client -> server.
+    Up,
+    /// Server -> client.
+    Down,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    faults: ProxyFaults,
+    /// Bumped by `reset_connections`: every connection opened under an older generation
+    /// is dropped.
+    reset_gen: u64,
+}
+
+/// A fault-injecting TCP proxy in front of one node, listening on `127.0.0.1:0`.
+/// Dropping it closes its listener and every connection it relays.
+pub struct FaultProxy {
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    state: watch::Sender<State>,
+    open: Arc<AtomicUsize>,
+    accept: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .field("upstream", &self.upstream)
+            .field("faults", &self.faults())
+            .finish()
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy forwarding to `upstream`, with no fault active.
+    pub async fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (state, rx) = watch::channel(State {
+            faults: ProxyFaults::default(),
+            reset_gen: 0,
+        });
+        let open = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn(accept_loop(listener, upstream, rx, open.clone()));
+        Ok(FaultProxy {
+            addr,
+            upstream,
+            state,
+            open,
+            accept,
+        })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The node it forwards to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
+    }
+
+    /// Replaces the active faults; open connections follow from their next chunk on.
+    pub fn set(&self, faults: ProxyFaults) {
+        self.state.send_modify(|s| s.faults = faults);
+    }
+
+    /// The faults active now.
+    pub fn faults(&self) -> ProxyFaults {
+        self.state.borrow().faults
+    }
+
+    /// Removes every fault; stalled connections resume.
+    pub fn heal(&self) {
+        self.set(ProxyFaults::default());
+    }
+
+    /// Closes every connection open now (clients see the connection drop); new ones work.
+    pub fn reset_connections(&self) {
+        self.state.send_modify(|s| s.reset_gen += 1);
+    }
+
+    /// How many client connections are open through the proxy.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        // Dropping `state` closes the channel, which ends every connection task.
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    rx: watch::Receiver<State>,
+    open: Arc<AtomicUsize>,
+) {
+    loop {
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            // Out of fds and the like: back off rather than spin, keep serving.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let rx = rx.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            open.fetch_add(1, Ordering::Relaxed);
+            let _count = OpenGuard(open);
+            let gen = rx.borrow().reset_gen;
+            tokio::select! {
+                _ = wait_reset(rx.clone(), gen) => {}
+                _ = relay(client, upstream, rx) => {}
+            }
+        });
+    }
+}
+
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Returns when the connection must be dropped: a reset, or the proxy is gone.
+async fn wait_reset(mut rx: watch::Receiver<State>, gen: u64) {
+    loop {
+        if rx.changed().await.is_err() {
+            return;
+        }
+        if rx.borrow_and_update().reset_gen != gen {
+            return;
+        }
+    }
+}
+
+/// Waits while a partition is active; returns the faults once it is not, or `None` when
+/// the proxy is gone.
+async fn wait_unblocked(rx: &mut watch::Receiver<State>) -> Option<ProxyFaults> {
+    loop {
+        let faults = rx.borrow_and_update().faults;
+        if !faults.blackhole {
+            return Some(faults);
+        }
+        rx.changed().await.ok()?;
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "proxy stopped")
+}
+
+async fn relay(client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<State>) {
+    // In a partition even the connection attempt does not reach the node.
+    if wait_unblocked(&mut rx).await.is_none() {
+        return;
+    }
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        // The node is down (killed): the client sees its connection closed.
+        return;
+    };
+    // Requests and replies are small; Nagle would add its own delay to ours.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let _ = tokio::try_join!(
+        pump(cr, sw, Direction::Up, rx.clone()),
+        pump(sr, cw, Direction::Down, rx)
+    );
+}
+
+/// Aborts the delayed writer if the connection is dropped (reset), so queued bytes are
+/// not delivered after the connection was cut.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type Chunk = (Instant, Vec<u8>);
+
+enum Out {
+    /// Fast path: write each chunk as soon as it is read.
+    Direct(OwnedWriteHalf),
+    /// Delayed: chunks go through a writer task that releases them on time, in order.
+    Queued {
+        tx: mpsc::Sender<Chunk>,
+        writer: AbortOnDrop<io::Result<OwnedWriteHalf>>,
+    },
+    /// Transitional while switching modes.
+    Empty,
+}
+
+impl Out {
+    /// Switches to the fast path after every queued chunk was written, keeping order.
+    async fn into_direct(self) -> io::Result<OwnedWriteHalf> {
+        match self {
+            Out::Direct(w) => Ok(w),
+            Out::Queued { tx, mut writer } => {
+                drop(tx);
+                let res = (&mut writer.0).await;
+                res.map_err(|_| gone())?
+            }
+            Out::Empty => Err(gone()),
+        }
+    }
+
+    fn into_queued(self, rx: &watch::Receiver<State>) -> Out {
+        match self {
+            Out::Direct(w) => {
+                let (tx, chunks) = mpsc::channel(64);
+                let writer = tokio::spawn(delayed_writer(w, chunks, rx.clone()));
+                Out::Queued {
+                    tx,
+                    writer: AbortOnDrop(writer),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+async fn pump(
+    mut from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    dir: Direction,
+    mut rx: watch::Receiver<State>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut faults = rx.borrow_and_update().faults;
+    let mut out = Out::Direct(to);
+    // Under a bandwidth limit, when the link is next free.
+    let mut link_free = Instant::now();
+    loop {
+        let n = from.read(&mut buf).await?;
+        // One atomic load per chunk: the fault seen is the one active when it arrived.
+        if rx.has_changed().map_err(|_| gone())? {
+            faults = rx.borrow_and_update().faults;
+        }
+        if n == 0 {
+            let mut w = out.into_direct().await?;
+            return w.shutdown().await;
+        }
+        if faults.blackhole {
+            faults = wait_unblocked(&mut rx).await.ok_or_else(gone)?;
+        }
+        if !faults.delays(dir) {
+            if !matches!(out, Out::Direct(_)) {
+                out = Out::Direct(
+                    std::mem::replace(&mut out, Out::Empty)
+                        .into_direct()
+                        .await?,
+                );
+            }
+            if let Out::Direct(w) = &mut out {
+                w.write_all(&buf[..n]).await?;
+            }
+            continue;
+        }
+        let arrival = Instant::now();
+        let mut delay = faults.base_delay(dir);
+        if !faults.jitter.is_zero() && !delay.is_zero() {
+            let extra = rand::rng().random_range(0..=faults.jitter.as_micros() as u64);
+            delay += Duration::from_micros(extra);
+        }
+        let mut release = arrival + delay;
+        if let Some(bps) = faults.bandwidth {
+            release = release.max(link_free);
+            let send_time = Duration::from_secs_f64(n as f64 / bps.max(1) as f64);
+            link_free = release + send_time;
+        }
+        out = std::mem::replace(&mut out, Out::Empty).into_queued(&rx);
+        if let Out::Queued { tx, .. } = &out {
+            tx.send((release, buf[..n].to_vec()))
+                .await
+                .map_err(|_| gone())?;
+        }
+    }
+}
+
+async fn delayed_writer(
+    mut to: OwnedWriteHalf,
+    mut chunks: mpsc::Receiver<Chunk>,
+    mut rx: watch::Receiver<State>,
+) -> io::Result<OwnedWriteHalf> {
+    while let Some((release, chunk)) = chunks.recv().await {
+        tokio::time::sleep_until(release).await;
+        // A partition that starts while bytes are queued holds them too.
+        if rx.borrow().faults.blackhole {
+            wait_unblocked(&mut rx).await.ok_or_else(gone)?;
+        }
+        to.write_all(&chunk).await?;
+    }
+    Ok(to)
+}

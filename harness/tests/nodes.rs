@@ -1,0 +1,195 @@
+//! Nodes against real servers: each test starts its own Redis + Postgres on free ports and
+//! drops them (servers stopped, temp dirs deleted) even when an assertion fails.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::node::{Backend, Cluster, NodeError, NodeOptions};
+
+/// A per-test log dir, deleted on drop.
+struct LogDir(PathBuf);
+
+impl LogDir {
+    fn new(name: &str) -> LogDir {
+        let dir =
+            std::env::temp_dir().join(format!("overbook-nodes-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        LogDir(dir)
+    }
+}
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn redis_ping(url: &str, timeout: Duration) -> Result<String, String> {
+    let attempt = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "timeout".to_string())?
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_does_not_answer_until_resumed() {
+    let logs = LogDir::new("pause");
+    let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let url = cluster.redis.url();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+
+    cluster.redis.pause().await.unwrap();
+    let paused = redis_ping(&url, Duration::from_millis(400)).await;
+    assert_eq!(
+        paused,
+        Err("timeout".to_string()),
+        "a SIGSTOPped redis must not answer"
+    );
+    // Past the proxy too: the server itself is frozen, not just the network.
+    let direct = redis_ping(&cluster.redis.direct_url(), Duration::from_millis(300)).await;
+    assert_eq!(direct, Err("timeout".to_string()));
+
+    cluster.redis.resume().await.unwrap();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+    cluster.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_restarts_with_its_committed_rows() {
+    let logs = LogDir::new("kill");
+    let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    db.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);",
+    )
+    .await
+    .unwrap();
+    let pid = cluster.postgres.pid().unwrap();
+
+    cluster.postgres.kill().await.unwrap();
+    assert!(cluster.postgres.pid().is_none());
+    // The group is gone: postmaster and every backend were SIGKILLed together.
+    assert!(
+        !harness::cleanup::signal_group(pid, 0),
+        "no process of the killed group may remain"
+    );
+    assert!(
+        db.simple_query("SELECT 1").await.is_err(),
+        "the old connection died with the server"
+    );
+    assert!(matches!(
+        cluster.postgres.pause().await,
+        Err(NodeError::NotRunning { .. })
+    ));
+
+    cluster.postgres.restart().await.unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100, "committed rows survive kill -9");
+    let log = std::fs::read_to_string(cluster.postgres.log_path().unwrap()).unwrap();
+    assert!(
+        log.contains("database system was interrupted"),
+        "restart ran crash recovery"
+    );
+
+    let temp = cluster.postgres.temp_dir().unwrap().to_path_buf();
+    cluster.shutdown().await.unwrap();
+    assert!(!temp.exists(), "shutdown deletes the temp dir");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_backend_proxies_but_refuses_process_faults() {
+    let logs = LogDir::new("external");
+    let owned = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let backend = Backend::External {
+        redis_url: owned.redis.direct_url(),
+        postgres_url: owned.postgres.direct_url(),
+    };
+    let external = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    assert_ne!(external.redis.url(), owned.redis.url(), "its own proxy");
+    assert_eq!(
+        redis_ping(&external.redis.url(), Duration::from_secs(2))
+            .await
+            .unwrap(),
+        "PONG"
+    );
+    let db = pg(&external.postgres.url()).await;
+    let one: i32 = db.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+
+    let err = external.postgres.pause().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "pause-db needs a backend that owns the server; --backend external does not"
+    );
+    assert!(matches!(
+        external.redis.kill().await,
+        Err(NodeError::Unsupported { .. })
+    ));
+    assert!(external.postgres.pid().is_none());
+
+    external.shutdown().await.unwrap();
+    // The external servers are not ours to stop.
+    assert_eq!(
+        redis_ping(&owned.redis.direct_url(), Duration::from_secs(2))
+            .await
+            .unwrap(),
+        "PONG"
+    );
+    owned.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn external_backend_reports_an_unreachable_server() {
+    let logs = LogDir::new("unreachable");
+    // A port nothing listens on: bound then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let backend = Backend::External {
+        redis_url: format!("redis://127.0.0.1:{port}/"),
+        postgres_url: format!("host=127.0.0.1 port={port} user=postgres"),
+    };
+    let err = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeError::NotReady { .. }), "{err}");
+}
