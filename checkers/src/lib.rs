@@ -4,11 +4,27 @@
 //! - [`date`]: calendar dates as day numbers.
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
 //!   ([`Stay`], [`RoomNight`], [`Trace`]).
+//! - [`read`]: the streaming JSONL reader ([`read_history`], [`HistoryReader`]) and
+//!   [`HistoryWriter`], with errors naming line and field.
+//! - [`pairing`]: [`History`], a validated history with invokes paired to completions.
+//! - [`checks`]: the [`Checker`]s and [`check_all`].
+//! - [`stats`]: counts, latency quantiles, rates, [`fault_windows`].
+//! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`].
+//! - [`synth`]: synthetic histories from a serial hotel model (property tests, benchmarks).
 
+pub mod checks;
 pub mod date;
 pub mod history;
+pub mod pairing;
+pub mod read;
+pub mod result;
+pub mod stats;
+pub mod synth;
 
+pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
-pub mod result;
-pub use result::{Anomaly, Validity};
+pub use pairing::{BookOp, History};
+pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};
+pub use result::{Anomaly, CheckResult, Results, Validity};
+pub use stats::{fault_windows, FaultStats, FaultWindow, Stats};

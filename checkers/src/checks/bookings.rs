@@ -1,0 +1,447 @@
+//! Checkers that judge the data: what users were told against what the database holds.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use crate::checks::Checker;
+use crate::history::{BookingRow, OpType, Stay, F};
+use crate::pairing::{BookOp, History};
+use crate::result::{thousands, Anomaly, CheckResult};
+
+const NO_FINAL_READ: &str = "no final read (no `ok` read with value.bookings)";
+
+/// Earliest invocation time of an `ok` or `info` cancel (it may have taken effect), by
+/// the booking id and by the request key it names.
+struct Cancels<'h> {
+    by_booking: HashMap<u64, u64>,
+    by_request: HashMap<&'h str, u64>,
+}
+
+impl<'h> Cancels<'h> {
+    fn of(h: &'h History) -> Cancels<'h> {
+        let mut c = Cancels {
+            by_booking: HashMap::new(),
+            by_request: HashMap::new(),
+        };
+        for (i, op) in h.ops().iter().enumerate() {
+            if op.f != F::Cancel || !op.is_invoke() || op.is_nemesis() {
+                continue;
+            }
+            if h.outcome(i) == OpType::Fail {
+                continue;
+            }
+            let done = h.completion_of(i);
+            let booking = op.value.booking.or(done.and_then(|d| d.value.booking));
+            let request = op
+                .value
+                .request
+                .as_deref()
+                .or(done.and_then(|d| d.value.request.as_deref()));
+            if let Some(b) = booking {
+                let t = c.by_booking.entry(b).or_insert(op.time);
+                *t = (*t).min(op.time);
+            }
+            if let Some(r) = request {
+                let t = c.by_request.entry(r).or_insert(op.time);
+                *t = (*t).min(op.time);
+            }
+        }
+        c
+    }
+
+    /// When the first cancel that may have freed this booking was invoked.
+    fn of_book(&self, h: &History, b: &BookOp) -> Option<u64> {
+        let by_id = h.book_id(b).and_then(|id| self.by_booking.get(&id));
+        let by_req = h.book_request(b).and_then(|r| self.by_request.get(r));
+        match (by_id, by_req) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+}
+
+fn nights(s: &Stay) -> String {
+    format!("{}..{}", s.from, s.to)
+}
+
+/// No two `ok` bookings of one room share a night, unless one of them was cancelled
+/// (`ok` or `info` cancel) before the other was confirmed: the cancel may have freed the
+/// nights first. Two confirmations of the same request are one booking shown twice, not
+/// a double booking (idempotency judges the rows).
+///
+/// Sweeps confirmations in time order keeping, per room, the stays still live (confirmed
+/// and not yet cancelled) ordered by check-in; a new stay is compared only with live
+/// stays that can reach it, so the work is O(n log n) plus the anomalies found.
+pub struct NoDoubleBooking;
+
+/// Per room: the longest stay seen (bounds how far back a stay can reach) and the live
+/// stays by check-in.
+type RoomLive = (i32, BTreeMap<(i32, usize), Live>);
+
+struct Live {
+    to: i32,
+    book: usize,
+}
+
+impl Checker for NoDoubleBooking {
+    fn name(&self) -> &'static str {
+        "no-double-booking"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let cancels = Cancels::of(h);
+        let ops = h.ops();
+        let books = h.books();
+        // (completion index, book): completion index order is time order.
+        let mut oks: Vec<(u32, usize)> = books
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.outcome == OpType::Ok)
+            .filter_map(|(i, b)| Some((b.completion?, i)))
+            .collect();
+        oks.sort_unstable();
+        let cancel_at: Vec<Option<u64>> = oks
+            .iter()
+            .map(|&(_, i)| cancels.of_book(h, &books[i]))
+            .collect();
+
+        let mut live: HashMap<u64, RoomLive> = HashMap::new();
+        let mut expiry: BinaryHeap<Reverse<(u64, u64, i32, usize)>> = BinaryHeap::new();
+        let mut anomalies = Vec::new();
+        for (k, &(done_idx, bi)) in oks.iter().enumerate() {
+            let y = &books[bi];
+            let done = ops[done_idx as usize].time;
+            // A booking whose cancel was invoked before this confirmation may already
+            // have been freed: it no longer counts against anyone confirmed from now on.
+            while let Some(&Reverse((c, room, from, key))) = expiry.peek() {
+                if c >= done {
+                    break;
+                }
+                expiry.pop();
+                if let Some((_, rooms)) = live.get_mut(&room) {
+                    rooms.remove(&(from, key));
+                }
+            }
+            let (max_len, room_live) = live.entry(y.stay.room).or_default();
+            let lo = y.stay.from.0.saturating_sub(*max_len);
+            let y_req = h.book_request(y);
+            let y_cancel = cancel_at[k];
+            for (_, x) in room_live.range((lo, 0)..(y.stay.to.0, 0)) {
+                if x.to <= y.stay.from.0 {
+                    continue;
+                }
+                let xb = &books[x.book];
+                let x_done_idx = xb.completion.unwrap_or(xb.invoke);
+                let x_done = ops[x_done_idx as usize].time;
+                if y_cancel.is_some_and(|c| c < x_done) {
+                    continue;
+                }
+                if y_req.is_some() && h.book_request(xb) == y_req {
+                    continue;
+                }
+                let Some((from, to)) = xb.stay.shared_nights(&y.stay) else {
+                    continue;
+                };
+                let shared = Stay {
+                    room: y.stay.room,
+                    from,
+                    to,
+                };
+                let mut involved = vec![
+                    xb.invoke as u64,
+                    x_done_idx as u64,
+                    y.invoke as u64,
+                    done_idx as u64,
+                ];
+                involved.sort_unstable();
+                anomalies.push(Anomaly {
+                    checker: self.name().into(),
+                    ops: involved,
+                    room: Some(shared.room),
+                    nights: Some((from, to)),
+                    lock_key: None,
+                    request: None,
+                    message: format!(
+                        "room {} nights {} confirmed to ops {} and {}",
+                        shared.room,
+                        nights(&shared),
+                        x_done_idx.min(done_idx),
+                        x_done_idx.max(done_idx)
+                    ),
+                });
+            }
+            if y_cancel.is_none_or(|c| c >= done) {
+                *max_len = (*max_len).max(y.stay.to.0 - y.stay.from.0);
+                room_live.insert(
+                    (y.stay.from.0, k),
+                    Live {
+                        to: y.stay.to.0,
+                        book: bi,
+                    },
+                );
+                if let Some(c) = y_cancel {
+                    expiry.push(Reverse((c, y.stay.room, y.stay.from.0, k)));
+                }
+            }
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!("{} ok bookings checked", thousands(oks.len() as u64)),
+            anomalies,
+        )
+    }
+}
+
+/// The final read, its invocation index, and its rows.
+fn final_read(h: &History) -> Option<(usize, usize, &[BookingRow])> {
+    let fr = h.final_read()?;
+    let rows = h.ops()[fr].value.bookings.as_deref()?;
+    Some((fr, h.partner(fr).unwrap_or(fr), rows))
+}
+
+/// Every `ok` booking confirmed before the final read began is in it (same request and
+/// stay; same stay when the history has no request keys), unless an `ok` or `info`
+/// cancel of it exists. Unknown without a final read.
+pub struct ConfirmedIsDurable;
+
+impl Checker for ConfirmedIsDurable {
+    fn name(&self) -> &'static str {
+        "confirmed-is-durable"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let Some((fr, fr_invoke, rows)) = final_read(h) else {
+            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+        };
+        let cancels = Cancels::of(h);
+        let by_request: HashSet<(&str, Stay)> = rows
+            .iter()
+            .map(|r| (r.request.as_str(), r.stay()))
+            .collect();
+        let stays: HashSet<Stay> = rows.iter().map(BookingRow::stay).collect();
+        let mut checked = 0u64;
+        let mut anomalies = Vec::new();
+        for b in h.books() {
+            let Some(done) = b.completion else { continue };
+            // A booking confirmed while the final read ran may or may not be in it.
+            if b.outcome != OpType::Ok || done as usize >= fr_invoke {
+                continue;
+            }
+            if cancels.of_book(h, b).is_some() {
+                continue;
+            }
+            checked += 1;
+            let req = h.book_request(b);
+            let present = match req {
+                Some(r) => by_request.contains(&(r, b.stay)),
+                None => stays.contains(&b.stay),
+            };
+            if present {
+                continue;
+            }
+            let req_note = req.map(|r| format!(" (request {r})")).unwrap_or_default();
+            anomalies.push(Anomaly {
+                checker: self.name().into(),
+                ops: vec![b.invoke as u64, done as u64, fr as u64],
+                room: Some(b.stay.room),
+                nights: Some((b.stay.from, b.stay.to)),
+                lock_key: None,
+                request: req.map(str::to_string),
+                message: format!(
+                    "{} confirmed to op {done}{req_note} is missing from the final read (op {fr})",
+                    b.stay
+                ),
+            });
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!(
+                "{} ok bookings checked against {} rows",
+                thousands(checked),
+                thousands(rows.len() as u64)
+            ),
+            anomalies,
+        )
+    }
+}
+
+/// No `fail`ed booking's request key is in the final read: "not booked" must mean not
+/// booked. A later attempt with the same key that ended `ok` or `info` (invoked after
+/// the fail) may have made the row, so it excuses it; an earlier `info` attempt does not
+/// (the retry answered "not booked" for a booking that exists).
+pub struct FailedIsAbsent;
+
+impl Checker for FailedIsAbsent {
+    fn name(&self) -> &'static str {
+        "failed-is-absent"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let Some((fr, _, rows)) = final_read(h) else {
+            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+        };
+        let mut row_of: HashMap<&str, &BookingRow> = HashMap::new();
+        for r in rows {
+            row_of.entry(r.request.as_str()).or_insert(r);
+        }
+        let mut last_maybe: HashMap<&str, u32> = HashMap::new();
+        for b in h.books() {
+            if b.outcome != OpType::Fail {
+                if let Some(r) = h.book_request(b) {
+                    let e = last_maybe.entry(r).or_insert(b.invoke);
+                    *e = (*e).max(b.invoke);
+                }
+            }
+        }
+        let mut checked = 0u64;
+        let mut anomalies = Vec::new();
+        for b in h.books() {
+            if b.outcome != OpType::Fail {
+                continue;
+            }
+            checked += 1;
+            let (Some(req), Some(done)) = (h.book_request(b), b.completion) else {
+                continue;
+            };
+            let Some(row) = row_of.get(req) else { continue };
+            if last_maybe.get(req).is_some_and(|&i| i > done) {
+                continue;
+            }
+            anomalies.push(Anomaly {
+                checker: self.name().into(),
+                ops: vec![b.invoke as u64, done as u64, fr as u64],
+                room: Some(row.room),
+                nights: Some((row.from, row.to)),
+                lock_key: None,
+                request: Some(req.to_string()),
+                message: format!(
+                    "request {req} was answered `fail` by op {done} but the final read (op {fr}) holds its booking of {}",
+                    row.stay()
+                ),
+            });
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!("{} failed bookings checked", thousands(checked)),
+            anomalies,
+        )
+    }
+}
+
+/// The final read itself holds no two stays of one room sharing a night. Sorts the rows
+/// and sweeps each room, comparing each row with the earlier row reaching furthest.
+pub struct DbState;
+
+impl Checker for DbState {
+    fn name(&self) -> &'static str {
+        "db-state"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let Some((fr, _, rows)) = final_read(h) else {
+            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+        };
+        let mut sorted: Vec<&BookingRow> = rows.iter().collect();
+        sorted.sort_by(|a, b| {
+            (a.room, a.from, a.to, &a.request).cmp(&(b.room, b.from, b.to, &b.request))
+        });
+        let mut anomalies = Vec::new();
+        let mut reach: Option<&BookingRow> = None;
+        for row in sorted {
+            match reach {
+                Some(prev) if prev.room == row.room && prev.to > row.from => {
+                    let s = prev
+                        .stay()
+                        .shared_nights(&row.stay())
+                        .unwrap_or((row.from, row.to));
+                    anomalies.push(Anomaly {
+                        checker: self.name().into(),
+                        ops: vec![fr as u64],
+                        room: Some(row.room),
+                        nights: Some(s),
+                        lock_key: None,
+                        request: None,
+                        message: format!(
+                            "the final read (op {fr}) holds room {} nights {}..{} twice: requests {} and {}",
+                            row.room, s.0, s.1, prev.request, row.request
+                        ),
+                    });
+                    if row.to > prev.to {
+                        reach = Some(row);
+                    }
+                }
+                _ => reach = Some(row),
+            }
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!("{} rows checked", thousands(rows.len() as u64)),
+            anomalies,
+        )
+    }
+}
+
+/// One request key yields at most one row in the final read: a retried request must not
+/// book twice.
+pub struct Idempotency;
+
+impl Checker for Idempotency {
+    fn name(&self) -> &'static str {
+        "idempotency"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let Some((fr, _, rows)) = final_read(h) else {
+            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+        };
+        let mut by_request: BTreeMap<&str, Vec<&BookingRow>> = BTreeMap::new();
+        for r in rows {
+            by_request.entry(r.request.as_str()).or_default().push(r);
+        }
+        let dups: BTreeMap<&str, Vec<&BookingRow>> = by_request
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let mut anomalies = Vec::new();
+        if !dups.is_empty() {
+            let mut ops_of: HashMap<&str, Vec<u64>> = HashMap::new();
+            for b in h.books() {
+                if let Some(r) = h.book_request(b).filter(|r| dups.contains_key(r)) {
+                    let e = ops_of.entry(r).or_default();
+                    e.push(b.invoke as u64);
+                    e.extend(b.completion.map(u64::from));
+                }
+            }
+            for (req, rs) in &dups {
+                let mut ops = ops_of.remove(req).unwrap_or_default();
+                ops.push(fr as u64);
+                ops.sort_unstable();
+                let list: Vec<String> = rs.iter().map(|r| r.stay().to_string()).collect();
+                anomalies.push(Anomaly {
+                    checker: self.name().into(),
+                    ops,
+                    room: Some(rs[0].room),
+                    nights: Some((rs[0].from, rs[0].to)),
+                    lock_key: None,
+                    request: Some(req.to_string()),
+                    message: format!(
+                        "request {req} has {} bookings in the final read (op {fr}): {}",
+                        rs.len(),
+                        list.join(", ")
+                    ),
+                });
+            }
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!("{} requests checked", thousands(by_request.len() as u64)),
+            anomalies,
+        )
+    }
+}

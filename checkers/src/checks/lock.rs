@@ -1,0 +1,183 @@
+//! Checkers of the lock's own promises, from the traces clients recorded: did two clients
+//! believe they held one lease at once, and did the database accept a stale token.
+
+use std::collections::BTreeMap;
+
+use crate::checks::{secs, Checker};
+use crate::history::{OpType, F};
+use crate::pairing::History;
+use crate::result::{thousands, Anomaly, CheckResult};
+
+/// No two ops held the same lock over overlapping `[lock_acquired, end)`, where `end` is
+/// when the client released it, else when its lease expired, else its completion. A
+/// finding with the data checkers valid is the lesson of the seed story: the lock failed,
+/// the database held. Decides the run only with `strict`.
+pub struct LockExclusion {
+    /// Whether findings make the run invalid.
+    pub strict: bool,
+}
+
+struct Hold {
+    start: u64,
+    end: u64,
+    expiry: Option<u64>,
+    completion: usize,
+}
+
+impl Checker for LockExclusion {
+    fn name(&self) -> &'static str {
+        "lock-exclusion"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let mut holds: BTreeMap<&str, Vec<Hold>> = BTreeMap::new();
+        for (i, op) in h.ops().iter().enumerate() {
+            if op.is_invoke() || op.is_nemesis() {
+                continue;
+            }
+            let Some(t) = &op.value.trace else { continue };
+            let (Some(key), Some(start)) = (t.lock_key.as_deref(), t.lock_acquired) else {
+                continue;
+            };
+            let expiry = t.lease_expiry();
+            let end = t.lock_released.or(expiry).unwrap_or(op.time).max(start);
+            holds.entry(key).or_default().push(Hold {
+                start,
+                end,
+                expiry,
+                completion: i,
+            });
+        }
+        if holds.is_empty() {
+            return CheckResult::unknown(self.name(), self.strict, "no lock traces");
+        }
+        let mut n = 0u64;
+        let mut anomalies = Vec::new();
+        for (key, mut list) in holds {
+            n += list.len() as u64;
+            list.sort_by_key(|x| (x.start, x.completion));
+            let mut holder: Option<&Hold> = None;
+            for hold in &list {
+                match holder {
+                    Some(prev) if hold.start < prev.end => {
+                        let expired = prev
+                            .expiry
+                            .map(|e| format!(" (lease expired at {})", secs(e)))
+                            .unwrap_or_default();
+                        let (a, b) = (prev.completion, hold.completion);
+                        let mut ops: Vec<u64> = [a, b]
+                            .into_iter()
+                            .flat_map(|c| [h.partner(c).unwrap_or(c) as u64, c as u64])
+                            .collect();
+                        ops.sort_unstable();
+                        anomalies.push(Anomaly {
+                            checker: self.name().into(),
+                            ops,
+                            room: None,
+                            nights: None,
+                            lock_key: Some(key.to_string()),
+                            request: None,
+                            message: format!(
+                                "lock {key} held by ops {} and {} at once: op {b} acquired at {} while op {a} held it until {}{expired}",
+                                a.min(b),
+                                a.max(b),
+                                secs(hold.start),
+                                secs(prev.end)
+                            ),
+                        });
+                        if hold.end > prev.end {
+                            holder = Some(hold);
+                        }
+                    }
+                    _ => holder = Some(hold),
+                }
+            }
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            self.strict,
+            format!("{} lock holds checked", thousands(n)),
+            anomalies,
+        )
+    }
+}
+
+/// Per lock key, in commit order, no `ok` booking was accepted with a fencing token lower
+/// than one already accepted: a stale holder's write got through.
+pub struct Fencing;
+
+struct Write {
+    at: u64,
+    token: u64,
+    completion: usize,
+}
+
+impl Checker for Fencing {
+    fn name(&self) -> &'static str {
+        "fencing"
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let mut writes: BTreeMap<&str, Vec<Write>> = BTreeMap::new();
+        for (i, op) in h.ops().iter().enumerate() {
+            if op.kind != OpType::Ok || op.f != F::Book || op.is_nemesis() {
+                continue;
+            }
+            let Some(t) = &op.value.trace else { continue };
+            let (Some(key), Some(token)) = (t.lock_key.as_deref(), t.token) else {
+                continue;
+            };
+            writes.entry(key).or_default().push(Write {
+                at: t.db_commit.unwrap_or(op.time),
+                token,
+                completion: i,
+            });
+        }
+        if writes.is_empty() {
+            return CheckResult::unknown(self.name(), true, "no fencing tokens");
+        }
+        let mut n = 0u64;
+        let mut anomalies = Vec::new();
+        for (key, mut list) in writes {
+            n += list.len() as u64;
+            list.sort_by_key(|w| (w.at, w.completion));
+            let mut best: Option<&Write> = None;
+            for w in &list {
+                match best {
+                    Some(b) if w.token < b.token => {
+                        let mut ops: Vec<u64> = [b.completion, w.completion]
+                            .into_iter()
+                            .flat_map(|c| [h.partner(c).unwrap_or(c) as u64, c as u64])
+                            .collect();
+                        ops.sort_unstable();
+                        anomalies.push(Anomaly {
+                            checker: self.name().into(),
+                            ops,
+                            room: None,
+                            nights: None,
+                            lock_key: Some(key.to_string()),
+                            request: None,
+                            message: format!(
+                                "lock {key}: op {} was accepted with token {} at {} after op {} had been accepted with token {} at {}",
+                                w.completion,
+                                w.token,
+                                secs(w.at),
+                                b.completion,
+                                b.token,
+                                secs(b.at)
+                            ),
+                        });
+                    }
+                    Some(b) if w.token <= b.token => {}
+                    _ => best = Some(w),
+                }
+            }
+        }
+        CheckResult::from_anomalies(
+            self.name(),
+            true,
+            format!("{} fenced writes checked", thousands(n)),
+            anomalies,
+        )
+    }
+}

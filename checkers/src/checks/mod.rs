@@ -1,0 +1,114 @@
+//! The checkers, each deciding one property of a history, and their composition.
+//!
+//! - [`bookings`]: what the data says: no-double-booking, confirmed-is-durable,
+//!   failed-is-absent, db-state, idempotency.
+//! - [`lock`]: what the lock and its tokens did: lock-exclusion, fencing.
+//! - stats live in [`crate::stats`].
+
+pub mod bookings;
+pub mod lock;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::pairing::History;
+use crate::result::{CheckResult, Results, Validity};
+
+pub use bookings::{ConfirmedIsDurable, DbState, FailedIsAbsent, Idempotency, NoDoubleBooking};
+pub use lock::{Fencing, LockExclusion};
+
+/// One property of a history, decided as valid / invalid / unknown.
+pub trait Checker {
+    /// The checker's name as it appears in results, e.g. `no-double-booking`.
+    fn name(&self) -> &'static str;
+    /// Decides the property. Never panics on any validated history: a checker that lacks
+    /// what it needs says `unknown` with the reason.
+    fn check(&self, h: &History) -> CheckResult;
+}
+
+/// Knobs of [`check_all`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Let lock-exclusion findings make the run invalid (by default the lock is
+    /// coordination, not correctness, so they are reported but do not decide).
+    pub strict_lock: bool,
+}
+
+/// The checkers whose `unknown` makes the run `unknown`: they judge the data. Fencing and
+/// lock-exclusion being unknown only means the design has no lock or tokens.
+pub const DATA_CHECKERS: [&str; 5] = [
+    "no-double-booking",
+    "confirmed-is-durable",
+    "failed-is-absent",
+    "db-state",
+    "idempotency",
+];
+
+/// Every deciding-capable checker, in the order results list them ([`check_all`] adds
+/// the stats checker's result last, computed from the same [`crate::stats::Stats`]).
+pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
+    vec![
+        Box::new(NoDoubleBooking),
+        Box::new(ConfirmedIsDurable),
+        Box::new(FailedIsAbsent),
+        Box::new(DbState),
+        Box::new(Idempotency),
+        Box::new(Fencing),
+        Box::new(LockExclusion {
+            strict: opts.strict_lock,
+        }),
+    ]
+}
+
+/// Runs one checker; should it panic anyway (a bug), its verdict becomes `unknown` with
+/// the panic message rather than taking the whole check down.
+pub fn run_checker(c: &dyn Checker, h: &History) -> CheckResult {
+    match catch_unwind(AssertUnwindSafe(|| c.check(h))) {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("panic");
+            CheckResult::unknown(c.name(), true, format!("internal error: {msg}"))
+        }
+    }
+}
+
+/// Runs every checker and composes the run's verdict: `invalid` if any deciding checker
+/// is invalid; else `unknown` if any of [`DATA_CHECKERS`] is unknown; else `valid`.
+pub fn check_all(h: &History, opts: &CheckOptions) -> Results {
+    let mut checks: Vec<CheckResult> = all_checkers(opts)
+        .iter()
+        .map(|c| run_checker(c.as_ref(), h))
+        .collect();
+    let stats = crate::stats::stats(h);
+    checks.push(crate::stats::stats_result(&stats));
+    Results {
+        validity: verdict(&checks),
+        checks,
+        stats,
+    }
+}
+
+/// The run's verdict from its checkers' results (see [`check_all`]).
+pub fn verdict(checks: &[CheckResult]) -> Validity {
+    if checks
+        .iter()
+        .any(|c| c.deciding && c.validity == Validity::Invalid)
+    {
+        Validity::Invalid
+    } else if checks
+        .iter()
+        .any(|c| c.validity == Validity::Unknown && DATA_CHECKERS.contains(&c.checker.as_str()))
+    {
+        Validity::Unknown
+    } else {
+        Validity::Valid
+    }
+}
+
+/// A time on the history's clock (ns) as seconds with millisecond precision: "5.020 s".
+pub(crate) fn secs(ns: u64) -> String {
+    format!("{}.{:03} s", ns / 1_000_000_000, (ns / 1_000_000) % 1000)
+}

@@ -1,0 +1,364 @@
+//! A validated history: the ops, each invocation paired with its completion, and the
+//! rules of the contract enforced (one op in flight per process, retired processes stay
+//! retired, time never runs backwards).
+//!
+//! Pairing is done once here so that no checker has to reason about interleavings: each
+//! asks "what did op 14 ask for, and how did it end?".
+
+use std::collections::HashMap;
+
+use crate::history::{Op, OpType, Process, Stay, F};
+use crate::read::ReadError;
+
+const NO_PARTNER: u32 = u32::MAX;
+
+/// A history that passed every rule of the contract, with invokes paired to completions.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    ops: Vec<Op>,
+    partner: Vec<u32>,
+    books: Vec<BookOp>,
+    final_read: Option<usize>,
+}
+
+/// One `book` operation: its invocation, how it ended, and the stay it asked for.
+/// Built once per history so checkers walk a compact list instead of every op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookOp {
+    /// Index of the invocation.
+    pub invoke: u32,
+    /// Index of the completion; `None` when still in flight at the end.
+    pub completion: Option<u32>,
+    /// `ok`, `fail` or `info` (in flight at the end counts as `info`).
+    pub outcome: OpType,
+    /// The stay asked for, from the invocation's arguments.
+    pub stay: Stay,
+}
+
+impl History {
+    /// Builds a history from ops already in memory (e.g. the runner's recorded ops),
+    /// enforcing the same rules as [`crate::read_history`]; "line" in errors is the
+    /// op's position + 1.
+    pub fn from_ops(ops: Vec<Op>) -> Result<History, ReadError> {
+        let mut v = Validator::default();
+        for (i, op) in ops.iter().enumerate() {
+            v.check(&ops[..i], op, i as u64 + 1)?;
+        }
+        Ok(v.finish(ops))
+    }
+
+    /// Every op, in index order (`ops()[i].index == i`).
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Gives the ops back, dropping the indexes.
+    pub fn into_ops(self) -> Vec<Op> {
+        self.ops
+    }
+
+    /// The op with this index.
+    pub fn get(&self, index: u64) -> Option<&Op> {
+        self.ops.get(usize::try_from(index).ok()?)
+    }
+
+    /// Number of ops.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the history has no ops.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The other half of op `index`: its completion for an invocation, its invocation for
+    /// a completion. `None` for an op still in flight at the end, or a lone nemesis event.
+    pub fn partner(&self, index: usize) -> Option<usize> {
+        match self.partner.get(index) {
+            Some(&p) if p != NO_PARTNER => Some(p as usize),
+            _ => None,
+        }
+    }
+
+    /// The completion of the invocation at `index`.
+    pub fn completion_of(&self, index: usize) -> Option<&Op> {
+        let op = self.ops.get(index)?;
+        if !op.is_invoke() {
+            return None;
+        }
+        self.partner(index).map(|p| &self.ops[p])
+    }
+
+    /// The invocation a completion at `index` completes.
+    pub fn invoke_of(&self, index: usize) -> Option<&Op> {
+        let op = self.ops.get(index)?;
+        if op.is_invoke() {
+            return None;
+        }
+        self.partner(index).map(|p| &self.ops[p])
+    }
+
+    /// How the invocation at `index` ended: its completion's type, or `info` when it was
+    /// still in flight at the end (the contract: its outcome is unknown).
+    pub fn outcome(&self, index: usize) -> OpType {
+        self.completion_of(index).map_or(OpType::Info, |c| c.kind)
+    }
+
+    /// Every `book` op, in invocation order.
+    pub fn books(&self) -> &[BookOp] {
+        &self.books
+    }
+
+    /// The index of the final read: the completion of the last `ok` `read`.
+    pub fn final_read(&self) -> Option<usize> {
+        self.final_read
+    }
+
+    /// Invocations of client ops still in flight when the history ends.
+    pub fn in_flight_at_end(&self) -> impl Iterator<Item = &Op> + '_ {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(i, op)| op.is_invoke() && !op.is_nemesis() && self.partner(*i).is_none())
+            .map(|(_, op)| op)
+    }
+
+    /// The request key of a `book`: the invocation's, else the completion's.
+    pub fn book_request(&self, b: &BookOp) -> Option<&str> {
+        self.ops[b.invoke as usize]
+            .value
+            .request
+            .as_deref()
+            .or_else(|| {
+                b.completion
+                    .and_then(|c| self.ops[c as usize].value.request.as_deref())
+            })
+    }
+
+    /// The booking id a `book` got: the completion's, else the invocation's.
+    pub fn book_id(&self, b: &BookOp) -> Option<u64> {
+        b.completion
+            .and_then(|c| self.ops[c as usize].value.booking)
+            .or(self.ops[b.invoke as usize].value.booking)
+    }
+}
+
+enum ClientState {
+    InFlight(u32),
+    Retired(u32),
+}
+
+/// Enforces the history rules one op at a time, so the streaming reader can stop at the
+/// first bad line without holding the rest of the file.
+#[derive(Default)]
+pub(crate) struct Validator {
+    clients: HashMap<u64, ClientState>,
+    nemesis_open: HashMap<String, Vec<u32>>,
+    partner: Vec<u32>,
+    last_time: u64,
+}
+
+fn rule(line: u64, field: &str, message: String) -> ReadError {
+    ReadError::Field {
+        line,
+        field: field.to_string(),
+        message,
+    }
+}
+
+impl Validator {
+    /// Checks `op` against the ops before it (`prior`, all already checked).
+    pub(crate) fn check(&mut self, prior: &[Op], op: &Op, line: u64) -> Result<(), ReadError> {
+        let pos = prior.len() as u64;
+        if op.index != pos {
+            return Err(rule(
+                line,
+                "index",
+                format!(
+                    "expected {pos} (indexes count up by 1 from 0), got {}",
+                    op.index
+                ),
+            ));
+        }
+        if pos >= NO_PARTNER as u64 {
+            return Err(rule(
+                line,
+                "index",
+                "history too long (over 4 billion ops)".into(),
+            ));
+        }
+        if op.time < self.last_time {
+            return Err(rule(
+                line,
+                "time",
+                format!(
+                    "{} is before the previous op's time {} (time must not decrease)",
+                    op.time, self.last_time
+                ),
+            ));
+        }
+        let me = pos as u32;
+        let mut partner = NO_PARTNER;
+        match op.process {
+            Process::Nemesis => {
+                // The nemesis logs invoke/info pairs, but foreign injectors may log only
+                // completions; pair what pairs and accept the rest.
+                let name = op.f.as_str();
+                if op.is_invoke() {
+                    self.nemesis_open
+                        .entry(name.to_string())
+                        .or_default()
+                        .push(me);
+                } else if let Some(open) = self.nemesis_open.get_mut(name) {
+                    if let Some(inv) = open.pop() {
+                        partner = inv;
+                        self.partner[inv as usize] = me;
+                    }
+                }
+            }
+            Process::Client(p) => {
+                if op.is_invoke() {
+                    match self.clients.get(&p) {
+                        Some(ClientState::InFlight(inv)) => {
+                            return Err(rule(
+                                line,
+                                "process",
+                                format!(
+                                    "process {p} invoked a new op while its op {inv} (line {}) is still in flight",
+                                    line - (pos - *inv as u64)
+                                ),
+                            ))
+                        }
+                        Some(ClientState::Retired(done)) => {
+                            return Err(rule(
+                                line,
+                                "process",
+                                format!(
+                                    "process {p} issued an op after its op {done} ended in `info` (a process with an unknown outcome is retired)"
+                                ),
+                            ))
+                        }
+                        None => {}
+                    }
+                    if op.f == F::Book {
+                        check_book_args(op, line)?;
+                    }
+                    self.clients.insert(p, ClientState::InFlight(me));
+                } else {
+                    let inv = match self.clients.get(&p) {
+                        Some(ClientState::InFlight(inv)) => *inv,
+                        _ => {
+                            return Err(rule(
+                                line,
+                                "type",
+                                format!(
+                                    "`{}` completion for process {p}, which has no op in flight",
+                                    kind_name(op.kind)
+                                ),
+                            ))
+                        }
+                    };
+                    let invoked = &prior[inv as usize];
+                    if invoked.f != op.f {
+                        return Err(rule(
+                            line,
+                            "f",
+                            format!(
+                                "completion `{}` does not match its invocation's `{}` (op {inv})",
+                                op.f, invoked.f
+                            ),
+                        ));
+                    }
+                    partner = inv;
+                    self.partner[inv as usize] = me;
+                    if op.kind == OpType::Info {
+                        self.clients.insert(p, ClientState::Retired(me));
+                    } else {
+                        self.clients.remove(&p);
+                    }
+                }
+            }
+        }
+        self.partner.push(partner);
+        self.last_time = op.time;
+        Ok(())
+    }
+
+    /// Turns the checked ops into a [`History`] with its indexes.
+    pub(crate) fn finish(self, ops: Vec<Op>) -> History {
+        let partner = self.partner;
+        let mut books = Vec::new();
+        let mut final_read = None;
+        for (i, op) in ops.iter().enumerate() {
+            match (&op.f, op.kind) {
+                (F::Book, OpType::Invoke) => {
+                    // Validated on invoke: room, from and to are present.
+                    let Some(stay) = op.value.stay() else {
+                        continue;
+                    };
+                    let completion = (partner[i] != NO_PARTNER).then_some(partner[i]);
+                    let outcome = completion.map_or(OpType::Info, |c| ops[c as usize].kind);
+                    books.push(BookOp {
+                        invoke: i as u32,
+                        completion,
+                        outcome,
+                        stay,
+                    });
+                }
+                (F::Read, OpType::Ok) if !op.is_nemesis() && op.value.bookings.is_some() => {
+                    final_read = Some(i);
+                }
+                _ => {}
+            }
+        }
+        History {
+            ops,
+            partner,
+            books,
+            final_read,
+        }
+    }
+}
+
+fn check_book_args(op: &Op, line: u64) -> Result<(), ReadError> {
+    let v = &op.value;
+    if v.room.is_none() {
+        return Err(rule(
+            line,
+            "value.room",
+            "a `book` invocation needs a room".into(),
+        ));
+    }
+    let Some(from) = v.from else {
+        return Err(rule(
+            line,
+            "value.from",
+            "a `book` invocation needs a check-in date".into(),
+        ));
+    };
+    let Some(to) = v.to else {
+        return Err(rule(
+            line,
+            "value.to",
+            "a `book` invocation needs a check-out date".into(),
+        ));
+    };
+    if to <= from {
+        return Err(rule(
+            line,
+            "value.to",
+            format!("check-out {to} is not after check-in {from} (a stay has at least one night)"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn kind_name(k: OpType) -> &'static str {
+    match k {
+        OpType::Invoke => "invoke",
+        OpType::Ok => "ok",
+        OpType::Fail => "fail",
+        OpType::Info => "info",
+    }
+}
