@@ -1,1 +1,60 @@
-//! placeholder
+//! overbook's reports: one self-contained HTML page per run (SVG plots drawn with
+//! plotters, inlined; no scripts, fonts or stylesheets fetched), and the store's index.
+//!
+//! - [`meta`]: [`RunMeta`] (how a run was made) and [`RunSummary`] (one index line).
+//! - `page`: the run page: summary, anomalies with zoomed timelines, whole-run plots.
+//! - `plots`: every SVG plot.
+//! - `caption`: plain-words explanations of anomalies built from traces.
+//! - `index`: the store's run index.
+//! - [`html`]: escaping; everything from a history is escaped before it reaches the page.
+
+mod caption;
+mod error;
+pub mod html;
+mod index;
+pub mod meta;
+mod page;
+mod plots;
+mod spans;
+
+pub use error::RenderError;
+pub use index::render_index;
+pub use meta::{RunMeta, RunSummary};
+
+use checkers::{History, Results};
+
+/// Renders one run's report: a complete, self-contained HTML page (inline CSS and SVG,
+/// no scripts, nothing fetched) with the summary, every anomaly with its own zoomed
+/// timeline and caption, and the whole-run timeline, latency, throughput and lease plots.
+/// Never fails: a plot that cannot be drawn is replaced by a note saying why.
+pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> String {
+    let windows = checkers::fault_windows(history)
+        .into_iter()
+        .map(|w| spans::Window {
+            name: w.name,
+            start: w.start,
+            end: w.end,
+        })
+        .collect();
+    let checks = results
+        .checks
+        .iter()
+        // stats is never deciding and has its own sections in the page.
+        .filter(|c| c.checker != "stats")
+        .map(|c| page::CheckRow {
+            checker: &c.checker,
+            validity: c.validity,
+            deciding: c.deciding,
+            summary: &c.summary,
+            reason: c.reason.as_deref(),
+            anomalies: &c.anomalies,
+        })
+        .collect();
+    page::render(&page::PageInput {
+        ops: history.ops(),
+        checks,
+        validity: results.validity,
+        windows,
+        meta,
+    })
+}

@@ -1,0 +1,46 @@
+//! What a report says about the run itself, beside the history: how it was started.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use checkers::Validity;
+
+/// How a run was made, so the report can say what was tested and how to reproduce it.
+/// The runner fills it (and writes it to `meta.json`); for a foreign history checked with
+/// `overbook check FILE --report` most fields stay empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunMeta {
+    /// The booking design under test, e.g. `lock-only`.
+    pub design: String,
+    /// The faults the nemesis injected, e.g. `["db-latency", "pause-redis"]`.
+    pub faults: Vec<String>,
+    /// The seed of the generator and nemesis, when the run had one.
+    pub seed: Option<u64>,
+    /// How long the run lasted, in milliseconds (0 when unknown).
+    pub duration_ms: u64,
+    /// The command line that reproduces the run.
+    pub command: String,
+    /// When the run started (RFC 3339 or any sortable text the runner chooses).
+    pub started_at: String,
+    /// Further run parameters worth showing (lease TTL, injected latency, clients, ...).
+    pub params: BTreeMap<String, String>,
+}
+
+/// One line of the store's run index (`store/index.html`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's directory name, e.g. `20261123T101500`.
+    pub dir: String,
+    /// The design under test.
+    pub design: String,
+    /// The faults injected.
+    pub faults: Vec<String>,
+    /// The run's overall verdict.
+    pub verdict: Validity,
+    /// When the run started; the index sorts on it, newest first.
+    pub time: String,
+    /// Where the run's report is, relative to the index page.
+    pub link: String,
+}

@@ -1,0 +1,567 @@
+//! Assembles one run's report page: summary, anomalies with their zoomed timelines, and
+//! the whole-run plots, into one self-contained HTML document.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use checkers::{Anomaly, Op, Validity};
+
+use crate::caption::{explain, letter};
+use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
+use crate::meta::RunMeta;
+use crate::plots::{self, Lane};
+use crate::spans::{Outcome, Span, Spans, Window};
+
+/// At most this many anomalies get a zoomed timeline each; all are listed.
+const ANOMALY_VIEWS_MAX: usize = 100;
+
+/// Checkers whose verdict is about the data (not the lock): when these all hold while
+/// lock-exclusion failed, the report says the database held.
+const DATA_CHECKERS: [&str; 6] = [
+    "no-double-booking",
+    "confirmed-is-durable",
+    "failed-is-absent",
+    "db-state",
+    "fencing",
+    "idempotency",
+];
+
+/// One checker's verdict as the page shows it.
+pub(crate) struct CheckRow<'a> {
+    pub checker: &'a str,
+    pub validity: Validity,
+    pub deciding: bool,
+    pub summary: &'a str,
+    pub reason: Option<&'a str>,
+    pub anomalies: &'a [Anomaly],
+}
+
+/// Everything a run page is made from.
+pub(crate) struct PageInput<'a> {
+    pub ops: &'a [Op],
+    pub checks: Vec<CheckRow<'a>>,
+    pub validity: Validity,
+    pub windows: Vec<Window>,
+    pub meta: &'a RunMeta,
+}
+
+fn badge(v: Validity) -> String {
+    format!("<span class=\"badge {0}\">{0}</span>", v.as_str())
+}
+
+/// A plot, or the reason it could not be drawn, never a failed page.
+fn plot_or_note(out: &mut String, r: Result<String, crate::RenderError>) {
+    match r {
+        Ok(svg) => out.push_str(&svg),
+        Err(e) => {
+            out.push_str("<p class=\"note\">");
+            escape_into(out, &e.to_string());
+            out.push_str("</p>");
+        }
+    }
+}
+
+fn note(out: &mut String, n: Option<String>) {
+    if let Some(n) = n {
+        out.push_str("<p class=\"note\">");
+        escape_into(out, &n);
+        out.push_str("</p>\n");
+    }
+}
+
+/// Nearest-rank quantile of sorted values.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Renders the page.
+pub(crate) fn render(input: &PageInput<'_>) -> String {
+    let meta = input.meta;
+    let mut wanted = BTreeSet::new();
+    for c in &input.checks {
+        for a in c.anomalies {
+            wanted.extend(a.ops.iter().copied());
+        }
+    }
+    let mut spans = Spans::build(input.ops);
+    spans.index_ops(&wanted);
+    let end_time = spans.end_time;
+    let anomalies: Vec<&Anomaly> = input
+        .checks
+        .iter()
+        .flat_map(|c| c.anomalies.iter())
+        .collect();
+
+    let mut out = String::with_capacity(256 * 1024);
+    let title = if meta.design.is_empty() {
+        "history".to_string()
+    } else {
+        meta.design.clone()
+    };
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>overbook: ");
+    escape_into(&mut out, &title);
+    let _ = write!(
+        out,
+        " ({})</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        input.validity.as_str()
+    );
+    out.push_str("<h1>overbook report: ");
+    escape_into(&mut out, &title);
+    let _ = writeln!(
+        out,
+        " <span class=\"verdict {0}\">{1}</span></h1>",
+        input.validity.as_str(),
+        input.validity.as_str().to_uppercase()
+    );
+    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#anomalies\">Anomalies</a><a href=\"#timeline\">Timeline</a><a href=\"#latency\">Latency</a><a href=\"#throughput\">Throughput</a><a href=\"#lease\">Lease</a><a href=\"#faults\">Faults</a></nav>\n");
+
+    // The headline: what the run shows, in one sentence.
+    let lock_findings = anomalies
+        .iter()
+        .filter(|a| a.checker == "lock-exclusion")
+        .count();
+    let data_invalid: Vec<&str> = input
+        .checks
+        .iter()
+        .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.validity == Validity::Invalid)
+        .map(|c| c.checker)
+        .collect();
+    // Fencing is `unknown` for designs without tokens: that is "not applicable", not doubt
+    // about the data, so only an `invalid` there counts against it.
+    let data_valid = data_invalid.is_empty()
+        && input
+            .checks
+            .iter()
+            .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.checker != "fencing")
+            .all(|c| c.validity == Validity::Valid)
+        && input
+            .checks
+            .iter()
+            .any(|c| DATA_CHECKERS.contains(&c.checker));
+    if !data_invalid.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"callout bad\">The data is wrong: {} found {} anomal{}.{}</p>",
+            escape(&data_invalid.join(", ")),
+            count(anomalies.len() as u64 - lock_findings as u64),
+            if anomalies.len() - lock_findings == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            if lock_findings > 0 {
+                format!(
+                    " The lock also failed ({} lock-exclusion finding{}).",
+                    lock_findings,
+                    if lock_findings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        );
+    } else if lock_findings > 0 && data_valid {
+        let _ = writeln!(
+            out,
+            "<p class=\"callout\"><b>The lock failed, the database held.</b> Two clients held the same lock at once ({} lock-exclusion finding{}), yet no double booking, lost confirmation or phantom booking resulted: the invariant lives in the database.</p>",
+            lock_findings,
+            if lock_findings == 1 { "" } else { "s" }
+        );
+    } else if input.validity == Validity::Valid {
+        out.push_str("<p class=\"callout\">No anomalies: every checker that decides the verdict found the history valid.</p>\n");
+    } else if input.validity == Validity::Unknown {
+        let why: Vec<String> = input
+            .checks
+            .iter()
+            .filter(|c| c.validity == Validity::Unknown && c.reason.is_some())
+            .map(|c| format!("{}: {}", c.checker, c.reason.unwrap_or_default()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p class=\"callout bad\">Unknown: the checkers lacked what they needed ({}).</p>",
+            escape(&why.join("; "))
+        );
+    }
+
+    // Summary.
+    out.push_str("<h2 id=\"summary\">Summary</h2>\n<table>\n");
+    let faults = if meta.faults.is_empty() {
+        "none recorded".to_string()
+    } else {
+        meta.faults.join(", ")
+    };
+    let duration = if meta.duration_ms > 0 {
+        dur(meta.duration_ms * 1_000_000)
+    } else {
+        format!("{} (history span)", dur(end_time))
+    };
+    let ops_line = format!(
+        "{} events, {} client ops",
+        count(input.ops.len() as u64),
+        count(spans.spans.len() as u64)
+    );
+    let seed = meta
+        .seed
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "none".into());
+    for (k, v) in [
+        (
+            "design",
+            if meta.design.is_empty() {
+                "unknown (foreign history)"
+            } else {
+                meta.design.as_str()
+            },
+        ),
+        ("faults", faults.as_str()),
+        ("seed", seed.as_str()),
+        ("duration", duration.as_str()),
+        (
+            "started at",
+            if meta.started_at.is_empty() {
+                "unknown"
+            } else {
+                meta.started_at.as_str()
+            },
+        ),
+        ("history", ops_line.as_str()),
+    ] {
+        row(&mut out, &[k, v]);
+    }
+    for (k, v) in &meta.params {
+        row(&mut out, &[k, v]);
+    }
+    out.push_str("</table>\n");
+    if !meta.command.is_empty() {
+        out.push_str("<p>Reproduce with:</p><pre>");
+        escape_into(&mut out, &meta.command);
+        out.push_str("</pre>\n");
+    }
+
+    out.push_str("<h3>Checkers</h3>\n<table>\n");
+    head(
+        &mut out,
+        &["checker", "verdict", "decides the run", "summary"],
+    );
+    for c in &input.checks {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>",
+            escape(c.checker),
+            badge(c.validity),
+            if c.deciding { "yes" } else { "no" }
+        );
+        escape_into(&mut out, c.summary);
+        if let Some(r) = c.reason {
+            out.push_str(" <span class=\"note\">(");
+            escape_into(&mut out, r);
+            out.push_str(")</span>");
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</table>\n");
+
+    // Counts per op and outcome.
+    let mut counts: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for sp in &spans.spans {
+        let e = counts.entry(sp.f().to_string()).or_default();
+        e[match sp.outcome {
+            Outcome::Ok => 0,
+            Outcome::Fail => 1,
+            Outcome::Info => 2,
+            Outcome::Open => 3,
+        }] += 1;
+    }
+    out.push_str("<h3>Ops by outcome</h3>\n<table>\n");
+    head(&mut out, &["op", "ok", "fail", "info", "in flight at end"]);
+    for (f, c) in &counts {
+        let _ = write!(out, "<tr><td>{}</td>", escape(f));
+        for n in c {
+            let _ = write!(out, "<td class=\"num\">{}</td>", count(*n));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+
+    // Anomalies.
+    let _ = writeln!(
+        out,
+        "<h2 id=\"anomalies\">Anomalies ({})</h2>",
+        count(anomalies.len() as u64)
+    );
+    if anomalies.is_empty() {
+        out.push_str("<p>None found.</p>\n");
+    } else {
+        out.push_str(LEGEND);
+    }
+    for (n, a) in anomalies.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<article class=\"anomaly\" id=\"anomaly-{}\">\n<h3>{}. ",
+            n + 1,
+            n + 1
+        );
+        escape_into(&mut out, &a.checker);
+        out.push_str("</h3>\n<p class=\"message\">");
+        escape_into(&mut out, &a.message);
+        out.push_str("</p>\n");
+        // One lane per op involved: an invoke and its completion are the same op.
+        let mut ids: Vec<usize> = Vec::new();
+        for &ix in &a.ops {
+            if let Some(i) = spans.span_of(ix) {
+                if !ids.contains(&i) {
+                    ids.push(i);
+                }
+            }
+        }
+        let involved: Vec<&Span<'_>> = ids.iter().map(|&i| &spans.spans[i]).collect();
+        let names: Vec<String> = involved
+            .iter()
+            .enumerate()
+            .map(|(i, sp)| format!("{} (op {})", letter(i), sp.last_index()))
+            .collect();
+        out.push_str("<p class=\"caption\">");
+        let letters: Vec<String> = (0..involved.len()).map(letter).collect();
+        escape_into(&mut out, &explain(&involved, &letters, &input.windows));
+        if a.checker == "lock-exclusion" && data_valid {
+            out.push_str(
+                " <b>The lock failed, the database held:</b> the data checkers found no anomaly.",
+            );
+        }
+        out.push_str("</p>\n");
+        if n < ANOMALY_VIEWS_MAX && !involved.is_empty() {
+            let lanes: Vec<Lane<'_, '_>> = involved
+                .iter()
+                .enumerate()
+                .map(|(i, sp)| Lane {
+                    label: lane_label(&letter(i), sp),
+                    span: sp,
+                })
+                .collect();
+            plot_or_note(&mut out, plots::anomaly_timeline(&lanes, &input.windows));
+            let t0 = involved.iter().map(|sp| sp.start).min().unwrap_or(0);
+            let t1 = involved.iter().map(|sp| sp.end).max().unwrap_or(0);
+            let shaded: Vec<String> = input
+                .windows
+                .iter()
+                .filter(|w| w.start <= t1 && t0 <= w.end)
+                .map(|w| format!("{} ({} to {})", w.name, secs(w.start), secs(w.end)))
+                .collect();
+            if !shaded.is_empty() {
+                note(
+                    &mut out,
+                    Some(format!("Shaded fault windows: {}.", shaded.join("; "))),
+                );
+            }
+        } else if n == ANOMALY_VIEWS_MAX {
+            let _ = writeln!(out, "<p class=\"note\">Only the first {ANOMALY_VIEWS_MAX} anomalies get a timeline; the rest are listed.</p>");
+        }
+        op_table(&mut out, &involved, &names);
+        out.push_str("</article>\n");
+    }
+
+    // Whole-run plots.
+    out.push_str("<h2 id=\"timeline\">Timeline of the run</h2>\n<p class=\"note\">Each bar is one op from invocation to completion, on the lane of the client that issued it; clients that replace a retired one reuse its lane. Shaded: fault windows.</p>\n");
+    match plots::run_timeline(&spans.spans, &input.windows, end_time) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(&mut out, Some(n));
+        }
+        Err(e) => plot_or_note(&mut out, Err(e)),
+    }
+
+    out.push_str("<h2 id=\"latency\">Latency</h2>\n");
+    match plots::latency(&spans.spans, &input.windows, end_time) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(&mut out, n);
+        }
+        Err(e) => plot_or_note(&mut out, Err(e)),
+    }
+    quantile_table(&mut out, &spans.spans);
+
+    out.push_str("<h2 id=\"throughput\">Throughput</h2>\n");
+    plot_or_note(
+        &mut out,
+        plots::throughput(&spans.spans, &input.windows, end_time),
+    );
+
+    out.push_str("<h2 id=\"lease\">Lease held vs lease believed</h2>\n");
+    match plots::lease(&spans.spans, &input.windows, end_time) {
+        Ok(Some(svg)) => {
+            lease_summary(&mut out, &spans.spans);
+            out.push_str(&svg);
+        }
+        Ok(None) => out.push_str("<p>No trace in this history records a lock: not a lock design, or traces were not recorded.</p>\n"),
+        Err(e) => plot_or_note(&mut out, Err(e)),
+    }
+
+    out.push_str("<h2 id=\"faults\">Fault windows</h2>\n");
+    if input.windows.is_empty() {
+        out.push_str("<p>No faults were logged in this history.</p>\n");
+    } else {
+        out.push_str("<table>\n");
+        head(&mut out, &["fault", "from", "to", "length"]);
+        for w in &input.windows {
+            row(
+                &mut out,
+                &[
+                    &w.name,
+                    &secs(w.start),
+                    &secs(w.end),
+                    &dur(w.end.saturating_sub(w.start)),
+                ],
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("<p class=\"note\">Generated by overbook. Times are seconds since the run started, on the history's clock.</p>\n</body>\n</html>\n");
+    out
+}
+
+/// The HTML legend shared by every anomaly timeline.
+const LEGEND: &str = concat!(
+    "<p class=\"note\">How to read an anomaly timeline: one lane per op involved. ",
+    "<span style=\"color:rgb(31,119,180)\">■</span> lease valid on the lock server (acquire → expiry); ",
+    "<span style=\"color:rgb(214,39,40)\">▨</span> the client still believed it held the lock after its lease expired (expiry → release); ",
+    "| lease renewal; ",
+    "<span style=\"color:rgb(230,171,2)\">■</span> database transaction (begin → commit; hollow: never committed); ",
+    "thin bar: the op from invocation to completion, coloured by outcome (",
+    "<span style=\"color:rgb(44,160,44)\">ok</span>, <span style=\"color:rgb(255,127,14)\">fail</span>, <span style=\"color:rgb(148,103,189)\">info</span>); ",
+    "▲ confirmation sent to the user; ",
+    "<span style=\"background:rgba(214,39,40,0.15)\">shaded</span>: fault window.</p>\n"
+);
+
+fn lane_label(letter: &str, sp: &Span<'_>) -> String {
+    let mut l = format!(
+        "{letter}: op {} · process {} · {}",
+        sp.last_index(),
+        sp.process,
+        sp.f()
+    );
+    if let Some(st) = sp.invoke.value.stay() {
+        let _ = write!(l, " {st}");
+    }
+    if let Some(r) = sp.request() {
+        let _ = write!(l, " · request {}", crate::html::clip(r, 40));
+    }
+    let _ = write!(l, " · {}", sp.outcome.word());
+    l
+}
+
+fn op_table(out: &mut String, involved: &[&Span<'_>], names: &[String]) {
+    if involved.is_empty() {
+        return;
+    }
+    out.push_str("<table>\n");
+    head(
+        out,
+        &[
+            "op",
+            "process",
+            "f",
+            "stay",
+            "request",
+            "invoked",
+            "completed",
+            "latency",
+            "outcome",
+            "error",
+        ],
+    );
+    for (sp, name) in involved.iter().zip(names) {
+        let stay = sp
+            .invoke
+            .value
+            .stay()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let done = if sp.completion.is_some() {
+            secs(sp.end)
+        } else {
+            "—".to_string()
+        };
+        row(
+            out,
+            &[
+                name,
+                &sp.process.to_string(),
+                sp.f().as_str(),
+                &stay,
+                sp.request().unwrap_or(""),
+                &secs(sp.start),
+                &done,
+                &dur(sp.latency()),
+                sp.outcome.word(),
+                sp.error().unwrap_or(""),
+            ],
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+fn quantile_table(out: &mut String, spans: &[Span<'_>]) {
+    let mut lat: BTreeMap<(String, &'static str), Vec<u64>> = BTreeMap::new();
+    for sp in spans.iter().filter(|sp| sp.completion.is_some()) {
+        lat.entry((sp.f().to_string(), sp.outcome.word()))
+            .or_default()
+            .push(sp.latency());
+    }
+    if lat.is_empty() {
+        return;
+    }
+    out.push_str("<table>\n");
+    head(out, &["op", "outcome", "count", "p50", "p90", "p99", "max"]);
+    for ((f, o), mut v) in lat {
+        v.sort_unstable();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td>",
+            escape(&f),
+            o,
+            count(v.len() as u64)
+        );
+        for q in [0.5, 0.9, 0.99, 1.0] {
+            let _ = write!(out, "<td class=\"num\">{}</td>", dur(quantile(&v, q)));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+fn lease_summary(out: &mut String, spans: &[Span<'_>]) {
+    let mut holds = 0u64;
+    let mut outlived = 0u64;
+    let mut worst = 0u64;
+    for t in spans.iter().filter_map(|sp| sp.trace()) {
+        if t.lock_acquired.is_none() {
+            continue;
+        }
+        holds += 1;
+        if let (Some(e), Some(r)) = (t.lease_expiry(), t.lock_released) {
+            if r > e {
+                outlived += 1;
+                worst = worst.max(r - e);
+            }
+        }
+    }
+    if outlived == 0 {
+        let _ = writeln!(
+            out,
+            "<p>{} lock acquisitions; every client released the lock before its lease expired.</p>",
+            count(holds)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "<p>{} lock acquisitions; <b>{} outlived their lease</b>: the client still believed it held the lock after the lock server had let it go (longest by {}). Red crosses above the blue dots are those holds.</p>",
+            count(holds),
+            count(outlived),
+            dur(worst)
+        );
+    }
+}

@@ -1,0 +1,704 @@
+//! Every SVG plot of a report, drawn with plotters into strings that the page inlines.
+//!
+//! Whole-run plots are down-sampled so a 100k-op history still gives a page a browser
+//! opens quickly; anomaly timelines never are: they draw every instant of the ops named.
+
+use std::collections::BTreeMap;
+
+use plotters::coord::ranged1d::Ranged;
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::RenderError;
+use crate::html::clip;
+use crate::spans::{Outcome, Span, Window};
+
+/// Colour of `ok` ops.
+pub(crate) const OK: RGBColor = RGBColor(44, 160, 44);
+/// Colour of `fail` ops.
+pub(crate) const FAIL: RGBColor = RGBColor(255, 127, 14);
+/// Colour of `info` ops (and ops in flight at the end).
+pub(crate) const INFO: RGBColor = RGBColor(148, 103, 189);
+/// Colour of a valid lease.
+pub(crate) const LEASE: RGBColor = RGBColor(31, 119, 180);
+/// Colour of "client still believed it held the lock" after the lease ran out.
+pub(crate) const BELIEVED: RGBColor = RGBColor(214, 39, 40);
+/// Colour of a database transaction.
+pub(crate) const TXN: RGBColor = RGBColor(230, 171, 2);
+/// Colour of fault windows (drawn translucent).
+pub(crate) const FAULT: RGBColor = RGBColor(214, 39, 40);
+
+const FONT: &str = "sans-serif";
+/// Plot width in px; the page scales it down on narrow screens.
+const WIDTH: u32 = 1300;
+/// Above this many ops the whole-run timeline is drawn from per-lane time buckets.
+const TIMELINE_EXACT_MAX: usize = 3000;
+/// At most this many points in a scatter plot.
+const SCATTER_MAX: usize = 4000;
+/// At most this many lanes in the whole-run timeline; more are merged.
+const LANES_MAX: usize = 120;
+
+fn colour(o: Outcome) -> RGBColor {
+    match o {
+        Outcome::Ok => OK,
+        Outcome::Fail => FAIL,
+        Outcome::Info | Outcome::Open => INFO,
+    }
+}
+
+fn s(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// The x range (seconds) for a whole-run plot: never empty, so plotters has a scale.
+fn run_range(end_time: u64) -> std::ops::Range<f64> {
+    0.0..s(end_time).max(0.001) * 1.01
+}
+
+type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
+
+/// Shades the fault windows behind a plot's data, each named at its top when it is wide
+/// enough for its name (narrow ones are listed in the table under the plot instead).
+fn shade<Y>(
+    chart: &mut Chart<'_, '_, Y>,
+    windows: &[Window],
+    y: (f64, f64),
+) -> Result<(), RenderError>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    if windows.is_empty() {
+        return Ok(());
+    }
+    chart
+        .draw_series(windows.iter().map(|w| {
+            Rectangle::new(
+                [(s(w.start), y.0), (s(w.end), y.1)],
+                FAULT.mix(0.10).filled(),
+            )
+        }))?
+        .label("fault window")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], FAULT.mix(0.25).filled()));
+    let label_colour = FAULT.mix(0.9);
+    let style = TextStyle::from((FONT, 12).into_font())
+        .color(&label_colour)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    let mut labels = Vec::new();
+    let mut last_right = i32::MIN;
+    for w in windows {
+        let (x0, _) = chart.backend_coord(&(s(w.start), y.1));
+        let (x1, _) = chart.backend_coord(&(s(w.end), y.1));
+        let name = clip(&w.name, 28);
+        let need = (name.chars().count() as i32) * 7 + 6;
+        if x1 - x0 >= need && x0 >= last_right {
+            last_right = x0 + need;
+            labels.push(Text::new(name, (s(w.start), y.1), style.clone()));
+        }
+    }
+    chart.draw_series(labels)?;
+    Ok(())
+}
+
+/// Shades fault windows without naming them (anomaly views name them under the plot,
+/// where they cannot collide with the lane labels).
+fn shade_plain<Y>(
+    chart: &mut Chart<'_, '_, Y>,
+    windows: &[Window],
+    y: (f64, f64),
+) -> Result<(), RenderError>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    chart.draw_series(windows.iter().map(|w| {
+        Rectangle::new(
+            [(s(w.start), y.0), (s(w.end), y.1)],
+            FAULT.mix(0.10).filled(),
+        )
+    }))?;
+    Ok(())
+}
+
+fn legend_box(c: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+}
+
+fn finish_legend<'a, 'b: 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'a, 'b, Y>,
+    pos: SeriesLabelPosition,
+) -> Result<(), RenderError> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
+
+/// Gives each process a lane; a process retired after `info` is replaced by a fresh one,
+/// so processes whose lifetimes do not overlap share a lane (one lane per client slot).
+fn lanes(spans: &[Span<'_>]) -> (BTreeMap<checkers::Process, usize>, usize) {
+    let mut life: BTreeMap<checkers::Process, (u64, u64)> = BTreeMap::new();
+    for sp in spans {
+        let e = life.entry(sp.process).or_insert((sp.start, sp.end));
+        e.0 = e.0.min(sp.start);
+        e.1 = e.1.max(sp.end);
+    }
+    let mut order: Vec<_> = life.into_iter().collect();
+    order.sort_by_key(|(p, (start, _))| (*start, *p));
+    let mut lane_end: Vec<u64> = Vec::new();
+    let mut lane_of = BTreeMap::new();
+    for (p, (start, end)) in order {
+        let lane = match lane_end.iter().position(|&e| e < start) {
+            Some(l) => l,
+            None => {
+                lane_end.push(0);
+                lane_end.len() - 1
+            }
+        };
+        lane_end[lane] = end;
+        lane_of.insert(p, lane);
+    }
+    (lane_of, lane_end.len())
+}
+
+/// The whole-run timeline: every client op as a bar on its client's lane, coloured by
+/// outcome, fault windows shaded. Returns the SVG and a note on lanes and down-sampling.
+pub(crate) fn run_timeline(
+    spans: &[Span<'_>],
+    windows: &[Window],
+    end_time: u64,
+) -> Result<(String, String), RenderError> {
+    let (lane_of, n_lanes) = lanes(spans);
+    let merge = n_lanes.div_ceil(LANES_MAX).max(1);
+    let shown_lanes = n_lanes.div_ceil(merge).max(1);
+    let height = (110 + shown_lanes as u32 * 14).clamp(260, 1000);
+    let xr = run_range(end_time);
+    let x_max = xr.end;
+    let mut svg = String::new();
+    let mut note = None;
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let y = (-0.5, shown_lanes as f64 - 0.5);
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Ops per client over time", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(64)
+            .build_cartesian_2d(xr, y.0..y.1)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("time since run start (s)")
+            .y_desc(if merge > 1 {
+                "client lanes (merged)"
+            } else {
+                "client lane"
+            })
+            .y_labels(shown_lanes.min(20))
+            .y_label_formatter(&|v| format!("{}", v.round() as i64 * merge as i64))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        shade(&mut chart, windows, y)?;
+        let lane_y =
+            |sp: &Span<'_>| (lane_of.get(&sp.process).copied().unwrap_or(0) / merge) as f64;
+        let min_w = x_max / WIDTH as f64;
+        let mut bars: [Vec<Rectangle<(f64, f64)>>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        let slot = |o: Outcome| match o {
+            Outcome::Ok => 0,
+            Outcome::Fail => 1,
+            _ => 2,
+        };
+        if spans.len() <= TIMELINE_EXACT_MAX {
+            for sp in spans {
+                let ly = lane_y(sp);
+                let x0 = s(sp.start);
+                let x1 = s(sp.end).max(x0 + min_w);
+                bars[slot(sp.outcome)].push(Rectangle::new(
+                    [(x0, ly - 0.32), (x1, ly + 0.32)],
+                    colour(sp.outcome).filled(),
+                ));
+            }
+        } else {
+            // Per lane and time bucket keep the worst outcome seen, so a rare fail or
+            // info stays visible however many ok ops surround it.
+            const BUCKETS: usize = 500;
+            let width = (x_max / BUCKETS as f64).max(1e-9);
+            let mut grid = vec![0u8; shown_lanes * BUCKETS];
+            for sp in spans {
+                let lane = lane_y(sp) as usize;
+                let b0 = ((s(sp.start) / width) as usize).min(BUCKETS - 1);
+                let b1 = ((s(sp.end) / width) as usize).min(BUCKETS - 1);
+                let v = slot(sp.outcome) as u8 + 1;
+                for cell in &mut grid[lane * BUCKETS + b0..=lane * BUCKETS + b1] {
+                    *cell = (*cell).max(v);
+                }
+            }
+            for lane in 0..shown_lanes {
+                let row = &grid[lane * BUCKETS..(lane + 1) * BUCKETS];
+                let mut b = 0;
+                while b < BUCKETS {
+                    let v = row[b];
+                    let mut e = b + 1;
+                    while e < BUCKETS && row[e] == v {
+                        e += 1;
+                    }
+                    if v > 0 {
+                        let o = [Outcome::Ok, Outcome::Fail, Outcome::Info][v as usize - 1];
+                        let ly = lane as f64;
+                        bars[v as usize - 1].push(Rectangle::new(
+                            [(b as f64 * width, ly - 0.32), (e as f64 * width, ly + 0.32)],
+                            colour(o).filled(),
+                        ));
+                    }
+                    b = e;
+                }
+            }
+            note = Some(format!(
+                "{} ops drawn as {} time buckets per lane; each bucket shows the worst outcome in it (info over fail over ok).",
+                crate::html::count(spans.len() as u64),
+                BUCKETS
+            ));
+        }
+        for (i, (name, c)) in [("ok", OK), ("fail", FAIL), ("info / unknown", INFO)]
+            .into_iter()
+            .enumerate()
+        {
+            let series = std::mem::take(&mut bars[i]);
+            chart.draw_series(series)?.label(name).legend(legend_box(c));
+        }
+        finish_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present()?;
+    }
+    let mut lines = format!(
+        "{} processes on {} client lanes.",
+        crate::html::count(lane_of.len() as u64),
+        crate::html::count(n_lanes as u64)
+    );
+    if merge > 1 {
+        lines.push_str(&format!(" Lanes merged {merge} to a row."));
+    }
+    if let Some(n) = note {
+        lines.push(' ');
+        lines.push_str(&n);
+    }
+    Ok((svg, lines))
+}
+
+/// Keeps exactly `max` items (when there are more) spread evenly by position:
+/// deterministic, and even over time because the input is in time order.
+fn stride<T: Copy>(items: &[T], max: usize) -> Vec<T> {
+    if items.len() <= max || max == 0 {
+        return items.to_vec();
+    }
+    (0..max).map(|i| items[i * items.len() / max]).collect()
+}
+
+/// Splits a scatter budget over outcome groups: rare outcomes (fail, info) keep all their
+/// points up to a third of the budget each; ok fills the rest.
+fn sample_groups<T: Copy>(groups: [&[T]; 3], max: usize) -> ([Vec<T>; 3], bool) {
+    let total: usize = groups.iter().map(|g| g.len()).sum();
+    if total <= max {
+        return (
+            [groups[0].to_vec(), groups[1].to_vec(), groups[2].to_vec()],
+            false,
+        );
+    }
+    let fail = stride(groups[1], max / 3);
+    let info = stride(groups[2], max / 3);
+    let ok = stride(groups[0], max - fail.len() - info.len());
+    ([ok, fail, info], true)
+}
+
+/// Latency of every op against its invocation time, log scale, by outcome, fault windows
+/// shaded. Returns the SVG and a note when it was down-sampled.
+pub(crate) fn latency(
+    spans: &[Span<'_>],
+    windows: &[Window],
+    end_time: u64,
+) -> Result<(String, Option<String>), RenderError> {
+    let mut groups: [Vec<(f64, f64)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for sp in spans {
+        let pt = (s(sp.start), (sp.latency() as f64 / 1e6).max(0.01));
+        match sp.outcome {
+            Outcome::Ok => groups[0].push(pt),
+            Outcome::Fail => groups[1].push(pt),
+            _ => groups[2].push(pt),
+        }
+    }
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let (shown, sampled) = sample_groups([&groups[0], &groups[1], &groups[2]], SCATTER_MAX);
+    let hi = groups.iter().flatten().map(|p| p.1).fold(1.0f64, f64::max) * 2.0;
+    let lo = groups
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .fold(hi, f64::min)
+        .min(0.5)
+        / 2.0;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Latency of each op (log scale)", (FONT, 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(run_range(end_time), (lo..hi).log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("invocation time since run start (s)")
+            .y_desc("latency (ms)")
+            .y_label_formatter(&|v| {
+                if *v >= 1.0 {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        shade(&mut chart, windows, (lo, hi))?;
+        for (pts, (name, c)) in
+            shown
+                .iter()
+                .zip([("ok", OK), ("fail", FAIL), ("info / unknown", INFO)])
+        {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.mix(0.7).filled())))?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.filled()));
+        }
+        finish_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present()?;
+    }
+    let note = sampled.then(|| {
+        format!(
+            "Showing {} of {} ops (every k-th op per outcome; fail and info keep up to a third of the points each).",
+            crate::html::count(shown.iter().map(Vec::len).sum::<usize>() as u64),
+            crate::html::count(total as u64)
+        )
+    });
+    Ok((svg, note))
+}
+
+/// A bucket width (ns) giving between ~50 and 600 buckets over the run.
+fn bucket_ns(end_time: u64) -> u64 {
+    const STEPS_MS: [u64; 12] = [
+        10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000,
+    ];
+    for ms in STEPS_MS {
+        if end_time / (ms * 1_000_000) <= 120 {
+            return ms * 1_000_000;
+        }
+    }
+    (end_time / 600).max(60_000_000_000)
+}
+
+/// Completions per second over time, one line per outcome, fault windows shaded.
+pub(crate) fn throughput(
+    spans: &[Span<'_>],
+    windows: &[Window],
+    end_time: u64,
+) -> Result<String, RenderError> {
+    let b = bucket_ns(end_time);
+    let n = (end_time / b + 1) as usize;
+    let mut counts = vec![[0u64; 3]; n];
+    for sp in spans.iter().filter(|sp| sp.completion.is_some()) {
+        let i = ((sp.end / b) as usize).min(n - 1);
+        let k = match sp.outcome {
+            Outcome::Ok => 0,
+            Outcome::Fail => 1,
+            _ => 2,
+        };
+        counts[i][k] += 1;
+    }
+    let per_s = 1e9 / b as f64;
+    let hi = counts
+        .iter()
+        .flat_map(|c| c.iter())
+        .map(|&c| c as f64 * per_s)
+        .fold(1.0, f64::max)
+        * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 360)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let caption = format!(
+            "Throughput: completions per second ({} buckets)",
+            crate::html::dur(b)
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(caption, (FONT, 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(run_range(end_time), 0.0..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("time since run start (s)")
+            .y_desc("ops/s")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        shade(&mut chart, windows, (0.0, hi))?;
+        for (k, (name, c)) in [("ok", OK), ("fail", FAIL), ("info / unknown", INFO)]
+            .into_iter()
+            .enumerate()
+        {
+            let pts = counts
+                .iter()
+                .enumerate()
+                .map(|(i, cs)| (s(i as u64 * b + b / 2), cs[k] as f64 * per_s));
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
+                .label(name)
+                .legend(legend_box(c));
+        }
+        finish_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// Lease held vs lease believed, per lock acquisition: how long the lease was valid on
+/// the server (acquire -> expiry) and how long the client believed it held the lock
+/// (acquire -> release). Points above the lease line are holds that outlived the lease.
+/// `None` when no trace has a lock.
+pub(crate) fn lease(
+    spans: &[Span<'_>],
+    windows: &[Window],
+    end_time: u64,
+) -> Result<Option<String>, RenderError> {
+    let mut held = Vec::new();
+    let mut believed = Vec::new();
+    for sp in spans {
+        let Some(t) = sp.trace() else { continue };
+        let (Some(acq), Some(exp)) = (t.lock_acquired, t.lease_expiry()) else {
+            continue;
+        };
+        held.push((s(acq), exp.saturating_sub(acq) as f64 / 1e6));
+        if let Some(rel) = t.lock_released {
+            believed.push((s(acq), rel.saturating_sub(acq) as f64 / 1e6));
+        }
+    }
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let held = stride(&held, SCATTER_MAX / 2);
+    let believed = stride(&believed, SCATTER_MAX / 2);
+    let hi = held
+        .iter()
+        .chain(&believed)
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.2;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Lease held vs lease believed, per lock acquisition",
+                (FONT, 18),
+            )
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(run_range(end_time), 0.0..hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("lock acquired at (s since run start)")
+            .y_desc("time since acquire (ms)")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        shade(&mut chart, windows, (0.0, hi))?;
+        chart
+            .draw_series(
+                held.iter()
+                    .map(|&p| Circle::new(p, 3, LEASE.mix(0.8).filled())),
+            )?
+            .label("lease valid on server (acquire → expiry)")
+            .legend(|(x, y)| Circle::new((x + 7, y), 4, LEASE.filled()));
+        chart
+            .draw_series(
+                believed
+                    .iter()
+                    .map(|&p| Cross::new(p, 4, BELIEVED.stroke_width(2))),
+            )?
+            .label("client believed it held (acquire → release)")
+            .legend(|(x, y)| Cross::new((x + 7, y), 4, BELIEVED.stroke_width(2)));
+        finish_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present()?;
+    }
+    Ok(Some(svg))
+}
+
+/// One lane of an anomaly view: an op and what to call it.
+pub(crate) struct Lane<'s, 'a> {
+    pub label: String,
+    pub span: &'s Span<'a>,
+}
+
+/// The zoomed timeline of one anomaly: a lane per op involved showing its lease (and
+/// where the client believed it still held it after expiry), its transaction, its
+/// confirmation and its invoke -> completion span, with fault windows shaded behind.
+/// Nothing is sampled here: every instant the traces recorded is drawn.
+pub(crate) fn anomaly_timeline(
+    lanes: &[Lane<'_, '_>],
+    windows: &[Window],
+) -> Result<String, RenderError> {
+    let mut t0 = u64::MAX;
+    let mut t1 = 0u64;
+    for l in lanes {
+        let sp = l.span;
+        let mut ts = vec![sp.start, sp.end];
+        if let Some(t) = sp.trace() {
+            ts.extend(
+                [
+                    t.lock_acquired,
+                    t.lock_released,
+                    t.lease_expiry(),
+                    t.db_begin,
+                    t.db_commit,
+                    t.confirmed,
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            ts.extend(&t.lock_renewed);
+        }
+        t0 = t0.min(*ts.iter().min().unwrap_or(&0));
+        t1 = t1.max(*ts.iter().max().unwrap_or(&0));
+    }
+    if t0 > t1 {
+        (t0, t1) = (0, 1_000_000);
+    }
+    let pad = ((t1 - t0) / 20).max(1_000_000);
+    let (x0, x1) = (s(t0.saturating_sub(pad)), s(t1 + pad));
+    // Ticks a few ms apart need more decimals than the run-wide plots.
+    let decimals = if x1 - x0 < 0.05 { 4 } else { 3 };
+    let n = lanes.len().max(1);
+    let height = 110 + n as u32 * 100;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let y = (0.0, n as f64);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(10)
+            .build_cartesian_2d(x0..x1, y.0..y.1)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .max_light_lines(2)
+            .x_desc("time since run start (s)")
+            .x_label_formatter(&|v| format!("{v:.decimals$}"))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .draw()?;
+        let visible: Vec<Window> = windows
+            .iter()
+            .filter(|w| w.end >= t0.saturating_sub(pad) && w.start <= t1 + pad)
+            .map(|w| Window {
+                name: w.name.clone(),
+                start: w.start.max(t0.saturating_sub(pad)),
+                end: w.end.min(t1 + pad),
+            })
+            .collect();
+        shade_plain(&mut chart, &visible, y)?;
+        let label_style = TextStyle::from((FONT, 17).into_font())
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        let mut labels = Vec::new();
+        let mut rects = Vec::new();
+        let mut markers = Vec::new();
+        let mut ticks = Vec::new();
+        for (i, l) in lanes.iter().enumerate() {
+            let top = n as f64 - i as f64;
+            let sp = l.span;
+            labels.push(Text::new(
+                clip(&l.label, 150),
+                (x0, top - 0.03),
+                label_style.clone(),
+            ));
+            if i > 0 {
+                ticks.push(PathElement::new(
+                    vec![(x0, top), (x1, top)],
+                    BLACK.mix(0.25),
+                ));
+            }
+            // Row 3: the op as the client saw it, invoke -> completion.
+            let cx = |t: u64| s(t).clamp(x0, x1);
+            rects.push(Rectangle::new(
+                [(cx(sp.start), top - 0.76), (cx(sp.end), top - 0.84)],
+                colour(sp.outcome).filled(),
+            ));
+            let Some(t) = sp.trace() else { continue };
+            // Row 1: the lease, and the stretch where the client still believed it.
+            if let Some(acq) = t.lock_acquired {
+                let exp = t.lease_expiry();
+                let held_to = match (exp, t.lock_released) {
+                    (Some(e), Some(r)) => e.min(r),
+                    (Some(e), None) => e,
+                    (None, Some(r)) => r,
+                    (None, None) => sp.end,
+                };
+                rects.push(Rectangle::new(
+                    [(cx(acq), top - 0.22), (cx(held_to), top - 0.40)],
+                    LEASE.filled(),
+                ));
+                if let (Some(e), Some(r)) = (exp, t.lock_released) {
+                    if r > e {
+                        rects.push(Rectangle::new(
+                            [(cx(e), top - 0.22), (cx(r), top - 0.40)],
+                            BELIEVED.mix(0.35).filled(),
+                        ));
+                        rects.push(Rectangle::new(
+                            [(cx(e), top - 0.22), (cx(r), top - 0.40)],
+                            BELIEVED.stroke_width(2),
+                        ));
+                    }
+                }
+                for &r in &t.lock_renewed {
+                    ticks.push(PathElement::new(
+                        vec![(cx(r), top - 0.18), (cx(r), top - 0.44)],
+                        BLACK.stroke_width(2),
+                    ));
+                }
+            }
+            // Row 2: the database transaction; unfinished ones end at the op's end, hollow.
+            if let Some(b) = t.db_begin {
+                match t.db_commit {
+                    Some(c) => rects.push(Rectangle::new(
+                        [(cx(b), top - 0.48), (cx(c), top - 0.66)],
+                        TXN.filled(),
+                    )),
+                    None => rects.push(Rectangle::new(
+                        [(cx(b), top - 0.48), (cx(sp.end), top - 0.66)],
+                        TXN.stroke_width(2),
+                    )),
+                }
+            }
+            if let Some(c) = t.confirmed {
+                markers.push(TriangleMarker::new((cx(c), top - 0.80), 8, BLACK.filled()));
+            }
+        }
+        chart.draw_series(ticks)?;
+        chart.draw_series(rects)?;
+        chart.draw_series(markers)?;
+        chart.draw_series(labels)?;
+        root.present()?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,200 @@
+//! Rendering tests on fixed histories, judged by the real checkers: anomaly present and
+//! absent, the lock failing while the database holds, no traces, many processes, hostile
+//! strings, and a large history that must be down-sampled.
+
+mod fixture;
+
+use checkers::{check_all, CheckOptions, OpType, Validity};
+use fixture::{big_run, ms, seed_race, Builder};
+use reports::{render_index, render_run, RunMeta, RunSummary};
+
+fn artifact(name: &str, html: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(name), html);
+}
+
+fn render(b: Builder, meta: &RunMeta) -> (String, checkers::Results) {
+    let h = b.history();
+    let results = check_all(&h, &CheckOptions::default());
+    (render_run(&h, &results, meta), results)
+}
+
+/// The text of every `class="caption"` paragraph.
+fn captions(html: &str) -> Vec<&str> {
+    html.split("<p class=\"caption\">")
+        .skip(1)
+        .map(|s| &s[..s.find("</p>").unwrap_or(s.len())])
+        .collect()
+}
+
+#[test]
+fn double_booking_gets_a_zoomed_timeline_and_a_caption_telling_the_race() {
+    let meta = RunMeta {
+        design: "lock-only".into(),
+        faults: vec!["db-latency".into()],
+        seed: Some(7),
+        duration_ms: 3400,
+        command: "overbook run --design lock-only --faults db-latency --seed 7".into(),
+        ..RunMeta::default()
+    };
+    let (html, results) = render(seed_race(false), &meta);
+    artifact("reports-double-booking.html", &html);
+    assert_eq!(results.validity, Validity::Invalid);
+    let n = results.anomalies().count();
+    assert!(
+        n >= 2,
+        "expected the double booking and the lock finding, got {n}"
+    );
+    for i in 1..=n {
+        assert!(html.contains(&format!("id=\"anomaly-{i}\"")));
+    }
+    let dbl = captions(&html)
+        .into_iter()
+        .find(|c| c.contains("Both committed"))
+        .expect("a caption ends with what both users saw");
+    assert!(
+        dbl.contains("B acquired room:101 at 1.520 s, 20 ms after A&#39;s lease expired while A&#39;s write was still running"),
+        "{dbl}"
+    );
+    assert!(dbl.contains("Both committed; both confirmed."), "{dbl}");
+    assert!(dbl.contains("during db-latency"), "{dbl}");
+    assert!(html.contains("The data is wrong"));
+    assert!(html.contains("overbook run --design lock-only --faults db-latency --seed 7"));
+    // A timeline per anomaly, plus timeline, latency, throughput and lease plots.
+    assert_eq!(html.matches("<svg").count(), n + 4);
+}
+
+#[test]
+fn lock_failure_with_valid_data_says_the_database_held() {
+    let (html, results) = render(seed_race(true), &RunMeta::default());
+    artifact("reports-db-held.html", &html);
+    assert_eq!(results.validity, Validity::Valid, "{:#?}", results.checks);
+    assert!(results.anomalies().any(|a| a.checker == "lock-exclusion"));
+    assert!(html.contains("The lock failed, the database held."));
+    let lock = captions(&html)
+        .into_iter()
+        .find(|c| c.contains("database held"))
+        .expect("lock caption");
+    assert!(
+        lock.contains("it failed at 1.580 s (23P01 exclusion_violation)"),
+        "{lock}"
+    );
+}
+
+#[test]
+fn valid_history_without_traces_or_faults_renders_every_section() {
+    let mut b = Builder::default();
+    let mut rows = Vec::new();
+    for i in 0..50u64 {
+        let p = i % 4;
+        b.book(ms(i * 10), p, i, &format!("r-{i}"));
+        b.done(ms(i * 10 + 7), p, OpType::Ok, None, None);
+        rows.push((i, format!("r-{i}")));
+    }
+    let rows: Vec<(u64, &str)> = rows.iter().map(|(r, q)| (*r, q.as_str())).collect();
+    b.final_read(ms(600), 4, &rows);
+    let (html, results) = render(b, &RunMeta::default());
+    assert_eq!(results.validity, Validity::Valid);
+    assert!(html.contains("Anomalies (0)"));
+    assert!(html.contains("No anomalies"));
+    assert!(html.contains("No trace in this history records a lock"));
+    assert!(html.contains("No faults were logged"));
+    assert!(html.contains("unknown (foreign history)"));
+    assert_eq!(html.matches("<svg").count(), 3);
+}
+
+#[test]
+fn many_processes_share_lanes_once_retired() {
+    // 300 processes, each retired after one timed-out op: ten at a time in flight.
+    let mut b = Builder::default();
+    for i in 0..300u64 {
+        b.book(ms(i * 10), i, i, &format!("r-{i}"));
+        b.done(ms(i * 10 + 95), i, OpType::Info, None, Some("timeout"));
+    }
+    let (html, _) = render(b, &RunMeta::default());
+    assert!(html.contains("300 processes on 10 client lanes."));
+}
+
+#[test]
+fn hostile_strings_from_the_history_are_escaped_everywhere() {
+    let evil = "<script>alert(1)</script>\"'&";
+    let mut b = Builder::default();
+    b.nemesis(0, &format!("start-{evil}"));
+    b.book(ms(10), 0, 101, evil);
+    let t = checkers::Trace {
+        lock_key: Some(evil.into()),
+        ..fixture::lock_trace(10, 5, 11, Some(30), 31)
+    };
+    b.done(ms(40), 0, OpType::Ok, Some(t), Some(evil));
+    b.book(ms(12), 1, 101, evil);
+    b.done(ms(41), 1, OpType::Ok, None, Some(evil));
+    b.final_read(ms(50), 2, &[(101, evil), (101, evil)]);
+    let meta = RunMeta {
+        design: evil.into(),
+        command: evil.into(),
+        faults: vec![evil.into()],
+        started_at: evil.into(),
+        ..RunMeta::default()
+    };
+    let (html, results) = render(b, &meta);
+    artifact("reports-hostile.html", &html);
+    assert!(
+        results.anomalies().count() > 0,
+        "the fixture must put the request id in an anomaly"
+    );
+    assert!(
+        !html.contains("<script"),
+        "unescaped script tag in the page"
+    );
+    assert!(html.contains("&lt;script&gt;"));
+
+    let index = render_index(&[RunSummary {
+        dir: evil.into(),
+        design: evil.into(),
+        faults: vec![evil.into()],
+        verdict: Validity::Invalid,
+        time: evil.into(),
+        link: format!("{evil}/report.html"),
+    }]);
+    assert!(!index.contains("<script"));
+}
+
+#[test]
+fn index_lists_runs_newest_first_with_links() {
+    let run = |dir: &str, time: &str, v| RunSummary {
+        dir: dir.into(),
+        design: "lock-only".into(),
+        faults: vec!["db-latency".into()],
+        verdict: v,
+        time: time.into(),
+        link: format!("{dir}/report.html"),
+    };
+    let html = render_index(&[
+        run("a", "2026-11-23T10:00:00Z", Validity::Valid),
+        run("c", "2026-11-23T12:00:00Z", Validity::Invalid),
+        run("b", "2026-11-23T11:00:00Z", Validity::Unknown),
+    ]);
+    let pos = |s: &str| html.find(s).expect(s);
+    assert!(pos("c/report.html") < pos("b/report.html"));
+    assert!(pos("b/report.html") < pos("a/report.html"));
+    assert!(html.contains("3 runs, newest first"));
+    assert!(render_index(&[]).contains("No runs yet"));
+}
+
+#[test]
+fn a_large_history_is_down_sampled_in_the_whole_run_plots_only() {
+    let b = big_run(40_000);
+    let (html, _) = render(b, &RunMeta::default());
+    artifact("reports-large.html", &html);
+    assert!(html.contains("time buckets per lane"));
+    assert!(
+        html.contains("Showing 4,000 of 19,9"),
+        "the scatter says how much it shows"
+    );
+    assert!(
+        html.matches("<circle").count() <= 4_000 + 2_000 + 10,
+        "scatter plots are capped"
+    );
+    assert!(html.len() < 3_000_000, "page is {} bytes", html.len());
+}
