@@ -4,9 +4,34 @@
 //!
 //! - [`clock`]: the run's monotonic clock, shared with the history.
 //! - [`pause`]: the `client-pause` hook designs call between taking a lease and writing.
+//! - [`design`]: the design names and what each is expected to show.
+//! - [`config`]: settings every client of a run shares.
+//! - [`schema`]: each design's tables and constraints ([`setup`]) and the final read.
+//! - [`client`]: one simulated user process ([`Client`]) running a design.
+//! - [`classify`]: the one place errors become `fail` or `info`.
+//! - [`generator`]: the seeded, skewed request stream.
+//! - `designs/`: one file per design, each opening with the race it allows or prevents.
 
+pub mod classify;
+pub mod client;
 pub mod clock;
+pub mod config;
+pub mod design;
+mod designs;
+pub mod error;
+pub mod generator;
+mod lease;
 pub mod pause;
+pub mod request;
+pub mod schema;
 
+pub use classify::Failure;
+pub use client::Client;
 pub use clock::RunClock;
+pub use config::{room_numbers, Config, FIRST_ROOM};
+pub use design::DesignName;
+pub use error::WorkloadError;
+pub use generator::{Generator, GeneratorConfig};
 pub use pause::ClientPause;
+pub use request::{BookRequest, Outcome, Request};
+pub use schema::{read_all, setup};

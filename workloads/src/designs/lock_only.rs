@@ -1,0 +1,25 @@
+//! `lock-only` (unsafe): the story's design. A Redis lease guards "check, then insert";
+//! the database has no constraint.
+//!
+//! The race it allows, with a 500 ms lease:
+//! - t=0    A: `SET lock:room:101 a NX PX 500` -> OK. A checks room 101: free.
+//! - t=0+   A stalls before its insert (GC pause, or the database write is slow).
+//! - t=500  A's lease expires in Redis. A does not know.
+//! - t=510  B: `SET lock:room:101 b NX PX 500` -> OK. B checks: free (A has not inserted).
+//! - t=600  A inserts and commits: confirmed. B inserts and commits: confirmed.
+//!
+//! Two confirmations for the same nights. The lease bounds how long the lock is held,
+//! not how long the work takes; nothing in the database stops the second insert. Caught
+//! by `no-double-booking` and `db-state`; `lock-exclusion` shows the overlapping leases.
+
+use super::{BookCtx, Db, TxError};
+
+pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+    if db.overlaps(ctx.req).await? {
+        return Err(TxError::Rejected("room taken"));
+    }
+    // The window the lease must outlast: a pause here lets the lease expire between
+    // our check and our insert.
+    ctx.pause_point().await;
+    db.insert_booking(ctx.req).await
+}

@@ -1,0 +1,249 @@
+//! The Redis lease: acquire with `SET NX PX` (optionally with a fencing token in the same
+//! script), renew with compare-and-PEXPIRE, release with compare-and-delete.
+//!
+//! Every step compares the stored value with our random id, so a client whose lease ran
+//! out never renews or deletes the next holder's lease (plain `DEL` would).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+use tokio::task::JoinHandle;
+
+use crate::classify::{classify_redis, Failure};
+use crate::RunClock;
+
+const RELEASE: &str = r"
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0";
+
+const RENEW: &str = r"
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Lock and token in one step: the counter only moves when the lock was taken, so
+/// tokens follow the order of grants.
+const ACQUIRE_FENCED: &str = r"
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('incr', KEYS[2])
+end
+return 0";
+
+/// Raises the token counter to at least the database's fence, never lowers it: after a
+/// Redis restart without persistence the counter starts again at 1, below every fence
+/// Postgres holds, and every holder would be rejected as stale until it catches up.
+const SEED_COUNTER: &str = r"
+local current = tonumber(redis.call('get', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('set', KEYS[1], ARGV[1])
+end
+return 1";
+
+/// The lease names of one room: the lock, its trace name, and its token counter.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseKeys {
+    pub(crate) lock: String,
+    pub(crate) trace_name: String,
+    pub(crate) counter: String,
+}
+
+impl LeaseKeys {
+    pub(crate) fn for_room(room: u64) -> LeaseKeys {
+        LeaseKeys {
+            lock: format!("lock:room:{room}"),
+            trace_name: format!("room:{room}"),
+            counter: format!("fence:room:{room}"),
+        }
+    }
+}
+
+/// A lease we were granted, with the fencing token when asked for one.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) keys: LeaseKeys,
+    pub(crate) value: String,
+    pub(crate) token: Option<u64>,
+}
+
+/// Why acquiring failed.
+#[derive(Debug)]
+pub(crate) enum AcquireError {
+    /// Someone else held the lease for the whole wait.
+    Busy,
+    /// Redis failed; the connection may need replacing.
+    Redis(redis::RedisError),
+}
+
+impl AcquireError {
+    pub(crate) fn failure(&self) -> Failure {
+        match self {
+            AcquireError::Busy => Failure::fail("lock busy"),
+            AcquireError::Redis(e) => classify_redis(e),
+        }
+    }
+}
+
+/// Takes the room's lease, retrying with short sleeps for up to `wait`: a waiter
+/// outlasts one lease, so a holder that dies (or stalls) lets the next user in.
+pub(crate) async fn acquire(
+    conn: &mut MultiplexedConnection,
+    keys: LeaseKeys,
+    ttl: Duration,
+    fenced: bool,
+    wait: Duration,
+) -> Result<Lease, AcquireError> {
+    let value = format!("{:032x}", rand::random::<u128>());
+    let ttl_ms = ttl.as_millis().max(1) as u64;
+    let nap = (ttl / 20).clamp(Duration::from_millis(2), Duration::from_millis(50));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let granted = if fenced {
+            let token: u64 = Script::new(ACQUIRE_FENCED)
+                .key(&keys.lock)
+                .key(&keys.counter)
+                .arg(&value)
+                .arg(ttl_ms)
+                .invoke_async(conn)
+                .await
+                .map_err(AcquireError::Redis)?;
+            (token > 0).then_some(Some(token))
+        } else {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&keys.lock)
+                .arg(&value)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(conn)
+                .await
+                .map_err(AcquireError::Redis)?;
+            set.map(|_| None)
+        };
+        if let Some(token) = granted {
+            return Ok(Lease { keys, value, token });
+        }
+        if tokio::time::Instant::now() + nap > deadline {
+            return Err(AcquireError::Busy);
+        }
+        tokio::time::sleep(nap).await;
+    }
+}
+
+/// Deletes the lease if it is still ours. Returns whether it was (false: it had expired,
+/// and maybe someone else holds it now).
+pub(crate) async fn release(
+    conn: &mut MultiplexedConnection,
+    lease: &Lease,
+) -> Result<bool, redis::RedisError> {
+    let deleted: i64 = Script::new(RELEASE)
+        .key(&lease.keys.lock)
+        .arg(&lease.value)
+        .invoke_async(conn)
+        .await?;
+    Ok(deleted == 1)
+}
+
+/// Raises the room's token counter to the database's fence (see [`SEED_COUNTER`]).
+pub(crate) async fn seed_counter(
+    conn: &mut MultiplexedConnection,
+    keys: &LeaseKeys,
+    fence: u64,
+) -> Result<(), redis::RedisError> {
+    let _: i64 = Script::new(SEED_COUNTER)
+        .key(&keys.counter)
+        .arg(fence)
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
+/// A client-wide "stopped the world" flag: set while the client sits in a client-pause,
+/// so its heartbeat stops too (a GC pause stops every thread, the renewer included).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StopTheWorld(Arc<AtomicBool>);
+
+impl StopTheWorld {
+    /// Sits in the client-pause point with the world stopped.
+    pub(crate) async fn pause_point(&self, pause: &crate::ClientPause) -> Option<Duration> {
+        self.0.store(true, Ordering::SeqCst);
+        let paused = pause.point().await;
+        self.0.store(false, Ordering::SeqCst);
+        paused
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The lease-renewal task of `lock-renewal`: every ttl/3 it extends the lease if it is
+/// still ours, recording each success. Aborted when dropped, so a dropped op (the
+/// runner's timeout) leaves no task behind.
+#[derive(Debug)]
+pub(crate) struct Heartbeat {
+    task: JoinHandle<()>,
+    renewed: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Heartbeat {
+    pub(crate) fn start(
+        mut conn: MultiplexedConnection,
+        lease: &Lease,
+        ttl: Duration,
+        clock: RunClock,
+        world: StopTheWorld,
+    ) -> Heartbeat {
+        let renewed = Arc::new(Mutex::new(Vec::new()));
+        let log = renewed.clone();
+        let key = lease.keys.lock.clone();
+        let value = lease.value.clone();
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let every = (ttl / 3).max(Duration::from_millis(1));
+        let task = tokio::spawn(async move {
+            let script = Script::new(RENEW);
+            loop {
+                tokio::time::sleep(every).await;
+                if world.is_stopped() {
+                    continue;
+                }
+                let renewed: Result<i64, _> = script
+                    .key(&key)
+                    .arg(&value)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut conn)
+                    .await;
+                match renewed {
+                    Ok(1) => {
+                        let now = clock.now();
+                        if let Ok(mut log) = log.lock() {
+                            log.push(now);
+                        }
+                    }
+                    // Lost (expired and maybe taken) or Redis failed: the lease cannot be
+                    // won back by renewing. The work goes on regardless, as it does in
+                    // the design this models: nothing tells the worker.
+                    _ => return,
+                }
+            }
+        });
+        Heartbeat { task, renewed }
+    }
+
+    /// Stops renewing and returns the instants of the successful renewals.
+    pub(crate) fn stop(self) -> Vec<u64> {
+        self.task.abort();
+        self.renewed.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
