@@ -1,10 +1,105 @@
 //! `overbook check`: read a history, run every checker, print the verdict.
 
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::CheckArgs;
+use anyhow::Context;
+use checkers::{check_all, read_history, CheckOptions, History, Results, Validity};
 
-/// Runs `overbook check` and returns the exit code (0 valid, 1 invalid, 2 unusable input).
-pub fn run(_args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet implemented")
+use crate::cli::CheckArgs;
+use crate::EXIT_HARNESS_ERROR;
+
+/// How many anomalies per checker the human summary lists (`--json` has them all).
+const SHOWN_PER_CHECKER: usize = 20;
+
+/// Runs `overbook check` and returns the exit code: 0 valid, 1 invalid, 2 unusable input
+/// or an unknown verdict (the reason is printed).
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let history = load(&args.file)?;
+    let results = check_all(
+        &history,
+        &CheckOptions {
+            strict_lock: args.strict_lock,
+        },
+    );
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &results)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(summary(&results).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(exit_code(results.validity))
+}
+
+/// Reads and validates the history at `path` (`-` for standard input).
+pub fn load(path: &Path) -> anyhow::Result<History> {
+    let name = path.display().to_string();
+    let read = |r: &mut dyn BufRead| read_history(r);
+    let res = if name == "-" {
+        read(&mut io::stdin().lock())
+    } else {
+        let file = File::open(path).with_context(|| format!("cannot open history {name}"))?;
+        read(&mut BufReader::with_capacity(1 << 20, file))
+    };
+    res.with_context(|| format!("unusable history {name}"))
+}
+
+/// The process exit code for a verdict.
+pub fn exit_code(v: Validity) -> ExitCode {
+    match v {
+        Validity::Valid => ExitCode::SUCCESS,
+        Validity::Invalid => ExitCode::from(1),
+        Validity::Unknown => ExitCode::from(EXIT_HARNESS_ERROR),
+    }
+}
+
+/// The human summary: one line per checker, its anomalies indented, then the verdict.
+pub fn summary(r: &Results) -> String {
+    let mut s = String::new();
+    for c in &r.checks {
+        let _ = writeln!(
+            s,
+            "{:<21}{:<9}{}",
+            c.checker,
+            c.validity.as_str(),
+            c.summary
+        );
+        for a in c.anomalies.iter().take(SHOWN_PER_CHECKER) {
+            let _ = writeln!(s, "    {}", a.message);
+        }
+        if c.anomalies.len() > SHOWN_PER_CHECKER {
+            let _ = writeln!(
+                s,
+                "    ... and {} more (see --json)",
+                c.anomalies.len() - SHOWN_PER_CHECKER
+            );
+        }
+        if c.checker == "lock-exclusion"
+            && c.validity == Validity::Invalid
+            && !c.deciding
+            && r.validity == Validity::Valid
+        {
+            let _ = writeln!(s, "    the lock failed, the database held");
+        }
+    }
+    let verdict = match r.validity {
+        Validity::Valid => "valid".to_string(),
+        Validity::Invalid => {
+            let failed: Vec<&str> = r
+                .checks
+                .iter()
+                .filter(|c| c.deciding && c.validity == Validity::Invalid)
+                .map(|c| c.checker.as_str())
+                .collect();
+            format!("invalid ({})", failed.join(", "))
+        }
+        Validity::Unknown => format!("unknown: {}", r.unknown_reasons().join("; ")),
+    };
+    let _ = writeln!(s, "verdict: {verdict}");
+    s
 }

@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a history file (JSON Lines, `-` for stdin) and print the verdict.
     Check(CheckArgs),
+    /// Measure overbook itself, e.g. `bench check`: how fast `overbook check` is.
+    Bench(BenchArgs),
 }
 
 /// `overbook check FILE`.
@@ -32,4 +34,36 @@ pub struct CheckArgs {
     /// but the lock is coordination, not correctness).
     #[arg(long)]
     pub strict_lock: bool,
+}
+
+/// `overbook bench WHAT`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// What `overbook bench` measures.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Parse+check throughput (ops/s) and peak memory per op of `overbook check` on a
+    /// generated history; run it from a release build.
+    Check(BenchCheckArgs),
+}
+
+/// `overbook bench check`.
+#[derive(Debug, Args)]
+pub struct BenchCheckArgs {
+    /// Events in the generated history.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub ops: usize,
+    /// Measurements of each kind; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Internal: make one measurement in this process (`end-to-end` or `split`).
+    #[arg(long, hide = true)]
+    pub worker: Option<String>,
+    /// Internal: the history the worker measures.
+    #[arg(long, hide = true)]
+    pub input: Option<PathBuf>,
 }

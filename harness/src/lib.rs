@@ -2,13 +2,17 @@
 //!
 //! - [`cli`]: the command line (clap).
 //! - [`check`]: `overbook check`, judging a history file.
+//! - [`bench_check`]: `overbook bench check`, its speed and memory.
 //! - [`recorder`]: appends the history to disk as the run goes.
 //! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
 //!   a [`proxy`] that injects network faults; [`cleanup`] makes sure none outlives us.
+//! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
 
+pub mod bench_check;
 pub mod check;
 pub mod cleanup;
 pub mod cli;
+pub mod nemesis;
 pub mod node;
 pub mod proxy;
 pub mod recorder;

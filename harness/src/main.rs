@@ -5,13 +5,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use harness::cli::{Cli, Command};
+use harness::bench_check;
+use harness::cli::{BenchCommand, Cli, Command};
 use harness::{check, EXIT_HARNESS_ERROR};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check(args) => check::run(args),
+        Command::Bench(args) => match &args.command {
+            BenchCommand::Check(a) => bench_check::run(a),
+        },
     };
     match result {
         Ok(code) => code,

@@ -193,3 +193,101 @@ async fn external_backend_reports_an_unreachable_server() {
         .unwrap_err();
     assert!(matches!(err, NodeError::NotReady { .. }), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
+    use std::sync::Arc;
+
+    use checkers::{OpType, Process};
+    use harness::nemesis::Fault;
+    use harness::nemesis::{FaultParams, Nemesis, Schedule, Window};
+    use harness::recorder::Recorder;
+
+    let logs = LogDir::new("nemesis");
+    let cluster = Arc::new(
+        Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+            .await
+            .unwrap(),
+    );
+    let recorder = Arc::new(
+        Recorder::create(&logs.0.join("history.jsonl"), workloads::RunClock::start()).unwrap(),
+    );
+    let ms = Duration::from_millis;
+    let schedule = Schedule {
+        windows: vec![
+            Window {
+                fault: Fault::PauseRedis,
+                start: ms(50),
+                stop: ms(300),
+            },
+            Window {
+                fault: Fault::KillDb,
+                start: ms(350),
+                stop: ms(500),
+            },
+            Window {
+                fault: Fault::PartitionRedis,
+                start: ms(550),
+                stop: ms(5000),
+            },
+        ],
+    };
+    let nemesis = Nemesis::new(
+        schedule,
+        FaultParams::default(),
+        cluster.clone(),
+        workloads::ClientPause::new(),
+        recorder.clone(),
+    );
+    let status = nemesis.status();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(nemesis.run(stop_rx));
+
+    tokio::time::sleep(ms(150)).await;
+    assert_eq!(status.current(), Some(Fault::PauseRedis));
+    assert!(
+        redis_ping(&cluster.redis.url(), ms(100)).await.is_err(),
+        "redis is paused"
+    );
+    tokio::time::sleep(ms(600)).await;
+    assert_eq!(status.current(), Some(Fault::PartitionRedis));
+    // Stopping early heals the partition at once instead of waiting for its planned end.
+    stop_tx.send(true).unwrap();
+    run.await.unwrap().unwrap();
+    assert_eq!(status.current(), None);
+    assert_eq!(
+        redis_ping(&cluster.redis.url(), ms(2000)).await.unwrap(),
+        "PONG"
+    );
+    let db = pg(&cluster.postgres.url()).await;
+    db.simple_query("SELECT 1").await.unwrap();
+
+    let ops = recorder.ops();
+    let names: Vec<(String, OpType)> = ops.iter().map(|o| (o.f.to_string(), o.kind)).collect();
+    let expected: Vec<(String, OpType)> = [
+        "start-pause-redis",
+        "stop-pause-redis",
+        "start-kill-db",
+        "stop-kill-db",
+        "start-partition-redis",
+        "stop-partition-redis",
+    ]
+    .iter()
+    .flat_map(|n| {
+        [
+            (n.to_string(), OpType::Invoke),
+            (n.to_string(), OpType::Info),
+        ]
+    })
+    .collect();
+    assert_eq!(names, expected);
+    assert!(ops
+        .iter()
+        .all(|o| o.process == Process::Nemesis && o.error.is_none()));
+    let detail = ops[0].value.detail.as_ref().unwrap();
+    assert_eq!(detail["signal"], "SIGSTOP");
+    assert_eq!(detail["target"], "redis");
+    // The partition ended by the stop signal, well before its planned 4.45 s.
+    assert!(ops.last().unwrap().time < 2_000_000_000);
+    cluster.shutdown().await.unwrap();
+}
