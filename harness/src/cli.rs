@@ -20,6 +20,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Measure overbook itself, e.g. `bench check`: how fast `overbook check` is.
     Bench(BenchArgs),
+    /// Start Redis and Postgres behind their fault proxies and hold them until Ctrl-C.
+    Up(UpArgs),
 }
 
 /// `overbook check FILE`.
@@ -49,6 +51,8 @@ pub enum BenchCommand {
     /// Parse+check throughput (ops/s) and peak memory per op of `overbook check` on a
     /// generated history; run it from a release build.
     Check(BenchCheckArgs),
+    /// Throughput and latency of redis-benchmark through the fault proxy vs direct.
+    Proxy(BenchProxyArgs),
 }
 
 /// `overbook bench check`.
@@ -66,4 +70,52 @@ pub struct BenchCheckArgs {
     /// Internal: the history the worker measures.
     #[arg(long, hide = true)]
     pub input: Option<PathBuf>,
+}
+
+/// `overbook up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Where the servers come from: local (start them here) or external (--redis-url,
+    /// --postgres-url; only proxy faults).
+    #[arg(long, default_value = "local")]
+    pub backend: String,
+    /// Redis URL for --backend external.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Postgres URL for --backend external.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+    /// Where the server logs go.
+    #[arg(long, default_value = "store/up")]
+    pub dir: PathBuf,
+    /// Keep the servers' data directories after Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Run Redis with AOF persistence, so a restart keeps its locks.
+    #[arg(long)]
+    pub redis_aof: bool,
+    /// Inject a fault right away and hold it until Ctrl-C (e.g. pause-redis, db-latency);
+    /// repeat for several.
+    #[arg(long = "fault")]
+    pub faults: Vec<String>,
+}
+
+/// `overbook bench proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchProxyArgs {
+    /// redis-benchmark tests (-t).
+    #[arg(long, default_value = "set,get")]
+    pub tests: String,
+    /// Requests per test (-n).
+    #[arg(long, default_value_t = 200_000)]
+    pub requests: u64,
+    /// Parallel connections (-c).
+    #[arg(long, default_value_t = 16)]
+    pub clients: u32,
+    /// Pipelined requests per connection (-P).
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: u32,
+    /// Rounds of direct-then-proxy; the best of each is reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }

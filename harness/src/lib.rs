@@ -7,8 +7,11 @@
 //! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
 //!   a [`proxy`] that injects network faults; [`cleanup`] makes sure none outlives us.
 //! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
+//! - [`up`]: `overbook up`, the servers behind their proxies for manual experiments.
+//! - [`bench_proxy`]: `overbook bench proxy`, what the proxy costs with no fault.
 
 pub mod bench_check;
+pub mod bench_proxy;
 pub mod check;
 pub mod cleanup;
 pub mod cli;
@@ -16,6 +19,7 @@ pub mod nemesis;
 pub mod node;
 pub mod proxy;
 pub mod recorder;
+pub mod up;
 
 /// Exit code for "the harness could not do its job" (bad input, cannot start a node).
 pub const EXIT_HARNESS_ERROR: u8 = 2;

@@ -11,10 +11,16 @@ use harness::{check, EXIT_HARNESS_ERROR};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C, SIGTERM or a panic must never leave a paused or orphaned server behind.
+    if let Err(e) = harness::cleanup::install() {
+        eprintln!("overbook: warning: no Ctrl-C cleanup: {e}");
+    }
     let result = match &cli.command {
         Command::Check(args) => check::run(args),
+        Command::Up(args) => harness::up::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench_check::run(a),
+            BenchCommand::Proxy(a) => harness::bench_proxy::run(a),
         },
     };
     match result {
