@@ -367,7 +367,7 @@ fn sequential_holders_and_lockless_histories() {
 #[test]
 fn a_write_accepted_with_a_stale_token_breaks_fencing() {
     let mut h = H::new();
-    let mut t = |acq: u64, commit: u64, token: u64| Trace {
+    let t = |acq: u64, commit: u64, token: u64| Trace {
         db_commit: Some(commit * 1_000_000),
         ..lock(acq, None, Some(token))
     };

@@ -71,6 +71,7 @@ impl H {
     }
 
     /// Invoke and complete at once; returns the completion index.
+    #[allow(clippy::too_many_arguments)]
     pub fn book(
         &mut self,
         p: u64,
