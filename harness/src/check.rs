@@ -25,6 +25,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             strict_lock: args.strict_lock,
         },
     );
+    if let Some(path) = &args.report {
+        let meta = reports::RunMeta {
+            command: format!("overbook check {}", args.file.display()),
+            ..reports::RunMeta::default()
+        };
+        crate::report_cmd::write_report(path, &history, &results, &meta)?;
+    }
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &results)?;

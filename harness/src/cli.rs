@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a history file (JSON Lines, `-` for stdin) and print the verdict.
     Check(CheckArgs),
+    /// Re-render a run's report (RUN_DIR/report.html) from its history.jsonl and meta.json.
+    Report(ReportArgs),
     /// Measure overbook itself, e.g. `bench check`: how fast `overbook check` is.
     Bench(BenchArgs),
     /// Start Redis and Postgres behind their fault proxies and hold them until Ctrl-C.
@@ -36,6 +38,16 @@ pub struct CheckArgs {
     /// but the lock is coordination, not correctness).
     #[arg(long)]
     pub strict_lock: bool,
+    /// Also write the HTML report (plots, anomaly timelines) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    pub report: Option<PathBuf>,
+}
+
+/// `overbook report RUN_DIR`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory holding history.jsonl (and meta.json, when the runner wrote it).
+    pub dir: PathBuf,
 }
 
 /// `overbook bench WHAT`.

@@ -4,6 +4,7 @@
 //! - [`check`]: `overbook check`, judging a history file.
 //! - [`bench_check`]: `overbook bench check`, its speed and memory.
 //! - [`recorder`]: appends the history to disk as the run goes.
+//! - [`report_cmd`]: `overbook report`, the HTML report and the store's index page.
 //! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
 //!   a [`proxy`] that injects network faults; [`cleanup`] makes sure none outlives us.
 //! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
@@ -20,6 +21,7 @@ pub mod node;
 pub mod proxy;
 pub mod recorder;
 pub mod up;
+pub mod report_cmd;
 
 /// Exit code for "the harness could not do its job" (bad input, cannot start a node).
 pub const EXIT_HARNESS_ERROR: u8 = 2;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check(args) => check::run(args),
         Command::Up(args) => harness::up::run(args),
+        Command::Report(args) => harness::report_cmd::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench_check::run(a),
             BenchCommand::Proxy(a) => harness::bench_proxy::run(a),

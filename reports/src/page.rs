@@ -4,13 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use checkers::{Anomaly, Op, Validity};
+use checkers::{Anomaly, Op, Stay, Validity, F};
 
 use crate::caption::{explain, letter};
 use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
 use crate::meta::RunMeta;
 use crate::plots::{self, Lane};
 use crate::spans::{Outcome, Span, Spans, Window};
+
+/// At most this many related bookings are drawn beside a read-only anomaly.
+const RELATED_MAX: usize = 6;
 
 /// At most this many anomalies get a zoomed timeline each; all are listed.
 const ANOMALY_VIEWS_MAX: usize = 100;
@@ -318,6 +321,9 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
                 }
             }
         }
+        if n < ANOMALY_VIEWS_MAX && !ids.iter().any(|&i| *spans.spans[i].f() == F::Book) {
+            ids.extend(related_books(&spans.spans, a));
+        }
         let involved: Vec<&Span<'_>> = ids.iter().map(|&i| &spans.spans[i]).collect();
         let names: Vec<String> = involved
             .iter()
@@ -435,6 +441,33 @@ const LEGEND: &str = concat!(
     "▲ confirmation sent to the user; ",
     "<span style=\"background:rgba(214,39,40,0.15)\">shaded</span>: fault window.</p>\n"
 );
+
+/// For an anomaly found in the final read (db-state, idempotency, durability) that names
+/// only the read: the bookings that wrote what it is about (same request, or a stay
+/// overlapping its room and nights), so the timeline shows how the rows got there.
+fn related_books(spans: &[Span<'_>], a: &Anomaly) -> Vec<usize> {
+    let target = match (a.room, a.nights) {
+        (Some(room), Some((from, to))) => Some(Stay { room, from, to }),
+        _ => None,
+    };
+    spans
+        .iter()
+        .enumerate()
+        .filter(|(_, sp)| {
+            *sp.f() == F::Book && matches!(sp.outcome, Outcome::Ok | Outcome::Info | Outcome::Open)
+        })
+        .filter(|(_, sp)| {
+            let by_request = a.request.is_some() && sp.request() == a.request.as_deref();
+            let by_stay = match (target, sp.invoke.value.stay()) {
+                (Some(t), Some(st)) => t.overlaps(&st),
+                _ => false,
+            };
+            by_request || by_stay
+        })
+        .map(|(i, _)| i)
+        .take(RELATED_MAX)
+        .collect()
+}
 
 fn lane_label(letter: &str, sp: &Span<'_>) -> String {
     let mut l = format!(

@@ -52,8 +52,9 @@ fn s(ns: u64) -> f64 {
 }
 
 /// The x range (seconds) for a whole-run plot: never empty, so plotters has a scale.
+/// The right 16% is left empty for the legend, so it never hides data.
 fn run_range(end_time: u64) -> std::ops::Range<f64> {
-    0.0..s(end_time).max(0.001) * 1.01
+    0.0..s(end_time).max(0.001) * 1.19
 }
 
 type Chart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>;
@@ -81,7 +82,7 @@ where
         .label("fault window")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], FAULT.mix(0.25).filled()));
     let label_colour = FAULT.mix(0.9);
-    let style = TextStyle::from((FONT, 12).into_font())
+    let style = TextStyle::from((FONT, 14).into_font())
         .color(&label_colour)
         .pos(Pos::new(HPos::Left, VPos::Top));
     let mut labels = Vec::new();
@@ -90,7 +91,7 @@ where
         let (x0, _) = chart.backend_coord(&(s(w.start), y.1));
         let (x1, _) = chart.backend_coord(&(s(w.end), y.1));
         let name = clip(&w.name, 28);
-        let need = (name.chars().count() as i32) * 7 + 6;
+        let need = (name.chars().count() as i32) * 8 + 8;
         if x1 - x0 >= need && x0 >= last_right {
             last_right = x0 + need;
             labels.push(Text::new(name, (s(w.start), y.1), style.clone()));
@@ -132,7 +133,7 @@ fn finish_legend<'a, 'b: 'a, Y: Ranged<ValueType = f64>>(
         .position(pos)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .label_font((FONT, 13))
+        .label_font((FONT, 15))
         .draw()?;
     Ok(())
 }
@@ -184,8 +185,9 @@ pub(crate) fn run_timeline(
         root.fill(&WHITE)?;
         let y = (-0.5, shown_lanes as f64 - 0.5);
         let mut chart = ChartBuilder::on(&root)
-            .caption("Ops per client over time", (FONT, 18))
+            .caption("Ops per client over time", (FONT, 20))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(44)
             .y_label_area_size(64)
             .build_cartesian_2d(xr, y.0..y.1)?;
@@ -200,8 +202,8 @@ pub(crate) fn run_timeline(
             })
             .y_labels(shown_lanes.min(20))
             .y_label_formatter(&|v| format!("{}", v.round() as i64 * merge as i64))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
             .draw()?;
         shade(&mut chart, windows, y)?;
         let lane_y =
@@ -345,8 +347,9 @@ pub(crate) fn latency(
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Latency of each op (log scale)", (FONT, 18))
+            .caption("Latency of each op (log scale)", (FONT, 20))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(run_range(end_time), (lo..hi).log_scale())?;
@@ -361,8 +364,8 @@ pub(crate) fn latency(
                     format!("{v:.2}")
                 }
             })
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
             .draw()?;
         shade(&mut chart, windows, (lo, hi))?;
         for (pts, (name, c)) in
@@ -435,8 +438,9 @@ pub(crate) fn throughput(
             crate::html::dur(b)
         );
         let mut chart = ChartBuilder::on(&root)
-            .caption(caption, (FONT, 18))
+            .caption(caption, (FONT, 20))
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(run_range(end_time), 0.0..hi)?;
@@ -444,8 +448,8 @@ pub(crate) fn throughput(
             .configure_mesh()
             .x_desc("time since run start (s)")
             .y_desc("ops/s")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
             .draw()?;
         shade(&mut chart, windows, (0.0, hi))?;
         for (k, (name, c)) in [("ok", OK), ("fail", FAIL), ("info / unknown", INFO)]
@@ -509,6 +513,7 @@ pub(crate) fn lease(
                 (FONT, 18),
             )
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(run_range(end_time), 0.0..hi)?;
@@ -516,8 +521,8 @@ pub(crate) fn lease(
             .configure_mesh()
             .x_desc("lock acquired at (s since run start)")
             .y_desc("time since acquire (ms)")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
             .draw()?;
         shade(&mut chart, windows, (0.0, hi))?;
         chart
@@ -594,6 +599,7 @@ pub(crate) fn anomaly_timeline(
         let y = (0.0, n as f64);
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
+            .margin_right(36)
             .x_label_area_size(44)
             .y_label_area_size(10)
             .build_cartesian_2d(x0..x1, y.0..y.1)?;
@@ -604,8 +610,8 @@ pub(crate) fn anomaly_timeline(
             .max_light_lines(2)
             .x_desc("time since run start (s)")
             .x_label_formatter(&|v| format!("{v:.decimals$}"))
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
             .draw()?;
         let visible: Vec<Window> = windows
             .iter()
