@@ -2,6 +2,7 @@
 //! driven from tests without parsing.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -16,6 +17,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run one design under faults against real Redis and Postgres, check, and report.
+    /// With no arguments: the story at 1:10 scale (lock-only, 500 ms lease, 600 ms DB latency).
+    Run(Box<RunArgs>),
     /// Check a history file (JSON Lines, `-` for stdin) and print the verdict.
     Check(CheckArgs),
     /// Re-render a run's report (RUN_DIR/report.html) from its history.jsonl and meta.json.
@@ -130,4 +134,150 @@ pub struct BenchProxyArgs {
     /// Rounds of direct-then-proxy; the best of each is reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+}
+
+/// `overbook run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The design under test (see `docs/designs.md`): lock-only, check-then-insert,
+    /// lock-renewal, lock-fencing, db-unique, db-exclusion, atomic-reserve, row-lock,
+    /// serializable, confirm-before-commit.
+    #[arg(long, default_value = "lock-only")]
+    pub design: String,
+    /// A fault the nemesis injects in alternating windows; repeat for several: none,
+    /// db-latency, redis-latency, pause-db, pause-redis, kill-db, kill-redis, partition-db,
+    /// partition-redis, client-pause.
+    #[arg(long = "fault", default_value = "db-latency")]
+    pub faults: Vec<String>,
+    /// How long clients issue requests (e.g. 500ms, 20s, 2m).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Concurrent simulated users.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Rooms in the hotel; a hot fifth of them gets most requests.
+    #[arg(long, default_value_t = 5)]
+    pub rooms: u64,
+    /// Days in the booking window (from 2026-12-01).
+    #[arg(long, default_value_t = 60)]
+    pub window_days: u32,
+    /// Seed for every random choice (generator, nemesis); random when absent, always printed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The Redis lease length.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub lock_ttl: Duration,
+    /// Latency added to every database round trip during a db-latency window.
+    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
+    pub db_latency: Duration,
+    /// Latency added to every Redis round trip during a redis-latency window.
+    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
+    pub redis_latency: Duration,
+    /// How long a client-pause stops a client between taking the lock and writing
+    /// (default: twice the lease).
+    #[arg(long, value_parser = parse_duration)]
+    pub client_pause: Option<Duration>,
+    /// Nominal length of each fault window (randomised +-50% from the seed).
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    pub fault_for: Duration,
+    /// Nominal length of the healthy gaps between fault windows.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub heal_for: Duration,
+    /// Deadline of every op; a timed-out op is recorded as info and its user retired
+    /// (default: 5 s plus 8 times the largest injected latency).
+    #[arg(long, value_parser = parse_duration)]
+    pub op_timeout: Option<Duration>,
+    /// Share of requests that cancel an earlier confirmed booking (0 to 1).
+    #[arg(long, default_value_t = 0.1)]
+    pub cancel_ratio: f64,
+    /// Total requests per second across all users (default: as fast as they go).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Retry a timed-out booking from a fresh user with the same request key.
+    #[arg(long)]
+    pub retry: bool,
+    /// Store request keys so that a retry returns the original outcome.
+    #[arg(long)]
+    pub idempotency: bool,
+    /// Where the servers come from: local (start them here) or external (--redis-url,
+    /// --postgres-url; only proxy faults).
+    #[arg(long, default_value = "local")]
+    pub backend: String,
+    /// Redis URL for --backend external, e.g. redis://127.0.0.1:6379/.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Postgres URL for --backend external, e.g. postgres://postgres@127.0.0.1:5432/postgres.
+    #[arg(long)]
+    pub postgres_url: Option<String>,
+    /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// valid or invalid: exit 0 when the verdict is the one expected, 1 otherwise
+    /// (unsafe designs run as canaries with --expect invalid).
+    #[arg(long)]
+    pub expect: Option<String>,
+    /// Keep the servers' data directories after the run.
+    #[arg(long)]
+    pub keep: bool,
+    /// Run Redis with AOF persistence, so a restart keeps its locks.
+    #[arg(long)]
+    pub redis_aof: bool,
+    /// Count lock-exclusion findings towards the verdict.
+    #[arg(long)]
+    pub strict_lock: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. 500ms, 5s, 2m"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "" => return Err(format!("{s:?} needs a unit: ms, s or m (e.g. {s}ms)")),
+        other => return Err(format!("unknown unit {other:?} in {s:?}: use ms, s or m")),
+    };
+    if !secs.is_finite() || secs > 86_400.0 {
+        return Err(format!("{s:?} is out of range (at most 24 h)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_ms_s_and_m() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "5", "5h", "ms", "-1s", "1e999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn run_with_no_arguments_is_the_story_at_one_tenth_scale() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["overbook", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.design, "lock-only");
+        assert_eq!(args.faults, vec!["db-latency".to_string()]);
+        assert_eq!(args.lock_ttl, Duration::from_millis(500));
+        assert_eq!(args.db_latency, Duration::from_millis(600));
+    }
 }

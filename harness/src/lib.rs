@@ -3,6 +3,8 @@
 //! - [`cli`]: the command line (clap).
 //! - [`check`]: `overbook check`, judging a history file.
 //! - [`bench_check`]: `overbook bench check`, its speed and memory.
+//! - [`runner`]: composes nodes, nemesis, clients and checkers into one run;
+//!   [`run_cmd`] is its CLI edge, [`store`] its directory, [`runlog`] its log.
 //! - [`recorder`]: appends the history to disk as the run goes.
 //! - [`report_cmd`]: `overbook report`, the HTML report and the store's index page.
 //! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
@@ -20,8 +22,12 @@ pub mod nemesis;
 pub mod node;
 pub mod proxy;
 pub mod recorder;
-pub mod up;
 pub mod report_cmd;
+pub mod run_cmd;
+pub mod runlog;
+pub mod runner;
+pub mod store;
+pub mod up;
 
 /// Exit code for "the harness could not do its job" (bad input, cannot start a node).
 pub const EXIT_HARNESS_ERROR: u8 = 2;

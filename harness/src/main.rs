@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         eprintln!("overbook: warning: no Ctrl-C cleanup: {e}");
     }
     let result = match &cli.command {
+        Command::Run(args) => {
+            harness::runlog::init();
+            harness::run_cmd::run(args)
+        }
         Command::Check(args) => check::run(args),
         Command::Up(args) => harness::up::run(args),
         Command::Report(args) => harness::report_cmd::run(args),

@@ -1,0 +1,604 @@
+//! The runner: composes nodes, nemesis, clients, generator, recorder and checkers into one
+//! test run (Jepsen's `run!`).
+//!
+//! Order matters for a trustworthy verdict: clients stop issuing at the time limit, the
+//! nemesis heals every fault, in-flight ops finish (or time out as `info`), the cluster is
+//! given a moment of quiet, and only then is the final read taken, straight from the
+//! server, never through the fault proxy.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use checkers::{CheckOptions, History, OpType, OpValue, Process, Results, F};
+use workloads::{
+    BookRequest, Client, ClientPause, Config, DesignName, Generator, GeneratorConfig, Outcome,
+    Request, RunClock,
+};
+
+use crate::nemesis::{Fault, FaultParams, Nemesis, Schedule, ScheduleConfig};
+use crate::node::{Backend, Cluster, NodeError, NodeOptions};
+use crate::recorder::{Recorder, RecorderError};
+use crate::store::RunDir;
+
+/// Everything a run needs to know; the CLI builds one, the matrix builds many.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The design under test.
+    pub design: DesignName,
+    /// Faults the nemesis may inject (`none` for a clean run).
+    pub faults: Vec<Fault>,
+    /// How long clients issue requests.
+    pub time_limit: Duration,
+    /// Concurrent simulated users.
+    pub concurrency: usize,
+    /// Rooms in the hotel (a hot subset gets most requests).
+    pub rooms: u64,
+    /// Days in the booking window.
+    pub window_days: u32,
+    /// Fixes every random choice of the generator and nemesis.
+    pub seed: u64,
+    /// The Redis lease length.
+    pub lock_ttl: Duration,
+    /// Latency added to each database round trip during `db-latency`.
+    pub db_latency: Duration,
+    /// Latency added to each Redis round trip during `redis-latency`.
+    pub redis_latency: Duration,
+    /// How long a `client-pause` stops a client between lock and write.
+    pub client_pause: Duration,
+    /// Nominal length of a fault window, and of the healthy gap between windows.
+    pub fault_for: Duration,
+    /// Nominal length of the healthy gaps.
+    pub heal_for: Duration,
+    /// Every op's deadline; a timeout completes it as `info`.
+    pub op_timeout: Duration,
+    /// Share of requests that cancel an earlier confirmed booking.
+    pub cancel_ratio: f64,
+    /// Total requests per second across clients (None: as fast as they go).
+    pub rate: Option<f64>,
+    /// Retry a timed-out booking from a fresh process with the same request key.
+    pub retry: bool,
+    /// Store request keys so a retry returns the original outcome.
+    pub idempotency: bool,
+    /// Where the servers come from.
+    pub backend: Backend,
+    /// Store root.
+    pub store: PathBuf,
+    /// Keep server data directories after the run.
+    pub keep: bool,
+    /// Redis with AOF persistence (a restart keeps locks).
+    pub redis_aof: bool,
+    /// Count lock-exclusion findings towards the verdict.
+    pub strict_lock: bool,
+    /// The command line that reproduces this run, for the report.
+    pub command: String,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run's directory (history, results, report, logs).
+    pub dir: RunDir,
+    /// The checkers' verdict.
+    pub results: Results,
+    /// Ops recorded, nemesis and final read included.
+    pub ops: usize,
+    /// Wall time of the whole run, server start to report.
+    pub wall: Duration,
+    /// Time spent outside the test proper: server start, schema setup, final read, checks.
+    pub overhead: Duration,
+}
+
+/// Why a run could not produce a verdict (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The store directory could not be created or written.
+    #[error("store: {0}")]
+    Store(#[from] std::io::Error),
+    /// A server could not be started or controlled.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The history could not be written.
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+    /// The design's schema could not be created.
+    #[error("setting up the {design} schema: {source}")]
+    Setup {
+        design: String,
+        source: workloads::WorkloadError,
+    },
+    /// Connecting to Postgres for setup or the final read failed.
+    #[error("connecting to postgres at {url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_postgres::Error,
+    },
+    /// The recorded history broke the format's rules: a harness bug.
+    #[error("the recorded history is malformed (a harness bug): {0}")]
+    History(#[from] checkers::ReadError),
+}
+
+/// Counters the progress bar reads while the run goes.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Ops completed.
+    pub done: AtomicU64,
+    /// Completed ok.
+    pub ok: AtomicU64,
+    /// Completed fail.
+    pub fail: AtomicU64,
+    /// Completed info.
+    pub info: AtomicU64,
+}
+
+/// Runs one test end to end and writes its store directory.
+pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
+    let test = format!(
+        "{}-{}",
+        cfg.design,
+        cfg.faults
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let dir = RunDir::create(&cfg.store, &test)?;
+    crate::runlog::attach(&dir.file("run.log"))?;
+    tracing::info!(dir = %dir.path.display(), seed = cfg.seed, "run starting");
+
+    let cluster = Arc::new(
+        Cluster::start(
+            &cfg.backend,
+            &NodeOptions {
+                dir: dir.path.clone(),
+                keep: cfg.keep,
+                redis_aof: cfg.redis_aof,
+            },
+        )
+        .await?,
+    );
+    let result = run_on(cfg, &dir, &cluster, started).await;
+    // Whatever happened above, the servers go away (resumed first if paused).
+    let shut = cluster.shutdown().await;
+    let outcome = result?;
+    shut?;
+    Ok(outcome)
+}
+
+async fn run_on(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    cluster: &Arc<Cluster>,
+    started: Instant,
+) -> Result<RunOutcome, RunError> {
+    let window_start = workloads::config::default_window_start();
+    let pause = ClientPause::new();
+    let clock = RunClock::start();
+    let design_cfg = Config {
+        lock_ttl: cfg.lock_ttl,
+        idempotency: cfg.idempotency,
+        pause: pause.clone(),
+        clock,
+        rooms: cfg.rooms,
+        window_start,
+        window_days: cfg.window_days,
+    };
+
+    // Schema setup goes straight to the server: faults are for the test, not its set-up.
+    let setup_client = connect_pg(&cluster.postgres.direct_url()).await?;
+    workloads::setup(cfg.design, &setup_client, &design_cfg)
+        .await
+        .map_err(|source| RunError::Setup {
+            design: cfg.design.to_string(),
+            source,
+        })?;
+
+    let recorder = Arc::new(Recorder::create(&dir.file("history.jsonl"), clock)?);
+    let test_started = Instant::now();
+    let setup_overhead = started.elapsed();
+
+    let generator = Arc::new(Mutex::new(Generator::new(GeneratorConfig {
+        seed: cfg.seed,
+        rooms: cfg.rooms,
+        hot_fraction: 0.2,
+        window_start,
+        window_days: cfg.window_days,
+        max_nights: 7,
+        cancel_ratio: cfg.cancel_ratio,
+    })));
+
+    let schedule = Schedule::plan(&ScheduleConfig {
+        faults: cfg.faults.clone(),
+        time_limit: cfg.time_limit,
+        fault_for: cfg.fault_for,
+        heal_for: cfg.heal_for,
+        seed: cfg.seed,
+    });
+    let params = FaultParams {
+        db_latency: cfg.db_latency,
+        redis_latency: cfg.redis_latency,
+        jitter_pct: 10,
+        client_pause: cfg.client_pause,
+    };
+    let nemesis = Nemesis::new(
+        schedule,
+        params,
+        cluster.clone(),
+        pause.clone(),
+        recorder.clone(),
+    );
+    let nemesis_status = nemesis.status();
+    let (stop_nemesis, stop_rx) = tokio::sync::watch::channel(false);
+    let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
+
+    let progress = Arc::new(Progress::default());
+    let bar = cfg
+        .progress
+        .then(|| progress_bar(cfg, progress.clone(), nemesis_status, clock));
+
+    // Clients: each worker plays one user at a time; a user whose op ended in `info` is
+    // retired (its outcome is unknown, so it may still be acting) and a fresh process id
+    // takes its place, as in Jepsen.
+    let next_process = Arc::new(AtomicU64::new(0));
+    let deadline = tokio::time::Instant::now() + cfg.time_limit;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..cfg.concurrency {
+        let w = Worker {
+            cfg: cfg.clone(),
+            design_cfg: design_cfg.clone(),
+            pg_url: cluster.postgres.url(),
+            redis_url: cluster.redis.url(),
+            recorder: recorder.clone(),
+            generator: generator.clone(),
+            next_process: next_process.clone(),
+            progress: progress.clone(),
+            deadline,
+            stopping: stopping.clone(),
+            pace: cfg
+                .rate
+                .map(|r| Duration::from_secs_f64(cfg.concurrency as f64 / r.max(0.001))),
+        };
+        workers.push(tokio::spawn(w.run()));
+    }
+
+    tokio::time::sleep_until(deadline).await;
+    stopping.store(true, Ordering::SeqCst);
+    // Heal before waiting for stragglers: with faults healed they finish promptly instead
+    // of all running into their op timeout.
+    let _ = stop_nemesis.send(true);
+    match nemesis_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("nemesis: {e}"),
+        Err(e) => tracing::error!("nemesis task: {e}"),
+    }
+    for w in workers {
+        if let Err(e) = w.await {
+            tracing::error!("client worker: {e}");
+        }
+    }
+    let test_time = test_started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    // Quiet: let leases run out and the servers settle before the final read.
+    let final_started = Instant::now();
+    tokio::time::sleep(cfg.lock_ttl.min(Duration::from_secs(1))).await;
+    final_read(cfg, cluster, &recorder, &next_process).await;
+    recorder.finish()?;
+
+    let history = History::from_ops(recorder.ops())?;
+    let results = checkers::check_all(
+        &history,
+        &CheckOptions {
+            strict_lock: cfg.strict_lock,
+        },
+    );
+    std::fs::write(
+        dir.file("results.json"),
+        serde_json::to_vec_pretty(&results).expect("results serialise"),
+    )?;
+    let meta = run_meta(cfg, dir, test_time);
+    std::fs::write(
+        dir.file("meta.json"),
+        serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+    )?;
+    std::fs::write(
+        dir.file("report.html"),
+        reports::render_run(&history, &results, &meta),
+    )?;
+    dir.mark_latest()?;
+    crate::report_cmd::write_index(&cfg.store)?;
+    let overhead = setup_overhead + final_started.elapsed();
+
+    Ok(RunOutcome {
+        dir: dir.clone(),
+        results,
+        ops: history.ops().len(),
+        wall: started.elapsed(),
+        overhead,
+    })
+}
+
+/// What the report says about how the run was made.
+fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunMeta {
+    let ms = |d: Duration| format!("{} ms", d.as_millis());
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("lock-ttl".to_string(), ms(cfg.lock_ttl));
+    params.insert("db-latency".to_string(), ms(cfg.db_latency));
+    params.insert("redis-latency".to_string(), ms(cfg.redis_latency));
+    params.insert("client-pause".to_string(), ms(cfg.client_pause));
+    params.insert("op-timeout".to_string(), ms(cfg.op_timeout));
+    params.insert("concurrency".to_string(), cfg.concurrency.to_string());
+    params.insert("rooms".to_string(), cfg.rooms.to_string());
+    params.insert("retry".to_string(), cfg.retry.to_string());
+    params.insert("idempotency".to_string(), cfg.idempotency.to_string());
+    params.insert("strict-lock".to_string(), cfg.strict_lock.to_string());
+    params.insert("backend".to_string(), cfg.backend.name().to_string());
+    reports::RunMeta {
+        design: cfg.design.to_string(),
+        faults: cfg.faults.iter().map(|f| f.to_string()).collect(),
+        seed: Some(cfg.seed),
+        duration_ms: test_time.as_millis() as u64,
+        command: cfg.command.clone(),
+        started_at: dir.stamp.clone(),
+        params,
+    }
+}
+
+/// The final read, straight from the server, retried while a just-restarted server warms up.
+/// Recorded as an ordinary `read` op so the checkers find it where the contract says.
+async fn final_read(
+    cfg: &RunConfig,
+    cluster: &Cluster,
+    recorder: &Recorder,
+    next_process: &AtomicU64,
+) {
+    let process = Process::Client(next_process.fetch_add(1, Ordering::SeqCst));
+    recorder.record(process, OpType::Invoke, F::Read, OpValue::default(), None);
+    let mut last_err = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let client = match connect_pg(&cluster.postgres.direct_url()).await {
+            Ok(c) => c,
+            Err(e) => {
+                last_err = e.to_string();
+                continue;
+            }
+        };
+        match workloads::read_all(cfg.design, &client).await {
+            Ok(rows) => {
+                let value = OpValue {
+                    bookings: Some(rows),
+                    ..OpValue::default()
+                };
+                recorder.record(process, OpType::Ok, F::Read, value, None);
+                return;
+            }
+            Err(e) => last_err = e.to_string(),
+        }
+    }
+    tracing::error!("final read failed: {last_err}");
+    recorder.record(
+        process,
+        OpType::Fail,
+        F::Read,
+        OpValue::default(),
+        Some(last_err),
+    );
+}
+
+/// Connects to Postgres and drives the connection on its own task.
+async fn connect_pg(url: &str) -> Result<tokio_postgres::Client, RunError> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|source| RunError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// One client slot: plays successive processes until the time limit.
+struct Worker {
+    cfg: RunConfig,
+    design_cfg: Config,
+    pg_url: String,
+    redis_url: String,
+    recorder: Arc<Recorder>,
+    generator: Arc<Mutex<Generator>>,
+    next_process: Arc<AtomicU64>,
+    progress: Arc<Progress>,
+    deadline: tokio::time::Instant,
+    stopping: Arc<AtomicBool>,
+    pace: Option<Duration>,
+}
+
+impl Worker {
+    fn is_over(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) || tokio::time::Instant::now() >= self.deadline
+    }
+
+    async fn run(self) {
+        let mut client: Option<(Process, Client)> = None;
+        let mut next_at = tokio::time::Instant::now();
+        while !self.is_over() {
+            let (process, c) = match client.take() {
+                Some(pc) => pc,
+                None => match self.connect().await {
+                    Some(pc) => pc,
+                    None => continue,
+                },
+            };
+            let mut c = c;
+            if let Some(pace) = self.pace {
+                tokio::time::sleep_until(next_at).await;
+                next_at = next_at.max(tokio::time::Instant::now() - pace) + pace;
+                if self.is_over() {
+                    break;
+                }
+            }
+            let request = self
+                .generator
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .next_request();
+            let retired = self.perform(process, &mut c, request).await;
+            if !retired {
+                client = Some((process, c));
+            }
+        }
+    }
+
+    /// Connects a fresh process. Connection failures are not ops (nothing was asked of the
+    /// system), so they are retried quietly until the time limit.
+    async fn connect(&self) -> Option<(Process, Client)> {
+        let connect = Client::connect(
+            self.cfg.design,
+            self.design_cfg.clone(),
+            &self.pg_url,
+            &self.redis_url,
+        );
+        match tokio::time::timeout(self.cfg.op_timeout, connect).await {
+            Ok(Ok(c)) => Some((
+                Process::Client(self.next_process.fetch_add(1, Ordering::SeqCst)),
+                c,
+            )),
+            Ok(Err(e)) => {
+                tracing::debug!("connect: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                None
+            }
+            Err(_) => {
+                tracing::debug!("connect: timed out");
+                None
+            }
+        }
+    }
+
+    /// Invokes one request and records its completion. Returns whether the process retired.
+    async fn perform(&self, process: Process, client: &mut Client, request: Request) -> bool {
+        let (f, value) = match &request {
+            Request::Book(b) => (F::Book, book_value(b)),
+            Request::Cancel { booking, request } => (
+                F::Cancel,
+                OpValue {
+                    booking: Some(*booking),
+                    request: Some(request.clone()),
+                    ..OpValue::default()
+                },
+            ),
+        };
+        self.recorder
+            .record(process, OpType::Invoke, f.clone(), value.clone(), None);
+        let fut = async {
+            match &request {
+                Request::Book(b) => client.book(b).await,
+                Request::Cancel { booking, request } => client.cancel(*booking, request).await,
+            }
+        };
+        let outcome = match tokio::time::timeout(self.cfg.op_timeout, fut).await {
+            Ok(o) => o,
+            Err(_) => Outcome {
+                kind: OpType::Info,
+                value: value.clone(),
+                error: Some("timeout".into()),
+            },
+        };
+        let mut done = outcome.value;
+        // The completion repeats the invocation's arguments, so each line reads on its own.
+        done.room = done.room.or(value.room);
+        done.from = done.from.or(value.from);
+        done.to = done.to.or(value.to);
+        done.request = done.request.or(value.request);
+        if f == F::Cancel {
+            done.booking = done.booking.or(value.booking);
+        }
+        let kind = outcome.kind;
+        self.recorder
+            .record(process, kind, f.clone(), done.clone(), outcome.error);
+        self.progress.done.fetch_add(1, Ordering::Relaxed);
+        match kind {
+            OpType::Ok => {
+                self.progress.ok.fetch_add(1, Ordering::Relaxed);
+                if let (Request::Book(b), Some(id)) = (&request, done.booking) {
+                    self.generator
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .confirmed(id, &b.request);
+                }
+            }
+            OpType::Fail => {
+                self.progress.fail.fetch_add(1, Ordering::Relaxed);
+            }
+            OpType::Info | OpType::Invoke => {
+                self.progress.info.fetch_add(1, Ordering::Relaxed);
+                if let (true, Request::Book(b)) = (self.cfg.retry, &request) {
+                    // The user did not hear back, so they try again: same request key, new process.
+                    self.generator
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retry(b.clone());
+                }
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn book_value(b: &BookRequest) -> OpValue {
+    OpValue {
+        room: Some(b.room),
+        from: Some(b.from),
+        to: Some(b.to),
+        request: Some(b.request.clone()),
+        ..OpValue::default()
+    }
+}
+
+fn progress_bar(
+    cfg: &RunConfig,
+    progress: Arc<Progress>,
+    nemesis: crate::nemesis::NemesisStatus,
+    clock: RunClock,
+) -> indicatif::ProgressBar {
+    let total = cfg.time_limit.as_millis() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    tokio::spawn(async move {
+        while !b.is_finished() {
+            let fault = nemesis
+                .current()
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "healthy".into());
+            b.set_position((clock.elapsed().as_millis() as u64).min(total));
+            b.set_message(format!(
+                "ops {} ok {} fail {} info {} | {}",
+                progress.done.load(Ordering::Relaxed),
+                progress.ok.load(Ordering::Relaxed),
+                progress.fail.load(Ordering::Relaxed),
+                progress.info.load(Ordering::Relaxed),
+                fault
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}
