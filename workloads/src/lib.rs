@@ -28,7 +28,7 @@ pub mod schema;
 pub use classify::Failure;
 pub use client::Client;
 pub use clock::RunClock;
-pub use config::{room_numbers, Config, FIRST_ROOM};
+pub use config::{default_window_start, room_numbers, Config, FIRST_ROOM};
 pub use design::DesignName;
 pub use error::WorkloadError;
 pub use generator::{Generator, GeneratorConfig};
