@@ -198,3 +198,19 @@ fn a_large_history_is_down_sampled_in_the_whole_run_plots_only() {
     );
     assert!(html.len() < 3_000_000, "page is {} bytes", html.len());
 }
+
+#[test]
+fn anomaly_views_stay_complete_in_a_large_history() {
+    let (html, results) = render(
+        fixture::big_run_with(20_000, Some(1_000)),
+        &RunMeta::default(),
+    );
+    let doubles = results
+        .check("no-double-booking")
+        .map_or(0, |c| c.anomalies.len());
+    assert!(doubles >= 9, "{:#?}", results.checks);
+    // Every anomaly has its own timeline even though the run plots are down-sampled.
+    assert!(html.contains("time buckets per lane"));
+    let n = results.anomalies().count();
+    assert_eq!(html.matches("<svg").count(), n + 4);
+}
