@@ -537,6 +537,37 @@ async fn cut_connections_fail_one_op_then_the_client_reconnects() {
     assert_eq!(requests, ["r-1", "r-3"]);
 }
 
+/// Redis without persistence forgets the token counters (restart, failover): tokens
+/// start again below the fences Postgres keeps. The first holder per room is rejected as
+/// stale and seeds the counter from the database, so the next one books again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_recovers_when_redis_forgets_its_counters() {
+    let env = Env::start("fence", Duration::from_millis(300)).await;
+    let design = DesignName::LockFencing;
+    let mut c = env.clients(design, 1).await.remove(0);
+    for (i, from) in ["2026-12-01", "2026-12-03"].iter().enumerate() {
+        let to = day(from).add_days(1).to_string();
+        let ok = c.book(&stay(101, from, &to, &format!("r-{i}"))).await;
+        assert_eq!(ok.kind, OpType::Ok, "{ok:?}");
+        assert_eq!(ok.trace().unwrap().token, Some(i as u64 + 1));
+    }
+    let redis = redis::Client::open(env.cluster.redis.direct_url()).unwrap();
+    let mut direct = redis.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+
+    let stale = c.book(&stay(101, "2026-12-05", "2026-12-06", "r-2")).await;
+    assert_eq!(stale.kind, OpType::Fail, "{stale:?}");
+    assert_eq!(stale.error.as_deref(), Some("stale token"));
+    assert_eq!(stale.trace().unwrap().token, Some(1));
+    let seeded = c.book(&stay(101, "2026-12-05", "2026-12-06", "r-3")).await;
+    assert_eq!(seeded.kind, OpType::Ok, "{seeded:?}");
+    assert_eq!(seeded.trace().unwrap().token, Some(3));
+    assert_eq!(env.rows(design).await.len(), 3);
+}
+
 impl Env {
     /// One more client for `design` on the existing schema.
     async fn clients_without_setup(&self, design: DesignName) -> Client {
