@@ -27,12 +27,58 @@ const MODE_SPLIT: &str = "split";
 #[derive(Debug, Serialize, Deserialize)]
 struct Measurement {
     ops: u64,
-    parse_secs: f64,
-    check_secs: f64,
-    total_secs: f64,
+    /// Wall-clock and CPU seconds of each phase (`split` mode times them apart).
+    parse: Option<Secs>,
+    check: Option<Secs>,
+    total: Secs,
     base_hwm_kb: u64,
     hwm_kb: u64,
     validity: Validity,
+}
+
+/// Wall-clock and CPU time of one phase. CPU time is the figure "on one core" means: the
+/// machine may be shared (other builds, other benchmarks) and wall time then includes
+/// waiting for a core.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Secs {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Starts timing a phase.
+struct Stopwatch {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: cpu_secs(),
+        }
+    }
+
+    fn stop(&self) -> Secs {
+        Secs {
+            wall: self.wall.elapsed().as_secs_f64(),
+            cpu: cpu_secs() - self.cpu,
+        }
+    }
+}
+
+/// CPU time this process has used (user + system), in seconds.
+fn cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass, which outlives the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 /// Removes the generated history even if the benchmark fails half way.
@@ -78,26 +124,23 @@ pub fn run(args: &BenchCheckArgs) -> anyhow::Result<ExitCode> {
         e2e.push(child(MODE_END_TO_END, &full.0)?);
         split.push(child(MODE_SPLIT, &full.0)?);
     }
-    let best_e2e = best(&e2e, |m| m.total_secs);
-    let best_parse = best(&split, |m| m.parse_secs);
-    let best_check = best(&split, |m| m.check_secs);
     let ops = e2e[0].ops as f64;
+    let line = |what: &str, secs: &dyn Fn(&Measurement) -> Option<Secs>, ms: &[Measurement]| {
+        let cpu = best(ms, |m| secs(m).map_or(f64::INFINITY, |s| s.cpu));
+        let wall = best(ms, |m| secs(m).map_or(f64::INFINITY, |s| s.wall));
+        println!(
+            "{what:<24}{cpu:.3} s CPU = {} ops/s per core (wall {wall:.3} s = {} ops/s)",
+            group((ops / cpu) as u64),
+            group((ops / wall) as u64)
+        );
+    };
     println!(
-        "parse+check end to end: {:.3} s = {} ops/s (best of {runs}; verdict {})",
-        best_e2e,
-        group((ops / best_e2e) as u64),
+        "best of {runs} fresh processes each; verdict {}",
         e2e[0].validity.as_str()
     );
-    println!(
-        "parse alone:            {:.3} s = {} ops/s",
-        best_parse,
-        group((ops / best_parse) as u64)
-    );
-    println!(
-        "check alone:            {:.3} s = {} ops/s",
-        best_check,
-        group((ops / best_check) as u64)
-    );
+    line("parse+check end to end:", &|m| Some(m.total), &e2e);
+    line("parse alone:", &|m| m.parse, &split);
+    line("check alone:", &|m| m.check, &split);
     let m = &e2e[0];
     let per_op =
         |m: &Measurement| (m.hwm_kb.saturating_sub(m.base_hwm_kb)) as f64 * 1024.0 / m.ops as f64;
@@ -194,30 +237,33 @@ fn measure(mode: &str, input: &Path) -> anyhow::Result<Measurement> {
         Ok(BufReader::with_capacity(1 << 20, f))
     };
     let opts = CheckOptions::default();
-    let (parse_secs, check_secs, total_secs, ops, validity) = match mode {
+    let (parse, check, total, ops, validity) = match mode {
         MODE_END_TO_END => {
-            let t0 = Instant::now();
+            let t = Stopwatch::start();
             let h = read_history(open()?)?;
             let r = check_all(&h, &opts);
-            let total = t0.elapsed().as_secs_f64();
-            (f64::NAN, f64::NAN, total, h.len() as u64, r.validity)
+            (None, None, t.stop(), h.len() as u64, r.validity)
         }
         MODE_SPLIT => {
-            let t0 = Instant::now();
+            let t0 = Stopwatch::start();
             let h = read_history(open()?)?;
-            let parse = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
+            let parse = t0.stop();
+            let t1 = Stopwatch::start();
             let r = check_all(&h, &opts);
-            let check = t1.elapsed().as_secs_f64();
-            (parse, check, parse + check, h.len() as u64, r.validity)
+            let check = t1.stop();
+            let total = Secs {
+                wall: parse.wall + check.wall,
+                cpu: parse.cpu + check.cpu,
+            };
+            (Some(parse), Some(check), total, h.len() as u64, r.validity)
         }
         other => bail!("unknown measurement {other:?}"),
     };
     Ok(Measurement {
         ops,
-        parse_secs,
-        check_secs,
-        total_secs,
+        parse,
+        check,
+        total,
         base_hwm_kb,
         hwm_kb: vm_hwm_kb()?,
         validity,
