@@ -20,6 +20,9 @@ pub enum Command {
     /// Run one design under faults against real Redis and Postgres, check, and report.
     /// With no arguments: the story at 1:10 scale (lock-only, 500 ms lease, 600 ms DB latency).
     Run(Box<RunArgs>),
+    /// Run every design under every fault (and seed), each cell its own run, and judge
+    /// each against what the design declares it survives. `matrix merge` joins shards.
+    Matrix(MatrixArgs),
     /// Check a history file (JSON Lines, `-` for stdin) and print the verdict.
     Check(CheckArgs),
     /// Re-render a run's report (RUN_DIR/report.html) from its history.jsonl and meta.json.
@@ -228,6 +231,69 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also write the verdict as JSON to this file (used by `overbook matrix`).
+    #[arg(long, hide = true)]
+    pub outcome_file: Option<PathBuf>,
+}
+
+/// `overbook matrix`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MatrixArgs {
+    #[command(subcommand)]
+    pub command: Option<MatrixCommand>,
+    /// Designs (rows), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub designs: String,
+    /// Faults (columns), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Runs per (design, fault), with seeds --seed, --seed+1, ...
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long each cell's clients run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Cells run at the same time (each starts its own servers).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
+    /// runners given the same arguments share one matrix.
+    #[arg(long, default_value = "1/1")]
+    pub shard: String,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Further `overbook run` options for every cell, after `--`
+    /// (e.g. `-- --concurrency 16 --lock-ttl 1s`).
+    #[arg(last = true)]
+    pub run_args: Vec<String>,
+}
+
+/// `overbook matrix merge`.
+#[derive(Debug, Subcommand)]
+pub enum MatrixCommand {
+    /// Join the matrix.json of several shards into one matrix page and one exit code.
+    Merge(MatrixMergeArgs),
+}
+
+/// `overbook matrix merge DIR...`.
+#[derive(Debug, Args)]
+pub struct MatrixMergeArgs {
+    /// Matrix directories (STORE/matrix/<timestamp>/), one per shard.
+    pub dirs: Vec<PathBuf>,
+    /// Store root for the merged matrix (STORE/matrix/<timestamp>-merged/).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
 }
 
 /// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.

@@ -5,6 +5,8 @@
 //! - [`bench_check`]: `overbook bench check`, its speed and memory.
 //! - [`runner`]: composes nodes, nemesis, clients and checkers into one run;
 //!   [`run_cmd`] is its CLI edge, [`store`] its directory, [`runlog`] its log.
+//! - [`matrix`]: `overbook matrix`, every design under every fault, planned by
+//!   [`matrix_plan`] and sharded for CI.
 //! - [`recorder`]: appends the history to disk as the run goes.
 //! - [`report_cmd`]: `overbook report`, the HTML report and the store's index page.
 //! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
@@ -18,6 +20,8 @@ pub mod bench_proxy;
 pub mod check;
 pub mod cleanup;
 pub mod cli;
+pub mod matrix;
+pub mod matrix_plan;
 pub mod nemesis;
 pub mod node;
 pub mod proxy;

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
             harness::runlog::init();
             harness::run_cmd::run(args)
         }
+        Command::Matrix(args) => match &args.command {
+            Some(harness::cli::MatrixCommand::Merge(m)) => harness::matrix::merge(m),
+            None => harness::matrix::run(args),
+        },
         Command::Check(args) => check::run(args),
         Command::Up(args) => harness::up::run(args),
         Command::Report(args) => harness::report_cmd::run(args),

@@ -232,8 +232,43 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             1
         }
     };
+    if let Some(path) = &args.outcome_file {
+        let summary = crate::matrix::RunSummaryFile {
+            dir: outcome.dir.path.clone(),
+            validity: results.validity,
+            summary: one_line_summary(results),
+            command: cfg.command.clone(),
+            wall_ms: outcome.wall.as_millis() as u64,
+            overhead_ms: outcome.overhead.as_millis() as u64,
+        };
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     if let (Some(Expect::Invalid), Validity::Invalid) = (expect, results.validity) {
         println!("  expected invalid: caught, as expected");
     }
     Ok(ExitCode::from(code))
+}
+
+/// One line naming what each checker found, e.g.
+/// "no-double-booking: 3 anomalies (room 101 nights ... confirmed to ops 14 and 19); lock-exclusion: 5".
+pub fn one_line_summary(results: &checkers::Results) -> String {
+    let found: Vec<String> = results
+        .checks
+        .iter()
+        .filter(|c| !c.anomalies.is_empty())
+        .map(|c| {
+            format!(
+                "{}: {} anomalies (first: {})",
+                c.checker,
+                c.anomalies.len(),
+                c.anomalies[0].message
+            )
+        })
+        .collect();
+    if found.is_empty() {
+        format!("no anomalies; {}", results.validity.as_str())
+    } else {
+        found.join("; ")
+    }
 }

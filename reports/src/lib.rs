@@ -6,12 +6,14 @@
 //! - `plots`: every SVG plot.
 //! - `caption`: plain-words explanations of anomalies built from traces.
 //! - `index`: the store's run index.
+//! - [`matrix`]: the design matrix page and its data (`matrix.json`).
 //! - [`html`]: escaping; everything from a history is escaped before it reaches the page.
 
 mod caption;
 mod error;
 pub mod html;
 mod index;
+pub mod matrix;
 pub mod meta;
 mod page;
 mod plots;

@@ -69,7 +69,10 @@ impl Matrix {
 pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
     let mut by_cell: BTreeMap<(&str, &str), Vec<&MatrixCell>> = BTreeMap::new();
     for c in &m.cells {
-        by_cell.entry((c.design.as_str(), c.fault.as_str())).or_default().push(c);
+        by_cell
+            .entry((c.design.as_str(), c.fault.as_str()))
+            .or_default()
+            .push(c);
     }
     let failed = m.cells.iter().filter(|c| !c.met).count();
     let mut out = String::with_capacity(4096 + m.cells.len() * 512);
@@ -83,7 +86,11 @@ pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
         escape(&m.started_at),
         escape(&m.shards.join(", ")),
         m.cells.len(),
-        if failed == 0 { "every cell met its expectation".to_string() } else { format!("{failed} cells did not meet their expectation") }
+        if failed == 0 {
+            "every cell met its expectation".to_string()
+        } else {
+            format!("{failed} cells did not meet their expectation")
+        }
     );
     out.push_str(
         "<p class=\"legend\"><span class=\"cell met\">met</span> verdict as expected \
@@ -103,7 +110,10 @@ pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
         escape_into(&mut out, d);
         out.push_str("</th>");
         for f in &m.faults {
-            let cells = by_cell.get(&(d.as_str(), f.as_str())).map(Vec::as_slice).unwrap_or(&[]);
+            let cells = by_cell
+                .get(&(d.as_str(), f.as_str()))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
             render_cell(&mut out, cells, store_prefix);
         }
         out.push_str("</tr>\n");
@@ -115,7 +125,10 @@ pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
         out.push_str("<h2>Cells that did not meet their expectation</h2>\n<ul>\n");
         for c in misses {
             out.push_str("<li><b>");
-            escape_into(&mut out, &format!("{} under {} (seed {})", c.design, c.fault, c.seed));
+            escape_into(
+                &mut out,
+                &format!("{} under {} (seed {})", c.design, c.fault, c.seed),
+            );
             out.push_str("</b>: expected ");
             escape_into(&mut out, &c.expected);
             out.push_str(", got ");
@@ -147,21 +160,36 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
         "met"
     };
     let _ = write!(out, "<td class=\"cell {class}\">");
-    let caught = cells.iter().filter(|c| c.verdict == Some(Validity::Invalid)).count();
-    let _ = write!(out, "<div>expect {}</div><div>{caught}/{} invalid</div><div>", escape(&cells[0].expected), cells.len());
+    let caught = cells
+        .iter()
+        .filter(|c| c.verdict == Some(Validity::Invalid))
+        .count();
+    let _ = write!(
+        out,
+        "<div>expect {}</div><div>{caught}/{} invalid</div><div>",
+        escape(&cells[0].expected),
+        cells.len()
+    );
     for c in cells {
         let label = format!("s{}:{}", c.seed, c.verdict.map_or("error", |v| v.as_str()));
         if c.report.is_empty() {
             escape_into(out, &label);
         } else {
-            let _ = write!(out, "<a href=\"{}\" title=\"{}\">{}</a>", escape(&format!("{store_prefix}{}", c.report)), escape(&c.summary), escape(&label));
+            let _ = write!(
+                out,
+                "<a href=\"{}\" title=\"{}\">{}</a>",
+                escape(&format!("{store_prefix}{}", c.report)),
+                escape(&c.summary),
+                escape(&label)
+            );
         }
         out.push(' ');
     }
     out.push_str("</div></td>");
 }
 
-const MATRIX_STYLE: &str = "table.matrix td.cell{min-width:9em;font-size:0.85em;vertical-align:top}\
+const MATRIX_STYLE: &str =
+    "table.matrix td.cell{min-width:9em;font-size:0.85em;vertical-align:top}\
 .cell.met{background:#d8f0d8}.cell.missed{background:#f6c6c6}.cell.either{background:#eeeeee}\
 .cell.error{background:#f3d08a}.cell.absent{color:#999}\
 .legend .cell{display:inline-block;padding:0 .4em;margin:0 .2em}";
@@ -170,7 +198,13 @@ const MATRIX_STYLE: &str = "table.matrix td.cell{min-width:9em;font-size:0.85em;
 mod tests {
     use super::*;
 
-    fn cell(design: &str, fault: &str, expected: &str, verdict: Option<Validity>, met: bool) -> MatrixCell {
+    fn cell(
+        design: &str,
+        fault: &str,
+        expected: &str,
+        verdict: Option<Validity>,
+        met: bool,
+    ) -> MatrixCell {
         MatrixCell {
             ordinal: 0,
             design: design.into(),
@@ -195,8 +229,20 @@ mod tests {
             designs: vec!["lock-only".into(), "db-exclusion".into()],
             faults: vec!["db-latency".into()],
             cells: vec![
-                cell("lock-only", "db-latency", "invalid", Some(Validity::Valid), false),
-                cell("db-exclusion", "db-latency", "valid", Some(Validity::Valid), true),
+                cell(
+                    "lock-only",
+                    "db-latency",
+                    "invalid",
+                    Some(Validity::Valid),
+                    false,
+                ),
+                cell(
+                    "db-exclusion",
+                    "db-latency",
+                    "valid",
+                    Some(Validity::Valid),
+                    true,
+                ),
             ],
         };
         assert!(!m.all_met());
@@ -205,7 +251,10 @@ mod tests {
         assert!(html.contains("cell met"));
         assert!(html.contains("../../x/y/report.html"));
         assert!(html.contains("1 cells did not meet"));
-        assert!(!html.contains("<b>room 101</b>"), "summaries from runs must be escaped");
+        assert!(
+            !html.contains("<b>room 101</b>"),
+            "summaries from runs must be escaped"
+        );
         assert!(html.contains("&lt;b&gt;room 101"));
     }
 }
