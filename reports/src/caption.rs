@@ -25,6 +25,34 @@ fn write_end(sp: &Span<'_>) -> u64 {
     sp.trace().and_then(|t| t.db_commit).unwrap_or(sp.end)
 }
 
+/// How taking the lock at `acq` relates to the previous holder `p` (named `pn`): after it
+/// released, after its lease expired (while its write still ran, the seed race), or while
+/// it still held the lock.
+fn relation(p: &Span<'_>, pn: &str, acq: u64) -> String {
+    let Some(t) = p.trace() else {
+        return String::new();
+    };
+    let released = t.lock_released;
+    let expiry = t.lease_expiry();
+    if let Some(r) = released.filter(|&r| r <= acq) {
+        return format!(", {} after {pn} released it", dur(acq - r));
+    }
+    if let Some(e) = expiry.filter(|&e| e <= acq) {
+        let mut s = format!(", {} after {pn}'s lease expired", dur(acq - e));
+        if write_end(p) > acq {
+            s.push_str(&format!(" while {pn}'s write was still running"));
+        }
+        return s;
+    }
+    match [released, expiry].into_iter().flatten().min() {
+        Some(until) => format!(
+            ", while {pn} still held it ({pn} let go {} later)",
+            dur(until - acq)
+        ),
+        None => format!(", while {pn} still held it"),
+    }
+}
+
 /// The caption for the ops of one anomaly, in the order the anomaly lists them
 /// (`names[i]` is what to call `spans[i]`). Plain text: the page escapes it.
 pub(crate) fn explain(spans: &[&Span<'_>], names: &[String], windows: &[Window]) -> String {
@@ -47,60 +75,41 @@ pub(crate) fn explain(spans: &[&Span<'_>], names: &[String], windows: &[Window])
                 let key = t.lock_key.as_deref().unwrap_or("the lock");
                 sentence.push_str(&format!("{who} acquired {key} at {}", secs(acq)));
                 if let Some(p) = prev {
-                    let ps = spans[p];
-                    let pn = &names[p];
-                    match ps.trace().and_then(|t| t.lease_expiry()) {
-                        Some(pe) if pe <= acq => {
-                            sentence.push_str(&format!(
-                                ", {} after {pn}'s lease expired",
-                                dur(acq - pe)
-                            ));
-                            if write_end(ps) > acq {
-                                sentence
-                                    .push_str(&format!(" while {pn}'s write was still running"));
-                            }
-                        }
-                        Some(pe) => sentence.push_str(&format!(
-                            ", while {pn}'s lease was still valid (until {})",
-                            secs(pe)
-                        )),
-                        None if acquired(ps).is_some() && write_end(ps) > acq => {
-                            sentence.push_str(&format!(" while {pn} still held it"))
-                        }
-                        None => {}
-                    }
+                    sentence.push_str(&relation(spans[p], &names[p], acq));
                 }
-                if let Some(e) = t.lease_expiry() {
-                    let ttl = t
-                        .lock_ttl_ms
-                        .map(|ms| format!("{ms} ms "))
-                        .unwrap_or_default();
-                    match t.db_commit {
-                        Some(c) if c > e => sentence.push_str(&format!(
-                            "; its {ttl}lease expired at {}, {} before it committed at {}",
-                            secs(e),
-                            dur(c - e),
-                            secs(c)
-                        )),
-                        Some(c) => sentence.push_str(&format!(
-                            "; it committed at {} within its {ttl}lease",
-                            secs(c)
-                        )),
-                        None => {
-                            sentence.push_str(&format!("; its {ttl}lease expired at {}", secs(e)))
-                        }
+                let e = t.lease_expiry();
+                let ttl = t
+                    .lock_ttl_ms
+                    .map(|ms| format!("{ms} ms "))
+                    .unwrap_or_default();
+                match (e, t.db_commit) {
+                    (Some(e), Some(c)) if c > e => sentence.push_str(&format!(
+                        "; its {ttl}lease expired at {}, {} before it committed at {}",
+                        secs(e),
+                        dur(c - e),
+                        secs(c)
+                    )),
+                    (Some(_), Some(c)) => sentence.push_str(&format!(
+                        "; it committed at {} within its {ttl}lease",
+                        secs(c)
+                    )),
+                    (None, Some(c)) => sentence.push_str(&format!("; it committed at {}", secs(c))),
+                    // No commit: the expiry only matters if the client still held the lock then.
+                    (Some(e), None) if t.lock_released.is_none_or(|r| r > e) => {
+                        sentence.push_str(&format!("; its {ttl}lease expired at {}", secs(e)))
                     }
-                } else if let Some(c) = t.db_commit {
-                    sentence.push_str(&format!("; it committed at {}", secs(c)));
+                    _ => {}
                 }
-                if let (Some(r), Some(e)) = (t.lock_released, t.lease_expiry()) {
-                    if r > e {
-                        sentence.push_str(&format!(
-                            "; it believed it held the lock until {} ({} past expiry)",
-                            secs(r),
-                            dur(r - e)
-                        ));
+                match (t.lock_released, e) {
+                    (Some(r), Some(e)) if r > e => sentence.push_str(&format!(
+                        "; it believed it held the lock until {} ({} past expiry)",
+                        secs(r),
+                        dur(r - e)
+                    )),
+                    (Some(r), _) => {
+                        sentence.push_str(&format!("; it released the lock at {}", secs(r)))
                     }
+                    (None, _) => {}
                 }
             }
             Some(t) => {

@@ -566,11 +566,16 @@ pub(crate) fn anomaly_timeline(
         let sp = l.span;
         let mut ts = vec![sp.start, sp.end];
         if let Some(t) = sp.trace() {
+            // The expiry of a lease released in time is off-stage: drawing it would
+            // stretch the view and squash the race into a corner.
+            let expiry = t
+                .lease_expiry()
+                .filter(|&e| t.lock_released.is_none_or(|r| r > e));
             ts.extend(
                 [
                     t.lock_acquired,
                     t.lock_released,
-                    t.lease_expiry(),
+                    expiry,
                     t.db_begin,
                     t.db_commit,
                     t.confirmed,
