@@ -18,6 +18,7 @@ pub mod history;
 pub mod pairing;
 pub mod read;
 pub mod result;
+mod scan;
 pub mod stats;
 pub mod synth;
 
