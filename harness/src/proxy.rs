@@ -10,10 +10,11 @@
 //! `arrival + delay`, in arrival order, by a writer task fed through a bounded queue (so a
 //! bandwidth limit back-pressures the sender instead of buffering without bound).
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -21,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 /// The faults a proxy applies to the traffic it relays. The default is "no fault".
@@ -87,9 +88,28 @@ enum Direction {
 #[derive(Debug, Clone, Copy)]
 struct State {
     faults: ProxyFaults,
-    /// Bumped by `reset_connections`: every connection opened under an older generation
-    /// is dropped.
-    reset_gen: u64,
+}
+
+/// The open connections, so a reset (or dropping the proxy) can abort them all.
+///
+/// A std Mutex taken once when a connection opens and once when it closes, never per
+/// chunk: a reset aborts the connection's tasks, which drops its sockets.
+#[derive(Debug, Default)]
+struct Connections {
+    next_id: AtomicU64,
+    open: Mutex<BTreeMap<u64, AbortHandle>>,
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, AbortHandle>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn abort_all(&self) {
+        for (_, handle) in std::mem::take(&mut *self.lock()) {
+            handle.abort();
+        }
+    }
 }
 
 /// A fault-injecting TCP proxy in front of one node, listening on `127.0.0.1:0`.
@@ -98,7 +118,7 @@ pub struct FaultProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
     state: watch::Sender<State>,
-    open: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
     accept: JoinHandle<()>,
 }
 
@@ -119,15 +139,14 @@ impl FaultProxy {
         let addr = listener.local_addr()?;
         let (state, rx) = watch::channel(State {
             faults: ProxyFaults::default(),
-            reset_gen: 0,
         });
-        let open = Arc::new(AtomicUsize::new(0));
-        let accept = tokio::spawn(accept_loop(listener, upstream, rx, open.clone()));
+        let connections = Arc::new(Connections::default());
+        let accept = tokio::spawn(accept_loop(listener, upstream, rx, connections.clone()));
         Ok(FaultProxy {
             addr,
             upstream,
             state,
-            open,
+            connections,
             accept,
         })
     }
@@ -159,19 +178,19 @@ impl FaultProxy {
 
     /// Closes every connection open now (clients see the connection drop); new ones work.
     pub fn reset_connections(&self) {
-        self.state.send_modify(|s| s.reset_gen += 1);
+        self.connections.abort_all();
     }
 
     /// How many client connections are open through the proxy.
     pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.connections.lock().len()
     }
 }
 
 impl Drop for FaultProxy {
     fn drop(&mut self) {
-        // Dropping `state` closes the channel, which ends every connection task.
         self.accept.abort();
+        self.connections.abort_all();
     }
 }
 
@@ -179,7 +198,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     rx: watch::Receiver<State>,
-    open: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
 ) {
     loop {
         let client = match listener.accept().await {
@@ -190,37 +209,26 @@ async fn accept_loop(
                 continue;
             }
         };
-        let rx = rx.clone();
-        let open = open.clone();
-        tokio::spawn(async move {
-            open.fetch_add(1, Ordering::Relaxed);
-            let _count = OpenGuard(open);
-            let gen = rx.borrow().reset_gen;
-            tokio::select! {
-                _ = wait_reset(rx.clone(), gen) => {}
-                _ = relay(client, upstream, rx) => {}
-            }
-        });
+        let id = connections.next_id.fetch_add(1, Ordering::Relaxed);
+        let registry = connections.clone();
+        // Registered under the lock before the task can finish and deregister itself.
+        let mut open = connections.lock();
+        let task = tokio::spawn(relay(
+            client,
+            upstream,
+            rx.clone(),
+            Deregister(registry, id),
+        ));
+        open.insert(id, task.abort_handle());
     }
 }
 
-struct OpenGuard(Arc<AtomicUsize>);
+/// Removes a connection from the registry when its task ends or is aborted.
+struct Deregister(Arc<Connections>, u64);
 
-impl Drop for OpenGuard {
+impl Drop for Deregister {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Returns when the connection must be dropped: a reset, or the proxy is gone.
-async fn wait_reset(mut rx: watch::Receiver<State>, gen: u64) {
-    loop {
-        if rx.changed().await.is_err() {
-            return;
-        }
-        if rx.borrow_and_update().reset_gen != gen {
-            return;
-        }
+        self.0.lock().remove(&self.1);
     }
 }
 
@@ -240,7 +248,12 @@ fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, "proxy stopped")
 }
 
-async fn relay(client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<State>) {
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut rx: watch::Receiver<State>,
+    _registered: Deregister,
+) {
     // In a partition even the connection attempt does not reach the node.
     if wait_unblocked(&mut rx).await.is_none() {
         return;
@@ -254,10 +267,12 @@ async fn relay(client: TcpStream, upstream: SocketAddr, mut rx: watch::Receiver<
     let _ = server.set_nodelay(true);
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    let _ = tokio::try_join!(
-        pump(cr, sw, Direction::Up, rx.clone()),
-        pump(sr, cw, Direction::Down, rx)
-    );
+    // Each direction is its own task, so a wake-up polls only the side that is ready and
+    // the two sides can run on different workers. Aborting this task drops the other.
+    let mut down = AbortOnDrop(tokio::spawn(pump(sr, cw, Direction::Down, rx.clone())));
+    if pump(cr, sw, Direction::Up, rx).await.is_ok() {
+        let _ = (&mut down.0).await;
+    }
 }
 
 /// Aborts the delayed writer if the connection is dropped (reset), so queued bytes are

@@ -137,6 +137,18 @@ fn group_members(pgid: i32) -> Vec<(i32, char)> {
     out
 }
 
+fn state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    !matches!(state(pid), '?' | 'Z' | 'X')
+}
+
 fn wait_group_gone(pgid: i32, timeout: Duration) -> Vec<(i32, char)> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -153,6 +165,12 @@ fn sigint_resumes_and_stops_paused_servers_and_removes_their_dirs() {
     let mut up = Up::start("sigint", &["pause-redis", "pause-db"]);
     let (redis, pg) = (up.pgid("redis"), up.pgid("postgres"));
     assert!(up.data("redis").exists() && up.data("postgres").exists());
+    // Postgres's backends left the postmaster's group (setsid): track them too.
+    let backends = harness::cleanup::children(pg);
+    assert!(!backends.is_empty());
+    for b in &backends {
+        assert_eq!(state(*b), 'T', "backend {b} not paused");
+    }
     for pgid in [redis, pg] {
         let members = group_members(pgid);
         assert!(!members.is_empty());
@@ -171,6 +189,9 @@ fn sigint_resumes_and_stops_paused_servers_and_removes_their_dirs() {
             vec![],
             "group {pgid} left behind"
         );
+    }
+    for b in backends {
+        assert!(!alive(b), "backend {b} left behind");
     }
     assert!(!up.data("redis").exists(), "redis temp dir removed");
     assert!(!up.data("postgres").exists(), "postgres temp dir removed");
@@ -192,6 +213,8 @@ fn sigterm_stops_running_servers_too() {
 fn kill_9_of_the_harness_takes_its_servers_down() {
     let mut up = Up::start("kill9", &[]);
     let (redis, pg) = (up.pgid("redis"), up.pgid("postgres"));
+    let backends = harness::cleanup::children(pg);
+    assert!(!backends.is_empty());
     up.signal(libc::SIGKILL);
     up.wait(Duration::from_secs(10));
     // Nothing of ours runs any more: the parent-death signal kills the servers, and the
@@ -203,6 +226,13 @@ fn kill_9_of_the_harness_takes_its_servers_down() {
             vec![],
             "orphans of group {pgid}"
         );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while backends.iter().any(|b| alive(*b)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for b in backends {
+        assert!(!alive(b), "backend {b} outlived its postmaster");
     }
 }
 

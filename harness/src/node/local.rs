@@ -1,10 +1,11 @@
 //! The `local` backend: Redis and Postgres spawned from this machine's binaries in a fresh
 //! temp dir, on free ports, each in its own process group.
 //!
-//! Own process group: SIGSTOP / SIGKILL sent to `-pgid` hit the postmaster and every
-//! backend at once, which is what a paused or crashed machine looks like; it also keeps a
-//! terminal's Ctrl-C (sent to the foreground group) from reaching the servers directly, so
-//! the harness decides the order of shutdown.
+//! Own process group: it keeps a terminal's Ctrl-C (sent to the foreground group) from
+//! reaching the servers directly, so the harness decides the order of shutdown. Pause and
+//! kill must hit every process of a server at once, which is what a frozen or crashed
+//! machine looks like; Postgres backends `setsid()` out of the group, so those faults go
+//! through [`cleanup::signal_server`], which also signals the postmaster's children.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
@@ -320,24 +321,24 @@ impl LocalServer {
         }
     }
 
-    /// SIGSTOP to the whole group: the server stops answering, connections stay open.
+    /// SIGSTOP to every process of the server: it stops answering, connections stay open.
     pub(crate) fn pause(&self) -> Result<(), NodeError> {
         let pid = self
             .pid()
             .ok_or(NodeError::NotRunning { kind: self.kind })?;
-        cleanup::signal_group(pid, libc::SIGSTOP);
+        cleanup::signal_server(pid, libc::SIGSTOP);
         Ok(())
     }
 
-    /// SIGCONT to the whole group.
+    /// SIGCONT to every process of the server.
     pub(crate) fn resume(&self) -> Result<(), NodeError> {
         if let Some(pid) = self.pid() {
-            cleanup::signal_group(pid, libc::SIGCONT);
+            cleanup::signal_server(pid, libc::SIGCONT);
         }
         Ok(())
     }
 
-    /// `kill -9` of the whole group: no shutdown, no flush beyond what was fsynced.
+    /// `kill -9` of every process of the server: no shutdown, nothing beyond what was fsynced.
     pub(crate) fn kill(&self) -> Result<(), NodeError> {
         let mut guard = self.pid.lock().unwrap_or_else(|p| p.into_inner());
         let pid = guard
