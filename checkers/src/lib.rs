@@ -14,6 +14,7 @@
 
 pub mod checks;
 pub mod date;
+mod hash;
 pub mod history;
 pub mod pairing;
 pub mod read;

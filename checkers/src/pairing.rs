@@ -5,7 +5,7 @@
 //! Pairing is done once here so that no checker has to reason about interleavings: each
 //! asks "what did op 14 ask for, and how did it end?".
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 
 use crate::history::{Op, OpType, Process, Stay, F};
 use crate::read::ReadError;
@@ -18,7 +18,24 @@ pub struct History {
     ops: Vec<Op>,
     partner: Vec<u32>,
     books: Vec<BookOp>,
+    cancels: Vec<CancelOp>,
+    traced: Vec<u32>,
+    nemesis: Vec<u32>,
     final_read: Option<usize>,
+}
+
+/// One `cancel` operation that may have taken effect (`ok`, `info`, or in flight at the
+/// end), with what it names; built once so checkers need not rescan every op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelOp {
+    /// Index of the invocation.
+    pub invoke: u32,
+    /// When it was invoked (ns): from then on it may have freed the nights.
+    pub time: u64,
+    /// The booking id it names (invocation's, else completion's).
+    pub booking: Option<u64>,
+    /// The op whose `value.request` is the request key it names, if any.
+    pub request_at: Option<u32>,
 }
 
 /// One `book` operation: its invocation, how it ended, and the stay it asked for.
@@ -33,6 +50,12 @@ pub struct BookOp {
     pub outcome: OpType,
     /// The stay asked for, from the invocation's arguments.
     pub stay: Stay,
+    /// When it was invoked (ns).
+    pub invoked_at: u64,
+    /// When it completed (ns), if it did.
+    pub done_at: Option<u64>,
+    /// The booking id it got (completion's, else invocation's), if any.
+    pub booking: Option<u64>,
 }
 
 impl History {
@@ -110,6 +133,28 @@ impl History {
         &self.books
     }
 
+    /// Every `cancel` that may have taken effect (`fail`ed ones are left out), in
+    /// invocation order.
+    pub fn cancels(&self) -> &[CancelOp] {
+        &self.cancels
+    }
+
+    /// The request key a cancel names.
+    pub fn cancel_request(&self, c: &CancelOp) -> Option<&str> {
+        c.request_at
+            .and_then(|i| self.ops[i as usize].value.request.as_deref())
+    }
+
+    /// Indexes of client completions whose trace names a lock, in order.
+    pub fn traced(&self) -> &[u32] {
+        &self.traced
+    }
+
+    /// Indexes of the nemesis's events, in order.
+    pub fn nemesis_ops(&self) -> &[u32] {
+        &self.nemesis
+    }
+
     /// The index of the final read: the completion of the last `ok` `read`.
     pub fn final_read(&self) -> Option<usize> {
         self.final_read
@@ -138,9 +183,7 @@ impl History {
 
     /// The booking id a `book` got: the completion's, else the invocation's.
     pub fn book_id(&self, b: &BookOp) -> Option<u64> {
-        b.completion
-            .and_then(|c| self.ops[c as usize].value.booking)
-            .or(self.ops[b.invoke as usize].value.booking)
+        b.booking
     }
 }
 
@@ -153,8 +196,8 @@ enum ClientState {
 /// first bad line without holding the rest of the file.
 #[derive(Default)]
 pub(crate) struct Validator {
-    clients: HashMap<u64, ClientState>,
-    nemesis_open: HashMap<String, Vec<u32>>,
+    clients: FastMap<u64, ClientState>,
+    nemesis_open: FastMap<String, Vec<u32>>,
     partner: Vec<u32>,
     last_time: u64,
 }
@@ -289,8 +332,25 @@ impl Validator {
     pub(crate) fn finish(self, ops: Vec<Op>) -> History {
         let partner = self.partner;
         let mut books = Vec::new();
+        let mut cancels = Vec::new();
+        let mut traced = Vec::new();
+        let mut nemesis = Vec::new();
         let mut final_read = None;
+        let done = |i: usize| (partner[i] != NO_PARTNER).then(|| &ops[partner[i] as usize]);
         for (i, op) in ops.iter().enumerate() {
+            if op.is_nemesis() {
+                nemesis.push(i as u32);
+                continue;
+            }
+            if op.is_completion()
+                && op
+                    .value
+                    .trace
+                    .as_ref()
+                    .is_some_and(|t| t.lock_key.is_some())
+            {
+                traced.push(i as u32);
+            }
             match (&op.f, op.kind) {
                 (F::Book, OpType::Invoke) => {
                     // Validated on invoke: room, from and to are present.
@@ -299,14 +359,36 @@ impl Validator {
                     };
                     let completion = (partner[i] != NO_PARTNER).then_some(partner[i]);
                     let outcome = completion.map_or(OpType::Info, |c| ops[c as usize].kind);
+                    let end = done(i);
                     books.push(BookOp {
                         invoke: i as u32,
                         completion,
                         outcome,
                         stay,
+                        invoked_at: op.time,
+                        done_at: end.map(|c| c.time),
+                        booking: end.and_then(|c| c.value.booking).or(op.value.booking),
                     });
                 }
-                (F::Read, OpType::Ok) if !op.is_nemesis() && op.value.bookings.is_some() => {
+                (F::Cancel, OpType::Invoke) => {
+                    let end = done(i);
+                    if end.is_some_and(|c| c.kind == OpType::Fail) {
+                        continue;
+                    }
+                    let request_at = if op.value.request.is_some() {
+                        Some(i as u32)
+                    } else {
+                        end.filter(|c| c.value.request.is_some())
+                            .map(|_| partner[i])
+                    };
+                    cancels.push(CancelOp {
+                        invoke: i as u32,
+                        time: op.time,
+                        booking: op.value.booking.or(end.and_then(|c| c.value.booking)),
+                        request_at,
+                    });
+                }
+                (F::Read, OpType::Ok) if op.value.bookings.is_some() => {
                     final_read = Some(i);
                 }
                 _ => {}
@@ -316,6 +398,9 @@ impl Validator {
             ops,
             partner,
             books,
+            cancels,
+            traced,
+            nemesis,
             final_read,
         }
     }

@@ -121,10 +121,9 @@ pub fn fault_windows(h: &History) -> Vec<FaultWindow> {
     let end_of_history = ops.last().map_or(0, |o| o.time);
     let mut open: BTreeMap<String, VecDeque<(u64, u64)>> = BTreeMap::new();
     let mut windows = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        if !op.is_nemesis() {
-            continue;
-        }
+    for &i in h.nemesis_ops() {
+        let i = i as usize;
+        let op = &ops[i];
         // One event per fault action: its invocation, or a lone completion.
         if !op.is_invoke() && h.partner(i).is_some() {
             continue;
@@ -194,6 +193,22 @@ pub fn stats(h: &History) -> Stats {
     // Op names are few; look them up once per name, not once per op.
     let (mut book, mut cancel, mut read) =
         (Counts::default(), Counts::default(), Counts::default());
+    let span_ms = (last - first) / 1_000_000 + 1;
+    let bucket_ms = 1000u64.max(span_ms.div_ceil(MAX_BUCKETS).div_ceil(1000) * 1000);
+    let base = first / 1_000_000 / bucket_ms * bucket_ms;
+    let n_buckets = if ops.is_empty() {
+        0
+    } else {
+        ((last / 1_000_000 - base) / bucket_ms + 1) as usize
+    };
+    let mut buckets: Vec<RateBucket> = (0..n_buckets as u64)
+        .map(|k| RateBucket {
+            start_ms: base + k * bucket_ms,
+            ..RateBucket::default()
+        })
+        .collect();
+    // One pass over the ops for counts and rate: the ops are large, the pass is
+    // memory-bound, so every extra pass costs as much as the work in it.
     for (i, op) in ops.iter().enumerate() {
         let c = match &op.f {
             F::Book => &mut book,
@@ -207,10 +222,22 @@ pub fn stats(h: &History) -> Stats {
                 if !op.is_nemesis() && h.partner(i).is_none() {
                     c.in_flight += 1;
                 }
+                continue;
             }
             OpType::Ok => c.ok += 1,
             OpType::Fail => c.fail += 1,
             OpType::Info => c.info += 1,
+        }
+        if op.is_nemesis() {
+            continue;
+        }
+        let k = ((op.time / 1_000_000 - base) / bucket_ms) as usize;
+        if let Some(b) = buckets.get_mut(k) {
+            match op.kind {
+                OpType::Ok => b.ok += 1,
+                OpType::Fail => b.fail += 1,
+                _ => b.info += 1,
+            }
         }
     }
     for (name, c) in [("book", book), ("cancel", cancel), ("read", read)] {
@@ -221,9 +248,8 @@ pub fn stats(h: &History) -> Stats {
 
     let mut lat: [Vec<u64>; 3] = Default::default();
     for b in h.books() {
-        if let Some(c) = b.completion {
-            let d = ops[c as usize].time - ops[b.invoke as usize].time;
-            lat[outcome_slot(b.outcome)].push(d);
+        if let Some(done) = b.done_at {
+            lat[outcome_slot(b.outcome)].push(done - b.invoked_at);
         }
     }
     let mut book_latency = BTreeMap::new();
@@ -231,36 +257,6 @@ pub fn stats(h: &History) -> Stats {
         if let Some(q) = quantiles(&mut lat[slot]) {
             book_latency.insert(name.to_string(), q);
         }
-    }
-
-    let span_ms = (last - first) / 1_000_000 + 1;
-    let bucket_ms = 1000u64.max(span_ms.div_ceil(MAX_BUCKETS).div_ceil(1000) * 1000);
-    let mut buckets: Vec<RateBucket> = (0..span_ms.div_ceil(bucket_ms))
-        .map(|k| RateBucket {
-            start_ms: first / 1_000_000 / bucket_ms * bucket_ms + k * bucket_ms,
-            ..RateBucket::default()
-        })
-        .collect();
-    if !ops.is_empty() {
-        let base = buckets.first().map_or(0, |b| b.start_ms);
-        for op in ops {
-            if op.is_invoke() || op.is_nemesis() {
-                continue;
-            }
-            let k = ((op.time / 1_000_000 - base) / bucket_ms) as usize;
-            if k >= buckets.len() {
-                buckets.resize(k + 1, RateBucket::default());
-                buckets[k].start_ms = base + k as u64 * bucket_ms;
-            }
-            let b = &mut buckets[k];
-            match op.kind {
-                OpType::Ok => b.ok += 1,
-                OpType::Fail => b.fail += 1,
-                _ => b.info += 1,
-            }
-        }
-    } else {
-        buckets.clear();
     }
 
     let faults = fault_windows(h)
@@ -286,24 +282,23 @@ fn outcome_slot(t: OpType) -> usize {
 }
 
 fn fault_stats(h: &History, window: FaultWindow) -> FaultStats {
-    let ops = h.ops();
     let books = h.books();
     // Books are in invocation order, which is time order: binary-search the window.
-    let lo = books.partition_point(|b| ops[b.invoke as usize].time < window.start);
-    let hi = books.partition_point(|b| ops[b.invoke as usize].time <= window.end);
+    let lo = books.partition_point(|b| b.invoked_at < window.start);
+    let hi = books.partition_point(|b| b.invoked_at <= window.end);
     let mut counts = Counts::default();
     let mut lat = Vec::new();
     for b in &books[lo..hi] {
         counts.invoke += 1;
-        match b.completion {
+        match b.done_at {
             None => counts.in_flight += 1,
-            Some(c) => {
+            Some(done) => {
                 match b.outcome {
                     OpType::Ok => counts.ok += 1,
                     OpType::Fail => counts.fail += 1,
                     _ => counts.info += 1,
                 }
-                lat.push(ops[c as usize].time - ops[b.invoke as usize].time);
+                lat.push(done - b.invoked_at);
             }
         }
     }

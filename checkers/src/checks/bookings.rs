@@ -1,10 +1,12 @@
 //! Checkers that judge the data: what users were told against what the database holds.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
+
+use crate::hash::{FastMap as HashMap, FastSet as HashSet};
 
 use crate::checks::Checker;
-use crate::history::{BookingRow, OpType, Stay, F};
+use crate::history::{BookingRow, OpType, Stay};
 use crate::pairing::{BookOp, History};
 use crate::result::{thousands, Anomaly, CheckResult};
 
@@ -20,30 +22,16 @@ struct Cancels<'h> {
 impl<'h> Cancels<'h> {
     fn of(h: &'h History) -> Cancels<'h> {
         let mut c = Cancels {
-            by_booking: HashMap::new(),
-            by_request: HashMap::new(),
+            by_booking: HashMap::default(),
+            by_request: HashMap::default(),
         };
-        for (i, op) in h.ops().iter().enumerate() {
-            if op.f != F::Cancel || !op.is_invoke() || op.is_nemesis() {
-                continue;
+        // Cancels are in invocation order, so the first entry per key is the earliest.
+        for cancel in h.cancels() {
+            if let Some(b) = cancel.booking {
+                c.by_booking.entry(b).or_insert(cancel.time);
             }
-            if h.outcome(i) == OpType::Fail {
-                continue;
-            }
-            let done = h.completion_of(i);
-            let booking = op.value.booking.or(done.and_then(|d| d.value.booking));
-            let request = op
-                .value
-                .request
-                .as_deref()
-                .or(done.and_then(|d| d.value.request.as_deref()));
-            if let Some(b) = booking {
-                let t = c.by_booking.entry(b).or_insert(op.time);
-                *t = (*t).min(op.time);
-            }
-            if let Some(r) = request {
-                let t = c.by_request.entry(r).or_insert(op.time);
-                *t = (*t).min(op.time);
+            if let Some(r) = h.cancel_request(cancel) {
+                c.by_request.entry(r).or_insert(cancel.time);
             }
         }
         c
@@ -90,7 +78,6 @@ impl Checker for NoDoubleBooking {
 
     fn check(&self, h: &History) -> CheckResult {
         let cancels = Cancels::of(h);
-        let ops = h.ops();
         let books = h.books();
         // (completion index, book): completion index order is time order.
         let mut oks: Vec<(u32, usize)> = books
@@ -105,12 +92,12 @@ impl Checker for NoDoubleBooking {
             .map(|&(_, i)| cancels.of_book(h, &books[i]))
             .collect();
 
-        let mut live: HashMap<u64, RoomLive> = HashMap::new();
+        let mut live: HashMap<u64, RoomLive> = HashMap::default();
         let mut expiry: BinaryHeap<Reverse<(u64, u64, i32, usize)>> = BinaryHeap::new();
         let mut anomalies = Vec::new();
         for (k, &(done_idx, bi)) in oks.iter().enumerate() {
             let y = &books[bi];
-            let done = ops[done_idx as usize].time;
+            let done = y.done_at.unwrap_or(y.invoked_at);
             // A booking whose cancel was invoked before this confirmation may already
             // have been freed: it no longer counts against anyone confirmed from now on.
             while let Some(&Reverse((c, room, from, key))) = expiry.peek() {
@@ -132,7 +119,7 @@ impl Checker for NoDoubleBooking {
                 }
                 let xb = &books[x.book];
                 let x_done_idx = xb.completion.unwrap_or(xb.invoke);
-                let x_done = ops[x_done_idx as usize].time;
+                let x_done = xb.done_at.unwrap_or(xb.invoked_at);
                 if y_cancel.is_some_and(|c| c < x_done) {
                     continue;
                 }
@@ -282,11 +269,11 @@ impl Checker for FailedIsAbsent {
         let Some((fr, _, rows)) = final_read(h) else {
             return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
         };
-        let mut row_of: HashMap<&str, &BookingRow> = HashMap::new();
+        let mut row_of: HashMap<&str, &BookingRow> = HashMap::default();
         for r in rows {
             row_of.entry(r.request.as_str()).or_insert(r);
         }
-        let mut last_maybe: HashMap<&str, u32> = HashMap::new();
+        let mut last_maybe: HashMap<&str, u32> = HashMap::default();
         for b in h.books() {
             if b.outcome != OpType::Fail {
                 if let Some(r) = h.book_request(b) {
@@ -409,7 +396,7 @@ impl Checker for Idempotency {
             .collect();
         let mut anomalies = Vec::new();
         if !dups.is_empty() {
-            let mut ops_of: HashMap<&str, Vec<u64>> = HashMap::new();
+            let mut ops_of: HashMap<&str, Vec<u64>> = HashMap::default();
             for b in h.books() {
                 if let Some(r) = h.book_request(b).filter(|r| dups.contains_key(r)) {
                     let e = ops_of.entry(r).or_default();

@@ -31,10 +31,9 @@ impl Checker for LockExclusion {
 
     fn check(&self, h: &History) -> CheckResult {
         let mut holds: BTreeMap<&str, Vec<Hold>> = BTreeMap::new();
-        for (i, op) in h.ops().iter().enumerate() {
-            if op.is_invoke() || op.is_nemesis() {
-                continue;
-            }
+        for &i in h.traced() {
+            let i = i as usize;
+            let op = &h.ops()[i];
             let Some(t) = &op.value.trace else { continue };
             let (Some(key), Some(start)) = (t.lock_key.as_deref(), t.lock_acquired) else {
                 continue;
@@ -119,8 +118,10 @@ impl Checker for Fencing {
 
     fn check(&self, h: &History) -> CheckResult {
         let mut writes: BTreeMap<&str, Vec<Write>> = BTreeMap::new();
-        for (i, op) in h.ops().iter().enumerate() {
-            if op.kind != OpType::Ok || op.f != F::Book || op.is_nemesis() {
+        for &i in h.traced() {
+            let i = i as usize;
+            let op = &h.ops()[i];
+            if op.kind != OpType::Ok || op.f != F::Book {
                 continue;
             }
             let Some(t) = &op.value.trace else { continue };
