@@ -139,7 +139,8 @@ impl<R: BufRead> HistoryReader<R> {
                 Ok(op) => Ok(op),
                 Err(e) => {
                     self.done = true;
-                    Err(diagnose(&self.buf, self.line, &e))
+                    let line = self.buf.trim_ascii_end();
+                    Err(diagnose(line, self.line, &e))
                 }
             });
         }

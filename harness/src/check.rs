@@ -1,5 +1,6 @@
 //! `overbook check`: read a history, run every checker, print the verdict.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -105,8 +106,85 @@ pub fn summary(r: &Results) -> String {
                 .collect();
             format!("invalid ({})", failed.join(", "))
         }
-        Validity::Unknown => format!("unknown: {}", r.unknown_reasons().join("; ")),
+        Validity::Unknown => {
+            // Several checkers usually share one reason (no final read): say it once.
+            let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for c in &r.checks {
+                if c.validity == Validity::Unknown
+                    && checkers::checks::DATA_CHECKERS.contains(&c.checker.as_str())
+                {
+                    by_reason
+                        .entry(c.reason.as_deref().unwrap_or("unknown"))
+                        .or_default()
+                        .push(&c.checker);
+                }
+            }
+            let parts: Vec<String> = by_reason
+                .iter()
+                .map(|(reason, names)| format!("{reason} ({})", names.join(", ")))
+                .collect();
+            format!("unknown: {}", parts.join("; "))
+        }
     };
     let _ = writeln!(s, "verdict: {verdict}");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkers/testdata")
+            .join(rel)
+    }
+
+    fn check(rel: &str) -> Results {
+        let h = load(&corpus(rel)).unwrap();
+        check_all(&h, &CheckOptions::default())
+    }
+
+    #[test]
+    fn summary_lists_each_checker_its_anomalies_and_the_verdict() {
+        let r = check("invalid/no-double-booking--seed-story.jsonl");
+        let s = summary(&r);
+        assert!(s.starts_with(
+            "no-double-booking    invalid  1 anomaly (2 ok bookings checked)\n    room 101 nights 2026-12-02..2026-12-03 confirmed to ops 4 and 5\n"
+        ), "{s}");
+        assert!(
+            s.ends_with("verdict: invalid (no-double-booking, db-state)\n"),
+            "{s}"
+        );
+        assert_eq!(exit_code(r.validity), ExitCode::from(1));
+    }
+
+    #[test]
+    fn a_lock_failure_with_the_data_intact_is_said_plainly() {
+        let r = check("valid/lock-failed-database-held.jsonl");
+        let s = summary(&r);
+        assert!(
+            s.contains("    the lock failed, the database held\n"),
+            "{s}"
+        );
+        assert!(s.ends_with("verdict: valid\n"));
+        assert_eq!(exit_code(r.validity), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn an_unknown_verdict_says_why_once() {
+        let r = check("unknown/no-final-read.jsonl");
+        let s = summary(&r);
+        assert!(s.ends_with("verdict: unknown: no final read (no `ok` read with value.bookings) (confirmed-is-durable, failed-is-absent, db-state, idempotency)\n"), "{s}");
+        assert_eq!(exit_code(r.validity), ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+
+    #[test]
+    fn unusable_input_names_file_line_and_field() {
+        let p = corpus("malformed/line2-type--unknown-op-type.jsonl");
+        let e = load(&p).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.starts_with("unusable history "), "{msg}");
+        assert!(msg.ends_with("line 2: field `type`: unknown op type \"okay\" (expected invoke, ok, fail or info)"), "{msg}");
+    }
 }
