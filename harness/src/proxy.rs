@@ -13,14 +13,15 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
@@ -112,11 +113,21 @@ impl Connections {
     }
 }
 
+/// Where a proxy forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket of a server on this machine. The proxy's own hop then skips the
+    /// loopback TCP stack (and netfilter), which is most of what relaying costs.
+    Unix(PathBuf),
+}
+
 /// A fault-injecting TCP proxy in front of one node, listening on `127.0.0.1:0`.
 /// Dropping it closes its listener and every connection it relays.
 pub struct FaultProxy {
     addr: SocketAddr,
-    upstream: SocketAddr,
+    upstream: Upstream,
     state: watch::Sender<State>,
     connections: Arc<Connections>,
     accept: JoinHandle<()>,
@@ -135,13 +146,23 @@ impl std::fmt::Debug for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy forwarding to `upstream`, with no fault active.
     pub async fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
+        FaultProxy::start_to(Upstream::Tcp(upstream)).await
+    }
+
+    /// Starts a proxy forwarding to a TCP address or a unix socket.
+    pub async fn start_to(upstream: Upstream) -> io::Result<FaultProxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (state, rx) = watch::channel(State {
             faults: ProxyFaults::default(),
         });
         let connections = Arc::new(Connections::default());
-        let accept = tokio::spawn(accept_loop(listener, upstream, rx, connections.clone()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            upstream.clone(),
+            rx,
+            connections.clone(),
+        ));
         Ok(FaultProxy {
             addr,
             upstream,
@@ -157,8 +178,8 @@ impl FaultProxy {
     }
 
     /// The node it forwards to.
-    pub fn upstream(&self) -> SocketAddr {
-        self.upstream
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// Replaces the active faults; open connections follow from their next chunk on.
@@ -196,7 +217,7 @@ impl Drop for FaultProxy {
 
 async fn accept_loop(
     listener: TcpListener,
-    upstream: SocketAddr,
+    upstream: Upstream,
     rx: watch::Receiver<State>,
     connections: Arc<Connections>,
 ) {
@@ -215,7 +236,7 @@ async fn accept_loop(
         let mut open = connections.lock();
         let task = tokio::spawn(relay(
             client,
-            upstream,
+            upstream.clone(),
             rx.clone(),
             Deregister(registry, id),
         ));
@@ -250,7 +271,7 @@ fn gone() -> io::Error {
 
 async fn relay(
     client: TcpStream,
-    upstream: SocketAddr,
+    upstream: Upstream,
     mut rx: watch::Receiver<State>,
     _registered: Deregister,
 ) {
@@ -258,15 +279,37 @@ async fn relay(
     if wait_unblocked(&mut rx).await.is_none() {
         return;
     }
-    let Ok(server) = TcpStream::connect(upstream).await else {
-        // The node is down (killed): the client sees its connection closed.
-        return;
-    };
     // Requests and replies are small; Nagle would add its own delay to ours.
     let _ = client.set_nodelay(true);
-    let _ = server.set_nodelay(true);
     let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
+    // A failed connect means the node is down (killed): the client sees its connection
+    // closed.
+    match upstream {
+        Upstream::Tcp(addr) => {
+            let Ok(server) = TcpStream::connect(addr).await else {
+                return;
+            };
+            let _ = server.set_nodelay(true);
+            let (sr, sw) = server.into_split();
+            relay_halves(cr, cw, sr, sw, rx).await;
+        }
+        Upstream::Unix(path) => {
+            let Ok(server) = UnixStream::connect(path).await else {
+                return;
+            };
+            let (sr, sw) = server.into_split();
+            relay_halves(cr, cw, sr, sw, rx).await;
+        }
+    }
+}
+
+async fn relay_halves<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, rx: watch::Receiver<State>)
+where
+    CR: AsyncRead + Unpin + Send + 'static,
+    CW: AsyncWrite + Unpin + Send + 'static,
+    SR: AsyncRead + Unpin + Send + 'static,
+    SW: AsyncWrite + Unpin + Send + 'static,
+{
     // Each direction is its own task, so a wake-up polls only the side that is ready and
     // the two sides can run on different workers. Aborting this task drops the other.
     let mut down = AbortOnDrop(tokio::spawn(pump(sr, cw, Direction::Down, rx.clone())));
@@ -287,21 +330,21 @@ impl<T> Drop for AbortOnDrop<T> {
 
 type Chunk = (Instant, Vec<u8>);
 
-enum Out {
+enum Out<W> {
     /// Fast path: write each chunk as soon as it is read.
-    Direct(OwnedWriteHalf),
+    Direct(W),
     /// Delayed: chunks go through a writer task that releases them on time, in order.
     Queued {
         tx: mpsc::Sender<Chunk>,
-        writer: AbortOnDrop<io::Result<OwnedWriteHalf>>,
+        writer: AbortOnDrop<io::Result<W>>,
     },
     /// Transitional while switching modes.
     Empty,
 }
 
-impl Out {
+impl<W: AsyncWrite + Unpin + Send + 'static> Out<W> {
     /// Switches to the fast path after every queued chunk was written, keeping order.
-    async fn into_direct(self) -> io::Result<OwnedWriteHalf> {
+    async fn into_direct(self) -> io::Result<W> {
         match self {
             Out::Direct(w) => Ok(w),
             Out::Queued { tx, mut writer } => {
@@ -313,7 +356,7 @@ impl Out {
         }
     }
 
-    fn into_queued(self, rx: &watch::Receiver<State>) -> Out {
+    fn into_queued(self, rx: &watch::Receiver<State>) -> Out<W> {
         match self {
             Out::Direct(w) => {
                 let (tx, chunks) = mpsc::channel(64);
@@ -328,12 +371,16 @@ impl Out {
     }
 }
 
-async fn pump(
-    mut from: OwnedReadHalf,
-    to: OwnedWriteHalf,
+async fn pump<R, W>(
+    mut from: R,
+    to: W,
     dir: Direction,
     mut rx: watch::Receiver<State>,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut buf = vec![0u8; 64 * 1024];
     let mut faults = rx.borrow_and_update().faults;
     let mut out = Out::Direct(to);
@@ -386,11 +433,11 @@ async fn pump(
     }
 }
 
-async fn delayed_writer(
-    mut to: OwnedWriteHalf,
+async fn delayed_writer<W: AsyncWrite + Unpin>(
+    mut to: W,
     mut chunks: mpsc::Receiver<Chunk>,
     mut rx: watch::Receiver<State>,
-) -> io::Result<OwnedWriteHalf> {
+) -> io::Result<W> {
     while let Some((release, chunk)) = chunks.recv().await {
         tokio::time::sleep_until(release).await;
         // A partition that starts while bytes are queued holds them too.

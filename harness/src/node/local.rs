@@ -120,6 +120,17 @@ impl LocalServer {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
+    /// The server's unix socket, for the proxy's hop (cheaper than loopback TCP); `None`
+    /// when the path would be too long for a socket address.
+    pub(crate) fn unix_socket(&self) -> Option<PathBuf> {
+        let path = match self.kind {
+            ServerKind::Redis => self.dir.join("redis.sock"),
+            ServerKind::Postgres => self.dir.join(format!(".s.PGSQL.{}", self.port)),
+        };
+        // sun_path holds 108 bytes, the terminating NUL included.
+        (path.as_os_str().len() < 100).then_some(path)
+    }
+
     pub(crate) fn log_path(&self) -> &Path {
         &self.log
     }
@@ -231,6 +242,11 @@ impl LocalServer {
                     ])
                     .arg("--dir")
                     .arg(&self.dir);
+                if let Some(sock) = self.unix_socket() {
+                    cmd.arg("--unixsocket")
+                        .arg(sock)
+                        .args(["--unixsocketperm", "700"]);
+                }
                 if self.redis_aof {
                     // fsync every write: a lock granted before a kill -9 is still held after.
                     cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);

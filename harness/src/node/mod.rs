@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::proxy::FaultProxy;
+use crate::proxy::{FaultProxy, Upstream};
 use local::LocalServer;
 
 /// Where the servers come from.
@@ -273,7 +273,13 @@ impl ServerHandle {
                 (Node::External, addr, login)
             }
         };
-        let proxy = FaultProxy::start(upstream)
+        // A local server is reached over its unix socket: the proxy's hop then skips the
+        // loopback TCP stack, which is most of what relaying costs. Clients still use TCP.
+        let via = match &node {
+            Node::Local(s) => s.unix_socket().map(Upstream::Unix),
+            Node::External => None,
+        };
+        let proxy = FaultProxy::start_to(via.unwrap_or(Upstream::Tcp(upstream)))
             .await
             .map_err(|e| NodeError::io(format!("start the {kind} proxy"), e))?;
         Ok(ServerHandle {
