@@ -1,0 +1,249 @@
+//! End-to-end runs against real Redis and Postgres started by the harness: the unsafe
+//! designs must be CAUGHT, the safe ones must hold under the same faults.
+//!
+//! Runs are short (a few seconds, time scaled down further than the CLI default) so the
+//! suite stays fast; each asserts on the checkers' verdict and on which checker fired.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use checkers::{Results, Validity};
+use harness::nemesis::Fault;
+use harness::node::Backend;
+use harness::runner::{run, RunConfig};
+use workloads::DesignName;
+
+fn store() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("overbook-run-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(design: DesignName, faults: &[Fault], seed: u64) -> RunConfig {
+    RunConfig {
+        design,
+        faults: faults.to_vec(),
+        time_limit: Duration::from_secs(6),
+        concurrency: 8,
+        rooms: 3,
+        window_days: 30,
+        seed,
+        lock_ttl: Duration::from_millis(300),
+        db_latency: Duration::from_millis(400),
+        redis_latency: Duration::from_millis(400),
+        client_pause: Duration::from_millis(700),
+        fault_for: Duration::from_millis(1500),
+        heal_for: Duration::from_millis(500),
+        op_timeout: Duration::from_secs(5),
+        cancel_ratio: 0.1,
+        rate: None,
+        retry: false,
+        idempotency: false,
+        backend: Backend::Local,
+        store: store(),
+        keep: false,
+        redis_aof: false,
+        strict_lock: false,
+        command: "cargo test".into(),
+        progress: false,
+    }
+}
+
+async fn run_checked(cfg: RunConfig) -> Results {
+    let out = run(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
+    assert!(out.dir.file("history.jsonl").exists());
+    assert!(out.dir.file("results.json").exists());
+    assert!(out.dir.file("report.html").exists());
+    out.results
+}
+
+fn checker<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
+    r.checks
+        .iter()
+        .find(|c| c.checker == name)
+        .unwrap_or_else(|| panic!("no checker {name}"))
+}
+
+fn describe(r: &Results) -> String {
+    r.checks
+        .iter()
+        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_only_double_books_when_the_write_outlasts_the_lease() {
+    let r = run_checked(config(DesignName::LockOnly, &[Fault::DbLatency], 1)).await;
+    assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    // The lesson's first half: the lock failed.
+    assert_eq!(
+        checker(&r, "lock-exclusion").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn check_then_insert_double_books_under_plain_concurrency() {
+    let mut cfg = config(DesignName::CheckThenInsert, &[Fault::None], 2);
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        checker(&r, "db-state").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn confirm_before_commit_loses_confirmed_bookings() {
+    let mut cfg = config(DesignName::ConfirmBeforeCommit, &[Fault::None], 3);
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        checker(&r, "confirmed-is-durable").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    // The database itself never held two stays at once: the constraint did its job,
+    // the confirmation was simply sent too early.
+    assert_eq!(
+        checker(&r, "db-state").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_renewal_holds_under_db_latency() {
+    let r = run_checked(config(DesignName::LockRenewal, &[Fault::DbLatency], 4)).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    assert_eq!(
+        checker(&r, "lock-exclusion").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_renewal_is_caught_by_a_client_pause() {
+    let r = run_checked(config(DesignName::LockRenewal, &[Fault::ClientPause], 5)).await;
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+/// Every safe design, under the faults that break the lock (slow writes, a frozen lock
+/// server, a lock server that forgets), in one run per design.
+async fn holds(design: DesignName) {
+    let faults = [Fault::DbLatency, Fault::PauseRedis, Fault::KillRedis];
+    let mut cfg = config(design, &faults, 6);
+    cfg.time_limit = Duration::from_secs(8);
+    cfg.fault_for = Duration::from_millis(1200);
+    cfg.heal_for = Duration::from_millis(400);
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        r.validity,
+        Validity::Valid,
+        "{design} must hold:\n{}",
+        describe(&r)
+    );
+    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    assert!(
+        ok_books > 0,
+        "{design}: no booking succeeded, the run proves nothing:\n{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_exclusion_holds() {
+    holds(DesignName::DbExclusion).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_unique_holds() {
+    holds(DesignName::DbUnique).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn atomic_reserve_holds() {
+    holds(DesignName::AtomicReserve).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn row_lock_holds() {
+    holds(DesignName::RowLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_fencing_holds() {
+    holds(DesignName::LockFencing).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serializable_holds() {
+    holds(DesignName::Serializable).await;
+}
+
+/// A client that times out retries the same request. Without an idempotency key the retry
+/// meets its own first attempt's booking and is told "not booked" for a booking that exists.
+fn retry_config(idempotency: bool) -> RunConfig {
+    let mut cfg = config(DesignName::DbExclusion, &[Fault::DbLatency], 7);
+    cfg.retry = true;
+    cfg.idempotency = idempotency;
+    // Latency longer than the op timeout: the commit lands after the client gave up.
+    cfg.db_latency = Duration::from_millis(700);
+    cfg.op_timeout = Duration::from_millis(1500);
+    cfg.fault_for = Duration::from_millis(2500);
+    cfg.cancel_ratio = 0.0;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_without_idempotency_report_existing_bookings_as_not_booked() {
+    let r = run_checked(retry_config(false)).await;
+    assert_eq!(
+        checker(&r, "failed-is-absent").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_with_idempotency_return_the_original_outcome() {
+    let r = run_checked(retry_config(true)).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+}
