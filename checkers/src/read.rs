@@ -74,10 +74,11 @@ pub fn read_history<R: BufRead>(r: R) -> Result<History, ReadError> {
     let mut reader = HistoryReader::new(r);
     let mut ops = Vec::new();
     let mut validator = Validator::default();
-    while let Some(next) = reader.next_op() {
-        let op = next?;
-        validator.check(&ops, &op, reader.line())?;
-        ops.push(op);
+    while reader.next_into(&mut ops)? {
+        let Some((last, prior)) = ops.split_last() else {
+            break;
+        };
+        validator.check(prior, last, reader.line())?;
     }
     Ok(validator.finish(ops))
 }
@@ -109,40 +110,78 @@ impl<R: BufRead> HistoryReader<R> {
 
     /// The next op, `None` at the end of input. After an error the reader is finished.
     pub fn next_op(&mut self) -> Option<Result<Op, ReadError>> {
+        let mut one = Vec::with_capacity(1);
+        match self.next_into(&mut one) {
+            Ok(true) => one.pop().map(Ok),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Appends the next op to `ops`; `Ok(false)` at the end of input.
+    fn next_into(&mut self, ops: &mut Vec<Op>) -> Result<bool, ReadError> {
         if self.done {
-            return None;
+            return Ok(false);
         }
         loop {
-            self.buf.clear();
             self.line += 1;
+            // Fast path: the whole line is in the reader's buffer and the scanner takes
+            // it, so it is parsed in place without being copied out.
+            let avail = match self.input.fill_buf() {
+                Ok(avail) => avail,
+                Err(source) => return Err(self.fail_io(source)),
+            };
+            if avail.is_empty() {
+                self.done = true;
+                return Ok(false);
+            }
+            if let Some(end) = memchr::memchr(b'\n', avail) {
+                let line = &avail[..=end];
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    self.input.consume(end + 1);
+                    continue;
+                }
+                if crate::scan::parse_op_into(line, ops) {
+                    self.input.consume(end + 1);
+                    return Ok(true);
+                }
+            }
+            // Slow path: a line across buffer refills, the last line without a newline,
+            // or one the scanner leaves to serde.
+            self.buf.clear();
             match self.input.read_until(b'\n', &mut self.buf) {
                 Ok(0) => {
                     self.done = true;
-                    return None;
+                    return Ok(false);
                 }
                 Ok(_) => {}
-                Err(source) => {
-                    self.done = true;
-                    return Some(Err(ReadError::Io {
-                        line: self.line,
-                        source,
-                    }));
-                }
+                Err(source) => return Err(self.fail_io(source)),
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if let Some(op) = crate::scan::parse_op(&self.buf) {
-                return Some(Ok(op));
+            if crate::scan::parse_op_into(&self.buf, ops) {
+                return Ok(true);
             }
-            return Some(match serde_json::from_slice::<Op>(&self.buf) {
-                Ok(op) => Ok(op),
+            return match serde_json::from_slice::<Op>(&self.buf) {
+                Ok(op) => {
+                    ops.push(op);
+                    Ok(true)
+                }
                 Err(e) => {
                     self.done = true;
                     let line = self.buf.trim_ascii_end();
                     Err(diagnose(line, self.line, &e))
                 }
-            });
+            };
+        }
+    }
+
+    fn fail_io(&mut self, source: io::Error) -> ReadError {
+        self.done = true;
+        ReadError::Io {
+            line: self.line,
+            source,
         }
     }
 }

@@ -197,3 +197,25 @@ fn an_empty_input_is_an_empty_history() {
     assert!(h.is_empty());
     assert_eq!(h.final_read(), None);
 }
+
+#[test]
+fn lines_split_across_buffer_refills_read_the_same() {
+    use checkers::synth::{serial_hotel, SynthConfig};
+    let ops = serial_hotel(&SynthConfig {
+        events: 300,
+        ..SynthConfig::default()
+    });
+    let mut w = HistoryWriter::new(Vec::new());
+    for op in &ops {
+        w.append(op).unwrap();
+    }
+    let mut bytes = w.into_inner();
+    // A blank line and a last line without its newline: both take the slow path.
+    bytes.splice(0..0, b"\n".iter().copied());
+    bytes.pop();
+    for cap in [1, 7, 64, 300, 1 << 16] {
+        let r = std::io::BufReader::with_capacity(cap, &bytes[..]);
+        let h = read_history(r).unwrap_or_else(|e| panic!("capacity {cap}: {e}"));
+        assert_eq!(h.ops(), &ops[..], "capacity {cap}");
+    }
+}

@@ -1,7 +1,7 @@
 //! Checkers of the lock's own promises, from the traces clients recorded: did two clients
 //! believe they held one lease at once, and did the database accept a stale token.
 
-use std::collections::BTreeMap;
+use crate::hash::FastMap;
 
 use crate::checks::{secs, Checker};
 use crate::history::{OpType, F};
@@ -30,7 +30,7 @@ impl Checker for LockExclusion {
     }
 
     fn check(&self, h: &History) -> CheckResult {
-        let mut holds: BTreeMap<&str, Vec<Hold>> = BTreeMap::new();
+        let mut holds: FastMap<&str, Vec<Hold>> = FastMap::default();
         for &i in h.traced() {
             let i = i as usize;
             let op = &h.ops()[i];
@@ -52,6 +52,9 @@ impl Checker for LockExclusion {
         }
         let mut n = 0u64;
         let mut anomalies = Vec::new();
+        // Grouped by hash for speed; reported in key order for deterministic output.
+        let mut holds: Vec<(&str, Vec<Hold>)> = holds.into_iter().collect();
+        holds.sort_unstable_by_key(|(k, _)| *k);
         for (key, mut list) in holds {
             n += list.len() as u64;
             list.sort_by_key(|x| (x.start, x.completion));
@@ -117,7 +120,7 @@ impl Checker for Fencing {
     }
 
     fn check(&self, h: &History) -> CheckResult {
-        let mut writes: BTreeMap<&str, Vec<Write>> = BTreeMap::new();
+        let mut writes: FastMap<&str, Vec<Write>> = FastMap::default();
         for &i in h.traced() {
             let i = i as usize;
             let op = &h.ops()[i];
@@ -139,6 +142,8 @@ impl Checker for Fencing {
         }
         let mut n = 0u64;
         let mut anomalies = Vec::new();
+        let mut writes: Vec<(&str, Vec<Write>)> = writes.into_iter().collect();
+        writes.sort_unstable_by_key(|(k, _)| *k);
         for (key, mut list) in writes {
             n += list.len() as u64;
             list.sort_by_key(|w| (w.at, w.completion));
