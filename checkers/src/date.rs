@@ -27,21 +27,21 @@ impl Date {
 
     /// Parses `YYYY-MM-DD` strictly (four-digit year, two-digit month and day).
     pub fn parse(s: &str) -> Result<Date, DateError> {
-        let b = s.as_bytes();
-        let bad = || DateError(s.to_string());
+        Date::from_iso_bytes(s.as_bytes()).ok_or_else(|| DateError(s.to_string()))
+    }
+
+    /// [`Date::parse`] on raw bytes, for the history scanner (dates are ASCII, so bytes
+    /// that are not UTF-8 are simply not a date).
+    pub(crate) fn from_iso_bytes(b: &[u8]) -> Option<Date> {
         if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-            return Err(bad());
+            return None;
         }
         let num = |r: std::ops::Range<usize>| -> Option<u32> {
             b[r].iter().try_fold(0u32, |acc, &c| {
                 c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
             })
         };
-        let (y, m, d) = match (num(0..4), num(5..7), num(8..10)) {
-            (Some(y), Some(m), Some(d)) => (y as i32, m, d),
-            _ => return Err(bad()),
-        };
-        Date::from_ymd(y, m, d).ok_or_else(bad)
+        Date::from_ymd(num(0..4)? as i32, num(5..7)?, num(8..10)?)
     }
 
     /// The date as `(year, month, day)`.

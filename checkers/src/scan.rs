@@ -57,7 +57,9 @@ impl<'a> Scan<'a> {
         (self.peek()? == c).then(|| self.i += 1)
     }
 
-    fn string(&mut self) -> Option<&'a str> {
+    /// A string's bytes, not checked for UTF-8: for keys and enum values, compared with
+    /// ASCII literals (anything else does not match and makes the scanner give up).
+    fn raw(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.i;
         loop {
@@ -71,9 +73,14 @@ impl<'a> Scan<'a> {
             }
             self.i += 1;
         }
-        let s = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+        let s = &self.b[start..self.i];
         self.i += 1;
         Some(s)
+    }
+
+    /// A string kept as text: checked for UTF-8 like serde does.
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw()?).ok()
     }
 
     fn u64(&mut self) -> Option<u64> {
@@ -96,19 +103,19 @@ impl<'a> Scan<'a> {
     }
 
     fn date(&mut self) -> Option<Date> {
-        Date::parse(self.string()?).ok()
+        Date::from_iso_bytes(self.raw()?)
     }
 
     /// Walks `{ "key": value, ... }`, handing each key to `field`, which must consume the
     /// value. Keys seen twice make it give up (serde rejects duplicate fields).
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
             return Some(());
         }
         loop {
-            let key = self.string()?;
+            let key = self.raw()?;
             self.eat(b':')?;
             field(self, key)?;
             match self.peek()? {
@@ -128,35 +135,35 @@ impl<'a> Scan<'a> {
         let mut has_value = false;
         let mut error = None;
         self.object(|s, key| match key {
-            "index" => set(&mut index, s.u64()?),
-            "time" => set(&mut time, s.u64()?),
-            "process" => {
+            b"index" => set(&mut index, s.u64()?),
+            b"time" => set(&mut time, s.u64()?),
+            b"process" => {
                 let p = if s.peek()? == b'"' {
-                    (s.string()? == "nemesis").then_some(Process::Nemesis)?
+                    (s.raw()? == b"nemesis").then_some(Process::Nemesis)?
                 } else {
                     Process::Client(s.u64()?)
                 };
                 set(&mut process, p)
             }
-            "type" => {
-                let k = match s.string()? {
-                    "invoke" => OpType::Invoke,
-                    "ok" => OpType::Ok,
-                    "fail" => OpType::Fail,
-                    "info" => OpType::Info,
+            b"type" => {
+                let k = match s.raw()? {
+                    b"invoke" => OpType::Invoke,
+                    b"ok" => OpType::Ok,
+                    b"fail" => OpType::Fail,
+                    b"info" => OpType::Info,
                     _ => return None,
                 };
                 set(&mut kind, k)
             }
-            "f" => set(&mut f, F::from(s.string()?)),
-            "value" => {
+            b"f" => set(&mut f, F::from(s.string()?)),
+            b"value" => {
                 if has_value {
                     return None;
                 }
                 has_value = true;
                 s.value(&mut value)
             }
-            "error" => set(&mut error, s.string()?.to_string()),
+            b"error" => set(&mut error, s.string()?.to_string()),
             _ => None,
         })?;
         ops.push(Op {
@@ -175,27 +182,27 @@ impl<'a> Scan<'a> {
         let mut seen = 0u32;
         self.object(|s, key| {
             let bit = match key {
-                "room" => {
+                b"room" => {
                     v.room = Some(s.u64()?);
                     1
                 }
-                "from" => {
+                b"from" => {
                     v.from = Some(s.date()?);
                     2
                 }
-                "to" => {
+                b"to" => {
                     v.to = Some(s.date()?);
                     4
                 }
-                "request" => {
+                b"request" => {
                     v.request = Some(s.string()?.to_string());
                     8
                 }
-                "booking" => {
+                b"booking" => {
                     v.booking = Some(s.u64()?);
                     16
                 }
-                "trace" => {
+                b"trace" => {
                     v.trace = Some(s.trace()?);
                     32
                 }
@@ -210,11 +217,11 @@ impl<'a> Scan<'a> {
         let mut seen = 0u32;
         self.object(|s, key| {
             let (slot, bit) = match key {
-                "lock_key" => {
+                b"lock_key" => {
                     t.lock_key = Some(s.string()?.to_string());
                     return once(&mut seen, 1);
                 }
-                "lock_renewed" => {
+                b"lock_renewed" => {
                     s.eat(b'[')?;
                     if s.peek()? == b']' {
                         s.i += 1;
@@ -233,13 +240,13 @@ impl<'a> Scan<'a> {
                     }
                     return once(&mut seen, 2);
                 }
-                "lock_acquired" => (&mut t.lock_acquired, 4),
-                "lock_ttl_ms" => (&mut t.lock_ttl_ms, 8),
-                "lock_released" => (&mut t.lock_released, 16),
-                "token" => (&mut t.token, 32),
-                "db_begin" => (&mut t.db_begin, 64),
-                "db_commit" => (&mut t.db_commit, 128),
-                "confirmed" => (&mut t.confirmed, 256),
+                b"lock_acquired" => (&mut t.lock_acquired, 4),
+                b"lock_ttl_ms" => (&mut t.lock_ttl_ms, 8),
+                b"lock_released" => (&mut t.lock_released, 16),
+                b"token" => (&mut t.token, 32),
+                b"db_begin" => (&mut t.db_begin, 64),
+                b"db_commit" => (&mut t.db_commit, 128),
+                b"confirmed" => (&mut t.confirmed, 256),
                 _ => return None,
             };
             *slot = Some(s.u64()?);
