@@ -151,13 +151,18 @@ impl FaultProxy {
 
     /// Starts a proxy forwarding to a TCP address or a unix socket.
     pub async fn start_to(upstream: Upstream) -> io::Result<FaultProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let runtime = proxy_runtime()?;
+        // Sockets belong to the runtime whose reactor polls them: bind on the proxy's.
+        let listener = runtime
+            .spawn(TcpListener::bind("127.0.0.1:0"))
+            .await
+            .map_err(|_| gone())??;
         let addr = listener.local_addr()?;
         let (state, rx) = watch::channel(State {
             faults: ProxyFaults::default(),
         });
         let connections = Arc::new(Connections::default());
-        let accept = tokio::spawn(accept_loop(
+        let accept = runtime.spawn(accept_loop(
             listener,
             upstream.clone(),
             rx,
@@ -213,6 +218,30 @@ impl Drop for FaultProxy {
         self.accept.abort();
         self.connections.abort_all();
     }
+}
+
+/// The runtime every proxy runs on: one thread of its own, for the whole process.
+///
+/// Relaying is a few system calls per chunk; on one thread a single `epoll_wait` hands over
+/// many ready sockets at once and no wake-up crosses threads, which measurably beats
+/// sharing the caller's multi-threaded runtime. It also keeps the run's client tasks from
+/// delaying the proxy's timers, which would add latency nobody asked for.
+fn proxy_runtime() -> io::Result<tokio::runtime::Handle> {
+    // A std Mutex: held only while the runtime is built, never across an await.
+    static RUNTIME: Mutex<Option<tokio::runtime::Handle>> = Mutex::new(None);
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(handle) = &*slot {
+        return Ok(handle.clone());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("overbook-proxy".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    *slot = Some(handle.clone());
+    Ok(handle)
 }
 
 async fn accept_loop(
