@@ -357,3 +357,34 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
     assert!(ops.last().unwrap().time < 25_000_000_000);
     cluster.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_forgets_its_keys_unless_it_runs_with_aof() {
+    async fn set_kill_get(aof: bool) -> Option<String> {
+        let logs = LogDir::new(if aof { "aof" } else { "no-aof" });
+        let mut opts = NodeOptions::new(&logs.0);
+        opts.redis_aof = aof;
+        let cluster = Cluster::start(&Backend::Local, &opts).await.unwrap();
+        let client = redis::Client::open(cluster.redis.url()).unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("room:101")
+            .arg("holder-a")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        cluster.redis.kill().await.unwrap();
+        cluster.redis.restart().await.unwrap();
+        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+        let value: Option<String> = redis::cmd("GET")
+            .arg("room:101")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        cluster.shutdown().await.unwrap();
+        value
+    }
+    // Without persistence a crash frees every lock: a second holder can take it at once.
+    assert_eq!(set_kill_get(false).await, None);
+    assert_eq!(set_kill_get(true).await.as_deref(), Some("holder-a"));
+}
