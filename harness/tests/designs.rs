@@ -428,6 +428,63 @@ async fn racing_users_double_book_only_the_unguarded_designs() {
     }
 }
 
+/// Regression: eight users who keep asking for the last free night of a room livelocked
+/// db-exclusion: every insert deadlocked with the others, every 40P01 victim came back
+/// with a new attempt that joined the next deadlock, and nobody committed for seconds.
+/// Each user now retries until the night is taken (its own ok, or 23P01 because another
+/// committed); every round must end with exactly one booking. The timeout only turns a
+/// livelock into a failure instead of a hung test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_exclusion_makes_progress_when_everyone_wants_the_last_night() {
+    let env = Env::start("lastnight", Duration::from_millis(300)).await;
+    let design = DesignName::DbExclusion;
+    let mut clients = env.clients(design, 8).await;
+    // Slow round trips line the inserts up, as a burst of users does.
+    let _slow = env.slow_db(Duration::from_millis(20));
+    for round in 0..5 {
+        let night = day("2026-12-01").add_days(round);
+        let tasks: Vec<_> = clients
+            .drain(..)
+            .enumerate()
+            .map(|(i, mut c)| {
+                tokio::spawn(async move {
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let req = BookRequest {
+                            room: 101,
+                            from: night,
+                            to: night.add_days(1),
+                            request: format!("r-{round}-{i}-{attempts}"),
+                        };
+                        let o = c.book(&req).await;
+                        let taken = o.error.as_deref() == Some("23P01 exclusion_violation");
+                        if o.kind == OpType::Ok || taken {
+                            return (c, o);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            let (c, o) = tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("livelock: the night was not taken within 30 s")
+                .unwrap();
+            clients.push(c);
+            outcomes.push(o);
+        }
+        assert_eq!(
+            count(&outcomes, OpType::Ok),
+            1,
+            "round {round}: {}",
+            describe(&outcomes)
+        );
+    }
+    assert_eq!(env.rows(design).await.len(), 5);
+}
+
 /// A lost answer and a retry of the same request key, with and without idempotency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_replay_the_original_outcome_only_with_idempotency_keys() {

@@ -2,9 +2,15 @@
 //! with optional cancellations of confirmed bookings and retries of earlier requests.
 //!
 //! Contention is the point: most requests go to a few rooms, so users race for the same
-//! nights, which is where the unsafe designs double-book.
+//! nights, which is where the unsafe designs double-book. A hot room soon fills up, and
+//! once it is full no race on it can double-book anything: so most requests aim at nights
+//! the generator has not seen confirmed (often the earliest free ones, which concurrent
+//! users then race for, like the last room of a sold-out night), and the rest are
+//! uniform, to keep exercising "room taken". When a room is full as far as the generator
+//! knows, an aimed request becomes the cancellation of one of its bookings: the room
+//! churns, and every freed night is raced for again, for as long as the run lasts.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use checkers::Date;
 use rand::rngs::StdRng;
@@ -15,6 +21,18 @@ use crate::request::{BookRequest, Request};
 
 /// Share of requests that go to the hot rooms (the 80 of "80/20").
 pub const HOT_SHARE: f64 = 0.8;
+
+/// Share of new bookings aimed at nights not known to be booked (when there are some).
+pub const AIM_AT_FREE: f64 = 0.8;
+
+/// Share of aimed requests that start on the room's earliest free night, where
+/// concurrent users converge (the rest start on a random free night).
+pub const EARLIEST: f64 = 0.8;
+
+/// How many recently issued requests the generator remembers, to learn the stay of a
+/// booking reported confirmed. Confirmations come right after the request, so a bounded
+/// memory suffices and a long run does not grow it.
+const REMEMBERED: usize = 4096;
 
 /// How the generator picks requests.
 #[derive(Debug, Clone)]
@@ -58,9 +76,15 @@ pub struct Generator {
     cfg: GeneratorConfig,
     rng: StdRng,
     next_id: u64,
-    /// Confirmed bookings that may be cancelled, in the order they were reported.
-    confirmed: Vec<(u64, String)>,
+    /// Confirmed bookings that may be cancelled, in the order they were reported, with
+    /// their stay when known.
+    confirmed: Vec<(u64, String, Option<BookRequest>)>,
     retries: VecDeque<BookRequest>,
+    /// Recently issued requests by key, oldest first out.
+    issued: BTreeMap<String, BookRequest>,
+    issued_order: VecDeque<String>,
+    /// Per room, how many confirmed bookings hold each night of the window.
+    occupancy: BTreeMap<u64, Vec<u32>>,
 }
 
 impl Generator {
@@ -78,6 +102,9 @@ impl Generator {
             next_id: 1,
             confirmed: Vec::new(),
             retries: VecDeque::new(),
+            issued: BTreeMap::new(),
+            issued_order: VecDeque::new(),
+            occupancy: BTreeMap::new(),
         }
     }
 
@@ -89,15 +116,50 @@ impl Generator {
         }
         if !self.confirmed.is_empty() && self.rng.random_bool(self.cfg.cancel_ratio) {
             let i = self.rng.random_range(0..self.confirmed.len());
-            let (booking, request) = self.confirmed.swap_remove(i);
-            return Request::Cancel { booking, request };
+            return self.cancel_at(i);
         }
-        Request::Book(self.new_booking())
+        let room = self.pick_room();
+        let aimed = if self.rng.random_bool(AIM_AT_FREE) {
+            match self.aim_at_free_nights(room) {
+                Some(stay) => Some(stay),
+                // The room is full as far as we know: a guest cancels, and the next
+                // requests race for the freed nights, instead of every request failing
+                // "room taken" for the rest of the run.
+                None => {
+                    let theirs: Vec<usize> = (0..self.confirmed.len())
+                        .filter(|&i| matches!(&self.confirmed[i].2, Some(s) if s.room == room))
+                        .collect();
+                    if !theirs.is_empty() {
+                        let i = theirs[self.rng.random_range(0..theirs.len())];
+                        return self.cancel_at(i);
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let req = self.new_booking(room, aimed);
+        self.remember(&req);
+        Request::Book(req)
     }
 
-    /// Tells the generator a booking was confirmed, so it may be cancelled later.
+    fn cancel_at(&mut self, i: usize) -> Request {
+        let (booking, request, stay) = self.confirmed.swap_remove(i);
+        if let Some(stay) = stay {
+            self.occupy(&stay, false);
+        }
+        Request::Cancel { booking, request }
+    }
+
+    /// Tells the generator a booking was confirmed, so it may be cancelled later and its
+    /// nights are no longer aimed at.
     pub fn confirmed(&mut self, booking: u64, request: &str) {
-        self.confirmed.push((booking, request.to_string()));
+        let stay = self.issued.get(request).cloned();
+        if let Some(stay) = &stay {
+            self.occupy(stay, true);
+        }
+        self.confirmed.push((booking, request.to_string(), stay));
     }
 
     /// Queues `req` (same key) to be issued again next, as a user retrying after seeing
@@ -106,8 +168,8 @@ impl Generator {
         self.retries.push_back(req);
     }
 
-    fn new_booking(&mut self) -> BookRequest {
-        let rooms = room_numbers(self.cfg.rooms);
+    /// A room, [`HOT_SHARE`] of the time from the hot set.
+    fn pick_room(&mut self) -> u64 {
         let total = self.cfg.rooms;
         let hot = ((total as f64 * self.cfg.hot_fraction).ceil() as u64).clamp(1, total);
         let offset = if hot == total || self.rng.random_bool(HOT_SHARE) {
@@ -115,19 +177,101 @@ impl Generator {
         } else {
             self.rng.random_range(hot..total)
         };
-        let nights = self.rng.random_range(1..=self.cfg.max_nights);
-        let latest_start = self.cfg.window_days - nights;
-        let start = self.rng.random_range(0..=latest_start);
+        room_numbers(total).start() + offset
+    }
+
+    /// A new request for `room`: the aimed stay (window offset, nights) if any, else a
+    /// uniform one.
+    fn new_booking(&mut self, room: u64, aimed: Option<(u32, u32)>) -> BookRequest {
+        let (start, nights) = match aimed {
+            Some(stay) => stay,
+            None => {
+                let nights = self.rng.random_range(1..=self.cfg.max_nights);
+                let latest_start = self.cfg.window_days - nights;
+                (self.rng.random_range(0..=latest_start), nights)
+            }
+        };
         let from = self.cfg.window_start.add_days(start as i32);
         let request = format!("r-{}", self.next_id);
         self.next_id += 1;
         BookRequest {
-            room: rooms.start() + offset,
+            room,
             from,
             to: from.add_days(nights as i32),
             request,
         }
     }
+
+    /// A stay (window offset, nights) holding only nights not known to be booked: from
+    /// the earliest free night ([`EARLIEST`] of the time, so concurrent users converge on
+    /// it) or a random one, as long as the free run there allows. `None` when the room is full.
+    fn aim_at_free_nights(&mut self, room: u64) -> Option<(u32, u32)> {
+        let free = self.free_nights(room);
+        let first = *free.first()?;
+        let start = if self.rng.random_bool(EARLIEST) {
+            first
+        } else {
+            free[self.rng.random_range(0..free.len())]
+        };
+        let run = free_run(&free, start).min(self.cfg.max_nights);
+        Some((start, self.rng.random_range(1..=run)))
+    }
+
+    /// Window offsets of the room's nights that no known booking holds, ascending.
+    fn free_nights(&self, room: u64) -> Vec<u32> {
+        match self.occupancy.get(&room) {
+            None => (0..self.cfg.window_days).collect(),
+            Some(held) => (0..self.cfg.window_days)
+                .filter(|&d| held[d as usize] == 0)
+                .collect(),
+        }
+    }
+
+    fn remember(&mut self, req: &BookRequest) {
+        if self
+            .issued
+            .insert(req.request.clone(), req.clone())
+            .is_none()
+        {
+            self.issued_order.push_back(req.request.clone());
+        }
+        while self.issued_order.len() > REMEMBERED {
+            if let Some(old) = self.issued_order.pop_front() {
+                self.issued.remove(&old);
+            }
+        }
+    }
+
+    /// Counts (or uncounts) the stay's nights as booked, ignoring nights outside the
+    /// window (a retry of a foreign request, say).
+    fn occupy(&mut self, stay: &BookRequest, booked: bool) {
+        let days = self.cfg.window_days as usize;
+        let start = self.cfg.window_start.0;
+        let held = self
+            .occupancy
+            .entry(stay.room)
+            .or_insert_with(|| vec![0; days]);
+        for d in stay.from.0..stay.to.0 {
+            let Ok(i) = usize::try_from(d - start) else {
+                continue;
+            };
+            if let Some(n) = held.get_mut(i) {
+                *n = if booked { *n + 1 } else { n.saturating_sub(1) };
+            }
+        }
+    }
+}
+
+/// How many consecutive free nights start at `start` (which is in `free`, ascending).
+fn free_run(free: &[u32], start: u32) -> u32 {
+    let Ok(i) = free.binary_search(&start) else {
+        return 0;
+    };
+    free[i..]
+        .iter()
+        .zip(start..)
+        .take_while(|(night, expected)| **night == *expected)
+        .count() as u32
 }
 
 fn clamp_ratio(r: f64) -> f64 {
@@ -230,5 +374,91 @@ mod tests {
         cancelled.sort();
         assert_eq!(cancelled, [(1, "r-1".to_string()), (2, "r-2".to_string())]);
         assert!(matches!(g.next_request(), Request::Book(_)));
+    }
+
+    #[test]
+    fn a_full_room_draws_requests_to_its_last_free_night() {
+        let mut cfg = GeneratorConfig::new(11, 1);
+        cfg.window_days = 10;
+        cfg.max_nights = 1;
+        let start = cfg.window_start;
+        let mut g = Generator::new(cfg);
+        let last_free = start.add_days(7);
+        let mut booked = std::collections::BTreeSet::new();
+        let mut id = 0;
+        while booked.len() < 9 {
+            let r = books(&mut g, 1).remove(0);
+            if r.from != last_free && booked.insert(r.from) {
+                id += 1;
+                g.confirmed(id, &r.request);
+            }
+            assert!(id < 1000, "the room never filled up");
+        }
+        let reqs = books(&mut g, 200);
+        let aimed = reqs.iter().filter(|r| r.from == last_free).count();
+        // 80% aim at free nights, and a tenth of the uniform rest lands there too.
+        assert!(
+            aimed > 140,
+            "only {aimed} of 200 requests aimed at the free night"
+        );
+
+        // Cancelling a booking frees its night for the aim again.
+        let mut cfg = GeneratorConfig::new(12, 1);
+        cfg.cancel_ratio = 1.0;
+        cfg.window_days = 1;
+        let mut g = Generator::new(cfg);
+        let r = books(&mut g, 1).remove(0);
+        g.confirmed(1, &r.request);
+        assert!(g.free_nights(101).is_empty());
+        assert!(matches!(
+            g.next_request(),
+            Request::Cancel { booking: 1, .. }
+        ));
+        assert_eq!(g.free_nights(101), [0]);
+    }
+
+    #[test]
+    fn free_runs_stop_at_the_first_booked_night() {
+        let free = [0, 1, 2, 5, 6, 9];
+        assert_eq!(free_run(&free, 0), 3);
+        assert_eq!(free_run(&free, 1), 2);
+        assert_eq!(free_run(&free, 5), 2);
+        assert_eq!(free_run(&free, 9), 1);
+        assert_eq!(free_run(&free, 3), 0);
+    }
+
+    #[test]
+    fn a_full_room_churns_instead_of_failing_every_request() {
+        let mut cfg = GeneratorConfig::new(13, 1);
+        cfg.window_days = 3;
+        cfg.max_nights = 1;
+        let mut g = Generator::new(cfg);
+        let mut booked = std::collections::BTreeMap::new();
+        for id in 1..1000u64 {
+            if booked.len() == 3 {
+                break;
+            }
+            let r = books(&mut g, 1).remove(0);
+            if let std::collections::btree_map::Entry::Vacant(e) = booked.entry(r.from) {
+                e.insert(id);
+                g.confirmed(id, &r.request);
+            }
+        }
+        assert_eq!(booked.len(), 3, "the room never filled up");
+        let cancel = (0..50)
+            .map(|_| g.next_request())
+            .find(|r| matches!(r, Request::Cancel { .. }));
+        let Some(Request::Cancel { booking, .. }) = cancel else {
+            panic!("a full room never churned");
+        };
+        let freed = booked
+            .iter()
+            .find(|(_, id)| **id == booking)
+            .map(|(d, _)| *d);
+        let next: Vec<_> = books(&mut g, 20);
+        assert!(
+            next.iter().filter(|r| Some(r.from) == freed).count() >= 10,
+            "the freed night was not raced for: {next:?}"
+        );
     }
 }
