@@ -47,6 +47,9 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         },
         other => bail!("--backend: unknown backend {other:?} (expected local or external)"),
     };
+    // Refuse pause/kill faults on a backend that does not own the servers now, not
+    // after servers and schema are up.
+    crate::nemesis::check_backend(&faults, &backend).map_err(|e| anyhow::anyhow!("{e}"))?;
     let expect = match args.expect.as_deref() {
         None => None,
         Some("valid") => Some(Expect::Valid),
