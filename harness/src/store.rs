@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn stamps_sort_as_time_and_read_as_utc() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        assert_eq!(utc_stamp(t), "20261118T080640.123Z");
+        assert_eq!(utc_stamp(t), "20261118T110640.123Z");
     }
 
     #[test]

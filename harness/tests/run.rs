@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use checkers::{Results, Validity};
+use checkers::{OpType, Results, Validity};
 use harness::nemesis::Fault;
 use harness::node::Backend;
 use harness::runner::{run, RunConfig};
@@ -50,13 +50,19 @@ fn config(design: DesignName, faults: &[Fault], seed: u64) -> RunConfig {
 }
 
 async fn run_checked(cfg: RunConfig) -> Results {
+    run_with_history(cfg).await.0
+}
+
+async fn run_with_history(cfg: RunConfig) -> (Results, checkers::History) {
     let out = run(&cfg)
         .await
         .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
     assert!(out.dir.file("history.jsonl").exists());
     assert!(out.dir.file("results.json").exists());
     assert!(out.dir.file("report.html").exists());
-    out.results
+    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
+    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+    (out.results, history)
 }
 
 fn checker<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
@@ -213,15 +219,27 @@ async fn serializable_holds() {
 
 /// A client that times out retries the same request. Without an idempotency key the retry
 /// meets its own first attempt's booking and is told "not booked" for a booking that exists.
+///
+/// The op timeout is placed inside the COMMIT's round trip: db-exclusion sends BEGIN, the
+/// room's advisory lock, the INSERT (and, with keys, the key's INSERT) before COMMIT, each
+/// delayed by the injected latency on its way to the server. A timeout that fires after
+/// COMMIT left the client but before it arrived is the "lost response": the booking
+/// commits, the user hears nothing, and retries.
 fn retry_config(idempotency: bool) -> RunConfig {
     let mut cfg = config(DesignName::DbExclusion, &[Fault::DbLatency], 7);
     cfg.retry = true;
     cfg.idempotency = idempotency;
-    // Latency longer than the op timeout: the commit lands after the client gave up.
-    cfg.db_latency = Duration::from_millis(700);
-    cfg.op_timeout = Duration::from_millis(1500);
-    cfg.fault_for = Duration::from_millis(2500);
+    let round_trips_before_commit = if idempotency { 4 } else { 3 };
+    cfg.op_timeout = Duration::from_millis(2500);
+    // COMMIT leaves at about rt*latency (plus up to 10% jitter) and lands one latency later.
+    cfg.db_latency = Duration::from_millis(2500 * 10 / (10 * round_trips_before_commit + 5));
+    cfg.fault_for = Duration::from_millis(4000);
+    cfg.time_limit = Duration::from_secs(8);
     cfg.cancel_ratio = 0.0;
+    // Few users over many rooms: ops should reach COMMIT rather than time out queued
+    // behind each other on one room.
+    cfg.rooms = 300;
+    cfg.concurrency = 6;
     cfg
 }
 
@@ -244,6 +262,38 @@ async fn retries_without_idempotency_report_existing_bookings_as_not_booked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_with_idempotency_return_the_original_outcome() {
-    let r = run_checked(retry_config(true)).await;
+    let (r, history) = run_with_history(retry_config(true)).await;
     assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    // Valid only means something if the lost-response case happened: a request whose
+    // first attempt timed out, whose booking is stored, and whose retry was answered ok.
+    let stored: std::collections::BTreeSet<&str> = history
+        .final_read()
+        .and_then(|i| history.ops()[i].value.bookings.as_ref())
+        .into_iter()
+        .flat_map(|rows| rows.iter().map(|b| b.request.as_str()))
+        .collect();
+    let mut outcomes: std::collections::BTreeMap<&str, Vec<OpType>> = Default::default();
+    for op in history
+        .ops()
+        .iter()
+        .filter(|o| o.f == checkers::F::Book && o.is_completion())
+    {
+        outcomes
+            .entry(op.value.request.as_deref().unwrap_or(""))
+            .or_default()
+            .push(op.kind);
+    }
+    let replayed = outcomes
+        .iter()
+        .filter(|(req, kinds)| {
+            stored.contains(*req)
+                && kinds.first() == Some(&OpType::Info)
+                && kinds.last() == Some(&OpType::Ok)
+        })
+        .count();
+    assert!(
+        replayed > 0,
+        "no retry of a committed-but-unanswered booking happened; the run proves nothing:\n{}",
+        describe(&r)
+    );
 }
