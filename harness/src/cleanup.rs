@@ -74,6 +74,8 @@ pub fn unregister_dir(dir: &Path) {
 
 /// Stops every registered server and deletes every registered temp dir.
 pub fn stop_all() {
+    // Containers (docker backend) are not in the pid registry: the engine owns them.
+    crate::node::docker::remove_registered();
     let (servers, dirs) = {
         let mut reg = registry();
         (

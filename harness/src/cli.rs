@@ -202,7 +202,8 @@ pub struct RunArgs {
     /// Store request keys so that a retry returns the original outcome.
     #[arg(long)]
     pub idempotency: bool,
-    /// Where the servers come from: local (start them here) or external (--redis-url,
+    /// Where the servers come from: local (start them here), docker (one container per
+    /// server), auto (local if installed, else docker) or external (--redis-url,
     /// --postgres-url; only proxy faults).
     #[arg(long, default_value = "local")]
     pub backend: String,
@@ -212,6 +213,14 @@ pub struct RunArgs {
     /// Postgres URL for --backend external, e.g. postgres://postgres@127.0.0.1:5432/postgres.
     #[arg(long)]
     pub postgres_url: Option<String>,
+    /// Redis image for --backend docker/auto (default redis:7, or overbook/redis:7-offline
+    /// when only that one is present; never pulled).
+    #[arg(long)]
+    pub redis_image: Option<String>,
+    /// Postgres image for --backend docker/auto (default postgres:15, or
+    /// overbook/postgres:15-offline when only that one is present; never pulled).
+    #[arg(long)]
+    pub postgres_image: Option<String>,
     /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,

@@ -45,7 +45,18 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
             },
             _ => bail!("--backend external needs both --redis-url and --postgres-url"),
         },
-        other => bail!("--backend: unknown backend {other:?} (expected local or external)"),
+        "docker" => Backend::Docker {
+            images: crate::node::docker::resolve_images(
+                args.redis_image.as_deref(),
+                args.postgres_image.as_deref(),
+            )?,
+        },
+        "auto" => {
+            crate::node::auto_backend(args.redis_image.as_deref(), args.postgres_image.as_deref())?
+        }
+        other => {
+            bail!("--backend: unknown backend {other:?} (expected local, docker, auto or external)")
+        }
     };
     // Refuse pause/kill faults on a backend that does not own the servers now, not
     // after servers and schema are up.
@@ -150,6 +161,14 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     }
     if args.backend != "local" {
         cmd.push_str(&format!(" --backend {}", args.backend));
+    }
+    for (flag, image) in [
+        ("--redis-image", &args.redis_image),
+        ("--postgres-image", &args.postgres_image),
+    ] {
+        if let Some(image) = image {
+            cmd.push_str(&format!(" {flag} {image}"));
+        }
     }
     cmd
 }

@@ -492,6 +492,14 @@ fn free_port() -> Result<u16, NodeError> {
         .map_err(|e| NodeError::io("find a free port", e))
 }
 
+/// Whether redis-server, postgres and initdb are all installed (`--backend auto`).
+pub(crate) fn binaries_present() -> bool {
+    let dirs = postgres_bin_dirs();
+    find_binary("redis-server", &[], "").is_ok()
+        && find_binary("postgres", &dirs, "").is_ok()
+        && find_binary("initdb", &dirs, "").is_ok()
+}
+
 /// `/usr/lib/postgresql/<version>/bin`, newest version first.
 fn postgres_bin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")

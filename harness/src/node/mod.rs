@@ -3,19 +3,24 @@
 //! - `local` (the default): the harness spawns and owns the servers, so every fault works,
 //!   process faults (pause, kill) included.
 //! - `external`: servers given by URL; nothing is started, only proxy faults apply.
+//! - `docker`: one Redis and one Postgres container per run on a private network; pause
+//!   and kill go through the engine (freezer, SIGKILL), see [`docker`].
 //!
 //! Clients use [`ServerHandle::url`] (through the proxy); setup and the final read use
 //! [`ServerHandle::direct_url`], which no fault touches.
 
+pub mod docker;
 mod external;
 mod local;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::proxy::{FaultProxy, Upstream};
+use docker::{DockerRun, DockerServer};
 use local::LocalServer;
 
 /// Where the servers come from.
@@ -31,6 +36,11 @@ pub enum Backend {
         /// A tokio-postgres config: `postgres://...` or `host=... port=... user=...`.
         postgres_url: String,
     },
+    /// One container per server, from these images (never pulled: they must be local).
+    Docker {
+        /// The images to run.
+        images: docker::Images,
+    },
 }
 
 impl Backend {
@@ -39,13 +49,36 @@ impl Backend {
         match self {
             Backend::Local => "local",
             Backend::External { .. } => "external",
+            Backend::Docker { .. } => "docker",
         }
     }
 
     /// Whether the harness owns the server processes (so pause and kill are possible).
     pub fn owns_processes(&self) -> bool {
-        matches!(self, Backend::Local)
+        matches!(self, Backend::Local | Backend::Docker { .. })
     }
+}
+
+/// `--backend auto`: the local binaries if installed; else docker if the engine answers
+/// and has the images (`images`: given or, when `None`, resolved as
+/// [`docker::resolve_images`] does); else an error saying what to install or build.
+pub fn auto_backend(
+    redis_image: Option<&str>,
+    postgres_image: Option<&str>,
+) -> Result<Backend, NodeError> {
+    if local::binaries_present() {
+        return Ok(Backend::Local);
+    }
+    let images = docker::resolve_images(redis_image, postgres_image)
+        .and_then(|images| docker::check_ready(&images).map(|()| images))
+        .map_err(|e| NodeError::MissingBinary {
+            name: "redis-server and postgres (local), or a usable docker".into(),
+            hint: format!(
+                "install them (apt-get install redis-server postgresql), or start docker and \
+                 pull redis:7 and postgres:15 or run docker/build-offline-images.sh ({e})"
+            ),
+        })?;
+    Ok(Backend::Docker { images })
 }
 
 /// How to start the nodes.
@@ -161,6 +194,14 @@ pub enum NodeError {
         /// Which server.
         kind: ServerKind,
     },
+    /// The container engine refused or failed a request.
+    #[error("docker: {what}: {reason}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// The engine's answer.
+        reason: String,
+    },
     /// An external URL could not be used.
     #[error("bad URL {url:?}: {reason}")]
     BadUrl {
@@ -198,6 +239,7 @@ enum Login {
 enum Node {
     Local(LocalServer),
     External,
+    Docker(DockerServer),
 }
 
 /// One server and the fault proxy in front of it.
@@ -215,8 +257,18 @@ impl ServerHandle {
         kind: ServerKind,
         backend: &Backend,
         opts: &NodeOptions,
+        run: Option<&Arc<DockerRun>>,
     ) -> Result<ServerHandle, NodeError> {
         let (node, upstream, login) = match backend {
+            Backend::Docker { .. } => {
+                let run = run.ok_or_else(|| NodeError::Docker {
+                    what: format!("start {kind}"),
+                    reason: "no network for the run (start through Cluster::start)".into(),
+                })?;
+                let server = DockerServer::start(kind, run, opts).await?;
+                let addr = server.addr();
+                (Node::Docker(server), addr, default_login(kind))
+            }
             Backend::Local => {
                 let server = LocalServer::start(kind, opts).await?;
                 let addr = server.addr();
@@ -277,7 +329,7 @@ impl ServerHandle {
         // loopback TCP stack, which is most of what relaying costs. Clients still use TCP.
         let via = match &node {
             Node::Local(s) => s.unix_socket().map(Upstream::Unix),
-            Node::External => None,
+            Node::External | Node::Docker(_) => None,
         };
         let proxy = FaultProxy::start_to(via.unwrap_or(Upstream::Tcp(upstream)))
             .await
@@ -319,13 +371,30 @@ impl ServerHandle {
 
     /// Whether the harness owns the process (pause, kill and restart work).
     pub fn owns_process(&self) -> bool {
-        matches!(self.node, Node::Local(_))
+        matches!(self.node, Node::Local(_) | Node::Docker(_))
+    }
+
+    /// The container's name (docker backend only).
+    pub fn container(&self) -> Option<&str> {
+        match &self.node {
+            Node::Docker(s) => Some(s.name()),
+            _ => None,
+        }
+    }
+
+    /// How long the container took from create to ready (docker backend only).
+    pub fn container_ready_in(&self) -> Option<Duration> {
+        match &self.node {
+            Node::Docker(s) => Some(s.ready_in()),
+            _ => None,
+        }
     }
 
     /// The server's log file (local backend only).
     pub fn log_path(&self) -> Option<&Path> {
         match &self.node {
             Node::Local(s) => Some(s.log_path()),
+            Node::Docker(s) => Some(s.log_path()),
             Node::External => None,
         }
     }
@@ -334,7 +403,7 @@ impl ServerHandle {
     pub fn temp_dir(&self) -> Option<&Path> {
         match &self.node {
             Node::Local(s) => Some(s.temp_dir()),
-            Node::External => None,
+            Node::External | Node::Docker(_) => None,
         }
     }
 
@@ -342,55 +411,79 @@ impl ServerHandle {
     pub fn pid(&self) -> Option<i32> {
         match &self.node {
             Node::Local(s) => s.pid(),
-            Node::External => None,
+            Node::External | Node::Docker(_) => None,
         }
     }
 
-    fn local(&self, action: &str) -> Result<&LocalServer, NodeError> {
-        match &self.node {
-            Node::Local(s) => Ok(s),
-            Node::External => Err(NodeError::Unsupported {
-                action: format!("{action}-{}", self.kind.short_name()),
-            }),
+    fn unsupported(&self, action: &str) -> NodeError {
+        NodeError::Unsupported {
+            action: format!("{action}-{}", self.kind.short_name()),
         }
     }
 
-    /// SIGSTOP: the server and all its processes freeze; connections stay open, unanswered.
+    /// SIGSTOP (docker: the cgroup freezer): the server and all its processes freeze;
+    /// connections stay open, unanswered.
     pub async fn pause(&self) -> Result<(), NodeError> {
-        self.local("pause")?.pause()
+        match &self.node {
+            Node::Local(s) => s.pause(),
+            Node::Docker(s) => s.pause().await,
+            Node::External => Err(self.unsupported("pause")),
+        }
     }
 
-    /// SIGCONT: a paused server carries on where it stopped.
+    /// SIGCONT (docker: unpause): a paused server carries on where it stopped.
     pub async fn resume(&self) -> Result<(), NodeError> {
-        self.local("pause")?.resume()
+        match &self.node {
+            Node::Local(s) => s.resume(),
+            Node::Docker(s) => s.resume().await,
+            Node::External => Err(self.unsupported("pause")),
+        }
     }
 
-    /// `kill -9` of the server and all its processes.
+    /// `kill -9` of the server and all its processes (docker: `docker kill`).
     pub async fn kill(&self) -> Result<(), NodeError> {
-        self.local("kill")?.kill()
+        match &self.node {
+            Node::Local(s) => s.kill(),
+            Node::Docker(s) => s.kill().await,
+            Node::External => Err(self.unsupported("kill")),
+        }
     }
 
     /// Starts the server again (after a kill, or stopping it first) and waits until ready.
     pub async fn restart(&self) -> Result<(), NodeError> {
-        self.local("kill")?.restart().await
+        match &self.node {
+            Node::Local(s) => s.restart().await,
+            Node::Docker(s) => s.restart().await,
+            Node::External => Err(self.unsupported("kill")),
+        }
     }
 
     /// Starts a killed server again without waiting until it is ready (healing in `Drop`).
     pub fn respawn_now(&self) -> Result<(), NodeError> {
-        self.local("kill")?.spawn()
+        match &self.node {
+            Node::Local(s) => s.spawn(),
+            Node::Docker(s) => s.respawn_now(),
+            Node::External => Err(self.unsupported("kill")),
+        }
     }
 
     /// Resumes if paused and restarts if killed, so no process fault outlives its window.
     pub(crate) fn resume_now(&self) {
-        if let Node::Local(s) = &self.node {
-            let _ = s.resume();
+        match &self.node {
+            Node::Local(s) => {
+                let _ = s.resume();
+            }
+            Node::Docker(s) => s.resume_now(),
+            Node::External => {}
         }
     }
 
     fn shutdown(&self) {
         self.proxy.heal();
-        if let Node::Local(s) = &self.node {
-            s.shutdown();
+        match &self.node {
+            Node::Local(s) => s.shutdown(),
+            Node::Docker(s) => s.shutdown(),
+            Node::External => {}
         }
     }
 }
@@ -427,7 +520,12 @@ fn render(kind: ServerKind, login: &Login, addr: SocketAddr) -> String {
 
 /// The config string straight to a local server (readiness probes).
 fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
-    let login = match kind {
+    render(kind, &default_login(kind), addr)
+}
+
+/// The login of a server the harness starts (no password: trust auth).
+fn default_login(kind: ServerKind) -> Login {
+    match kind {
         ServerKind::Redis => Login::Redis {
             userinfo: String::new(),
             db: String::new(),
@@ -437,8 +535,7 @@ fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
             password: None,
             dbname: "postgres".into(),
         },
-    };
-    render(kind, &login, addr)
+    }
 }
 
 /// Quotes a key=value config value when it needs it (libpq rules: `'...'`, `\` escapes).
@@ -461,10 +558,17 @@ pub struct Cluster {
 impl Cluster {
     /// Starts (or, for `external`, checks) both servers and their proxies.
     pub async fn start(backend: &Backend, opts: &NodeOptions) -> Result<Cluster, NodeError> {
+        // Both containers share one private network, made first; each holds it (Arc) and
+        // the last one removed takes it along.
+        let run = match backend {
+            Backend::Docker { images } => Some(DockerRun::create(images).await?),
+            _ => None,
+        };
         let (redis, postgres) = tokio::join!(
-            ServerHandle::start(ServerKind::Redis, backend, opts),
-            ServerHandle::start(ServerKind::Postgres, backend, opts)
+            ServerHandle::start(ServerKind::Redis, backend, opts, run.as_ref()),
+            ServerHandle::start(ServerKind::Postgres, backend, opts, run.as_ref())
         );
+        drop(run);
         Ok(Cluster {
             redis: redis?,
             postgres: postgres?,
