@@ -31,6 +31,19 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start Redis and Postgres behind their fault proxies and hold them until Ctrl-C.
     Up(UpArgs),
+    /// Remove containers and networks (labelled `overbook`) that a killed docker run left.
+    Clean(CleanArgs),
+}
+
+/// `overbook clean`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Also remove the containers of runs still going (their harness pid is alive).
+    #[arg(long)]
+    pub all: bool,
+    /// Only list what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `overbook check FILE`.
@@ -72,6 +85,22 @@ pub enum BenchCommand {
     Check(BenchCheckArgs),
     /// Throughput and latency of redis-benchmark through the fault proxy vs direct.
     Proxy(BenchProxyArgs),
+    /// Start-to-ready time of a cell's servers: local processes vs docker containers.
+    Backends(BenchBackendsArgs),
+}
+
+/// `overbook bench backends`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchBackendsArgs {
+    /// Clusters started per backend.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Redis image (default as for `run --backend docker`).
+    #[arg(long)]
+    pub redis_image: Option<String>,
+    /// Postgres image (default as for `run --backend docker`).
+    #[arg(long)]
+    pub postgres_image: Option<String>,
 }
 
 /// `overbook bench check`.

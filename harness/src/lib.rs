@@ -14,10 +14,14 @@
 //! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
 //! - [`up`]: `overbook up`, the servers behind their proxies for manual experiments.
 //! - [`bench_proxy`]: `overbook bench proxy`, what the proxy costs with no fault.
+//! - [`bench_backends`]: `overbook bench backends`, servers' start-to-ready, local vs docker.
+//! - [`clean`]: `overbook clean`, removes what a killed docker run left.
 
+pub mod bench_backends;
 pub mod bench_check;
 pub mod bench_proxy;
 pub mod check;
+pub mod clean;
 pub mod cleanup;
 pub mod cli;
 pub mod matrix;

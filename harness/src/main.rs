@@ -26,10 +26,12 @@ fn main() -> ExitCode {
         },
         Command::Check(args) => check::run(args),
         Command::Up(args) => harness::up::run(args),
+        Command::Clean(args) => harness::clean::run(args),
         Command::Report(args) => harness::report_cmd::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench_check::run(a),
             BenchCommand::Proxy(a) => harness::bench_proxy::run(a),
+            BenchCommand::Backends(a) => harness::bench_backends::run(a),
         },
     };
     match result {

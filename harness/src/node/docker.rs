@@ -474,10 +474,13 @@ impl DockerServer {
 
     /// `docker pause`: the cgroup freezer stops every process of the container at once.
     pub(crate) async fn pause(&self) -> Result<(), NodeError> {
-        self.docker
-            .pause_container(&self.name)
-            .await
-            .map_err(|e| engine_error(format!("pause {}", self.name), e))?;
+        if let Err(e) = self.docker.pause_container(&self.name).await {
+            // Same answer as the local backend for a killed, not yet restarted server.
+            if !self.running().await?.0 {
+                return Err(NodeError::NotRunning { kind: self.kind });
+            }
+            return Err(engine_error(format!("pause {}", self.name), e));
+        }
         self.paused.store(true, Ordering::SeqCst);
         Ok(())
     }
