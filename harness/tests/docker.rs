@@ -1,0 +1,419 @@
+//! The docker backend against a real engine and the offline images
+//! (`docker/build-offline-images.sh`, built here when missing and possible; otherwise every
+//! test prints why and skips). Tests take turns (one lock): each ends by checking that
+//! nothing labelled with this process's pid is left, which a neighbour's live containers
+//! would spoil, and two container clusters at once would only slow both on 2 cores.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use checkers::{Results, Validity};
+use harness::nemesis::Fault;
+use harness::node::docker::{self, Images};
+use harness::node::{Backend, Cluster, NodeError, NodeOptions};
+use harness::runner::{run, RunConfig};
+use workloads::DesignName;
+
+static SERIAL: tokio::sync::Mutex<Option<Result<Images, String>>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// A per-test dir, deleted on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("overbook-docker-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The offline images, built on first use when missing; `Err` says why tests must skip.
+fn offline_images() -> Result<Images, String> {
+    let images = Images::offline();
+    match docker::check_ready(&images) {
+        Ok(()) => return Ok(images),
+        Err(NodeError::Docker { what, .. }) if what.starts_with("connect") => {
+            return Err(format!("no docker engine answers ({what})"))
+        }
+        Err(_) => {}
+    }
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker/build-offline-images.sh");
+    eprintln!("building the offline images with {}", script.display());
+    let began = Instant::now();
+    let out = Command::new(&script)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprintln!("built the offline images in {:.0?}", began.elapsed());
+    docker::check_ready(&images).map_err(|e| e.to_string())?;
+    Ok(images)
+}
+
+/// Takes the turn and returns the images, or prints why and returns `None` (skip).
+async fn turn() -> Option<(
+    tokio::sync::MutexGuard<'static, Option<Result<Images, String>>>,
+    Images,
+)> {
+    let mut guard = SERIAL.lock().await;
+    if guard.is_none() {
+        *guard = Some(
+            tokio::task::spawn_blocking(offline_images)
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+        );
+    }
+    match guard.as_ref() {
+        Some(Ok(images)) => {
+            let images = images.clone();
+            Some((guard, images))
+        }
+        Some(Err(why)) => {
+            eprintln!("SKIPPED: docker backend tests need the offline images: {why}");
+            None
+        }
+        None => None,
+    }
+}
+
+/// Everything labelled with this process's pid: must be empty once a test is done.
+async fn ours_left() -> Vec<String> {
+    let engine = docker::connect().await.unwrap();
+    docker::list_ours(&engine)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.pid == Some(std::process::id() as i32))
+        .map(|l| format!("{} {}", l.what, l.name))
+        .collect()
+}
+
+async fn redis_ping(url: &str, timeout: Duration) -> Result<String, String> {
+    let attempt = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "timeout".to_string())?
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_container_stops_answering_and_comes_back() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let logs = TempDir::new("pause");
+    let cluster = Cluster::start(&Backend::Docker { images }, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let name = cluster.redis.container().unwrap().to_string();
+    assert!(name.starts_with("overbook-") && name.ends_with("-redis"));
+    let url = cluster.redis.url();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+
+    cluster.redis.pause().await.unwrap();
+    assert_eq!(
+        redis_ping(&url, Duration::from_millis(400)).await,
+        Err("timeout".to_string()),
+        "a frozen redis container must not answer"
+    );
+    // Past the proxy too: the container is frozen, not just the proxy's link.
+    assert_eq!(
+        redis_ping(&cluster.redis.direct_url(), Duration::from_millis(300)).await,
+        Err("timeout".to_string())
+    );
+
+    cluster.redis.resume().await.unwrap();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+    cluster.shutdown().await.unwrap();
+    drop(cluster);
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_container_keeps_committed_rows() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let logs = TempDir::new("kill");
+    let cluster = Cluster::start(&Backend::Docker { images }, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    db.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);",
+    )
+    .await
+    .unwrap();
+
+    cluster.postgres.kill().await.unwrap();
+    assert!(
+        db.simple_query("SELECT 1").await.is_err(),
+        "the old connection died with the container"
+    );
+    assert!(matches!(
+        cluster.postgres.pause().await,
+        Err(NodeError::NotRunning { .. })
+    ));
+
+    cluster.postgres.restart().await.unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100, "committed rows survive docker kill + start");
+
+    let log_path = cluster.postgres.log_path().unwrap().to_path_buf();
+    cluster.shutdown().await.unwrap();
+    drop(cluster);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("database system was interrupted"),
+        "the restart ran crash recovery:\n{log}"
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+fn config(
+    design: DesignName,
+    faults: &[Fault],
+    seed: u64,
+    images: Images,
+    store: &TempDir,
+) -> RunConfig {
+    RunConfig {
+        design,
+        faults: faults.to_vec(),
+        time_limit: Duration::from_secs(6),
+        concurrency: 8,
+        rooms: 3,
+        window_days: 30,
+        seed,
+        lock_ttl: Duration::from_millis(300),
+        db_latency: Duration::from_millis(400),
+        redis_latency: Duration::from_millis(400),
+        client_pause: Duration::from_millis(700),
+        fault_for: Duration::from_millis(1500),
+        heal_for: Duration::from_millis(500),
+        op_timeout: Duration::from_secs(5),
+        cancel_ratio: 0.1,
+        rate: None,
+        retry: false,
+        idempotency: false,
+        backend: Backend::Docker { images },
+        store: store.0.clone(),
+        keep: false,
+        redis_aof: false,
+        strict_lock: false,
+        command: "cargo test --test docker".into(),
+        progress: false,
+    }
+}
+
+async fn run_checked(cfg: RunConfig) -> Results {
+    let out = run(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
+    out.results
+}
+
+fn validity(r: &Results, checker: &str) -> Validity {
+    r.checks
+        .iter()
+        .find(|c| c.checker == checker)
+        .unwrap_or_else(|| panic!("no checker {checker}"))
+        .validity
+}
+
+fn describe(r: &Results) -> String {
+    r.checks
+        .iter()
+        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_only_is_caught_under_db_latency_in_containers() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("lock-only");
+    let r = run_checked(config(
+        DesignName::LockOnly,
+        &[Fault::DbLatency],
+        1,
+        images,
+        &store,
+    ))
+    .await;
+    assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
+    assert_eq!(
+        validity(&r, "no-double-booking"),
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        validity(&r, "lock-exclusion"),
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_exclusion_holds_under_container_faults() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("db-exclusion");
+    // The engine's own faults (freezer pause, kill + start) beside the proxy's latency.
+    let faults = [
+        Fault::DbLatency,
+        Fault::PauseRedis,
+        Fault::KillRedis,
+        Fault::PauseDb,
+    ];
+    let mut cfg = config(DesignName::DbExclusion, &faults, 6, images, &store);
+    cfg.time_limit = Duration::from_secs(8);
+    cfg.fault_for = Duration::from_millis(1200);
+    cfg.heal_for = Duration::from_millis(400);
+    let r = run_checked(cfg).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    assert!(
+        ok_books > 0,
+        "no booking succeeded, the run proves nothing:\n{}",
+        describe(&r)
+    );
+    assert!(
+        !r.stats.faults.is_empty(),
+        "no fault window ran:\n{}",
+        describe(&r)
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+/// A `kill -9`ed harness cannot clean up; `overbook clean` must then remove its
+/// containers and network, and keep those of a live run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_removes_what_a_killed_run_left() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("clean");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args([
+            "run",
+            "--backend",
+            "docker",
+            "--design",
+            "db-exclusion",
+            "--time-limit",
+            "60s",
+        ])
+        .args([
+            "--redis-image",
+            &images.redis,
+            "--postgres-image",
+            &images.postgres,
+        ])
+        .arg("--store")
+        .arg(&store.0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kills the child even if an assertion below fails.
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = child.id() as i32;
+    let child = Reap(&mut child);
+    let engine = docker::connect().await.unwrap();
+    let of_child = || async {
+        docker::list_ours(&engine)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.pid == Some(pid))
+            .map(|l| format!("{} {}", l.what, l.name))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while of_child().await.len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = of_child().await;
+    assert_eq!(before.len(), 3, "two containers and a network: {before:?}");
+
+    let clean = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
+            .arg("clean")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The run is live: clean keeps its containers.
+    let kept = clean(&[]);
+    assert_eq!(
+        of_child().await,
+        before,
+        "clean removed a live run's containers:\n{kept}"
+    );
+
+    drop(child); // SIGKILL: no Drop, no signal handler, nothing cleaned.
+    assert_eq!(of_child().await, before, "a killed harness cannot clean up");
+    let cleaned = clean(&[]);
+    assert_eq!(of_child().await, Vec::<String>::new(), "{cleaned}");
+    assert!(cleaned.contains("remove"), "{cleaned}");
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
