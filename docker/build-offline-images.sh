@@ -47,8 +47,15 @@ stamp "debootstrap done"
 rm -rf "$root/var/lib/postgresql/15" "$root/etc/postgresql/15" \
     "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* \
     "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/locale"
+# Data on volumes, as in the official images: a volume lives with its container (kept
+# across docker kill + start, removed with `docker rm -v`), and it bypasses the storage
+# driver, which here is fuse-overlayfs (initdb takes 5 s on it, well under 1 s on a volume).
+mkdir -p "$root/data" "$root/var/lib/postgresql/data"
 install -m 755 "$here/redis-entrypoint.sh" "$root/usr/local/bin/redis-entrypoint.sh"
 install -m 755 "$here/postgres-entrypoint.sh" "$root/usr/local/bin/postgres-entrypoint.sh"
+
+# A rebuild (FORCE=1) retags; the old images would linger untagged, so note them.
+old=$(docker image inspect -f '{{.Id}}' "$REDIS_TAG" "$POSTGRES_TAG" 2>/dev/null || true)
 
 stamp "packing rootfs"
 tar -C "$root" --numeric-owner -cf "$work/rootfs.tar" .
@@ -57,6 +64,8 @@ docker import \
     --change 'ENTRYPOINT ["/usr/local/bin/redis-entrypoint.sh"]' \
     --change 'CMD ["redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no", "--bind", "0.0.0.0"]' \
     --change 'EXPOSE 6379' \
+    --change 'WORKDIR /data' \
+    --change 'VOLUME /data' \
     --change 'LABEL overbook.image=redis' \
     "$work/rootfs.tar" "$REDIS_TAG" >/dev/null
 stamp "docker import $POSTGRES_TAG"
@@ -66,6 +75,10 @@ docker import \
     --change 'ENV PGDATA=/var/lib/postgresql/data' \
     --change 'ENV POSTGRES_HOST_AUTH_METHOD=trust' \
     --change 'EXPOSE 5432' \
+    --change 'VOLUME /var/lib/postgresql/data' \
     --change 'LABEL overbook.image=postgres' \
     "$work/rootfs.tar" "$POSTGRES_TAG" >/dev/null
+for id in $old; do
+    docker rmi "$id" >/dev/null 2>&1 || true
+done
 stamp "done: $REDIS_TAG $POSTGRES_TAG"
