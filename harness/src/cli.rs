@@ -85,6 +85,11 @@ pub enum BenchCommand {
     Check(BenchCheckArgs),
     /// Throughput and latency of redis-benchmark through the fault proxy vs direct.
     Proxy(BenchProxyArgs),
+    /// Harness throughput on atomic-reserve with no fault vs pgbench running the same
+    /// statements at the same concurrency against the same server.
+    Run(BenchRunArgs),
+    /// Detection power: over many seeds, how often a design is caught and how soon.
+    Detect(BenchDetectArgs),
     /// Start-to-ready time of a cell's servers: local processes vs docker containers.
     Backends(BenchBackendsArgs),
 }
@@ -101,6 +106,40 @@ pub struct BenchBackendsArgs {
     /// Postgres image (default as for `run --backend docker`).
     #[arg(long)]
     pub postgres_image: Option<String>,
+}
+
+/// `overbook bench run`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchRunArgs {
+    /// Concurrent clients (harness users and pgbench clients alike).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Rooms in the hotel.
+    #[arg(long, default_value_t = 200)]
+    pub rooms: u64,
+    /// Length of each measurement.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Rounds, harness and pgbench alternating; the best of each is compared.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+}
+
+/// `overbook bench detect`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchDetectArgs {
+    /// The design whose detection is measured.
+    #[arg(long, default_value = "lock-only")]
+    pub design: String,
+    /// The fault injected.
+    #[arg(long, default_value = "db-latency")]
+    pub fault: String,
+    /// Seeds 1..=N, one run each.
+    #[arg(long, default_value_t = 20)]
+    pub seeds: u64,
+    /// Length of each run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
 }
 
 /// `overbook bench check`.

@@ -13,6 +13,7 @@
 //!   a [`proxy`] that injects network faults; [`cleanup`] makes sure none outlives us.
 //! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
 //! - [`up`]: `overbook up`, the servers behind their proxies for manual experiments.
+//! - [`bench_run`]: `overbook bench run` (harness vs pgbench) and `bench detect`.
 //! - [`bench_proxy`]: `overbook bench proxy`, what the proxy costs with no fault.
 //! - [`bench_backends`]: `overbook bench backends`, servers' start-to-ready, local vs docker.
 //! - [`clean`]: `overbook clean`, removes what a killed docker run left.
@@ -20,6 +21,7 @@
 pub mod bench_backends;
 pub mod bench_check;
 pub mod bench_proxy;
+pub mod bench_run;
 pub mod check;
 pub mod clean;
 pub mod cleanup;

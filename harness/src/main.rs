@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench_check::run(a),
             BenchCommand::Proxy(a) => harness::bench_proxy::run(a),
+            BenchCommand::Run(a) => harness::bench_run::run(a),
+            BenchCommand::Detect(a) => harness::bench_run::detect(a),
             BenchCommand::Backends(a) => harness::bench_backends::run(a),
         },
     };

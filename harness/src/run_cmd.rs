@@ -109,6 +109,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         heal_for: args.heal_for,
         op_timeout,
         cancel_ratio: args.cancel_ratio,
+        aim_at_free: workloads::generator::AIM_AT_FREE,
         rate: args.rate,
         retry: args.retry,
         idempotency: args.idempotency,

@@ -55,6 +55,10 @@ pub struct RunConfig {
     pub op_timeout: Duration,
     /// Share of requests that cancel an earlier confirmed booking.
     pub cancel_ratio: f64,
+    /// Share of bookings the generator aims at nights it has not seen booked, so users
+    /// keep racing for free nights instead of hitting full rooms
+    /// ([`workloads::generator::AIM_AT_FREE`] by default).
+    pub aim_at_free: f64,
     /// Total requests per second across clients (None: as fast as they go).
     pub rate: Option<f64>,
     /// Retry a timed-out booking from a fresh process with the same request key.
@@ -138,19 +142,7 @@ pub struct Progress {
 /// Runs one test end to end and writes its store directory.
 pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     let started = Instant::now();
-    let test = format!(
-        "{}-{}",
-        cfg.design,
-        cfg.faults
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .join("+")
-    );
-    let dir = RunDir::create(&cfg.store, &test)?;
-    crate::runlog::attach(&dir.file("run.log"))?;
-    tracing::info!(dir = %dir.path.display(), seed = cfg.seed, "run starting");
-
+    let dir = create_run_dir(cfg)?;
     let cluster = Arc::new(
         Cluster::start(
             &cfg.backend,
@@ -168,6 +160,29 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     let outcome = result?;
     shut?;
     Ok(outcome)
+}
+
+/// Runs one test against servers that are already up (benchmarks compare the harness
+/// with other load generators on the very same servers). `cfg.backend` is ignored.
+pub async fn run_against(cfg: &RunConfig, cluster: &Arc<Cluster>) -> Result<RunOutcome, RunError> {
+    let dir = create_run_dir(cfg)?;
+    run_on(cfg, &dir, cluster, Instant::now()).await
+}
+
+fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
+    let test = format!(
+        "{}-{}",
+        cfg.design,
+        cfg.faults
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let dir = RunDir::create(&cfg.store, &test)?;
+    crate::runlog::attach(&dir.file("run.log"))?;
+    tracing::info!(dir = %dir.path.display(), seed = cfg.seed, "run starting");
+    Ok(dir)
 }
 
 async fn run_on(
@@ -210,6 +225,7 @@ async fn run_on(
         window_days: cfg.window_days,
         max_nights: 7,
         cancel_ratio: cfg.cancel_ratio,
+        aim_at_free: cfg.aim_at_free,
     })));
 
     let schedule = Schedule::plan(&ScheduleConfig {

@@ -52,6 +52,10 @@ pub struct GeneratorConfig {
     pub max_nights: u32,
     /// Share of ops that cancel a previously confirmed booking (when there is one).
     pub cancel_ratio: f64,
+    /// Share of new bookings aimed at nights not known to be booked ([`AIM_AT_FREE`] by
+    /// default); 0 gives plain uniform stays within the hot/cold split, which is what a
+    /// throughput comparison with a fixed pgbench script needs.
+    pub aim_at_free: f64,
 }
 
 impl GeneratorConfig {
@@ -66,6 +70,7 @@ impl GeneratorConfig {
             window_days: 60,
             max_nights: 7,
             cancel_ratio: 0.0,
+            aim_at_free: AIM_AT_FREE,
         }
     }
 }
@@ -119,7 +124,7 @@ impl Generator {
             return self.cancel_at(i);
         }
         let room = self.pick_room();
-        let aimed = if self.rng.random_bool(AIM_AT_FREE) {
+        let aimed = if self.rng.random_bool(self.cfg.aim_at_free.clamp(0.0, 1.0)) {
             match self.aim_at_free_nights(room) {
                 Some(stay) => Some(stay),
                 // The room is full as far as we know: a guest cancels, and the next
