@@ -22,6 +22,9 @@ pub struct Timings {
     pub ready: Vec<Duration>,
     /// `Cluster::shutdown` durations (plus dropping it: containers are removed then).
     pub teardown: Vec<Duration>,
+    /// Docker only: each container's create-to-ready, Redis then Postgres (the rest of
+    /// `ready` is the network and the proxies).
+    pub containers: [Vec<Duration>; 2],
 }
 
 /// The `q` quantile (nearest rank) of `xs`, in ms.
@@ -41,6 +44,11 @@ async fn one(backend: &Backend, dir: &std::path::Path, t: &mut Timings) -> anyho
         .await
         .with_context(|| format!("start the {} backend", backend.name()))?;
     t.ready.push(began.elapsed());
+    for (i, node) in cluster.nodes().into_iter().enumerate() {
+        if let Some(d) = node.container_ready_in() {
+            t.containers[i].push(d);
+        }
+    }
     let began = Instant::now();
     cluster.shutdown().await?;
     drop(cluster);
@@ -102,6 +110,11 @@ pub fn run(args: &BenchBackendsArgs) -> anyhow::Result<ExitCode> {
             quantile_ms(&t.teardown, 0.5)
         );
     }
+    println!(
+        "docker containers, create to ready p50: redis {:.0} ms, postgres {:.0} ms",
+        quantile_ms(&containers.containers[0], 0.5),
+        quantile_ms(&containers.containers[1], 0.5)
+    );
     println!(
         "docker/local start-to-ready (p50): {:.2}x",
         quantile_ms(&containers.ready, 0.5) / quantile_ms(&local.ready, 0.5)

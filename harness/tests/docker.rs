@@ -237,6 +237,7 @@ fn config(
         heal_for: Duration::from_millis(500),
         op_timeout: Duration::from_secs(5),
         cancel_ratio: 0.1,
+        aim_at_free: workloads::generator::AIM_AT_FREE,
         rate: None,
         retry: false,
         idempotency: false,
