@@ -280,14 +280,23 @@ async fn lock_only_is_caught_under_db_latency_in_containers() {
         return;
     };
     let store = TempDir::new("lock-only");
-    let r = run_checked(config(
-        DesignName::LockOnly,
-        &[Fault::DbLatency],
-        1,
-        images,
-        &store,
-    ))
-    .await;
+    let mut cfg = config(DesignName::LockOnly, &[Fault::DbLatency], 1, images, &store);
+    // Catching the race is a matter of chance per write; make it near certain rather
+    // than flaky: every round trip during the window outlasts the whole lease, so a
+    // writer's transaction is still open long after the next holder took the lock.
+    cfg.db_latency = Duration::from_millis(800);
+    cfg.lock_ttl = Duration::from_millis(200);
+    cfg.fault_for = Duration::from_secs(4);
+    cfg.time_limit = Duration::from_secs(7);
+    // Many writers in flight on a hotel that is not already full when the window opens
+    // (unthrottled, healthy clients fill it in well under a second): two of them must
+    // then pass their check on overlapping nights before either commits.
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    cfg.rate = Some(30.0);
+    let r = run_checked(cfg).await;
+    // The margin (how many anomalies, not just whether) shows with --nocapture.
+    eprintln!("{}", describe(&r));
     assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
     assert_eq!(
         validity(&r, "no-double-booking"),
@@ -337,6 +346,90 @@ async fn db_exclusion_holds_under_container_faults() {
     assert_eq!(ours_left().await, Vec::<String>::new());
 }
 
+/// An `overbook run --backend docker` child process, SIGKILLed on drop (even when an
+/// assertion fails first).
+struct RunChild {
+    child: std::process::Child,
+    _store: TempDir,
+}
+
+impl RunChild {
+    fn spawn(images: &Images, name: &str) -> RunChild {
+        let store = TempDir::new(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+            .args(["run", "--backend", "docker", "--design", "db-exclusion"])
+            .args(["--time-limit", "60s", "--redis-image", &images.redis])
+            .args(["--postgres-image", &images.postgres])
+            .arg("--store")
+            .arg(&store.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        RunChild {
+            child,
+            _store: store,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Containers and networks labelled with the child's pid.
+    async fn ours(&self) -> Vec<String> {
+        let engine = docker::connect().await.unwrap();
+        docker::list_ours(&engine)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.pid == Some(self.pid()))
+            .map(|l| format!("{} {}", l.what, l.name))
+            .collect()
+    }
+
+    /// Waits until both containers and the network exist.
+    async fn wait_up(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ours().await.len() < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let up = self.ours().await;
+        assert_eq!(up.len(), 3, "two containers and a network: {up:?}");
+        up
+    }
+}
+
+impl Drop for RunChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ctrl-C in the middle of a run: the signal thread removes the run's containers and
+/// network before the harness exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_removes_the_runs_containers() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let mut run = RunChild::spawn(&images, "ctrl-c");
+    run.wait_up().await;
+    // SAFETY: kill(2) on our own child's pid, which `run` has not reaped yet.
+    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the run ignored SIGINT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{status:?}");
+    assert_eq!(run.ours().await, Vec::<String>::new());
+}
+
 /// A `kill -9`ed harness cannot clean up; `overbook clean` must then remove its
 /// containers and network, and keep those of a live run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,56 +437,8 @@ async fn clean_removes_what_a_killed_run_left() {
     let Some((_turn, images)) = turn().await else {
         return;
     };
-    let store = TempDir::new("clean");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
-        .args([
-            "run",
-            "--backend",
-            "docker",
-            "--design",
-            "db-exclusion",
-            "--time-limit",
-            "60s",
-        ])
-        .args([
-            "--redis-image",
-            &images.redis,
-            "--postgres-image",
-            &images.postgres,
-        ])
-        .arg("--store")
-        .arg(&store.0)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kills the child even if an assertion below fails.
-    struct Reap<'a>(&'a mut std::process::Child);
-    impl Drop for Reap<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let pid = child.id() as i32;
-    let child = Reap(&mut child);
-    let engine = docker::connect().await.unwrap();
-    let of_child = || async {
-        docker::list_ours(&engine)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|l| l.pid == Some(pid))
-            .map(|l| format!("{} {}", l.what, l.name))
-            .collect::<Vec<_>>()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while of_child().await.len() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let before = of_child().await;
-    assert_eq!(before.len(), 3, "two containers and a network: {before:?}");
-
+    let mut run = RunChild::spawn(&images, "clean");
+    let before = run.wait_up().await;
     let clean = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
             .arg("clean")
@@ -406,15 +451,17 @@ async fn clean_removes_what_a_killed_run_left() {
     // The run is live: clean keeps its containers.
     let kept = clean(&[]);
     assert_eq!(
-        of_child().await,
+        run.ours().await,
         before,
         "clean removed a live run's containers:\n{kept}"
     );
 
-    drop(child); // SIGKILL: no Drop, no signal handler, nothing cleaned.
-    assert_eq!(of_child().await, before, "a killed harness cannot clean up");
+    // SIGKILL: no Drop, no signal handler, nothing cleaned.
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    assert_eq!(run.ours().await, before, "a killed harness cannot clean up");
     let cleaned = clean(&[]);
-    assert_eq!(of_child().await, Vec::<String>::new(), "{cleaned}");
+    assert_eq!(run.ours().await, Vec::<String>::new(), "{cleaned}");
     assert!(cleaned.contains("remove"), "{cleaned}");
     assert_eq!(ours_left().await, Vec::<String>::new());
 }
