@@ -344,6 +344,10 @@ pub struct MatrixArgs {
     /// Write one JUnit testcase per cell to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Replace a design's declared expectation for one cell: DESIGN:FAULT=valid|invalid|either
+    /// (repeatable), e.g. `--expect my-design:kill-db=invalid`.
+    #[arg(long)]
+    pub expect: Vec<String>,
     /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use workloads::DesignName;
 
 use crate::cli::{MatrixArgs, MatrixMergeArgs};
-use crate::matrix_plan::{plan, Cell, Expectation, Shard};
+use crate::matrix_plan::{plan, Cell, ExpectOverride, Expectation, Shard};
 use crate::nemesis::Fault;
 use crate::store::utc_stamp;
 
@@ -59,7 +59,12 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         bail!("--jobs must be at least 1");
     }
     let shard: Shard = args.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-    let cells: Vec<Cell> = plan(&designs, &faults, args.seeds, args.seed)
+    let overrides = args
+        .expect
+        .iter()
+        .map(|e| e.parse::<ExpectOverride>().map_err(|e| anyhow::anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cells: Vec<Cell> = plan(&designs, &faults, args.seeds, args.seed, &overrides)
         .into_iter()
         .filter(|c| shard.owns(c))
         .collect();

@@ -23,6 +23,50 @@ pub enum Expectation {
     Either,
 }
 
+impl FromStr for Expectation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Expectation, String> {
+        match s {
+            "valid" => Ok(Expectation::Valid),
+            "invalid" => Ok(Expectation::Invalid),
+            "either" => Ok(Expectation::Either),
+            other => Err(format!(
+                "{other:?} is not an expectation: valid, invalid or either"
+            )),
+        }
+    }
+}
+
+/// `--expect DESIGN:FAULT=VERDICT`: the user's own expectation for some cells, replacing
+/// the design's declaration (e.g. to assert that a design of theirs is caught).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectOverride {
+    /// The design the override applies to.
+    pub design: DesignName,
+    /// The fault it applies to.
+    pub fault: Fault,
+    /// What the cell must show.
+    pub expect: Expectation,
+}
+
+impl FromStr for ExpectOverride {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ExpectOverride, String> {
+        let bad = || {
+            format!("--expect takes DESIGN:FAULT=valid|invalid|either (e.g. lock-only:none=invalid), got {s:?}")
+        };
+        let (cell, verdict) = s.split_once('=').ok_or_else(bad)?;
+        let (design, fault) = cell.split_once(':').ok_or_else(bad)?;
+        Ok(ExpectOverride {
+            design: design
+                .parse()
+                .map_err(|e: workloads::WorkloadError| e.to_string())?,
+            fault: fault.parse().map_err(|e| format!("{e}"))?,
+            expect: verdict.parse()?,
+        })
+    }
+}
+
 impl Expectation {
     /// What `design` is expected to show under `fault`, from the design's own declaration.
     pub fn of(design: DesignName, fault: Fault) -> Expectation {
@@ -30,6 +74,8 @@ impl Expectation {
             Expectation::Valid
         } else if design.caught_by().contains(&fault.name()) {
             Expectation::Invalid
+        } else if design.survives().contains(&fault.name()) {
+            Expectation::Valid
         } else {
             Expectation::Either
         }
@@ -103,17 +149,29 @@ impl fmt::Display for Shard {
 
 /// Every cell of designs x faults x seeds, in a fixed order (design-major, as the page
 /// reads), seeds `first_seed..first_seed + seeds`.
-pub fn plan(designs: &[DesignName], faults: &[Fault], seeds: u64, first_seed: u64) -> Vec<Cell> {
+/// `overrides` replace the designs' own expectations for the cells they name.
+pub fn plan(
+    designs: &[DesignName],
+    faults: &[Fault],
+    seeds: u64,
+    first_seed: u64,
+    overrides: &[ExpectOverride],
+) -> Vec<Cell> {
     let mut cells = Vec::new();
     for &design in designs {
         for &fault in faults {
+            let expect = overrides
+                .iter()
+                .rev()
+                .find(|o| o.design == design && o.fault == fault)
+                .map_or_else(|| Expectation::of(design, fault), |o| o.expect);
             for s in 0..seeds {
                 cells.push(Cell {
                     ordinal: cells.len(),
                     design,
                     fault,
                     seed: first_seed + s,
-                    expect: Expectation::of(design, fault),
+                    expect,
                 });
             }
         }
@@ -127,7 +185,7 @@ mod tests {
 
     #[test]
     fn shards_partition_the_plan_exactly() {
-        let cells = plan(DesignName::all(), Fault::all(), 3, 1);
+        let cells = plan(DesignName::all(), Fault::all(), 3, 1, &[]);
         for n in 1..=5 {
             let mut seen: Vec<usize> = (1..=n)
                 .flat_map(|k| {
@@ -169,5 +227,37 @@ mod tests {
             Expectation::of(DesignName::LockRenewal, Fault::DbLatency),
             Expectation::Either
         );
+    }
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_the_declared_expectation_of_their_cell_only() {
+        let o: ExpectOverride = "lock-only:none=invalid".parse().unwrap();
+        let cells = plan(
+            &[DesignName::LockOnly],
+            &[Fault::None, Fault::DbLatency],
+            1,
+            1,
+            &[o],
+        );
+        assert_eq!(cells[0].expect, Expectation::Invalid);
+        assert_eq!(cells[1].expect, Expectation::Invalid);
+        assert_eq!(
+            Expectation::of(DesignName::LockOnly, Fault::None),
+            Expectation::Valid
+        );
+        for bad in [
+            "lock-only=valid",
+            "lock-only:none",
+            "nope:none=valid",
+            "lock-only:nope=valid",
+            "lock-only:none=maybe",
+        ] {
+            assert!(bad.parse::<ExpectOverride>().is_err(), "{bad}");
+        }
     }
 }

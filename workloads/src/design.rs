@@ -155,6 +155,18 @@ impl DesignName {
         }
     }
 
+    /// The fault names under which an unsafe design is nonetheless expected to hold, so
+    /// that a matrix asserts it (lock-renewal's heartbeat outlasts a slow database; a
+    /// lease-only design holds when nothing delays the holder). Safe designs hold under
+    /// everything and list nothing here.
+    pub fn survives(&self) -> &'static [&'static str] {
+        match self {
+            DesignName::LockOnly => &["none"],
+            DesignName::LockRenewal => &["none", "db-latency"],
+            _ => &[],
+        }
+    }
+
     /// Whether the client-pause point sits between the availability check and the insert
     /// (lease-only designs, where that is the window the lease must cover) rather than
     /// right after taking the lease.

@@ -1,0 +1,185 @@
+//! `overbook matrix` end to end with the real binary and real servers: expected cells
+//! pass, a deliberately wrong expectation fails with exit 1 and a JUnit failure, and
+//! shards 1/2 + 2/2 merged hold exactly the unsharded cells.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use reports::matrix::Matrix;
+
+fn overbook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args(args)
+        .output()
+        .expect("overbook runs")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The one matrix directory under `store/matrix` whose name does (or does not) end in
+/// `-merged`.
+fn matrix_dirs(store: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(store.join("matrix"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn read_matrix(dir: &Path) -> Matrix {
+    serde_json::from_slice(&std::fs::read(dir.join("matrix.json")).unwrap()).unwrap()
+}
+
+fn cell_keys(m: &Matrix) -> Vec<(usize, String, String, u64)> {
+    let mut keys: Vec<_> = m
+        .cells
+        .iter()
+        .map(|c| (c.ordinal, c.design.clone(), c.fault.clone(), c.seed))
+        .collect();
+    keys.sort();
+    keys
+}
+
+const CELLS: [&str; 8] = [
+    "--designs",
+    "lock-only,db-exclusion",
+    "--faults",
+    "none,db-latency",
+    "--time-limit",
+    "8s",
+    "--jobs",
+    "2",
+];
+/// Start the first fault window early so a short cell still has most of its time faulted.
+const RUN_ARGS: [&str; 5] = ["--", "--heal-for", "500ms", "--fault-for", "4s"];
+
+#[test]
+fn matrix_meets_expectations_flags_a_wrong_one_and_shards_merge_to_the_whole() {
+    let root = std::env::temp_dir().join(format!("overbook-matrix-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+
+    // 1. The whole matrix: every cell as its design declares.
+    let whole_store = root.join("whole");
+    let junit = root.join("whole.xml");
+    let mut args = vec!["matrix"];
+    args.extend(CELLS);
+    args.extend([
+        "--store",
+        whole_store.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    args.extend(RUN_ARGS);
+    let out = overbook(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every cell should meet its expectation\n{}",
+        show(&out)
+    );
+    let whole = read_matrix(&matrix_dirs(&whole_store)[0]);
+    assert_eq!(whole.cells.len(), 4);
+    let lock_only_latency = whole
+        .cells
+        .iter()
+        .find(|c| c.design == "lock-only" && c.fault == "db-latency")
+        .unwrap();
+    assert_eq!(lock_only_latency.expected, "invalid");
+    assert!(
+        lock_only_latency.met,
+        "the canary must sing: {}",
+        lock_only_latency.summary
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("tests=\"4\" failures=\"0\" errors=\"0\""),
+        "{xml}"
+    );
+    let page = std::fs::read_to_string(matrix_dirs(&whole_store)[0].join("matrix.html")).unwrap();
+    assert!(page.contains("every cell met its expectation"));
+
+    // 2. The same cells in two shards, with one expectation deliberately wrong: lock-only
+    //    does not double-book with no fault, but we claim it must.
+    let shard_store = root.join("shards");
+    let shard_junit = root.join("shard1.xml");
+    for shard in ["1/2", "2/2"] {
+        let mut args = vec!["matrix"];
+        args.extend(CELLS);
+        args.extend([
+            "--store",
+            shard_store.to_str().unwrap(),
+            "--shard",
+            shard,
+            "--expect",
+            "lock-only:none=invalid",
+        ]);
+        if shard == "1/2" {
+            args.extend(["--junit", shard_junit.to_str().unwrap()]);
+        }
+        args.extend(RUN_ARGS);
+        let out = overbook(&args);
+        // lock-only under none is cell 0, which shard 1/2 runs.
+        let expected = if shard == "1/2" { 1 } else { 0 };
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "shard {shard}\n{}",
+            show(&out)
+        );
+        if shard == "1/2" {
+            assert!(
+                String::from_utf8_lossy(&out.stdout)
+                    .contains("lock-only under none (seed 1): expected invalid, got valid"),
+                "{}",
+                show(&out)
+            );
+        }
+    }
+    let xml = std::fs::read_to_string(&shard_junit).unwrap();
+    assert!(xml.contains("failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<failure message=\"expected invalid, got valid"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("reproduce: overbook run --design lock-only --fault none"),
+        "{xml}"
+    );
+
+    // 3. Merge: one page, one exit code, exactly the unsharded cells.
+    let shard_dirs = matrix_dirs(&shard_store);
+    assert_eq!(shard_dirs.len(), 2);
+    let mut args = vec!["matrix", "merge", "--store", shard_store.to_str().unwrap()];
+    let dir_strs: Vec<String> = shard_dirs.iter().map(|d| d.display().to_string()).collect();
+    args.extend(dir_strs.iter().map(String::as_str));
+    let out = overbook(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the merged matrix carries the wrong expectation\n{}",
+        show(&out)
+    );
+    let merged_dir = matrix_dirs(&shard_store)
+        .into_iter()
+        .find(|d| d.to_string_lossy().ends_with("-merged"))
+        .unwrap();
+    let merged = read_matrix(&merged_dir);
+    assert_eq!(cell_keys(&merged), cell_keys(&whole));
+    assert_eq!(merged.shards, vec!["1/2".to_string(), "2/2".to_string()]);
+    // Every run report the merged page links to exists.
+    for c in &merged.cells {
+        assert!(
+            merged_dir.join("../..").join(&c.report).is_file(),
+            "missing report {}",
+            c.report
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
