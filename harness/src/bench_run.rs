@@ -276,7 +276,7 @@ pub fn detect(args: &BenchDetectArgs) -> anyhow::Result<ExitCode> {
     let mut first_times = Vec::new();
     let started = Instant::now();
     for seed in 1..=args.seeds {
-        let cfg = bench_config(design, vec![fault], 8, 5, args.time_limit, seed);
+        let cfg = bench_config(design, vec![fault], 16, 5, args.time_limit, seed);
         let out = rt.block_on(runner::run(&cfg))?;
         let history = crate::check::load(&out.dir.file("history.jsonl"))?;
         // The first double booking happened when the later of the two confirmations

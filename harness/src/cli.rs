@@ -223,8 +223,9 @@ pub struct RunArgs {
     /// How long clients issue requests (e.g. 500ms, 20s, 2m).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub time_limit: Duration,
-    /// Concurrent simulated users.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent simulated users (16 keep several users queued on a hot room's lease,
+    /// so an expired lease is taken over while the holder's write still runs).
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Rooms in the hotel; a hot fifth of them gets most requests.
     #[arg(long, default_value_t = 5)]

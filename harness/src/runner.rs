@@ -545,6 +545,17 @@ impl Worker {
         self.recorder
             .record(process, kind, f.clone(), done.clone(), outcome.error);
         self.progress.done.fetch_add(1, Ordering::Relaxed);
+        if let Request::Cancel { booking, .. } = &request {
+            let happened = match kind {
+                OpType::Ok => Some(true),
+                OpType::Fail => Some(false),
+                OpType::Info | OpType::Invoke => None,
+            };
+            self.generator
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cancelled(*booking, happened);
+        }
         match kind {
             OpType::Ok => {
                 self.progress.ok.fetch_add(1, Ordering::Relaxed);

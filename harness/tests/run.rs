@@ -24,7 +24,7 @@ fn config(design: DesignName, faults: &[Fault], seed: u64) -> RunConfig {
         design,
         faults: faults.to_vec(),
         time_limit: Duration::from_secs(6),
-        concurrency: 8,
+        concurrency: 16,
         rooms: 3,
         window_days: 30,
         seed,

@@ -90,6 +90,9 @@ pub struct Generator {
     issued_order: VecDeque<String>,
     /// Per room, how many confirmed bookings hold each night of the window.
     occupancy: BTreeMap<u64, Vec<u32>>,
+    /// Cancellations issued but not yet answered: their nights stay occupied until the
+    /// cancel commits, or aimed requests would race the cancel itself and fail.
+    cancelling: BTreeMap<u64, (String, Option<BookRequest>)>,
 }
 
 impl Generator {
@@ -110,6 +113,7 @@ impl Generator {
             issued: BTreeMap::new(),
             issued_order: VecDeque::new(),
             occupancy: BTreeMap::new(),
+            cancelling: BTreeMap::new(),
         }
     }
 
@@ -151,10 +155,26 @@ impl Generator {
 
     fn cancel_at(&mut self, i: usize) -> Request {
         let (booking, request, stay) = self.confirmed.swap_remove(i);
-        if let Some(stay) = stay {
-            self.occupy(&stay, false);
-        }
+        self.cancelling.insert(booking, (request.clone(), stay));
         Request::Cancel { booking, request }
+    }
+
+    /// Tells the generator how a cancellation ended: `Some(true)` it happened (its nights
+    /// are free to aim at), `Some(false)` it definitely did not (the booking can be
+    /// cancelled again later), `None` unknown (the nights stay occupied, to be safe).
+    pub fn cancelled(&mut self, booking: u64, happened: Option<bool>) {
+        let Some((request, stay)) = self.cancelling.remove(&booking) else {
+            return;
+        };
+        match happened {
+            Some(true) => {
+                if let Some(stay) = &stay {
+                    self.occupy(stay, false);
+                }
+            }
+            Some(false) => self.confirmed.push((booking, request, stay)),
+            None => {}
+        }
     }
 
     /// Tells the generator a booking was confirmed, so it may be cancelled later and its
@@ -419,7 +439,31 @@ mod tests {
             g.next_request(),
             Request::Cancel { booking: 1, .. }
         ));
+        // Not before the cancel committed: until then a booking for that night fails.
+        assert!(g.free_nights(101).is_empty());
+        g.cancelled(1, Some(true));
         assert_eq!(g.free_nights(101), [0]);
+    }
+
+    #[test]
+    fn a_cancel_that_failed_leaves_the_booking_cancellable_and_an_unknown_one_occupied() {
+        let mut cfg = GeneratorConfig::new(14, 1);
+        cfg.cancel_ratio = 1.0;
+        cfg.window_days = 2;
+        cfg.max_nights = 1;
+        let mut g = Generator::new(cfg);
+        let r = books(&mut g, 1).remove(0);
+        g.confirmed(1, &r.request);
+        let Request::Cancel { booking: 1, .. } = g.next_request() else {
+            panic!("expected the cancellation of booking 1");
+        };
+        g.cancelled(1, Some(false));
+        let Request::Cancel { booking: 1, .. } = g.next_request() else {
+            panic!("a booking whose cancel failed must be cancellable again");
+        };
+        g.cancelled(1, None);
+        // Outcome unknown: the night may still be booked, so it is not aimed at.
+        assert_eq!(g.free_nights(101).len(), 1);
     }
 
     #[test]
@@ -460,6 +504,8 @@ mod tests {
             .iter()
             .find(|(_, id)| **id == booking)
             .map(|(d, _)| *d);
+        // The night is raced for once the cancel committed, not while it is in flight.
+        g.cancelled(booking, Some(true));
         let next: Vec<_> = books(&mut g, 20);
         assert!(
             next.iter().filter(|r| Some(r.from) == freed).count() >= 10,
