@@ -223,8 +223,14 @@ mod tests {
             Expectation::of(DesignName::LockRenewal, Fault::ClientPause),
             Expectation::Invalid
         );
+        // Declared survivable by the design itself.
         assert_eq!(
             Expectation::of(DesignName::LockRenewal, Fault::DbLatency),
+            Expectation::Valid
+        );
+        // Neither declared caught nor survived: not asserted.
+        assert_eq!(
+            Expectation::of(DesignName::LockOnly, Fault::KillRedis),
             Expectation::Either
         );
     }
