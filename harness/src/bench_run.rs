@@ -44,7 +44,7 @@ ROLLBACK;
 \endif
 ";
 
-/// A default run configuration for benchmarks: no faults, quiet, throw-away store.
+/// A default run configuration for benchmarks: the CLI's defaults, quiet, throw-away store.
 fn bench_config(
     design: DesignName,
     faults: Vec<Fault>,
@@ -54,32 +54,13 @@ fn bench_config(
     seed: u64,
 ) -> RunConfig {
     RunConfig {
-        design,
-        faults,
         time_limit,
         concurrency,
         rooms,
-        window_days: 60,
-        seed,
-        lock_ttl: Duration::from_millis(500),
-        db_latency: Duration::from_millis(600),
-        redis_latency: Duration::from_millis(600),
-        client_pause: Duration::from_millis(1000),
-        fault_for: Duration::from_secs(4),
-        heal_for: Duration::from_secs(2),
-        op_timeout: Duration::from_secs(10),
-        cancel_ratio: 0.1,
-        aim_at_free: workloads::generator::AIM_AT_FREE,
-        rate: None,
-        retry: false,
-        idempotency: false,
-        backend: Backend::Local,
         store: std::env::temp_dir().join(format!("overbook-bench-{}", std::process::id())),
-        keep: false,
-        redis_aof: false,
-        strict_lock: false,
         command: "overbook bench".into(),
         progress: false,
+        ..RunConfig::new(design, faults, seed)
     }
 }
 

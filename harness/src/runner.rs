@@ -81,6 +81,61 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
+impl RunConfig {
+    /// The command line's defaults for `design` under `faults`: the story at 1:10 scale
+    /// (500 ms lease, 600 ms of injected latency, 20 s, 16 users, 5 rooms).
+    pub fn new(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
+        RunConfig {
+            design,
+            faults,
+            time_limit: Duration::from_secs(20),
+            concurrency: 16,
+            rooms: 5,
+            window_days: 60,
+            seed,
+            lock_ttl: Duration::from_millis(500),
+            db_latency: Duration::from_millis(600),
+            redis_latency: Duration::from_millis(600),
+            client_pause: Duration::from_millis(1000),
+            fault_for: Duration::from_secs(4),
+            heal_for: Duration::from_secs(2),
+            op_timeout: Duration::from_millis(9800),
+            cancel_ratio: 0.1,
+            aim_at_free: workloads::generator::AIM_AT_FREE,
+            rate: None,
+            retry: false,
+            idempotency: false,
+            backend: Backend::Local,
+            store: PathBuf::from("store"),
+            keep: false,
+            redis_aof: false,
+            strict_lock: false,
+            command: String::new(),
+            progress: true,
+        }
+    }
+
+    /// A run of a few seconds for test suites: time compressed further (300 ms lease,
+    /// 400 ms latency, 1.5 s fault windows after a 0.5 s healthy start, 6 s in all, a
+    /// 3-room hotel), quiet.
+    pub fn quick(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
+        RunConfig {
+            time_limit: Duration::from_secs(6),
+            rooms: 3,
+            window_days: 30,
+            lock_ttl: Duration::from_millis(300),
+            db_latency: Duration::from_millis(400),
+            redis_latency: Duration::from_millis(400),
+            client_pause: Duration::from_millis(700),
+            fault_for: Duration::from_millis(1500),
+            heal_for: Duration::from_millis(500),
+            op_timeout: Duration::from_secs(5),
+            progress: false,
+            ..RunConfig::new(design, faults, seed)
+        }
+    }
+}
+
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct RunOutcome {

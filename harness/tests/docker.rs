@@ -222,32 +222,11 @@ fn config(
     store: &TempDir,
 ) -> RunConfig {
     RunConfig {
-        design,
-        faults: faults.to_vec(),
-        time_limit: Duration::from_secs(6),
         concurrency: 8,
-        rooms: 3,
-        window_days: 30,
-        seed,
-        lock_ttl: Duration::from_millis(300),
-        db_latency: Duration::from_millis(400),
-        redis_latency: Duration::from_millis(400),
-        client_pause: Duration::from_millis(700),
-        fault_for: Duration::from_millis(1500),
-        heal_for: Duration::from_millis(500),
-        op_timeout: Duration::from_secs(5),
-        cancel_ratio: 0.1,
-        aim_at_free: workloads::generator::AIM_AT_FREE,
-        rate: None,
-        retry: false,
-        idempotency: false,
         backend: Backend::Docker { images },
         store: store.0.clone(),
-        keep: false,
-        redis_aof: false,
-        strict_lock: false,
         command: "cargo test --test docker".into(),
-        progress: false,
+        ..RunConfig::quick(design, faults.to_vec(), seed)
     }
 }
 
