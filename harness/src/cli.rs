@@ -249,12 +249,13 @@ pub struct RunArgs {
     /// (default: twice the lease).
     #[arg(long, value_parser = parse_duration)]
     pub client_pause: Option<Duration>,
-    /// Nominal length of each fault window (randomised +-50% from the seed).
-    #[arg(long, default_value = "4s", value_parser = parse_duration)]
-    pub fault_for: Duration,
-    /// Nominal length of the healthy gaps between fault windows.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub heal_for: Duration,
+    /// Nominal length of each fault window (randomised from the seed; default 8 leases,
+    /// 4 s at the default lease, so a window always spans several slow round trips).
+    #[arg(long, value_parser = parse_duration)]
+    pub fault_for: Option<Duration>,
+    /// Nominal length of the healthy gaps between fault windows (default 4 leases).
+    #[arg(long, value_parser = parse_duration)]
+    pub heal_for: Option<Duration>,
     /// Deadline of every op; a timed-out op is recorded as info and its user retired
     /// (default: 5 s plus 8 times the largest injected latency).
     #[arg(long, value_parser = parse_duration)]

@@ -105,8 +105,10 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         db_latency: args.db_latency,
         redis_latency: args.redis_latency,
         client_pause: args.client_pause.unwrap_or(args.lock_ttl * 2),
-        fault_for: args.fault_for,
-        heal_for: args.heal_for,
+        // Windows scale with the lease: at the seed's 5 s lease and 6 s round trips a 4 s
+        // window would end before one slow statement did.
+        fault_for: args.fault_for.unwrap_or(args.lock_ttl * 8),
+        heal_for: args.heal_for.unwrap_or(args.lock_ttl * 4),
         op_timeout,
         cancel_ratio: args.cancel_ratio,
         aim_at_free: workloads::generator::AIM_AT_FREE,
