@@ -179,7 +179,7 @@ fn settle(pids: &[i32], sig: i32) {
 }
 
 /// Whether the (child) process `pid` has exited, without reaping it.
-fn has_exited(pid: i32) -> bool {
+pub(crate) fn has_exited(pid: i32) -> bool {
     // SAFETY: waitid fills the zeroed siginfo we own; WNOWAIT leaves the zombie in place
     // so the group can still be signalled by its pgid before the pid is released.
     unsafe {

@@ -300,7 +300,7 @@ impl LocalServer {
             let Some(pid) = self.pid() else {
                 return Err(NodeError::NotRunning { kind: self.kind });
             };
-            if child_exited(pid) {
+            if cleanup::has_exited(pid) {
                 let status = if cleanup::unregister_server(pid) {
                     let status = reap_status(pid);
                     *self.pid.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -404,21 +404,6 @@ impl LocalServer {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Whether our child `pid` has exited (without reaping it).
-fn child_exited(pid: i32) -> bool {
-    // SAFETY: waitid fills a zeroed siginfo we own; WNOWAIT keeps the zombie.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        rc != 0 || info.si_pid() != 0
     }
 }
 
