@@ -24,6 +24,7 @@ use crate::error::WorkloadError;
 use crate::lease::{self, AcquireError, Heartbeat, Lease, LeaseKeys, StopTheWorld};
 use crate::request::{BookRequest, Outcome};
 use crate::schema::non_negative;
+use crate::RunClock;
 
 /// How many times a transaction that hit 40001 / 40P01 is run in all.
 const MAX_ATTEMPTS: u32 = 5;
@@ -54,6 +55,25 @@ struct PgSession {
 }
 
 impl PgSession {
+    /// Starts a transaction at the design's isolation level and stamps `db_begin` once
+    /// the server has answered BEGIN (so the trace never shows a transaction open
+    /// before Postgres knew of it).
+    async fn begin(
+        &mut self,
+        design: DesignName,
+        clock: RunClock,
+        trace: &mut Trace,
+    ) -> Result<Db<'_>, tokio_postgres::Error> {
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(isolation(design))
+            .start()
+            .await?;
+        trace.db_begin = Some(clock.now());
+        Ok(Db::new(tx, &mut self.stmts))
+    }
+
     async fn connect(url: &str, design: DesignName) -> Result<PgSession, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
         let task = tokio::spawn(async move {
@@ -331,15 +351,10 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let PgSession { client, stmts, .. } = &mut *session;
-            let tx = client
-                .build_transaction()
-                .isolation_level(isolation(design))
-                .start()
+            let mut db = session
+                .begin(design, clock, trace)
                 .await
                 .map_err(|e| Refusal::from(classify_pg(&e, PgStage::BeforeCommit)))?;
-            trace.db_begin = Some(clock.now());
-            let mut db = Db::new(tx, stmts);
             if idempotency {
                 match claim_request(&mut db, req).await {
                     Ok(None) => {}
@@ -438,15 +453,10 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let PgSession { client, stmts, .. } = &mut *session;
-            let tx = client
-                .build_transaction()
-                .isolation_level(isolation(design))
-                .start()
+            let mut db = session
+                .begin(design, clock, trace)
                 .await
                 .map_err(|e| classify_pg(&e, PgStage::BeforeCommit))?;
-            trace.db_begin = Some(clock.now());
-            let mut db = Db::new(tx, stmts);
             let deleted = match db.execute(DELETE_BOOKING, &[&id]).await {
                 Ok(n) => n,
                 Err(e) if is_retryable_pg(&e) && attempt < MAX_ATTEMPTS => {
