@@ -1,43 +1,43 @@
 //! The `overbook` harness: everything that owns processes, sockets and files.
 //!
-//! - [`cli`]: the command line (clap).
-//! - [`check`]: `overbook check`, judging a history file.
-//! - [`bench_check`]: `overbook bench check`, its speed and memory.
-//! - [`runner`]: composes nodes, nemesis, clients and checkers into one run;
-//!   [`run_cmd`] is its CLI edge, [`store`] its directory, [`runlog`] its log.
-//! - [`matrix`]: `overbook matrix`, every design under every fault, planned by
-//!   [`matrix_plan`] and sharded for CI.
-//! - [`recorder`]: appends the history to disk as the run goes.
-//! - [`report_cmd`]: `overbook report`, the HTML report and the store's index page.
-//! - [`node`]: the Redis and Postgres servers (local processes or external), each behind
-//!   a [`proxy`] that injects network faults; [`cleanup`] makes sure none outlives us.
-//! - [`nemesis`]: plans fault windows from the seed and applies them during a run.
-//! - [`up`]: `overbook up`, the servers behind their proxies for manual experiments.
-//! - [`bench_run`]: `overbook bench run` (harness vs pgbench) and `bench detect`.
-//! - [`bench_proxy`]: `overbook bench proxy`, what the proxy costs with no fault.
-//! - [`bench_backends`]: `overbook bench backends`, servers' start-to-ready, local vs docker.
-//! - [`clean`]: `overbook clean`, removes what a killed docker run left.
+//! The modules follow the data flow of a run, one folder per stage:
+//!
+//! - [`cli`]: one file per subcommand: parse arguments, call the engine, print.
+//! - [`run`]: [`run::RunConfig`] and the run loop: the generator feeds simulated users
+//!   who drive the system under test while the nemesis injects faults; the recorder
+//!   appends every op to the history; then the checkers judge it and the store keeps it.
+//! - [`sut`]: the system under test, behind the [`sut::System`] / [`sut::Session`] seam
+//!   (Jepsen's client): the built-in designs are one implementation.
+//! - [`nemesis`]: the pure fault schedule and the faults in force, held as guards.
+//!   The faults themselves are a table in `workloads::fault`.
+//! - [`nodes`]: the Redis and Postgres servers (local processes, docker, external), each
+//!   behind its fault [`nodes::proxy`]; [`nodes::process`] signals them and
+//!   [`nodes::reaper`] makes sure none outlives us.
+//! - [`matrix`]: every design under every fault, planned, sharded, merged, as JUnit.
+//! - [`store`]: a run's directory (every file name once), its metadata, the index page.
+//! - [`bench`]: the benchmarks behind `overbook bench`.
 
-pub mod bench_backends;
-pub mod bench_check;
-pub mod bench_proxy;
-pub mod bench_run;
-pub mod check;
-pub mod clean;
-pub mod cleanup;
+pub mod bench;
 pub mod cli;
 pub mod matrix;
-pub mod matrix_plan;
 pub mod nemesis;
-pub mod node;
-pub mod proxy;
-pub mod recorder;
-pub mod report_cmd;
-pub mod run_cmd;
-pub mod runlog;
-pub mod runner;
+pub mod nodes;
+pub mod run;
 pub mod store;
-pub mod up;
+pub mod sut;
+
+use std::process::ExitCode;
+
+use checkers::Validity;
 
 /// Exit code for "the harness could not do its job" (bad input, cannot start a node).
 pub const EXIT_HARNESS_ERROR: u8 = 2;
+
+/// The exit code of a verdict: 0 valid, 1 invalid, 2 unknown (nothing trustworthy to say).
+pub fn exit_code(v: Validity) -> ExitCode {
+    match v {
+        Validity::Valid => ExitCode::SUCCESS,
+        Validity::Invalid => ExitCode::from(1),
+        Validity::Unknown => ExitCode::from(EXIT_HARNESS_ERROR),
+    }
+}

@@ -5,35 +5,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use harness::bench_check;
-use harness::cli::{BenchCommand, Cli, Command};
-use harness::{check, EXIT_HARNESS_ERROR};
+use harness::cli::{BenchCommand, Cli, Command, MatrixCommand};
+use harness::{bench, cli, matrix, EXIT_HARNESS_ERROR};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let parsed = Cli::parse();
     // Ctrl-C, SIGTERM or a panic must never leave a paused or orphaned server behind.
-    if let Err(e) = harness::cleanup::install() {
+    if let Err(e) = harness::nodes::reaper::install() {
         eprintln!("overbook: warning: no Ctrl-C cleanup: {e}");
     }
-    let result = match &cli.command {
+    let result = match &parsed.command {
         Command::Run(args) => {
-            harness::runlog::init();
-            harness::run_cmd::run(args)
+            harness::run::log::init();
+            cli::run::run(args)
         }
         Command::Matrix(args) => match &args.command {
-            Some(harness::cli::MatrixCommand::Merge(m)) => harness::matrix::merge(m),
-            None => harness::matrix::run(args),
+            Some(MatrixCommand::Merge(m)) => matrix::merge(m),
+            None => matrix::run(args),
         },
-        Command::Check(args) => check::run(args),
-        Command::Up(args) => harness::up::run(args),
-        Command::Clean(args) => harness::clean::run(args),
-        Command::Report(args) => harness::report_cmd::run(args),
+        Command::Check(args) => cli::check::run(args),
+        Command::Up(args) => cli::up::run(args),
+        Command::Clean(args) => cli::clean::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Bench(args) => match &args.command {
-            BenchCommand::Check(a) => bench_check::run(a),
-            BenchCommand::Proxy(a) => harness::bench_proxy::run(a),
-            BenchCommand::Run(a) => harness::bench_run::run(a),
-            BenchCommand::Detect(a) => harness::bench_run::detect(a),
-            BenchCommand::Backends(a) => harness::bench_backends::run(a),
+            BenchCommand::Check(a) => bench::check::run(a),
+            BenchCommand::Proxy(a) => bench::proxy::run(a),
+            BenchCommand::Run(a) => bench::run::run(a),
+            BenchCommand::Detect(a) => bench::run::detect(a),
+            BenchCommand::Backends(a) => bench::backends::run(a),
         },
     };
     match result {

@@ -12,14 +12,14 @@ use checkers::{OpType, OpValue, Trace};
 use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::NoTls;
 
 use crate::classify::{classify_pg, classify_redis, is_redis_connection_broken, is_retryable_pg};
 use crate::classify::{Failure, PgStage};
 use crate::config::Config;
-use crate::design::DesignName;
+use crate::design::{DesignName, LockUse, PausePoint};
 use crate::designs::lock_fencing::READ_FENCE;
-use crate::designs::{self, BookCtx, Db, StatementCache, TxError};
+use crate::designs::{BookCtx, Db, StatementCache, TxError};
 use crate::error::WorkloadError;
 use crate::lease::{self, AcquireError, Heartbeat, Lease, LeaseKeys, StopTheWorld};
 use crate::request::{BookRequest, Outcome};
@@ -67,7 +67,7 @@ impl PgSession {
         let tx = self
             .client
             .build_transaction()
-            .isolation_level(isolation(design))
+            .isolation_level(design.design().isolation())
             .start()
             .await?;
         trace.db_begin = Some(clock.now());
@@ -80,13 +80,11 @@ impl PgSession {
             // The error (if any) reaches the client as a closed connection.
             let _ = connection.await;
         });
-        if design == DesignName::ConfirmBeforeCommit {
-            // Two COMMITs running the deferred exclusion check on overlapping rows wait
-            // for each other: a deadlock by nature. Postgres breaks one per
-            // deadlock_timeout (1 s by default), stalling a burst on one room for seconds;
-            // 50 ms keeps it a blip. Superuser only: as another user the server's own
-            // setting stays, which changes timing, not outcomes.
-            let _ = client.batch_execute("SET deadlock_timeout = '50ms'").await;
+        let session_sql = design.design().session_sql();
+        if !session_sql.is_empty() {
+            // Session settings are tuning (see the design's `session_sql`): a server that
+            // refuses one changes timing, not outcomes.
+            let _ = client.batch_execute(session_sql).await;
         }
         Ok(PgSession {
             client,
@@ -279,7 +277,7 @@ impl Client {
                 Some(RedisLink {
                     conn: Some(conn), ..
                 }),
-            ) if self.design == DesignName::LockRenewal => Some(Heartbeat::start(
+            ) if self.design.design().lock() == LockUse::RenewedLease => Some(Heartbeat::start(
                 conn.clone(),
                 lease,
                 self.cfg.lock_ttl,
@@ -289,7 +287,7 @@ impl Client {
             _ => None,
         };
         let mut paused_ms = None;
-        if lease.is_some() && !self.design.pauses_after_check() {
+        if lease.is_some() && self.design.design().pause_point() == PausePoint::AfterLease {
             // Right after taking the lease, before any database work: the window a
             // stop-the-world pause exploits.
             paused_ms = self
@@ -367,8 +365,7 @@ impl Client {
                     Err(e) => return Err(classify_pg(&e, PgStage::BeforeCommit).into()),
                 }
             }
-            let pause = design
-                .pauses_after_check()
+            let pause = (design.design().pause_point() == PausePoint::AfterCheck)
                 .then_some((&self.cfg.pause, &self.world));
             let mut ctx = BookCtx {
                 req,
@@ -379,7 +376,7 @@ impl Client {
                 token,
                 confirmed_early: false,
             };
-            let booked = designs::book(design, &mut db, &mut ctx).await;
+            let booked = design.0.book(&mut db, &mut ctx).await;
             let confirmed_early = ctx.confirmed_early;
             if ctx.paused_ms.is_some() {
                 *paused_ms = ctx.paused_ms;
@@ -497,7 +494,7 @@ impl Client {
 
     async fn take_lease(&mut self, req: &BookRequest, trace: &mut Trace) -> Result<Lease, Failure> {
         let ttl = self.cfg.lock_ttl;
-        let fenced = self.design == DesignName::LockFencing;
+        let fenced = self.design.design().lock() == LockUse::FencedLease;
         let Some(link) = self.redis.as_mut() else {
             return Err(Failure::fail("redis not connected"));
         };
@@ -588,14 +585,6 @@ impl Client {
                 )
                 .await;
         }
-    }
-}
-
-/// The isolation level each design's transactions run at.
-fn isolation(design: DesignName) -> IsolationLevel {
-    match design {
-        DesignName::Serializable => IsolationLevel::Serializable,
-        _ => IsolationLevel::ReadCommitted,
     }
 }
 

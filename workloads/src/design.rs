@@ -1,177 +1,193 @@
-//! The names of the booking designs and what a run of each is expected to show.
+//! The [`Design`] trait: what a booking strategy declares about itself, and
+//! [`DesignName`], the handle the rest of overbook passes around.
+//!
+//! Each design lives in one file of `designs/` (opening with the race it allows or
+//! prevents, as a timeline) and is registered by one line in `designs/mod.rs`. Nothing
+//! else matches on designs: the client, the schema, the matrix and the CLI read what the
+//! design declares here.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-use crate::error::WorkloadError;
+use tokio_postgres::IsolationLevel;
 
-/// One booking strategy under test. Each has its own file in `designs/` opening with the
-/// race it allows or prevents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DesignName {
-    /// Redis lease around check-then-insert; no database constraint (the story's design).
-    LockOnly,
-    /// Check-then-insert at READ COMMITTED, no lock at all.
-    CheckThenInsert,
-    /// Lock-only plus a heartbeat that renews the lease while the work runs.
-    LockRenewal,
-    /// Lease plus a fencing token the database checks before writing.
-    LockFencing,
-    /// One row per room-night under `UNIQUE(room, night)`; the lease only saves work.
-    DbUnique,
-    /// `EXCLUDE USING gist (room WITH =, stay WITH &&)` on the bookings.
-    DbExclusion,
-    /// One conditional `UPDATE` of pre-created inventory rows, all nights or none.
-    AtomicReserve,
-    /// `SELECT ... FOR UPDATE` on the inventory rows, then check and write.
-    RowLock,
-    /// SERIALIZABLE check-then-insert with bounded retries of 40001.
-    Serializable,
-    /// Confirms to the user before COMMIT, trusting a deferred constraint.
-    ConfirmBeforeCommit,
+use crate::designs::{DesignSteps, REGISTRY};
+use crate::error::WorkloadError;
+use crate::fault::Fault;
+
+/// Whether and how a design takes a Redis lease per booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockUse {
+    /// No lock: the database alone decides.
+    None,
+    /// `SET lock:room:R <id> NX PX ttl`, released by compare-and-delete.
+    Lease,
+    /// A lease renewed every ttl/3 by a heartbeat while the work runs.
+    RenewedLease,
+    /// A lease plus a fencing token (`INCR` in the same script) the database checks.
+    FencedLease,
 }
 
-const ALL: [DesignName; 10] = [
-    DesignName::LockOnly,
-    DesignName::CheckThenInsert,
-    DesignName::LockRenewal,
-    DesignName::LockFencing,
-    DesignName::DbUnique,
-    DesignName::DbExclusion,
-    DesignName::AtomicReserve,
-    DesignName::RowLock,
-    DesignName::Serializable,
-    DesignName::ConfirmBeforeCommit,
-];
+/// Where a `client-pause` stops a client that holds a lease: the window the lease must
+/// cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PausePoint {
+    /// Right after taking the lease, before any database work.
+    AfterLease,
+    /// Between the availability check and the insert (lease-only designs, where the
+    /// check's answer is what the lease is supposed to keep true).
+    AfterCheck,
+}
 
-/// Every fault name the nemesis knows, `none` included, for the designs that break
-/// with or without faults.
-const EVERY_FAULT: &[&str] = &[
-    "none",
-    "db-latency",
-    "redis-latency",
-    "pause-db",
-    "pause-redis",
-    "kill-db",
-    "kill-redis",
-    "partition-db",
-    "partition-redis",
-    "client-pause",
-];
+/// The tables and constraints a design needs beyond the shared `bookings` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schema {
+    /// SQL run after the shared tables exist (may be empty).
+    pub sql: &'static str,
+    /// Whether the design books pre-created inventory rows (one per room-night of the
+    /// booking window, created by the setup).
+    pub inventory: bool,
+}
 
-impl DesignName {
-    /// Every design, unsafe ones first as in the story.
-    pub fn all() -> &'static [DesignName] {
-        &ALL
+impl Schema {
+    /// Nothing beyond the shared tables.
+    pub const SHARED: Schema = Schema {
+        sql: "",
+        inventory: false,
+    };
+}
+
+/// One booking strategy under test: what it is, how it runs, and what a run of it must
+/// show. Its booking transaction is crate-private (the client drives it); everything a
+/// run, the matrix or a report needs to know is here.
+pub trait Design: Send + Sync + 'static {
+    /// The kebab-case name used on the command line and in reports.
+    fn name(&self) -> &'static str;
+
+    /// One line saying what the design does and whether it is safe.
+    fn description(&self) -> &'static str;
+
+    /// Its tables and constraints beyond the shared ones.
+    fn schema(&self) -> Schema {
+        Schema::SHARED
     }
 
-    /// The kebab-case name used on the command line and in reports.
+    /// The isolation level of its booking transactions.
+    fn isolation(&self) -> IsolationLevel {
+        IsolationLevel::ReadCommitted
+    }
+
+    /// SQL each new connection runs once (session settings); empty for none.
+    fn session_sql(&self) -> &'static str {
+        ""
+    }
+
+    /// Whether and how it takes a lease.
+    fn lock(&self) -> LockUse {
+        LockUse::None
+    }
+
+    /// Where a client pause stops it, when it holds a lease.
+    fn pause_point(&self) -> PausePoint {
+        PausePoint::AfterLease
+    }
+
+    /// The faults under which a run must find anomalies (empty for the safe designs).
+    /// [`Fault::None`] means it breaks with no fault at all, given concurrent users.
+    fn caught_by(&self) -> &'static [Fault] {
+        &[]
+    }
+
+    /// The faults under which an unsafe design must nonetheless hold (so a matrix
+    /// asserts it). Safe designs hold under everything and list nothing here.
+    fn survives(&self) -> &'static [Fault] {
+        &[]
+    }
+}
+
+/// A handle on a registered design: cheap to copy, compared and ordered by name. The
+/// built-in designs also have constants (`DesignName::LockOnly`), in `designs/mod.rs`.
+#[derive(Clone, Copy)]
+pub struct DesignName(pub(crate) &'static dyn DesignSteps);
+
+impl DesignName {
+    /// Every registered design, unsafe ones first as in the story.
+    pub fn all() -> &'static [DesignName] {
+        REGISTRY
+    }
+
+    /// What the design declares about itself.
+    pub fn design(self) -> &'static dyn Design {
+        self.0
+    }
+
+    /// The kebab-case name.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            DesignName::LockOnly => "lock-only",
-            DesignName::CheckThenInsert => "check-then-insert",
-            DesignName::LockRenewal => "lock-renewal",
-            DesignName::LockFencing => "lock-fencing",
-            DesignName::DbUnique => "db-unique",
-            DesignName::DbExclusion => "db-exclusion",
-            DesignName::AtomicReserve => "atomic-reserve",
-            DesignName::RowLock => "row-lock",
-            DesignName::Serializable => "serializable",
-            DesignName::ConfirmBeforeCommit => "confirm-before-commit",
-        }
+        self.0.name()
+    }
+
+    /// One line saying what the design does and whether it is safe.
+    pub fn description(&self) -> &'static str {
+        self.0.description()
     }
 
     /// Whether the design keeps "one booking per room-night" under every fault we inject
     /// (the safe designs run with `--expect valid`, the others are canaries).
     pub fn is_safe(&self) -> bool {
-        self.caught_by().is_empty()
+        self.0.caught_by().is_empty()
     }
 
     /// Whether the design takes a Redis lease per booking.
     pub fn uses_lock(&self) -> bool {
-        matches!(
-            self,
-            DesignName::LockOnly
-                | DesignName::LockRenewal
-                | DesignName::LockFencing
-                | DesignName::DbUnique
-        )
+        self.0.lock() != LockUse::None
     }
 
-    /// One line saying what the design does and whether it is safe.
-    pub fn description(&self) -> &'static str {
-        match self {
-            DesignName::LockOnly => {
-                "unsafe: Redis lease (SET NX PX) around check-then-insert; no database constraint"
-            }
-            DesignName::CheckThenInsert => {
-                "unsafe: READ COMMITTED check-then-insert with no lock and no constraint"
-            }
-            DesignName::LockRenewal => {
-                "unsafe under client pauses: lease renewed every ttl/3 by a heartbeat while the work runs"
-            }
-            DesignName::LockFencing => {
-                "safe: lease plus fencing token; the transaction first advances the room's fence or rolls back"
-            }
-            DesignName::DbUnique => {
-                "safe: one row per room-night under UNIQUE(room, night); the lease only saves work"
-            }
-            DesignName::DbExclusion => {
-                "safe: EXCLUDE USING gist (room WITH =, daterange WITH &&) on the bookings"
-            }
-            DesignName::AtomicReserve => {
-                "safe: one conditional UPDATE claims every inventory night or none"
-            }
-            DesignName::RowLock => {
-                "safe: SELECT ... FOR UPDATE on the inventory rows, then check and write"
-            }
-            DesignName::Serializable => {
-                "safe: SERIALIZABLE check-then-insert, 40001 retried a bounded number of times"
-            }
-            DesignName::ConfirmBeforeCommit => {
-                "unsafe (durability): confirms before COMMIT; a deferred constraint can still reject the commit"
-            }
-        }
+    /// See [`Design::caught_by`].
+    pub fn caught_by(&self) -> &'static [Fault] {
+        self.0.caught_by()
     }
 
-    /// The fault names (as the nemesis spells them) under which a run of this design is
-    /// expected to find anomalies; empty for the safe designs. `none` means it breaks
-    /// without any fault, given concurrent users on the same rooms.
-    pub fn caught_by(&self) -> &'static [&'static str] {
-        match self {
-            // The lease runs out while the holder is still between its check and its
-            // insert: a slow or stalled database, or a stopped client.
-            DesignName::LockOnly => &["db-latency", "pause-db", "client-pause"],
-            // The heartbeat keeps the lease alive through a slow database, but it stops
-            // with the client in a stop-the-world pause.
-            DesignName::LockRenewal => &["client-pause"],
-            DesignName::CheckThenInsert | DesignName::ConfirmBeforeCommit => EVERY_FAULT,
-            DesignName::LockFencing
-            | DesignName::DbUnique
-            | DesignName::DbExclusion
-            | DesignName::AtomicReserve
-            | DesignName::RowLock
-            | DesignName::Serializable => &[],
-        }
+    /// See [`Design::survives`].
+    pub fn survives(&self) -> &'static [Fault] {
+        self.0.survives()
     }
+}
 
-    /// The fault names under which an unsafe design is nonetheless expected to hold, so
-    /// that a matrix asserts it (lock-renewal's heartbeat outlasts a slow database; a
-    /// lease-only design holds when nothing delays the holder). Safe designs hold under
-    /// everything and list nothing here.
-    pub fn survives(&self) -> &'static [&'static str] {
-        match self {
-            DesignName::LockOnly => &["none"],
-            DesignName::LockRenewal => &["none", "db-latency"],
-            _ => &[],
-        }
+impl PartialEq for DesignName {
+    fn eq(&self, other: &DesignName) -> bool {
+        self.as_str() == other.as_str()
     }
+}
 
-    /// Whether the client-pause point sits between the availability check and the insert
-    /// (lease-only designs, where that is the window the lease must cover) rather than
-    /// right after taking the lease.
-    pub(crate) fn pauses_after_check(&self) -> bool {
-        matches!(self, DesignName::LockOnly | DesignName::LockRenewal)
+impl Eq for DesignName {}
+
+impl PartialOrd for DesignName {
+    fn partial_cmp(&self, other: &DesignName) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for DesignName {
+    /// Registration order (the story's order), so sorted lists read as `--help` does.
+    fn cmp(&self, other: &DesignName) -> Ordering {
+        let pos = |d: &DesignName| REGISTRY.iter().position(|r| r == d);
+        pos(self)
+            .cmp(&pos(other))
+            .then_with(|| self.as_str().cmp(other.as_str()))
+    }
+}
+
+impl Hash for DesignName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for DesignName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DesignName({})", self.as_str())
     }
 }
 
@@ -184,12 +200,13 @@ impl fmt::Display for DesignName {
 impl FromStr for DesignName {
     type Err = WorkloadError;
     fn from_str(s: &str) -> Result<DesignName, WorkloadError> {
-        ALL.iter()
+        REGISTRY
+            .iter()
             .copied()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| WorkloadError::UnknownDesign {
                 name: s.to_string(),
-                valid: ALL
+                valid: REGISTRY
                     .iter()
                     .map(|d| d.as_str())
                     .collect::<Vec<_>>()
@@ -233,8 +250,30 @@ mod tests {
                 "confirm-before-commit"
             ]
         );
-        assert!(DesignName::LockOnly.caught_by().contains(&"db-latency"));
-        assert!(!DesignName::LockRenewal.caught_by().contains(&"db-latency"));
-        assert!(DesignName::CheckThenInsert.caught_by().contains(&"none"));
+        assert!(DesignName::LockOnly.caught_by().contains(&Fault::DbLatency));
+        assert!(!DesignName::LockRenewal
+            .caught_by()
+            .contains(&Fault::DbLatency));
+        assert!(DesignName::CheckThenInsert
+            .caught_by()
+            .contains(&Fault::None));
+    }
+
+    #[test]
+    fn every_registered_design_has_a_distinct_name_and_a_constant() {
+        let mut names: Vec<_> = DesignName::all().iter().map(|d| d.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DesignName::all().len());
+        assert!(DesignName::all().contains(&DesignName::ConfirmBeforeCommit));
+    }
+
+    #[test]
+    fn a_design_is_never_both_caught_by_and_surviving_a_fault() {
+        for d in DesignName::all() {
+            for f in d.caught_by() {
+                assert!(!d.survives().contains(f), "{d} under {f}");
+            }
+        }
     }
 }

@@ -22,6 +22,14 @@ pub enum WorkloadError {
         /// Every valid name, comma separated.
         valid: String,
     },
+    /// A fault name that is not in the fault table.
+    #[error("unknown fault {name:?}; known: {valid}")]
+    UnknownFault {
+        /// The name given.
+        name: String,
+        /// Every valid name, comma separated.
+        valid: String,
+    },
     /// A configuration value that cannot work (e.g. zero rooms, a zero lease).
     #[error("invalid workload configuration: {0}")]
     InvalidConfig(String),

@@ -4,7 +4,8 @@
 //!
 //! - [`clock`]: the run's monotonic clock, shared with the history.
 //! - [`pause`]: the `client-pause` hook designs call between taking a lease and writing.
-//! - [`design`]: the design names and what each is expected to show.
+//! - [`fault`]: the fault table: every fault, what it acts on and needs.
+//! - [`design`]: the [`Design`] trait (what each design declares) and [`DesignName`].
 //! - [`config`]: settings every client of a run shares.
 //! - [`schema`]: each design's tables and constraints ([`setup`]) and the final read.
 //! - [`client`]: one simulated user process ([`Client`]) running a design.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod design;
 mod designs;
 pub mod error;
+pub mod fault;
 pub mod generator;
 mod lease;
 pub mod pause;
@@ -29,8 +31,9 @@ pub use classify::Failure;
 pub use client::Client;
 pub use clock::RunClock;
 pub use config::{default_window_start, room_numbers, Config, FIRST_ROOM};
-pub use design::DesignName;
+pub use design::{Design, DesignName, LockUse, PausePoint, Schema};
 pub use error::WorkloadError;
+pub use fault::{Fault, FaultRow, Needs, Target};
 pub use generator::{Generator, GeneratorConfig};
 pub use pause::ClientPause;
 pub use request::{BookRequest, Outcome, Request};

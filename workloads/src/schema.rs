@@ -45,62 +45,25 @@ pub async fn setup(
          CREATE TABLE room_fence (room bigint PRIMARY KEY, token bigint NOT NULL);",
     )
     .await?;
-    match design {
-        DesignName::DbExclusion | DesignName::ConfirmBeforeCommit => {
-            // Deferred for confirm-before-commit: the overlap is only found at COMMIT,
-            // after the user was already told "confirmed".
-            let deferral = if design == DesignName::ConfirmBeforeCommit {
-                "DEFERRABLE INITIALLY DEFERRED"
-            } else {
-                ""
-            };
-            pg.batch_execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
-                .await?;
-            pg.batch_execute(&format!(
-                "ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap
-                 EXCLUDE USING gist (room WITH =, daterange(check_in, check_out) WITH &&) {deferral}"
-            ))
-            .await?;
-        }
-        DesignName::DbUnique => {
-            pg.batch_execute(
-                "CREATE TABLE booking_nights (
-                     room bigint NOT NULL,
-                     night date NOT NULL,
-                     booking bigint NOT NULL REFERENCES bookings (id) ON DELETE CASCADE,
-                     UNIQUE (room, night))",
-            )
-            .await?;
-        }
-        DesignName::AtomicReserve | DesignName::RowLock => {
-            pg.batch_execute(
-                "CREATE TABLE inventory (
-                     room bigint NOT NULL,
-                     night date NOT NULL,
-                     booking bigint REFERENCES bookings (id) ON DELETE SET NULL,
-                     PRIMARY KEY (room, night))",
-            )
-            .await?;
-            let rooms = room_numbers(cfg.rooms);
-            pg.execute(
-                "INSERT INTO inventory (room, night)
-                 SELECT r, '1970-01-01'::date + d
-                 FROM generate_series($1::int8, $2::int8) r,
-                      generate_series($3::int4, $4::int4) d",
-                &[
-                    &(*rooms.start() as i64),
-                    &(*rooms.end() as i64),
-                    &cfg.window_start.0,
-                    &(cfg.window_start.0 + cfg.window_days as i32 - 1),
-                ],
-            )
-            .await?;
-        }
-        DesignName::LockOnly
-        | DesignName::CheckThenInsert
-        | DesignName::LockRenewal
-        | DesignName::LockFencing
-        | DesignName::Serializable => {}
+    let schema = design.design().schema();
+    if !schema.sql.is_empty() {
+        pg.batch_execute(schema.sql).await?;
+    }
+    if schema.inventory {
+        let rooms = room_numbers(cfg.rooms);
+        pg.execute(
+            "INSERT INTO inventory (room, night)
+             SELECT r, '1970-01-01'::date + d
+             FROM generate_series($1::int8, $2::int8) r,
+                  generate_series($3::int4, $4::int4) d",
+            &[
+                &(*rooms.start() as i64),
+                &(*rooms.end() as i64),
+                &cfg.window_start.0,
+                &(cfg.window_start.0 + cfg.window_days as i32 - 1),
+            ],
+        )
+        .await?;
     }
     Ok(())
 }

@@ -12,13 +12,38 @@
 //!
 //! No error is raised: the design must compare the row count with the number of nights.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, Schema};
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
 
 const RESERVE: &str = "UPDATE inventory SET booking = $4
      WHERE room = $1 AND night >= '1970-01-01'::date + $2::int4
        AND night < '1970-01-01'::date + $3::int4 AND booking IS NULL";
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+/// The `atomic-reserve` design (see the module docs).
+pub(crate) struct AtomicReserve;
+
+impl Design for AtomicReserve {
+    fn name(&self) -> &'static str {
+        "atomic-reserve"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: one conditional UPDATE claims every inventory night or none"
+    }
+
+    fn schema(&self) -> Schema {
+        super::INVENTORY
+    }
+}
+
+impl DesignSteps for AtomicReserve {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     let req = ctx.req;
     let id = db.insert_booking(req).await?;
     let claimed = db

@@ -9,9 +9,36 @@
 //! on the same room at once; a slow database widens the window. Caught by
 //! `no-double-booking` and `db-state`.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::Design;
+use crate::fault::Fault;
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
+
+/// The `check-then-insert` design (see the module docs).
+pub(crate) struct CheckThenInsert;
+
+impl Design for CheckThenInsert {
+    fn name(&self) -> &'static str {
+        "check-then-insert"
+    }
+
+    fn description(&self) -> &'static str {
+        "unsafe: READ COMMITTED check-then-insert with no lock and no constraint"
+    }
+
+    fn caught_by(&self) -> &'static [Fault] {
+        // Nothing guards the check: concurrent users double-book with or without faults.
+        Fault::EVERY
+    }
+}
+
+impl DesignSteps for CheckThenInsert {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     if db.overlaps(ctx.req).await? {
         return Err(TxError::Rejected("room taken"));
     }

@@ -16,11 +16,41 @@
 //! last free night we saw nobody commit for seconds (a livelock). Queued, the second
 //! writer simply finds the first's committed row: 23P01 at once.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, Schema};
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
 
 const QUEUE_ON_ROOM: &str = "SELECT pg_advisory_xact_lock($1)";
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+/// The `db-exclusion` design (see the module docs).
+pub(crate) struct DbExclusion;
+
+impl Design for DbExclusion {
+    fn name(&self) -> &'static str {
+        "db-exclusion"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: EXCLUDE USING gist (room WITH =, daterange WITH &&) on the bookings"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema {
+            sql: "CREATE EXTENSION IF NOT EXISTS btree_gist;
+                  ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap
+                  EXCLUDE USING gist (room WITH =, daterange(check_in, check_out) WITH &&)",
+            inventory: false,
+        }
+    }
+}
+
+impl DesignSteps for DbExclusion {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     db.query(QUEUE_ON_ROOM, &[&ctx.req.room_param()]).await?;
     db.insert_booking(ctx.req).await
 }

@@ -13,14 +13,50 @@
 //! anyway is retried. `lock-exclusion` may still show overlapping leases: the lock
 //! failed, the database held.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, LockUse, Schema};
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
 
 const INSERT_NIGHTS: &str = "INSERT INTO booking_nights (room, night, booking)
      SELECT $1, '1970-01-01'::date + d, $4
      FROM generate_series($2::int4, $3::int4 - 1) d
      ORDER BY d";
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+/// The `db-unique` design (see the module docs).
+pub(crate) struct DbUnique;
+
+impl Design for DbUnique {
+    fn name(&self) -> &'static str {
+        "db-unique"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: one row per room-night under UNIQUE(room, night); the lease only saves work"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema {
+            sql: "CREATE TABLE booking_nights (
+                     room bigint NOT NULL,
+                     night date NOT NULL,
+                     booking bigint NOT NULL REFERENCES bookings (id) ON DELETE CASCADE,
+                     UNIQUE (room, night))",
+            inventory: false,
+        }
+    }
+
+    fn lock(&self) -> LockUse {
+        LockUse::Lease
+    }
+}
+
+impl DesignSteps for DbUnique {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     let id = db.insert_booking(ctx.req).await?;
     let req = ctx.req;
     db.execute(

@@ -19,7 +19,9 @@
 //! the room's fence and raises the Redis counter to it (never lowers it), so only the
 //! first booking per room after a restart fails. `fencing` checks the tokens.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, LockUse};
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
 
 /// Advances the fence only upwards; creates the room's fence on first use.
 pub(crate) const ADVANCE_FENCE: &str = "INSERT INTO room_fence AS f (room, token) VALUES ($1, $2)
@@ -28,7 +30,30 @@ pub(crate) const ADVANCE_FENCE: &str = "INSERT INTO room_fence AS f (room, token
 /// The room's current fence, read after a stale-token rejection to seed Redis.
 pub(crate) const READ_FENCE: &str = "SELECT token FROM room_fence WHERE room = $1";
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+/// The `lock-fencing` design (see the module docs).
+pub(crate) struct LockFencing;
+
+impl Design for LockFencing {
+    fn name(&self) -> &'static str {
+        "lock-fencing"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: lease plus fencing token; the transaction first advances the room's fence or rolls back"
+    }
+
+    fn lock(&self) -> LockUse {
+        LockUse::FencedLease
+    }
+}
+
+impl DesignSteps for LockFencing {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     let token = i64::try_from(ctx.token.ok_or(TxError::Rejected("no fencing token"))?)
         .map_err(|_| TxError::Rejected("fencing token out of range"))?;
     // First: the row lock on the fence serialises writers of this room, and a lower

@@ -12,9 +12,50 @@
 //! not how long the work takes; nothing in the database stops the second insert. Caught
 //! by `no-double-booking` and `db-state`; `lock-exclusion` shows the overlapping leases.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, LockUse, PausePoint};
+use crate::fault::Fault;
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
+
+/// The `lock-only` design (see the module docs).
+pub(crate) struct LockOnly;
+
+impl Design for LockOnly {
+    fn name(&self) -> &'static str {
+        "lock-only"
+    }
+
+    fn description(&self) -> &'static str {
+        "unsafe: Redis lease (SET NX PX) around check-then-insert; no database constraint"
+    }
+
+    fn lock(&self) -> LockUse {
+        LockUse::Lease
+    }
+
+    fn pause_point(&self) -> PausePoint {
+        PausePoint::AfterCheck
+    }
+
+    fn caught_by(&self) -> &'static [Fault] {
+        // The lease runs out while the holder is between its check and its insert: a
+        // slow or stalled database, or a stopped client.
+        &[Fault::DbLatency, Fault::PauseDb, Fault::ClientPause]
+    }
+
+    fn survives(&self) -> &'static [Fault] {
+        // A lease-only design holds when nothing delays the holder.
+        &[Fault::None]
+    }
+}
+
+impl DesignSteps for LockOnly {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     if db.overlaps(ctx.req).await? {
         return Err(TxError::Rejected("room taken"));
     }

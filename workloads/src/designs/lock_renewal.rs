@@ -16,9 +16,49 @@
 //!
 //! Renewal cannot beat a pause that stops the renewer. Caught by `no-double-booking`.
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, LockUse, PausePoint};
+use crate::fault::Fault;
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
+
+/// The `lock-renewal` design (see the module docs).
+pub(crate) struct LockRenewal;
+
+impl Design for LockRenewal {
+    fn name(&self) -> &'static str {
+        "lock-renewal"
+    }
+
+    fn description(&self) -> &'static str {
+        "unsafe under client pauses: lease renewed every ttl/3 by a heartbeat while the work runs"
+    }
+
+    fn lock(&self) -> LockUse {
+        LockUse::RenewedLease
+    }
+
+    fn pause_point(&self) -> PausePoint {
+        PausePoint::AfterCheck
+    }
+
+    fn caught_by(&self) -> &'static [Fault] {
+        // The heartbeat stops with the client in a stop-the-world pause.
+        &[Fault::ClientPause]
+    }
+
+    fn survives(&self) -> &'static [Fault] {
+        // The heartbeat keeps the lease alive through a slow database.
+        &[Fault::None, Fault::DbLatency]
+    }
+}
+
+impl DesignSteps for LockRenewal {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     if db.overlaps(ctx.req).await? {
         return Err(TxError::Rejected("room taken"));
     }

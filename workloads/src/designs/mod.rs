@@ -1,16 +1,23 @@
-//! The booking designs, one file each, and what they share: the transaction handle with
-//! its statement cache, the per-op context, and the common SQL.
+//! The booking designs, one file each, their registry, and what they share: the
+//! transaction handle with its statement cache, the per-op context, and the common SQL.
 //!
 //! A design's `book` runs inside a transaction the client opened (at the design's
 //! isolation level) and returns the new booking's id or why it refused; the client
 //! commits, retries 40001/40P01, handles idempotency keys, leases and outcomes.
+//!
+//! Adding a design: a file here with a unit struct implementing [`Design`] (what it
+//! declares) and [`DesignSteps`] (its transaction), then one `mod` line and one entry in
+//! [`REGISTRY`] below (a `DesignName` constant is optional).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use checkers::Trace;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement, Transaction};
 
+use crate::design::{Design, DesignName, Schema};
 use crate::lease::StopTheWorld;
 use crate::request::BookRequest;
 use crate::{ClientPause, RunClock};
@@ -25,6 +32,66 @@ pub(crate) mod lock_only;
 pub(crate) mod lock_renewal;
 pub(crate) mod row_lock;
 pub(crate) mod serializable;
+
+/// Every design, in the story's order: unsafe ones first.
+pub(crate) const REGISTRY: &[DesignName] = &[
+    DesignName::LockOnly,
+    DesignName::CheckThenInsert,
+    DesignName::LockRenewal,
+    DesignName::LockFencing,
+    DesignName::DbUnique,
+    DesignName::DbExclusion,
+    DesignName::AtomicReserve,
+    DesignName::RowLock,
+    DesignName::Serializable,
+    DesignName::ConfirmBeforeCommit,
+];
+
+#[allow(non_upper_case_globals)]
+impl DesignName {
+    /// `lock-only`: the story's design.
+    pub const LockOnly: DesignName = DesignName(&lock_only::LockOnly);
+    /// `check-then-insert`: no lock, no constraint.
+    pub const CheckThenInsert: DesignName = DesignName(&check_then_insert::CheckThenInsert);
+    /// `lock-renewal`: lock-only plus a heartbeat.
+    pub const LockRenewal: DesignName = DesignName(&lock_renewal::LockRenewal);
+    /// `lock-fencing`: lease plus fencing token.
+    pub const LockFencing: DesignName = DesignName(&lock_fencing::LockFencing);
+    /// `db-unique`: one row per room-night under a unique index.
+    pub const DbUnique: DesignName = DesignName(&db_unique::DbUnique);
+    /// `db-exclusion`: an exclusion constraint on the stays.
+    pub const DbExclusion: DesignName = DesignName(&db_exclusion::DbExclusion);
+    /// `atomic-reserve`: one conditional UPDATE of inventory rows.
+    pub const AtomicReserve: DesignName = DesignName(&atomic_reserve::AtomicReserve);
+    /// `row-lock`: `SELECT ... FOR UPDATE` on inventory rows.
+    pub const RowLock: DesignName = DesignName(&row_lock::RowLock);
+    /// `serializable`: SERIALIZABLE check-then-insert.
+    pub const Serializable: DesignName = DesignName(&serializable::Serializable);
+    /// `confirm-before-commit`: confirms before COMMIT.
+    pub const ConfirmBeforeCommit: DesignName =
+        DesignName(&confirm_before_commit::ConfirmBeforeCommit);
+}
+
+/// Inventory rows, one per room-night of the booking window, each naming the booking
+/// that holds it; the setup fills them ([`Schema::inventory`]).
+pub(crate) const INVENTORY: Schema = Schema {
+    sql: "CREATE TABLE inventory (
+              room bigint NOT NULL,
+              night date NOT NULL,
+              booking bigint REFERENCES bookings (id) ON DELETE SET NULL,
+              PRIMARY KEY (room, night))",
+    inventory: true,
+};
+
+/// The future a design's booking step returns.
+pub(crate) type BookFuture<'a> = Pin<Box<dyn Future<Output = Result<i64, TxError>> + Send + 'a>>;
+
+/// A design's booking transaction, crate-private because its arguments are: the client
+/// opens the transaction, calls [`DesignSteps::book`], then commits or rolls back.
+pub(crate) trait DesignSteps: Design {
+    /// The design's steps inside the open transaction: the new booking's id, or why not.
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a>;
+}
 
 /// Is any booking of the room overlapping `[$2, $3)`? Half-open ranges: a stay ending on
 /// the day another starts does not overlap it.
@@ -144,27 +211,6 @@ impl BookCtx<'_> {
                 self.paused_ms = Some(d.as_millis() as u64);
             }
         }
-    }
-}
-
-/// Runs `design`'s booking steps in the open transaction.
-pub(crate) async fn book(
-    design: crate::DesignName,
-    db: &mut Db<'_>,
-    ctx: &mut BookCtx<'_>,
-) -> Result<i64, TxError> {
-    use crate::DesignName as D;
-    match design {
-        D::LockOnly => lock_only::book(db, ctx).await,
-        D::CheckThenInsert => check_then_insert::book(db, ctx).await,
-        D::LockRenewal => lock_renewal::book(db, ctx).await,
-        D::LockFencing => lock_fencing::book(db, ctx).await,
-        D::DbUnique => db_unique::book(db, ctx).await,
-        D::DbExclusion => db_exclusion::book(db, ctx).await,
-        D::AtomicReserve => atomic_reserve::book(db, ctx).await,
-        D::RowLock => row_lock::book(db, ctx).await,
-        D::Serializable => serializable::book(db, ctx).await,
-        D::ConfirmBeforeCommit => confirm_before_commit::book(db, ctx).await,
     }
 }
 

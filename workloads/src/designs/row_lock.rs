@@ -11,7 +11,9 @@
 //! would conflict does not: rows not yet inserted cannot be locked), and because READ
 //! COMMITTED re-reads after the wait (REPEATABLE READ would check its old snapshot).
 
-use super::{BookCtx, Db, TxError};
+use crate::design::{Design, Schema};
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
 
 const LOCK_NIGHTS: &str = "SELECT booking FROM inventory
      WHERE room = $1 AND night >= '1970-01-01'::date + $2::int4
@@ -22,7 +24,30 @@ const ASSIGN_NIGHTS: &str = "UPDATE inventory SET booking = $4
      WHERE room = $1 AND night >= '1970-01-01'::date + $2::int4
        AND night < '1970-01-01'::date + $3::int4";
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+/// The `row-lock` design (see the module docs).
+pub(crate) struct RowLock;
+
+impl Design for RowLock {
+    fn name(&self) -> &'static str {
+        "row-lock"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: SELECT ... FOR UPDATE on the inventory rows, then check and write"
+    }
+
+    fn schema(&self) -> Schema {
+        super::INVENTORY
+    }
+}
+
+impl DesignSteps for RowLock {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     let req = ctx.req;
     let nights = db
         .query(LOCK_NIGHTS, &[&req.room_param(), &req.from.0, &req.to.0])

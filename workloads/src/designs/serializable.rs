@@ -10,9 +10,36 @@
 //! Safe only because every writer of `bookings` in this design (book and cancel) runs at
 //! SERIALIZABLE; one READ COMMITTED writer would void the guarantee.
 
-use super::{BookCtx, Db, TxError};
+use tokio_postgres::IsolationLevel;
 
-pub(crate) async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
+use crate::design::Design;
+
+use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
+
+/// The `serializable` design (see the module docs).
+pub(crate) struct Serializable;
+
+impl Design for Serializable {
+    fn name(&self) -> &'static str {
+        "serializable"
+    }
+
+    fn description(&self) -> &'static str {
+        "safe: SERIALIZABLE check-then-insert, 40001 retried a bounded number of times"
+    }
+
+    fn isolation(&self) -> IsolationLevel {
+        IsolationLevel::Serializable
+    }
+}
+
+impl DesignSteps for Serializable {
+    fn book<'a>(&'a self, db: &'a mut Db<'_>, ctx: &'a mut BookCtx<'_>) -> BookFuture<'a> {
+        Box::pin(book(db, ctx))
+    }
+}
+
+async fn book(db: &mut Db<'_>, ctx: &mut BookCtx<'_>) -> Result<i64, TxError> {
     if db.overlaps(ctx.req).await? {
         return Err(TxError::Rejected("room taken"));
     }

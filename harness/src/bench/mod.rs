@@ -1,0 +1,12 @@
+//! The benchmarks behind `overbook bench`: each prints figures measured side by side in
+//! one run (never a timed assertion; the machines are shared and noisy).
+//!
+//! - [`check`]: `bench check`, the checkers' speed and memory on a synthetic history.
+//! - [`proxy`]: `bench proxy`, what the fault proxy costs with no fault.
+//! - [`run`]: `bench run` (harness vs pgbench) and `bench detect` (detection power).
+//! - [`backends`]: `bench backends`, servers' start-to-ready, local vs docker.
+
+pub mod backends;
+pub mod check;
+pub mod proxy;
+pub mod run;

@@ -1,0 +1,168 @@
+//! `overbook check`: read a history, run every checker, print the verdict.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use checkers::{check_all, CheckOptions, Results, Validity};
+
+use crate::cli::CheckArgs;
+use crate::exit_code;
+use crate::store::load_history;
+
+/// How many anomalies per checker the human summary lists (`--json` has them all).
+const SHOWN_PER_CHECKER: usize = 20;
+
+/// Runs `overbook check` and returns the exit code: 0 valid, 1 invalid, 2 unusable input
+/// or an unknown verdict (the reason is printed).
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let history = load_history(&args.file)?;
+    let results = check_all(
+        &history,
+        &CheckOptions {
+            strict_lock: args.strict_lock,
+        },
+    );
+    if let Some(path) = &args.report {
+        let meta = reports::RunMeta {
+            command: format!("overbook check {}", args.file.display()),
+            ..reports::RunMeta::default()
+        };
+        crate::store::write_report(path, &history, &results, &meta)?;
+    }
+    let mut out = io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &results)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(summary(&results).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(exit_code(results.validity))
+}
+
+/// The human summary: one line per checker, its anomalies indented, then the verdict.
+pub fn summary(r: &Results) -> String {
+    let mut s = String::new();
+    for c in &r.checks {
+        let _ = writeln!(
+            s,
+            "{:<21}{:<9}{}",
+            c.checker,
+            c.validity.as_str(),
+            c.summary
+        );
+        for a in c.anomalies.iter().take(SHOWN_PER_CHECKER) {
+            let _ = writeln!(s, "    {}", a.message);
+        }
+        if c.anomalies.len() > SHOWN_PER_CHECKER {
+            let _ = writeln!(
+                s,
+                "    ... and {} more (see --json)",
+                c.anomalies.len() - SHOWN_PER_CHECKER
+            );
+        }
+        if c.checker == "lock-exclusion"
+            && c.validity == Validity::Invalid
+            && !c.deciding
+            && r.validity == Validity::Valid
+        {
+            let _ = writeln!(s, "    the lock failed, the database held");
+        }
+    }
+    let verdict = match r.validity {
+        Validity::Valid => "valid".to_string(),
+        Validity::Invalid => {
+            let failed: Vec<&str> = r
+                .checks
+                .iter()
+                .filter(|c| c.deciding && c.validity == Validity::Invalid)
+                .map(|c| c.checker.as_str())
+                .collect();
+            format!("invalid ({})", failed.join(", "))
+        }
+        Validity::Unknown => {
+            // Several checkers usually share one reason (no final read): say it once.
+            let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for c in &r.checks {
+                if c.validity == Validity::Unknown
+                    && checkers::checks::DATA_CHECKERS.contains(&c.checker.as_str())
+                {
+                    by_reason
+                        .entry(c.reason.as_deref().unwrap_or("unknown"))
+                        .or_default()
+                        .push(&c.checker);
+                }
+            }
+            let parts: Vec<String> = by_reason
+                .iter()
+                .map(|(reason, names)| format!("{reason} ({})", names.join(", ")))
+                .collect();
+            format!("unknown: {}", parts.join("; "))
+        }
+    };
+    let _ = writeln!(s, "verdict: {verdict}");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EXIT_HARNESS_ERROR;
+    use std::path::Path;
+
+    fn corpus(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkers/testdata")
+            .join(rel)
+    }
+
+    fn check(rel: &str) -> Results {
+        let h = load_history(&corpus(rel)).unwrap();
+        check_all(&h, &CheckOptions::default())
+    }
+
+    #[test]
+    fn summary_lists_each_checker_its_anomalies_and_the_verdict() {
+        let r = check("invalid/no-double-booking--seed-story.jsonl");
+        let s = summary(&r);
+        assert!(s.starts_with(
+            "no-double-booking    invalid  1 anomaly (2 ok bookings checked)\n    room 101 nights 2026-12-02..2026-12-03 confirmed to ops 4 and 5\n"
+        ), "{s}");
+        assert!(
+            s.ends_with("verdict: invalid (no-double-booking, db-state)\n"),
+            "{s}"
+        );
+        assert_eq!(exit_code(r.validity), ExitCode::from(1));
+    }
+
+    #[test]
+    fn a_lock_failure_with_the_data_intact_is_said_plainly() {
+        let r = check("valid/lock-failed-database-held.jsonl");
+        let s = summary(&r);
+        assert!(
+            s.contains("    the lock failed, the database held\n"),
+            "{s}"
+        );
+        assert!(s.ends_with("verdict: valid\n"));
+        assert_eq!(exit_code(r.validity), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn an_unknown_verdict_says_why_once() {
+        let r = check("unknown/no-final-read.jsonl");
+        let s = summary(&r);
+        assert!(s.ends_with("verdict: unknown: no final read (no `ok` read with value.bookings) (confirmed-is-durable, failed-is-absent, db-state, idempotency)\n"), "{s}");
+        assert_eq!(exit_code(r.validity), ExitCode::from(EXIT_HARNESS_ERROR));
+    }
+
+    #[test]
+    fn unusable_input_names_file_line_and_field() {
+        let p = corpus("malformed/line2-type--unknown-op-type.jsonl");
+        let e = load_history(&p).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.starts_with("unusable history "), "{msg}");
+        assert!(msg.ends_with("line 2: field `type`: unknown op type \"okay\" (expected invoke, ok, fail or info)"), "{msg}");
+    }
+}

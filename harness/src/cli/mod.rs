@@ -1,0 +1,11 @@
+//! The command line: the clap definitions ([`args`], re-exported here) and one module per
+//! subcommand, each parsing nothing itself: it calls the engine and prints.
+
+mod args;
+pub mod check;
+pub mod clean;
+pub mod report;
+pub mod run;
+pub mod up;
+
+pub use args::*;

@@ -1,0 +1,124 @@
+//! `overbook up`: starts Redis and Postgres behind their fault proxies, prints how to reach
+//! them, and holds them until Ctrl-C, for manual experiments against the same setup a run
+//! uses. Optional `--fault` injects faults right away and holds them until the end.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::cli::UpArgs;
+use crate::nemesis::{check_backend, ActiveFault, Fault, FaultParams};
+use crate::nodes::reaper;
+use crate::nodes::{Backend, Cluster, NodeOptions};
+
+/// Builds the backend from the command line's `--backend`, `--redis-url`, `--postgres-url`.
+pub fn backend_from_args(
+    backend: &str,
+    redis_url: Option<&str>,
+    postgres_url: Option<&str>,
+) -> anyhow::Result<Backend> {
+    match backend {
+        "local" => {
+            if redis_url.is_some() || postgres_url.is_some() {
+                bail!("--redis-url and --postgres-url need --backend external");
+            }
+            Ok(Backend::Local)
+        }
+        "external" => match (redis_url, postgres_url) {
+            (Some(r), Some(p)) => Ok(Backend::External {
+                redis_url: r.to_string(),
+                postgres_url: p.to_string(),
+            }),
+            _ => bail!("--backend external needs --redis-url and --postgres-url"),
+        },
+        other => bail!("unknown backend {other:?}: use local or external"),
+    }
+}
+
+/// Runs `overbook up` until SIGINT/SIGTERM (the cleanup handler stops everything and
+/// exits 130/143).
+pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let backend = backend_from_args(
+        &args.backend,
+        args.redis_url.as_deref(),
+        args.postgres_url.as_deref(),
+    )?;
+    let faults = args
+        .faults
+        .iter()
+        .map(|f| f.parse::<Fault>())
+        .collect::<Result<Vec<_>, _>>()?;
+    check_backend(&faults, &backend)?;
+    reaper::install().context("install the Ctrl-C handler")?;
+    // One thread: servers are spawned from it, and their parent-death signal is tied to
+    // the spawning thread, which must live as long as they do.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(async {
+        let opts = NodeOptions {
+            dir: args.dir.clone(),
+            keep: args.keep,
+            redis_aof: args.redis_aof,
+        };
+        let cluster = Arc::new(Cluster::start(&backend, &opts).await?);
+        let mut held = Vec::new();
+        for fault in faults {
+            let pause = workloads::ClientPause::new();
+            held.push(ActiveFault::apply(fault, &FaultParams::default(), &cluster, &pause).await?);
+        }
+        print_cluster(&cluster, &backend, &opts, &held);
+        // Ctrl-C is handled by the cleanup thread, which stops every server and exits;
+        // until then the proxies keep serving on this thread.
+        std::future::pending::<()>().await;
+        drop(held);
+        cluster.shutdown().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_cluster(cluster: &Cluster, backend: &Backend, opts: &NodeOptions, held: &[ActiveFault]) {
+    println!("overbook up: ready (backend {})", backend.name());
+    for node in cluster.nodes() {
+        println!("{} url: {}", node.kind(), node.url());
+        println!("{} direct: {}", node.kind(), node.direct_url());
+        if let Some(pid) = node.pid() {
+            println!("{} pid: {pid}", node.kind());
+        }
+        if let Some(dir) = node.temp_dir() {
+            println!(
+                "{} data: {}{}",
+                node.kind(),
+                dir.display(),
+                if opts.keep { " (kept)" } else { "" }
+            );
+        }
+    }
+    if backend.owns_processes() {
+        println!("logs: {}", opts.dir.display());
+    }
+    for f in held {
+        println!("fault held: {}", f.fault());
+    }
+    println!("Ctrl-C stops everything.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_arguments_must_agree() {
+        assert_eq!(
+            backend_from_args("local", None, None).unwrap(),
+            Backend::Local
+        );
+        assert!(backend_from_args("local", Some("redis://x"), None).is_err());
+        assert!(backend_from_args("external", Some("redis://x"), None).is_err());
+        assert!(backend_from_args("docker", None, None).is_err());
+        let ext = backend_from_args("external", Some("redis://a:1/"), Some("host=b")).unwrap();
+        assert!(!ext.owns_processes());
+    }
+}

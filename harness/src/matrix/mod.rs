@@ -1,0 +1,521 @@
+//! `overbook matrix`: every design under every fault (and seed), each cell its own run
+//! with its own servers and store directory, judged against what the design declares it
+//! survives. `overbook matrix merge` joins the `matrix.json` of several shards.
+//!
+//! Each cell runs as a child `overbook run` process: a cell that crashes, hangs past its
+//! deadline or leaks a server cannot take the rest of the matrix with it, and `--jobs`
+//! parallelism is just more children.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{bail, Context};
+use checkers::Validity;
+use reports::matrix::{render_matrix, Matrix, MatrixCell};
+use serde::{Deserialize, Serialize};
+use workloads::DesignName;
+
+use crate::cli::{MatrixArgs, MatrixMergeArgs};
+pub mod plan;
+
+use crate::nemesis::Fault;
+use crate::store::utc_stamp;
+use plan::{plan, Cell, ExpectOverride, Expectation, Shard};
+
+/// What `overbook run --outcome-file` writes: enough for the matrix to judge the cell
+/// without re-reading the run's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummaryFile {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The verdict.
+    pub validity: Validity,
+    /// One line: anomalies found, by checker.
+    pub summary: String,
+    /// The reproduce command.
+    pub command: String,
+    /// Wall time, ms.
+    pub wall_ms: u64,
+    /// Of which not testing, ms.
+    pub overhead_ms: u64,
+}
+
+/// Runs `overbook matrix`.
+pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
+    let designs = parse_list(&args.designs, DesignName::all(), |s| {
+        s.parse::<DesignName>().map_err(|e| e.to_string())
+    })
+    .context("--designs")?;
+    let faults = parse_list(&args.faults, Fault::all(), |s| {
+        s.parse::<Fault>().map_err(|e| e.to_string())
+    })
+    .context("--faults")?;
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let shard: Shard = args.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let overrides = args
+        .expect
+        .iter()
+        .map(|e| e.parse::<ExpectOverride>().map_err(|e| anyhow::anyhow!(e)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cells: Vec<Cell> = plan(&designs, &faults, args.seeds, args.seed, &overrides)
+        .into_iter()
+        .filter(|c| shard.owns(c))
+        .collect();
+    let started_at = utc_stamp(SystemTime::now());
+    let out_dir = args.store.join("matrix").join(&started_at);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    println!(
+        "overbook matrix: {} designs x {} faults x {} seeds, shard {shard}: {} cells, {} at a time",
+        designs.len(),
+        faults.len(),
+        args.seeds,
+        cells.len(),
+        args.jobs
+    );
+
+    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
+    let started = Instant::now();
+    let results = run_cells(&exe, args, &cells, &out_dir);
+    let matrix = Matrix {
+        started_at,
+        shards: vec![shard.to_string()],
+        designs: designs.iter().map(|d| d.to_string()).collect(),
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+        cells: results,
+    };
+    let code = write_matrix(&matrix, &out_dir, args.junit.as_deref())?;
+    let (wall, overhead): (u64, u64) = matrix
+        .cells
+        .iter()
+        .fold((0, 0), |(w, o), c| (w + c.wall_ms, o + c.overhead_ms));
+    if !matrix.cells.is_empty() {
+        println!(
+            "{} cells in {:.1}s ({} jobs); per cell on average {:.1}s, of which {:.2}s overhead (server start, schema, final read, checks)",
+            matrix.cells.len(),
+            started.elapsed().as_secs_f64(),
+            args.jobs,
+            wall as f64 / 1000.0 / matrix.cells.len() as f64,
+            overhead as f64 / 1000.0 / matrix.cells.len() as f64,
+        );
+    }
+    Ok(code)
+}
+
+/// Runs `overbook matrix merge DIR...`: one page and one exit code for all shards.
+pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
+    if args.dirs.is_empty() {
+        bail!("matrix merge needs at least one matrix directory (each holding matrix.json)");
+    }
+    let started_at = utc_stamp(SystemTime::now());
+    let out_dir = args
+        .store
+        .join("matrix")
+        .join(format!("{started_at}-merged"));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let store_root = std::fs::canonicalize(&args.store)?;
+    let mut merged: Option<Matrix> = None;
+    let mut cells: BTreeMap<(usize, String, String, u64), MatrixCell> = BTreeMap::new();
+    for dir in &args.dirs {
+        let path = dir.join("matrix.json");
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let m: Matrix = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a matrix.json", path.display()))?;
+        // Reports are linked relative to each shard's store (two levels above its
+        // matrix directory); re-base them onto the merged page's store.
+        let shard_store = std::fs::canonicalize(dir)?.join("../..");
+        let base = relative_path(&store_root, &normalize(&shard_store));
+        for mut c in m.cells.clone() {
+            if !c.report.is_empty() {
+                c.report = base.join(&c.report).to_string_lossy().into_owned();
+            }
+            let key = (c.ordinal, c.design.clone(), c.fault.clone(), c.seed);
+            if cells.insert(key, c).is_some() {
+                bail!("{} repeats a cell another shard already ran: were the same shards merged twice?", path.display());
+            }
+        }
+        merged = Some(match merged {
+            None => m,
+            Some(mut acc) => {
+                acc.shards.extend(m.shards);
+                for d in m.designs {
+                    if !acc.designs.contains(&d) {
+                        acc.designs.push(d);
+                    }
+                }
+                for f in m.faults {
+                    if !acc.faults.contains(&f) {
+                        acc.faults.push(f);
+                    }
+                }
+                acc
+            }
+        });
+    }
+    let mut matrix = merged.expect("at least one directory was read");
+    matrix.started_at = started_at;
+    matrix.shards.sort();
+    matrix.cells = cells.into_values().collect();
+    println!(
+        "merged {} shards: {} cells",
+        matrix.shards.len(),
+        matrix.cells.len()
+    );
+    write_matrix(&matrix, &out_dir, args.junit.as_deref())
+}
+
+/// Writes matrix.json, matrix.html and the JUnit file; prints the misses; returns the
+/// exit code (0 only when every cell met its expectation).
+fn write_matrix(matrix: &Matrix, out_dir: &Path, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
+    std::fs::write(
+        out_dir.join("matrix.json"),
+        serde_json::to_vec_pretty(matrix)?,
+    )?;
+    std::fs::write(out_dir.join("matrix.html"), render_matrix(matrix, "../../"))?;
+    if let Some(path) = junit {
+        std::fs::write(path, junit_xml(matrix))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let missed: Vec<&MatrixCell> = matrix.cells.iter().filter(|c| !c.met).collect();
+    println!("matrix: {}", out_dir.join("matrix.html").display());
+    if missed.is_empty() {
+        println!("every cell met its expectation");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} cells did not meet their expectation:", missed.len());
+        for c in &missed {
+            println!(
+                "  {} under {} (seed {}): expected {}, got {}: {}\n    reproduce: {}",
+                c.design,
+                c.fault,
+                c.seed,
+                c.expected,
+                c.verdict.map_or("harness error", |v| v.as_str()),
+                c.summary,
+                c.reproduce
+            );
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Runs the cells, `args.jobs` at a time, printing one line per finished cell.
+fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> Vec<MatrixCell> {
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(cells.len()));
+    let bar = indicatif::ProgressBar::new(cells.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:30} {pos}/{len} cells {msg}",
+        )
+        .expect("valid template"),
+    );
+    let bar = Arc::new(bar);
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.min(cells.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(cell) = cells.get(i) else { break };
+                let result = run_cell(exe, args, cell, out_dir);
+                let mark = if result.met { "ok  " } else { "MISS" };
+                let line = format!(
+                    "{mark} {} under {} (seed {}): expected {}, got {} in {:.1}s{}",
+                    result.design,
+                    result.fault,
+                    result.seed,
+                    result.expected,
+                    result.verdict.map_or("harness error", |v| v.as_str()),
+                    result.wall_ms as f64 / 1000.0,
+                    if result.met {
+                        String::new()
+                    } else {
+                        format!(": {}", result.summary)
+                    }
+                );
+                // A hidden bar (not a terminal: CI logs) swallows println; the per-cell
+                // lines are the CI log's progress, so they must always reach stdout.
+                if bar.is_hidden() {
+                    println!("{line}");
+                } else {
+                    bar.println(line);
+                }
+                bar.inc(1);
+                done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut results = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|c| c.ordinal);
+    results
+}
+
+/// Runs one cell as a child `overbook run` and judges its verdict.
+fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> MatrixCell {
+    let outcome_file = out_dir.join(format!("cell-{}.json", cell.ordinal));
+    let log_file = out_dir.join(format!("cell-{}.log", cell.ordinal));
+    let mut cmd = Command::new(exe);
+    cmd.arg("run")
+        .args([
+            "--design",
+            cell.design.as_str(),
+            "--fault",
+            cell.fault.name(),
+        ])
+        .args(["--seed", &cell.seed.to_string()])
+        .args([
+            "--time-limit",
+            &format!("{}ms", args.time_limit.as_millis()),
+        ])
+        .arg("--store")
+        .arg(&args.store)
+        .arg("--quiet")
+        .arg("--outcome-file")
+        .arg(&outcome_file)
+        .args(&args.run_args)
+        .stdin(Stdio::null());
+    let started = Instant::now();
+    let status = match std::fs::File::create(&log_file) {
+        Ok(log) => match log.try_clone() {
+            Ok(log2) => cmd.stdout(log).stderr(log2).status(),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let reproduce_fallback = format!(
+        "overbook run --design {} --fault {} --seed {} --time-limit {}ms {}",
+        cell.design,
+        cell.fault,
+        cell.seed,
+        args.time_limit.as_millis(),
+        args.run_args.join(" ")
+    );
+    let summary: Option<RunSummaryFile> = std::fs::read(&outcome_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut result = MatrixCell {
+        ordinal: cell.ordinal,
+        design: cell.design.to_string(),
+        fault: cell.fault.to_string(),
+        seed: cell.seed,
+        expected: cell.expect.as_str().to_string(),
+        verdict: None,
+        met: false,
+        summary: String::new(),
+        reproduce: reproduce_fallback,
+        report: String::new(),
+        wall_ms,
+        overhead_ms: 0,
+    };
+    match (status, summary) {
+        (Ok(_), Some(s)) => {
+            result.met = match cell.expect {
+                Expectation::Valid => s.validity == Validity::Valid,
+                Expectation::Invalid => s.validity == Validity::Invalid,
+                Expectation::Either => s.validity != Validity::Unknown,
+            };
+            result.verdict = Some(s.validity);
+            result.summary = s.summary;
+            result.reproduce = s.command;
+            result.overhead_ms = s.overhead_ms;
+            result.report = s
+                .dir
+                .strip_prefix(&args.store)
+                .map(|p| p.join("report.html").to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        (Ok(status), None) => {
+            result.summary = format!(
+                "the run failed ({status}); see {}: {}",
+                log_file.display(),
+                last_line(&log_file)
+            );
+        }
+        (Err(e), _) => result.summary = format!("cannot start {}: {e}", exe.display()),
+    }
+    result
+}
+
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// `a,b,c` into values, or every value when the list is `all`.
+fn parse_list<T: Copy>(
+    list: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> anyhow::Result<Vec<T>> {
+    if list.trim() == "all" {
+        return Ok(all.to_vec());
+    }
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        out.push(parse(item).map_err(|e| anyhow::anyhow!(e))?);
+    }
+    if out.is_empty() {
+        bail!("empty list");
+    }
+    Ok(out)
+}
+
+/// One JUnit testcase per cell; a missed expectation is a `failure` carrying the
+/// anomaly summary and the reproduce command, a harness failure an `error`.
+pub fn junit_xml(m: &Matrix) -> String {
+    let esc = reports::html::escape;
+    let failures = m
+        .cells
+        .iter()
+        .filter(|c| !c.met && c.verdict.is_some())
+        .count();
+    let errors = m.cells.iter().filter(|c| c.verdict.is_none()).count();
+    let time: u64 = m.cells.iter().map(|c| c.wall_ms).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<testsuites name=\"overbook\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+        m.cells.len(),
+        time as f64 / 1000.0
+    ));
+    out.push_str(&format!(
+        "<testsuite name=\"overbook matrix {}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+        esc(&m.shards.join(" ")),
+        m.cells.len(),
+        time as f64 / 1000.0
+    ));
+    for c in &m.cells {
+        out.push_str(&format!(
+            "  <testcase classname=\"overbook.{}\" name=\"{} under {} (seed {})\" time=\"{:.3}\"",
+            esc(&c.design),
+            esc(&c.design),
+            esc(&c.fault),
+            c.seed,
+            c.wall_ms as f64 / 1000.0
+        ));
+        if c.met {
+            out.push_str("/>\n");
+            continue;
+        }
+        let (tag, message) = match c.verdict {
+            Some(v) => (
+                "failure",
+                format!("expected {}, got {}: {}", c.expected, v.as_str(), c.summary),
+            ),
+            None => ("error", format!("harness error: {}", c.summary)),
+        };
+        out.push_str(&format!(
+            ">\n    <{tag} message=\"{}\">{}\nreproduce: {}</{tag}>\n  </testcase>\n",
+            esc(&message),
+            esc(&message),
+            esc(&c.reproduce)
+        ));
+    }
+    out.push_str("</testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Removes `.` and `..` components lexically (the path is already canonical up to them).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The path from directory `from` to `to`, both absolute.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_then_descend() {
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/c/d")),
+            PathBuf::from("../c/d")
+        );
+        assert_eq!(
+            relative_path(Path::new("/a"), Path::new("/a")),
+            PathBuf::new()
+        );
+        assert_eq!(
+            normalize(Path::new("/a/b/m/x/../..")),
+            PathBuf::from("/a/b")
+        );
+    }
+
+    #[test]
+    fn junit_marks_misses_as_failures_and_escapes() {
+        let cell = |met, verdict| MatrixCell {
+            ordinal: 0,
+            design: "lock-only".into(),
+            fault: "db-latency".into(),
+            seed: 3,
+            expected: "invalid".into(),
+            verdict,
+            met,
+            summary: "room <101> & more".into(),
+            reproduce: "overbook run --seed 3".into(),
+            report: String::new(),
+            wall_ms: 1500,
+            overhead_ms: 300,
+        };
+        let m = Matrix {
+            started_at: "t".into(),
+            shards: vec!["1/1".into()],
+            designs: vec![],
+            faults: vec![],
+            cells: vec![
+                cell(true, Some(Validity::Invalid)),
+                cell(false, Some(Validity::Valid)),
+                cell(false, None),
+            ],
+        };
+        let xml = junit_xml(&m);
+        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""));
+        assert!(xml.contains(
+            "<failure message=\"expected invalid, got valid: room &lt;101&gt; &amp; more\""
+        ));
+        assert!(xml.contains("reproduce: overbook run --seed 3"));
+        assert!(xml.contains("<error message=\"harness error"));
+    }
+}

@@ -1,0 +1,177 @@
+//! Faults in force: applying one returns an [`ActiveFault`] guard whose heal is awaited
+//! at the window's end, and whose drop heals at once (an error, a panic, a cancelled
+//! task), so no pause or partition outlives the run.
+//!
+//! Adding a fault: its row in `workloads::fault`, then one arm in [`ActiveFault::apply`]
+//! (and in [`FaultParams::detail`] when it has parameters to log).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use workloads::ClientPause;
+
+use super::{target, Fault};
+use crate::nodes::proxy::ProxyFaults;
+use crate::nodes::{Cluster, NodeError};
+
+/// How hard each fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultParams {
+    /// Added to every Postgres round trip during `db-latency`.
+    pub db_latency: Duration,
+    /// Added to every Redis round trip during `redis-latency`.
+    pub redis_latency: Duration,
+    /// Extra random delay, up to this percentage of the latency.
+    pub jitter_pct: u32,
+    /// How long a client stops at its pause point during `client-pause`.
+    pub client_pause: Duration,
+}
+
+impl Default for FaultParams {
+    /// The scaled story: a 500 ms lease against 600 ms of injected delay.
+    fn default() -> FaultParams {
+        FaultParams {
+            db_latency: Duration::from_millis(600),
+            redis_latency: Duration::from_millis(600),
+            jitter_pct: 10,
+            client_pause: Duration::from_millis(600),
+        }
+    }
+}
+
+impl FaultParams {
+    fn jitter(&self, latency: Duration) -> Duration {
+        latency * self.jitter_pct / 100
+    }
+
+    /// The parameters logged with a fault's start, as the op's `value.detail`.
+    pub fn detail(&self, fault: Fault) -> serde_json::Value {
+        let ms = |d: Duration| d.as_millis() as u64;
+        match fault {
+            Fault::DbLatency => json!({
+                "latency_ms": ms(self.db_latency),
+                "jitter_ms": ms(self.jitter(self.db_latency)),
+            }),
+            Fault::RedisLatency => json!({
+                "latency_ms": ms(self.redis_latency),
+                "jitter_ms": ms(self.jitter(self.redis_latency)),
+            }),
+            Fault::PauseDb | Fault::PauseRedis => json!({"signal": "SIGSTOP"}),
+            Fault::KillDb | Fault::KillRedis => json!({"signal": "SIGKILL"}),
+            Fault::PartitionDb | Fault::PartitionRedis => json!({"blackhole": true}),
+            Fault::ClientPause => json!({"pause_ms": ms(self.client_pause)}),
+            Fault::None => json!({}),
+        }
+    }
+}
+
+/// A fault in force. Heal it with [`ActiveFault::heal`]; dropping it heals what can be
+/// healed without waiting (a killed server is respawned, not waited for).
+#[must_use = "dropping an ActiveFault heals it at once"]
+pub struct ActiveFault {
+    fault: Fault,
+    cluster: Arc<Cluster>,
+    client_pause: ClientPause,
+    healed: bool,
+}
+
+impl fmt::Debug for ActiveFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveFault")
+            .field("fault", &self.fault)
+            .field("healed", &self.healed)
+            .finish()
+    }
+}
+
+impl ActiveFault {
+    /// Injects `fault` now.
+    pub async fn apply(
+        fault: Fault,
+        params: &FaultParams,
+        cluster: &Arc<Cluster>,
+        client_pause: &ClientPause,
+    ) -> Result<ActiveFault, NodeError> {
+        if fault.needs_process() {
+            if let Some(kind) = target(fault) {
+                if !cluster.node(kind).owns_process() {
+                    return Err(NodeError::Unsupported {
+                        action: fault.name().to_string(),
+                    });
+                }
+            }
+        }
+        let guard = ActiveFault {
+            fault,
+            cluster: cluster.clone(),
+            client_pause: client_pause.clone(),
+            healed: false,
+        };
+        match fault {
+            Fault::None => {}
+            Fault::DbLatency => cluster.postgres.proxy().set(ProxyFaults::latency(
+                params.db_latency,
+                params.jitter(params.db_latency),
+            )),
+            Fault::RedisLatency => cluster.redis.proxy().set(ProxyFaults::latency(
+                params.redis_latency,
+                params.jitter(params.redis_latency),
+            )),
+            Fault::PauseDb => cluster.postgres.pause().await?,
+            Fault::PauseRedis => cluster.redis.pause().await?,
+            Fault::KillDb => cluster.postgres.kill().await?,
+            Fault::KillRedis => cluster.redis.kill().await?,
+            Fault::PartitionDb => cluster.postgres.proxy().set(ProxyFaults::partition()),
+            Fault::PartitionRedis => cluster.redis.proxy().set(ProxyFaults::partition()),
+            Fault::ClientPause => client_pause.activate(params.client_pause),
+        }
+        Ok(guard)
+    }
+
+    /// The fault held.
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
+
+    /// Ends the fault; for a kill, restarts the server and waits until it is ready.
+    pub async fn heal(mut self) -> Result<(), NodeError> {
+        self.healed = true;
+        match self.fault {
+            Fault::KillDb => self.cluster.postgres.restart().await,
+            Fault::KillRedis => self.cluster.redis.restart().await,
+            _ => {
+                self.heal_now();
+                Ok(())
+            }
+        }
+    }
+
+    fn heal_now(&self) {
+        match self.fault {
+            Fault::None => {}
+            Fault::ClientPause => self.client_pause.heal(),
+            Fault::KillDb | Fault::KillRedis => {
+                if let Some(kind) = target(self.fault) {
+                    let _ = self.cluster.node(kind).respawn_now();
+                }
+            }
+            _ => {
+                if let Some(kind) = target(self.fault) {
+                    let n = self.cluster.node(kind);
+                    n.proxy().heal();
+                    n.resume_now();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ActiveFault {
+    fn drop(&mut self) {
+        if !self.healed {
+            self.heal_now();
+        }
+    }
+}

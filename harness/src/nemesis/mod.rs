@@ -1,0 +1,242 @@
+//! The nemesis: decides a schedule of fault windows (a pure value, [`Schedule::plan`]),
+//! then follows it against the cluster, logging each fault's start and stop in the history.
+//!
+//! Each fault is held in an [`ActiveFault`] guard: healing it is awaited at the window's
+//! end, and dropping it unhealed (an error, a panic, a cancelled task) still heals it, so
+//! no pause or partition outlives the run.
+
+mod active;
+mod schedule;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use checkers::{OpType, OpValue, Process, F};
+use serde_json::json;
+use tokio::sync::watch;
+use workloads::{ClientPause, RunClock, Target};
+
+pub use active::{ActiveFault, FaultParams};
+pub use schedule::{Schedule, ScheduleConfig, Window};
+pub use workloads::Fault;
+
+use crate::nodes::{Backend, Cluster, NodeError, ServerKind};
+use crate::run::recorder::Recorder;
+
+/// The server a fault acts on, if it acts on one.
+pub fn target(fault: Fault) -> Option<ServerKind> {
+    match fault.acts_on() {
+        Target::Postgres => Some(ServerKind::Postgres),
+        Target::Redis => Some(ServerKind::Redis),
+        Target::Nothing | Target::Clients => None,
+    }
+}
+
+/// Why the nemesis could not do its job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NemesisError {
+    /// Applying or healing a fault failed (or the backend cannot do it).
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// Refuses, before anything starts, faults the backend cannot inject (pause and kill need
+/// a backend that owns the processes).
+pub fn check_backend(faults: &[Fault], backend: &Backend) -> Result<(), NemesisError> {
+    if backend.owns_processes() {
+        return Ok(());
+    }
+    match faults.iter().find(|f| f.needs_process()) {
+        Some(f) => Err(NodeError::Unsupported {
+            action: f.name().to_string(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// What the nemesis is doing now, readable from elsewhere (the progress bar).
+#[derive(Debug, Clone, Default)]
+pub struct NemesisStatus(Arc<Mutex<Option<Fault>>>);
+
+impl NemesisStatus {
+    /// The fault active now, if any.
+    pub fn current(&self) -> Option<Fault> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, fault: Option<Fault>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+}
+
+/// Follows a schedule against a cluster and logs every fault in the history.
+pub struct Nemesis {
+    schedule: Schedule,
+    params: FaultParams,
+    cluster: Arc<Cluster>,
+    client_pause: ClientPause,
+    recorder: Arc<Recorder>,
+    status: NemesisStatus,
+}
+
+impl Nemesis {
+    /// A nemesis for one run; nothing happens until [`Nemesis::run`].
+    pub fn new(
+        schedule: Schedule,
+        params: FaultParams,
+        cluster: Arc<Cluster>,
+        client_pause: ClientPause,
+        recorder: Arc<Recorder>,
+    ) -> Nemesis {
+        Nemesis {
+            schedule,
+            params,
+            cluster,
+            client_pause,
+            recorder,
+            status: NemesisStatus::default(),
+        }
+    }
+
+    /// A handle on the active fault, to read while the nemesis runs.
+    pub fn status(&self) -> NemesisStatus {
+        self.status.clone()
+    }
+
+    /// Follows the schedule (times relative to the recorder's clock) until it is done or
+    /// `stop` turns true, then heals everything. Each fault is logged as an `invoke` then an
+    /// `info` of `start-<fault>` around applying it, and the same for `stop-<fault>`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), NemesisError> {
+        // Refuse before the first window rather than fail in the middle of the run.
+        for fault in self.schedule.faults() {
+            if let (true, Some(kind)) = (fault.needs_process(), target(fault)) {
+                if !self.cluster.node(kind).owns_process() {
+                    return Err(NodeError::Unsupported {
+                        action: fault.name().to_string(),
+                    }
+                    .into());
+                }
+            }
+        }
+        let clock = self.recorder.clock();
+        let mut result = Ok(());
+        for window in &self.schedule.windows {
+            if wait_until(clock, window.start, &mut stop).await {
+                break;
+            }
+            let stopped = match self.window(window, clock, &mut stop).await {
+                Ok(stopped) => stopped,
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            };
+            if stopped {
+                break;
+            }
+        }
+        self.status.set(None);
+        self.cluster.heal_all();
+        self.client_pause.heal();
+        result
+    }
+
+    /// Runs one window; true when the run was stopped during it.
+    async fn window(
+        &self,
+        window: &Window,
+        clock: RunClock,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, NodeError> {
+        let fault = window.fault;
+        let mut detail = self.params.detail(fault);
+        if let Some(obj) = detail.as_object_mut() {
+            obj.insert(
+                "planned_ms".into(),
+                json!((window.stop - window.start).as_millis() as u64),
+            );
+            if let Some(kind) = target(fault) {
+                obj.insert("target".into(), json!(kind.to_string()));
+            }
+        }
+        let start = F::from(format!("start-{fault}").as_str());
+        let value = OpValue {
+            detail: Some(detail),
+            ..OpValue::default()
+        };
+        self.log(OpType::Invoke, &start, value.clone(), None);
+        let guard = match ActiveFault::apply(fault, &self.params, &self.cluster, &self.client_pause)
+            .await
+        {
+            Ok(guard) => guard,
+            Err(e) => {
+                self.log(OpType::Info, &start, value, Some(e.to_string()));
+                return Err(e);
+            }
+        };
+        self.log(OpType::Info, &start, value, None);
+        self.status.set(Some(fault));
+
+        let stopped = wait_until(clock, window.stop, stop).await;
+
+        let end = F::from(format!("stop-{fault}").as_str());
+        self.log(OpType::Invoke, &end, OpValue::default(), None);
+        let healed = guard.heal().await;
+        self.status.set(None);
+        self.log(
+            OpType::Info,
+            &end,
+            OpValue::default(),
+            healed.as_ref().err().map(|e| e.to_string()),
+        );
+        healed.map(|()| stopped)
+    }
+
+    fn log(&self, kind: OpType, f: &F, value: OpValue, error: Option<String>) {
+        self.recorder
+            .record(Process::Nemesis, kind, f.clone(), value, error);
+    }
+}
+
+/// Sleeps until `at` on the run clock; true if `stop` turned true first.
+async fn wait_until(clock: RunClock, at: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    let sleep = tokio::time::sleep(at.saturating_sub(clock.elapsed()));
+    tokio::pin!(sleep);
+    loop {
+        if *stop.borrow_and_update() {
+            return true;
+        }
+        tokio::select! {
+            _ = &mut sleep => return *stop.borrow(),
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    // Nobody can stop us any more: follow the schedule to its end.
+                    (&mut sleep).await;
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_backends_refuse_process_faults_up_front() {
+        let ext = Backend::External {
+            redis_url: String::new(),
+            postgres_url: String::new(),
+        };
+        let err = check_backend(&[Fault::DbLatency, Fault::PauseDb], &ext).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pause-db needs a backend that owns the server; --backend external does not"
+        );
+        assert!(check_backend(&[Fault::PartitionDb, Fault::ClientPause], &ext).is_ok());
+        assert!(check_backend(&[Fault::KillRedis], &Backend::Local).is_ok());
+    }
+}

@@ -1,0 +1,167 @@
+//! The fault schedule: a pure value planned from the seed (Jepsen's nemesis computes its
+//! plan, then applies it). Nothing here touches a process or a socket.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::Fault;
+
+/// What the schedule is planned from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleConfig {
+    /// The faults to draw from (`none` entries are ignored).
+    pub faults: Vec<Fault>,
+    /// The run's length: every window ends by then.
+    pub time_limit: Duration,
+    /// A fault window's typical length (each is drawn from 75%..125% of it).
+    pub fault_for: Duration,
+    /// A healthy gap's typical length; the first gap is exactly this long.
+    pub heal_for: Duration,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// One fault window, relative to the run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The fault active in the window.
+    pub fault: Fault,
+    /// When it starts.
+    pub start: Duration,
+    /// When it is healed.
+    pub stop: Duration,
+}
+
+/// The fault windows of a run, in order, never overlapping.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Schedule {
+    /// The windows, sorted by start.
+    pub windows: Vec<Window>,
+}
+
+/// Keeps nemesis draws apart from the generator's, which uses the same run seed.
+const SEED_SALT: u64 = 0x6e65_6d65_7369_7321;
+
+impl Schedule {
+    /// Plans the windows: healthy for `heal_for`, then alternating fault and healthy
+    /// periods of randomised length, each fault drawn from `faults`, all deterministic for
+    /// a seed. A window that would be cut to less than half its length by the time limit
+    /// is dropped.
+    pub fn plan(cfg: &ScheduleConfig) -> Schedule {
+        let faults: Vec<Fault> = cfg
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| *f != Fault::None)
+            .collect();
+        let mut windows = Vec::new();
+        if faults.is_empty() || cfg.fault_for.is_zero() {
+            return Schedule { windows };
+        }
+        let mut rng = StdRng::seed_from_u64(cfg.seed ^ SEED_SALT);
+        let spread = |d: Duration, rng: &mut StdRng| {
+            let ms = d.as_millis() as u64;
+            Duration::from_millis(rng.random_range(ms * 3 / 4..=ms * 5 / 4))
+        };
+        let mut t = cfg.heal_for;
+        loop {
+            let fault = faults[rng.random_range(0..faults.len())];
+            let length = spread(cfg.fault_for, &mut rng);
+            let stop = (t + length).min(cfg.time_limit);
+            if stop <= t || stop - t < length / 2 {
+                break;
+            }
+            windows.push(Window {
+                fault,
+                start: t,
+                stop,
+            });
+            t = stop + spread(cfg.heal_for, &mut rng);
+        }
+        Schedule { windows }
+    }
+
+    /// The distinct faults the schedule uses.
+    pub fn faults(&self) -> BTreeSet<Fault> {
+        self.windows.iter().map(|w| w.fault).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(faults: Vec<Fault>, seed: u64) -> ScheduleConfig {
+        ScheduleConfig {
+            faults,
+            time_limit: Duration::from_secs(60),
+            fault_for: Duration::from_secs(3),
+            heal_for: Duration::from_secs(2),
+            seed,
+        }
+    }
+
+    #[test]
+    fn plan_is_deterministic_per_seed() {
+        let all = Fault::all().to_vec();
+        assert_eq!(
+            Schedule::plan(&cfg(all.clone(), 7)),
+            Schedule::plan(&cfg(all.clone(), 7))
+        );
+        assert_ne!(
+            Schedule::plan(&cfg(all.clone(), 7)),
+            Schedule::plan(&cfg(all, 8))
+        );
+    }
+
+    #[test]
+    fn windows_alternate_with_healthy_gaps_inside_the_time_limit() {
+        let c = cfg(Fault::all().to_vec(), 42);
+        let plan = Schedule::plan(&c);
+        assert!(
+            plan.windows.len() >= 8,
+            "60 s of 3 s faults and 2 s gaps: {plan:?}"
+        );
+        assert_eq!(
+            plan.windows[0].start, c.heal_for,
+            "starts after a healthy period"
+        );
+        for w in &plan.windows {
+            assert!(w.start < w.stop && w.stop <= c.time_limit);
+            assert!(w.stop - w.start >= c.fault_for * 3 / 8);
+            assert!(w.stop - w.start <= c.fault_for * 5 / 4);
+            assert_ne!(w.fault, Fault::None);
+        }
+        for pair in plan.windows.windows(2) {
+            let gap = pair[1].start - pair[0].stop;
+            assert!(gap >= c.heal_for * 3 / 4, "healthy gap {gap:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_given_faults_are_planned() {
+        let plan = Schedule::plan(&cfg(vec![Fault::KillDb, Fault::None], 1));
+        assert_eq!(plan.faults(), BTreeSet::from([Fault::KillDb]));
+        assert!(Schedule::plan(&cfg(vec![Fault::None], 1))
+            .windows
+            .is_empty());
+        assert!(Schedule::plan(&cfg(vec![], 1)).windows.is_empty());
+    }
+
+    #[test]
+    fn many_faults_are_all_drawn_eventually() {
+        let mut c = cfg(Fault::all().to_vec(), 3);
+        c.time_limit = Duration::from_secs(600);
+        assert_eq!(Schedule::plan(&c).faults().len(), Fault::all().len() - 1);
+    }
+
+    #[test]
+    fn a_short_run_gets_no_window_it_cannot_fit() {
+        let mut c = cfg(vec![Fault::PauseDb], 1);
+        c.time_limit = Duration::from_secs(2);
+        assert!(Schedule::plan(&c).windows.is_empty());
+    }
+}

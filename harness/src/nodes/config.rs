@@ -1,0 +1,44 @@
+//! One place for how overbook configures the servers it starts, shared by the local and
+//! docker backends: a kill-db verdict depends on both running Postgres with the same
+//! durability, and a kill-redis verdict on both running Redis with the same persistence.
+
+/// Redis flags, beyond where it listens: no RDB snapshots; with `aof`, an append-only
+/// file fsynced on every write, so a lease granted before a kill -9 is still held after
+/// it (without it, a restarted Redis has forgotten every lease).
+pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
+    let mut flags = vec!["--save", "", "--protected-mode", "no"];
+    if aof {
+        flags.extend(["--appendonly", "yes", "--appendfsync", "always"]);
+    } else {
+        flags.extend(["--appendonly", "no"]);
+    }
+    flags
+}
+
+/// Postgres settings (`-c name=value`), beyond where it listens. Durability on: a kill
+/// must not lose a committed booking. Connections: a run's users, its setup and final
+/// read, and the checks' own, with room to spare.
+pub(crate) const POSTGRES_SETTINGS: &[&str] = &[
+    "max_connections=200",
+    "shared_buffers=32MB",
+    "fsync=on",
+    "synchronous_commit=on",
+    "full_page_writes=on",
+    "huge_pages=off",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_is_on_and_aof_is_fsynced_always() {
+        assert!(POSTGRES_SETTINGS.contains(&"fsync=on"));
+        assert!(POSTGRES_SETTINGS.contains(&"synchronous_commit=on"));
+        let aof = redis_flags(true);
+        assert!(aof.windows(2).any(|w| w == ["--appendfsync", "always"]));
+        assert!(redis_flags(false)
+            .windows(2)
+            .any(|w| w == ["--appendonly", "no"]));
+    }
+}

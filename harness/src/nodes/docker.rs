@@ -1,0 +1,805 @@
+//! The `docker` backend: one Redis and one Postgres container per run, on a private bridge
+//! network of their own, driven through the engine's API (bollard).
+//!
+//! Everything a run creates carries the labels `overbook=1`, `overbook.run=<run id>` and
+//! `overbook.pid=<our pid>`, so concurrent runs never touch each other's containers and
+//! `overbook clean` can tell a killed run's leftovers (dead pid) from a live run's.
+//!
+//! Each container gets a fixed address on its run's network (`.2` Redis, `.3` Postgres):
+//! `docker kill` + `docker start` keeps the container's writable layer (Postgres's data) and,
+//! with a fixed address, the fault proxy's upstream stays valid across the restart. A
+//! dynamic address could change on restart and strand the proxy on a dead address.
+//!
+//! Faults: pause is `docker pause` (the cgroup freezer: every process of the container stops
+//! at once, connections stay open, unanswered), kill is `docker kill` (SIGKILL to all of it)
+//! and restart `docker start`. Latency and partitions stay in the fault proxy.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::{NodeError, NodeOptions, ServerKind};
+
+/// The image used for Redis when none is given (the official one).
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7";
+/// The image used for Postgres when none is given (the official one).
+pub const DEFAULT_POSTGRES_IMAGE: &str = "postgres:15";
+/// The Redis image `docker/build-offline-images.sh` builds without a registry.
+pub const OFFLINE_REDIS_IMAGE: &str = "overbook/redis:7-offline";
+/// The Postgres image `docker/build-offline-images.sh` builds without a registry.
+pub const OFFLINE_POSTGRES_IMAGE: &str = "overbook/postgres:15-offline";
+
+/// The label every container and network of ours carries.
+pub const LABEL: &str = "overbook";
+/// The label naming the run a container or network belongs to.
+pub const LABEL_RUN: &str = "overbook.run";
+/// The label holding the pid of the harness that created it (a dead pid: left behind).
+pub const LABEL_PID: &str = "overbook.pid";
+
+/// How long a container gets to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const REDIS_PORT: u16 = 6379;
+const POSTGRES_PORT: u16 = 5432;
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// Containers and networks this process created and has not removed yet: what Ctrl-C
+/// (through [`crate::nodes::reaper::stop_all`]) must remove.
+static OURS: Mutex<Owned> = Mutex::new(Owned {
+    containers: BTreeSet::new(),
+    networks: BTreeSet::new(),
+});
+
+#[derive(Debug)]
+struct Owned {
+    containers: BTreeSet<String>,
+    networks: BTreeSet<String>,
+}
+
+fn owned() -> std::sync::MutexGuard<'static, Owned> {
+    OURS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn engine_error(what: impl Into<String>, e: bollard::errors::Error) -> NodeError {
+    NodeError::Docker {
+        what: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Connects to the engine (`DOCKER_HOST` or the local socket) and settles on an API
+/// version both sides speak (an older engine refuses a newer client's requests).
+pub async fn connect() -> Result<Docker, NodeError> {
+    let docker =
+        Docker::connect_with_defaults().map_err(|e| engine_error("connect to docker", e))?;
+    let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+        .await
+        .map_err(|_| NodeError::Docker {
+            what: "connect to docker".into(),
+            reason: "the engine did not answer within 5s".into(),
+        })?
+        .map_err(|e| engine_error("connect to docker", e))?;
+    Ok(docker)
+}
+
+/// Whether the engine answers and has `image` locally (nothing is ever pulled).
+pub async fn image_present(docker: &Docker, image: &str) -> bool {
+    docker.inspect_image(image).await.is_ok()
+}
+
+/// The images a docker run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// The Redis image, e.g. `redis:7`.
+    pub redis: String,
+    /// The Postgres image, e.g. `postgres:15`.
+    pub postgres: String,
+}
+
+impl Default for Images {
+    fn default() -> Images {
+        Images {
+            redis: DEFAULT_REDIS_IMAGE.into(),
+            postgres: DEFAULT_POSTGRES_IMAGE.into(),
+        }
+    }
+}
+
+impl Images {
+    /// The images `docker/build-offline-images.sh` builds.
+    pub fn offline() -> Images {
+        Images {
+            redis: OFFLINE_REDIS_IMAGE.into(),
+            postgres: OFFLINE_POSTGRES_IMAGE.into(),
+        }
+    }
+
+    fn for_kind(&self, kind: ServerKind) -> &str {
+        match kind {
+            ServerKind::Redis => &self.redis,
+            ServerKind::Postgres => &self.postgres,
+        }
+    }
+}
+
+/// Picks the images from sync code: the ones given, else the official ones when present
+/// locally, else the offline ones when present, else the official names (whose absence
+/// [`check_ready`] then explains). Errors when the engine does not answer.
+pub fn resolve_images(redis: Option<&str>, postgres: Option<&str>) -> Result<Images, NodeError> {
+    let (redis, postgres) = (redis.map(String::from), postgres.map(String::from));
+    run_blocking(move || async move {
+        let docker = connect().await?;
+        let pick = |given: Option<String>, official: &str, offline: &str| {
+            let docker = docker.clone();
+            let (official, offline) = (official.to_string(), offline.to_string());
+            async move {
+                match given {
+                    Some(image) => image,
+                    None if image_present(&docker, &official).await => official,
+                    None if image_present(&docker, &offline).await => offline,
+                    None => official,
+                }
+            }
+        };
+        let redis = pick(redis, DEFAULT_REDIS_IMAGE, OFFLINE_REDIS_IMAGE).await;
+        let postgres = pick(postgres, DEFAULT_POSTGRES_IMAGE, OFFLINE_POSTGRES_IMAGE).await;
+        Ok(Images { redis, postgres })
+    })
+}
+
+/// Checks from sync code that the engine answers and has both images: the error says
+/// what to start, pull or build.
+pub fn check_ready(images: &Images) -> Result<(), NodeError> {
+    let images = images.clone();
+    run_blocking(move || async move {
+        let docker = connect().await?;
+        missing_image(&docker, &images).await
+    })
+}
+
+async fn missing_image(docker: &Docker, images: &Images) -> Result<(), NodeError> {
+    for image in [&images.redis, &images.postgres] {
+        if !image_present(docker, image).await {
+            return Err(NodeError::Docker {
+                what: format!("find image {image}"),
+                reason: "not present locally and overbook never pulls; `docker pull` it, \
+                         or build the offline images with docker/build-offline-images.sh \
+                         (then they are picked by default)"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One run's private network; removed when the last of its containers is dropped.
+#[derive(Debug)]
+pub(crate) struct DockerRun {
+    id: String,
+    network: String,
+    /// The network's /24, e.g. `10.213.7.0`: Redis is `.2`, Postgres `.3`.
+    subnet: Ipv4Addr,
+    images: Images,
+}
+
+impl DockerRun {
+    /// Creates the run's network on a free /24 (retrying when another run holds the one
+    /// drawn) and checks both images are present.
+    pub(crate) async fn create(images: &Images) -> Result<Arc<DockerRun>, NodeError> {
+        let docker = connect().await?;
+        missing_image(&docker, images).await?;
+        let id = format!(
+            "{}-{}-{:04x}",
+            std::process::id(),
+            NEXT_RUN.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u16>()
+        );
+        let network = format!("overbook-{id}");
+        let mut last = String::new();
+        for _ in 0..16 {
+            let subnet = Ipv4Addr::new(10, 213, rand::random::<u8>(), 0);
+            let request = NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(format!("{subnet}/24")),
+                        gateway: Some(offset(subnet, 1).to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(labels(&id)),
+                ..Default::default()
+            };
+            // Registered before the call: a Ctrl-C during it still finds the name.
+            // Ctrl-C must remove what the engine holds for us: the reaper calls back.
+            super::reaper::on_exit(remove_registered);
+            owned().networks.insert(network.clone());
+            match docker.create_network(request).await {
+                Ok(_) => {
+                    return Ok(Arc::new(DockerRun {
+                        id,
+                        network,
+                        subnet,
+                        images: images.clone(),
+                    }))
+                }
+                Err(e) => {
+                    owned().networks.remove(&network);
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(NodeError::Docker {
+            what: format!("create network {network}"),
+            reason: last,
+        })
+    }
+
+    fn ip(&self, kind: ServerKind) -> Ipv4Addr {
+        match kind {
+            ServerKind::Redis => offset(self.subnet, 2),
+            ServerKind::Postgres => offset(self.subnet, 3),
+        }
+    }
+}
+
+impl Drop for DockerRun {
+    fn drop(&mut self) {
+        remove_blocking(Vec::new(), vec![self.network.clone()], Vec::new());
+    }
+}
+
+fn offset(subnet: Ipv4Addr, host: u8) -> Ipv4Addr {
+    let [a, b, c, _] = subnet.octets();
+    Ipv4Addr::new(a, b, c, host)
+}
+
+fn labels(run: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (LABEL.to_string(), "1".to_string()),
+        (LABEL_RUN.to_string(), run.to_string()),
+        (LABEL_PID.to_string(), std::process::id().to_string()),
+    ])
+}
+
+/// A server container the harness owns.
+#[derive(Debug)]
+pub(crate) struct DockerServer {
+    kind: ServerKind,
+    /// Held, not read: the run's network goes when its last container does.
+    _network: Arc<DockerRun>,
+    docker: Docker,
+    name: String,
+    addr: SocketAddr,
+    log: PathBuf,
+    paused: AtomicBool,
+    /// Set once removed, so `shutdown` then `Drop` remove once.
+    removed: AtomicBool,
+    /// How long create + start + first successful probe took.
+    ready_in: Duration,
+}
+
+impl DockerServer {
+    /// Creates and starts the container on the run's network, then waits until it answers.
+    pub(crate) async fn start(
+        kind: ServerKind,
+        run: &Arc<DockerRun>,
+        opts: &NodeOptions,
+    ) -> Result<DockerServer, NodeError> {
+        let began = Instant::now();
+        std::fs::create_dir_all(&opts.dir)
+            .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
+        let docker = connect().await?;
+        let name = format!("overbook-{}-{}", run.id, kind.short_name());
+        let ip = run.ip(kind);
+        let (port, cmd, env) = match kind {
+            ServerKind::Redis => {
+                // Flags only: both the official image's entrypoint and ours prepend
+                // `redis-server`; later flags win over the image's defaults.
+                (
+                    REDIS_PORT,
+                    super::config::redis_flags(opts.redis_aof),
+                    vec![],
+                )
+            }
+            ServerKind::Postgres => {
+                let mut cmd = vec!["postgres"];
+                for setting in super::config::POSTGRES_SETTINGS {
+                    cmd.extend(["-c", setting]);
+                }
+                (POSTGRES_PORT, cmd, vec!["POSTGRES_HOST_AUTH_METHOD=trust"])
+            }
+        };
+        let body = ContainerCreateBody {
+            image: Some(run.images.for_kind(kind).to_string()),
+            cmd: Some(cmd.into_iter().map(String::from).collect()),
+            env: Some(env.into_iter().map(String::from).collect()),
+            labels: Some(labels(&run.id)),
+            stop_timeout: Some(5),
+            host_config: Some(HostConfig {
+                network_mode: Some(run.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    run.network.clone(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(ip.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        owned().containers.insert(name.clone());
+        let mut server = DockerServer {
+            kind,
+            _network: run.clone(),
+            docker,
+            name: name.clone(),
+            addr: SocketAddr::from((ip, port)),
+            log: opts.dir.join(format!("{}.log", kind.short_name())),
+            paused: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            ready_in: Duration::ZERO,
+        };
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        server
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error(format!("create container {name}"), e))?;
+        server.spawn_async().await?;
+        server.wait_ready().await?;
+        server.ready_in = began.elapsed();
+        Ok(server)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The container's name (`overbook-<run>-redis` or `-db`).
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long the container took from create to its first successful probe.
+    pub(crate) fn ready_in(&self) -> Duration {
+        self.ready_in
+    }
+
+    async fn spawn_async(&self) -> Result<(), NodeError> {
+        self.docker
+            .start_container(&self.name, None)
+            .await
+            .map_err(|e| engine_error(format!("start container {}", self.name), e))
+    }
+
+    async fn running(&self) -> Result<(bool, String), NodeError> {
+        let inspect = self
+            .docker
+            .inspect_container(&self.name, None)
+            .await
+            .map_err(|e| engine_error(format!("inspect container {}", self.name), e))?;
+        let state = inspect.state.unwrap_or_default();
+        let status = format!(
+            "{} (exit code {})",
+            state.status.map(|s| s.to_string()).unwrap_or_default(),
+            state.exit_code.unwrap_or_default()
+        );
+        Ok((state.running.unwrap_or(false), status))
+    }
+
+    /// Polls until the server answers, the deadline passes or the container exits.
+    pub(crate) async fn wait_ready(&self) -> Result<(), NodeError> {
+        let start = Instant::now();
+        let config = super::direct_config(self.kind, self.addr);
+        let mut checks = 0u32;
+        loop {
+            let reason = match super::local::probe(self.kind, self.addr, &config).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => reason,
+            };
+            checks += 1;
+            // Inspecting costs an engine round trip: only every tenth miss.
+            if checks.is_multiple_of(10) {
+                let (running, status) = self.running().await?;
+                if !running {
+                    return Err(NodeError::Exited {
+                        kind: self.kind,
+                        status,
+                        log_tail: self.log_tail().await,
+                    });
+                }
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(NodeError::NotReady {
+                    kind: self.kind,
+                    addr: self.addr,
+                    waited: start.elapsed(),
+                    reason,
+                    log_tail: self.log_tail().await,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn log_tail(&self) -> String {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail("20")
+            .build();
+        let mut out = String::new();
+        let mut logs = self.docker.logs(&self.name, Some(options));
+        while let Some(Ok(chunk)) = logs.next().await {
+            out.push_str(&chunk.to_string());
+        }
+        out
+    }
+
+    /// `docker pause`: the cgroup freezer stops every process of the container at once.
+    pub(crate) async fn pause(&self) -> Result<(), NodeError> {
+        if let Err(e) = self.docker.pause_container(&self.name).await {
+            // Same answer as the local backend for a killed, not yet restarted server.
+            if !self.running().await?.0 {
+                return Err(NodeError::NotRunning { kind: self.kind });
+            }
+            return Err(engine_error(format!("pause {}", self.name), e));
+        }
+        self.paused.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// `docker unpause`.
+    pub(crate) async fn resume(&self) -> Result<(), NodeError> {
+        if !self.paused.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.docker
+            .unpause_container(&self.name)
+            .await
+            .map_err(|e| engine_error(format!("unpause {}", self.name), e))
+    }
+
+    /// `docker kill` (SIGKILL to every process); the container and its data stay.
+    pub(crate) async fn kill(&self) -> Result<(), NodeError> {
+        // A frozen container cannot be killed until thawed.
+        self.resume().await?;
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        self.docker
+            .kill_container(&self.name, Some(options))
+            .await
+            .map_err(|e| engine_error(format!("kill {}", self.name), e))?;
+        // The engine answers before the container is reaped; a `start` then would fail
+        // with "already running". Wait until it is seen stopped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.running().await?.0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts the container again (after a kill; a no-op if running) and waits until ready.
+    pub(crate) async fn restart(&self) -> Result<(), NodeError> {
+        self.resume().await?;
+        if !self.running().await?.0 {
+            self.spawn_async().await?;
+        }
+        self.wait_ready().await
+    }
+
+    /// Thaws a paused container from sync code (healing).
+    pub(crate) fn resume_now(&self) {
+        if self.paused.swap(false, Ordering::SeqCst) {
+            let name = self.name.clone();
+            blocking(move |docker| async move {
+                let _ = docker.unpause_container(&name).await;
+            });
+        }
+    }
+
+    /// Starts a killed container from sync code without waiting until ready (healing).
+    pub(crate) fn respawn_now(&self) -> Result<(), NodeError> {
+        let name = self.name.clone();
+        blocking(move |docker| async move {
+            let _ = docker.start_container(&name, None).await;
+        });
+        Ok(())
+    }
+
+    /// Saves the container's log to the run dir, then removes it. Idempotent.
+    pub(crate) fn shutdown(&self) {
+        if self.removed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        remove_blocking(
+            vec![self.name.clone()],
+            Vec::new(),
+            vec![(self.name.clone(), self.log.clone())],
+        );
+    }
+}
+
+impl Drop for DockerServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Runs `f` with a fresh engine client on a fresh thread and runtime, and waits for it:
+/// callable from sync code, from inside an async task (a nested runtime would panic) and
+/// from the signal thread alike.
+fn blocking<F, Fut>(f: F)
+where
+    F: FnOnce(Docker) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let worker = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            if let Ok(docker) = connect().await {
+                f(docker).await;
+            }
+        });
+    });
+    let _ = worker.join();
+}
+
+/// Runs an async engine conversation to completion from sync code, on its own thread and
+/// runtime (see [`blocking`]), and returns its result.
+fn run_blocking<F, Fut, T>(f: F) -> Result<T, NodeError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, NodeError>>,
+    T: Send + 'static,
+{
+    let worker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| NodeError::io("start a runtime for docker", e))?;
+        rt.block_on(f())
+    });
+    worker.join().unwrap_or_else(|_| {
+        Err(NodeError::Docker {
+            what: "talk to docker".into(),
+            reason: "the engine client panicked".into(),
+        })
+    })
+}
+
+/// Removes containers (force, with anonymous volumes) and then networks, saving the given
+/// containers' logs first; forgets them in the Ctrl-C registry.
+fn remove_blocking(
+    containers: Vec<String>,
+    networks: Vec<String>,
+    save_logs: Vec<(String, PathBuf)>,
+) {
+    let (c2, n2) = (containers.clone(), networks.clone());
+    blocking(move |docker| async move {
+        for (name, path) in save_logs {
+            save_log(&docker, &name, &path).await;
+        }
+        remove_with(&docker, &c2, &n2).await;
+    });
+    let mut reg = owned();
+    for c in &containers {
+        reg.containers.remove(c);
+    }
+    for n in &networks {
+        reg.networks.remove(n);
+    }
+}
+
+async fn remove_with(docker: &Docker, containers: &[String], networks: &[String]) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    for name in containers {
+        let _ = docker.remove_container(name, Some(options.clone())).await;
+    }
+    for name in networks {
+        let _ = docker.remove_network(name).await;
+    }
+}
+
+async fn save_log(docker: &Docker, name: &str, path: &Path) {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut logs = docker.logs(name, Some(options));
+    let mut out = Vec::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.extend_from_slice(&chunk.into_bytes());
+    }
+    if !out.is_empty() {
+        let _ = std::fs::write(path, out);
+    }
+}
+
+/// Removes every container and network this process created and still holds (Ctrl-C,
+/// SIGTERM, a panic of the main thread). Called by [`crate::nodes::reaper::stop_all`].
+pub fn remove_registered() {
+    let (containers, networks) = {
+        let mut reg = owned();
+        (
+            std::mem::take(&mut reg.containers),
+            std::mem::take(&mut reg.networks),
+        )
+    };
+    if containers.is_empty() && networks.is_empty() {
+        return;
+    }
+    remove_blocking(
+        containers.into_iter().collect(),
+        networks.into_iter().collect(),
+        Vec::new(),
+    );
+}
+
+/// One container or network of ours, as `overbook clean` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Leftover {
+    /// `container` or `network`.
+    pub what: &'static str,
+    /// Its name.
+    pub name: String,
+    /// Its `overbook.run` label.
+    pub run: String,
+    /// Its `overbook.pid` label, when it parses.
+    pub pid: Option<i32>,
+}
+
+impl Leftover {
+    /// Whether the harness that created it still runs on this machine (then it is not a
+    /// leftover but a live run's, and `clean` keeps it unless told otherwise).
+    pub fn owner_alive(&self) -> bool {
+        match self.pid {
+            Some(pid) if pid as u32 == std::process::id() => true,
+            Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+            None => false,
+        }
+    }
+}
+
+/// Lists every container (running or not) and network labelled as ours.
+pub async fn list_ours(docker: &Docker) -> Result<Vec<Leftover>, NodeError> {
+    let filters = HashMap::from([("label", vec![LABEL])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| engine_error("list containers", e))?;
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(|e| engine_error("list networks", e))?;
+    let mut out = Vec::new();
+    let parse = |labels: Option<&HashMap<String, String>>| {
+        let run = labels
+            .and_then(|l| l.get(LABEL_RUN))
+            .cloned()
+            .unwrap_or_default();
+        let pid = labels
+            .and_then(|l| l.get(LABEL_PID))
+            .and_then(|p| p.parse().ok());
+        (run, pid)
+    };
+    for c in containers {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .or(c.id.clone())
+            .unwrap_or_default();
+        let (run, pid) = parse(c.labels.as_ref());
+        out.push(Leftover {
+            what: "container",
+            name,
+            run,
+            pid,
+        });
+    }
+    for n in networks {
+        let (run, pid) = parse(n.labels.as_ref());
+        out.push(Leftover {
+            what: "network",
+            name: n.name.clone().or(n.id.clone()).unwrap_or_default(),
+            run,
+            pid,
+        });
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes the given leftovers: containers first (a network in use cannot go).
+pub async fn remove_leftovers(docker: &Docker, items: &[Leftover]) {
+    let containers: Vec<String> = items
+        .iter()
+        .filter(|l| l.what == "container")
+        .map(|l| l.name.clone())
+        .collect();
+    let networks: Vec<String> = items
+        .iter()
+        .filter(|l| l.what == "network")
+        .map(|l| l.name.clone())
+        .collect();
+    remove_with(docker, &containers, &networks).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_sit_in_the_runs_subnet() {
+        let subnet = Ipv4Addr::new(10, 213, 9, 0);
+        assert_eq!(offset(subnet, 2), Ipv4Addr::new(10, 213, 9, 2));
+        let l = labels("r1");
+        assert_eq!(l.get(LABEL_RUN).map(String::as_str), Some("r1"));
+        assert_eq!(
+            l.get(LABEL_PID).map(String::as_str),
+            Some(std::process::id().to_string().as_str())
+        );
+    }
+
+    #[test]
+    fn a_dead_pid_marks_a_leftover() {
+        let mut l = Leftover {
+            what: "container",
+            name: "x".into(),
+            run: "r".into(),
+            pid: Some(std::process::id() as i32),
+        };
+        assert!(l.owner_alive());
+        l.pid = Some(i32::MAX);
+        assert!(!l.owner_alive());
+        l.pid = None;
+        assert!(!l.owner_alive());
+    }
+}

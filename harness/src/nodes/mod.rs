@@ -1,0 +1,702 @@
+//! Nodes: the real Redis and Postgres servers a run drives, each behind its fault proxy.
+//!
+//! - `local` (the default): the harness spawns and owns the servers, so every fault works,
+//!   process faults (pause, kill) included.
+//! - `external`: servers given by URL; nothing is started, only proxy faults apply.
+//! - `docker`: one Redis and one Postgres container per run on a private network; pause
+//!   and kill go through the engine (freezer, SIGKILL), see [`docker`].
+//!
+//! Clients use [`ServerHandle::url`] (through the proxy); setup and the final read use
+//! [`ServerHandle::direct_url`], which no fault touches.
+
+mod config;
+pub mod docker;
+mod external;
+mod local;
+pub mod process;
+pub mod proxy;
+pub mod reaper;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::nodes::proxy::{FaultProxy, Upstream};
+use docker::{DockerRun, DockerServer};
+use local::LocalServer;
+
+/// Where the servers come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Spawn `redis-server` and Postgres from this machine's binaries.
+    #[default]
+    Local,
+    /// Use servers someone else runs.
+    External {
+        /// `redis://[user:password@]host:port[/db]`.
+        redis_url: String,
+        /// A tokio-postgres config: `postgres://...` or `host=... port=... user=...`.
+        postgres_url: String,
+    },
+    /// One container per server, from these images (never pulled: they must be local).
+    Docker {
+        /// The images to run.
+        images: docker::Images,
+    },
+}
+
+impl Backend {
+    /// The name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::External { .. } => "external",
+            Backend::Docker { .. } => "docker",
+        }
+    }
+
+    /// Whether the harness owns the server processes (so pause and kill are possible).
+    pub fn owns_processes(&self) -> bool {
+        matches!(self, Backend::Local | Backend::Docker { .. })
+    }
+}
+
+/// `--backend auto`: the local binaries if installed; else docker if the engine answers
+/// and has the images (`images`: given or, when `None`, resolved as
+/// [`docker::resolve_images`] does); else an error saying what to install or build.
+pub fn auto_backend(
+    redis_image: Option<&str>,
+    postgres_image: Option<&str>,
+) -> Result<Backend, NodeError> {
+    if local::binaries_present() {
+        return Ok(Backend::Local);
+    }
+    let images = docker::resolve_images(redis_image, postgres_image)
+        .and_then(|images| docker::check_ready(&images).map(|()| images))
+        .map_err(|e| NodeError::MissingBinary {
+            name: "redis-server and postgres (local), or a usable docker".into(),
+            hint: format!(
+                "install them (apt-get install redis-server postgresql), or start docker and \
+                 pull redis:7 and postgres:15 or run docker/build-offline-images.sh ({e})"
+            ),
+        })?;
+    Ok(Backend::Docker { images })
+}
+
+/// How to start the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// Where the servers' logs go (the run's store dir).
+    pub dir: PathBuf,
+    /// Keep the servers' temp dirs (data) after shutdown, for inspection.
+    pub keep: bool,
+    /// Run Redis with an fsynced append-only file, so its locks survive a kill.
+    pub redis_aof: bool,
+}
+
+impl NodeOptions {
+    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence.
+    pub fn new(dir: impl Into<PathBuf>) -> NodeOptions {
+        NodeOptions {
+            dir: dir.into(),
+            keep: false,
+            redis_aof: false,
+        }
+    }
+}
+
+/// Which server a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServerKind {
+    /// The lock service.
+    Redis,
+    /// The bookings database.
+    Postgres,
+}
+
+impl ServerKind {
+    /// The name used in fault names and file names: `redis`, `db`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            ServerKind::Redis => "redis",
+            ServerKind::Postgres => "db",
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerKind::Redis => "redis",
+            ServerKind::Postgres => "postgres",
+        })
+    }
+}
+
+/// Why a node could not be started or controlled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// A server binary is not installed.
+    #[error("{name} not found: {hint}")]
+    MissingBinary {
+        /// The binary looked for.
+        name: String,
+        /// What to install.
+        hint: String,
+    },
+    /// Running as root needs an unprivileged user for Postgres.
+    #[error("running as root needs a `{name}` user to run Postgres as (useradd {name})")]
+    NoUser {
+        /// The user looked for.
+        name: String,
+    },
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server process exited on its own.
+    #[error("{kind} exited during startup ({status}); log tail:\n{log_tail}")]
+    Exited {
+        /// Which server.
+        kind: ServerKind,
+        /// How it exited.
+        status: String,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// The server did not answer in time.
+    #[error("{kind} at {addr} not ready after {waited:?}: {reason}; log tail:\n{log_tail}")]
+    NotReady {
+        /// Which server.
+        kind: ServerKind,
+        /// Where it was probed.
+        addr: SocketAddr,
+        /// How long we waited.
+        waited: Duration,
+        /// The last probe error.
+        reason: String,
+        /// The end of its log (empty for external servers).
+        log_tail: String,
+    },
+    /// A process fault was asked of a node the harness does not own.
+    #[error("{action} needs a backend that owns the server; --backend external does not")]
+    Unsupported {
+        /// The fault, e.g. `pause-db`.
+        action: String,
+    },
+    /// The server is down (killed and not restarted).
+    #[error("{kind} is not running")]
+    NotRunning {
+        /// Which server.
+        kind: ServerKind,
+    },
+    /// The container engine refused or failed a request.
+    #[error("docker: {what}: {reason}")]
+    Docker {
+        /// What was being done.
+        what: String,
+        /// The engine's answer.
+        reason: String,
+    },
+    /// An external URL could not be used.
+    #[error("bad URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl NodeError {
+    fn io(what: impl Into<String>, source: std::io::Error) -> NodeError {
+        NodeError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// How to log in, kept apart from the address so URLs can point at the proxy or the server.
+#[derive(Debug, Clone)]
+enum Login {
+    Redis {
+        userinfo: String,
+        db: String,
+    },
+    Postgres {
+        user: String,
+        password: Option<String>,
+        dbname: String,
+    },
+}
+
+#[derive(Debug)]
+enum Node {
+    Local(LocalServer),
+    External,
+    Docker(DockerServer),
+}
+
+/// One server and the fault proxy in front of it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    kind: ServerKind,
+    node: Node,
+    upstream: SocketAddr,
+    login: Login,
+    proxy: FaultProxy,
+}
+
+impl ServerHandle {
+    async fn start(
+        kind: ServerKind,
+        backend: &Backend,
+        opts: &NodeOptions,
+        run: Option<&Arc<DockerRun>>,
+    ) -> Result<ServerHandle, NodeError> {
+        let (node, upstream, login) = match backend {
+            Backend::Docker { .. } => {
+                let run = run.ok_or_else(|| NodeError::Docker {
+                    what: format!("start {kind}"),
+                    reason: "no network for the run (start through Cluster::start)".into(),
+                })?;
+                let server = DockerServer::start(kind, run, opts).await?;
+                let addr = server.addr();
+                (Node::Docker(server), addr, default_login(kind))
+            }
+            Backend::Local => {
+                let server = LocalServer::start(kind, opts).await?;
+                let addr = server.addr();
+                let login = match kind {
+                    ServerKind::Redis => Login::Redis {
+                        userinfo: String::new(),
+                        db: String::new(),
+                    },
+                    ServerKind::Postgres => Login::Postgres {
+                        user: "postgres".into(),
+                        password: None,
+                        dbname: "postgres".into(),
+                    },
+                };
+                (Node::Local(server), addr, login)
+            }
+            Backend::External {
+                redis_url,
+                postgres_url,
+            } => {
+                let (addr, login) = match kind {
+                    ServerKind::Redis => {
+                        let t = external::parse_redis_url(redis_url)?;
+                        (
+                            t.addr,
+                            Login::Redis {
+                                userinfo: t.userinfo,
+                                db: t.db,
+                            },
+                        )
+                    }
+                    ServerKind::Postgres => {
+                        let t = external::parse_postgres_url(postgres_url)?;
+                        (
+                            t.addr,
+                            Login::Postgres {
+                                user: t.user,
+                                password: t.password,
+                                dbname: t.dbname,
+                            },
+                        )
+                    }
+                };
+                let config = render(kind, &login, addr);
+                local::probe(kind, addr, &config)
+                    .await
+                    .map_err(|reason| NodeError::NotReady {
+                        kind,
+                        addr,
+                        waited: Duration::from_secs(1),
+                        reason,
+                        log_tail: String::new(),
+                    })?;
+                (Node::External, addr, login)
+            }
+        };
+        // A local server is reached over its unix socket: the proxy's hop then skips the
+        // loopback TCP stack, which is most of what relaying costs. Clients still use TCP.
+        let via = match &node {
+            Node::Local(s) => s.unix_socket().map(Upstream::Unix),
+            Node::External | Node::Docker(_) => None,
+        };
+        let proxy = FaultProxy::start_to(via.unwrap_or(Upstream::Tcp(upstream)))
+            .await
+            .map_err(|e| NodeError::io(format!("start the {kind} proxy"), e))?;
+        Ok(ServerHandle {
+            kind,
+            node,
+            upstream,
+            login,
+            proxy,
+        })
+    }
+
+    /// Which server this is.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// The URL clients use, through the fault proxy: `redis://127.0.0.1:PORT/` or a
+    /// tokio-postgres `host=127.0.0.1 port=PORT user=postgres dbname=postgres` string.
+    pub fn url(&self) -> String {
+        render(self.kind, &self.login, self.proxy.addr())
+    }
+
+    /// The URL straight to the server, past every fault (setup, final read).
+    pub fn direct_url(&self) -> String {
+        render(self.kind, &self.login, self.upstream)
+    }
+
+    /// The server's own address.
+    pub fn direct_addr(&self) -> SocketAddr {
+        self.upstream
+    }
+
+    /// The fault proxy in front of it.
+    pub fn proxy(&self) -> &FaultProxy {
+        &self.proxy
+    }
+
+    /// Whether the harness owns the process (pause, kill and restart work).
+    pub fn owns_process(&self) -> bool {
+        self.control().is_some()
+    }
+
+    /// The container's name (docker backend only).
+    pub fn container(&self) -> Option<&str> {
+        match &self.node {
+            Node::Docker(s) => Some(s.name()),
+            _ => None,
+        }
+    }
+
+    /// How long the container took from create to ready (docker backend only).
+    pub fn container_ready_in(&self) -> Option<Duration> {
+        match &self.node {
+            Node::Docker(s) => Some(s.ready_in()),
+            _ => None,
+        }
+    }
+
+    /// The server's log file (local backend only).
+    pub fn log_path(&self) -> Option<&Path> {
+        match &self.node {
+            Node::Local(s) => Some(s.log_path()),
+            Node::Docker(s) => Some(s.log_path()),
+            Node::External => None,
+        }
+    }
+
+    /// The server's temp dir, data included (local backend only).
+    pub fn temp_dir(&self) -> Option<&Path> {
+        match &self.node {
+            Node::Local(s) => Some(s.temp_dir()),
+            Node::External | Node::Docker(_) => None,
+        }
+    }
+
+    /// The server's pid, which is also its process group (local backend, while running).
+    pub fn pid(&self) -> Option<i32> {
+        match &self.node {
+            Node::Local(s) => s.pid(),
+            Node::External | Node::Docker(_) => None,
+        }
+    }
+
+    /// What the harness may do to the server's process: nothing for an external server.
+    fn control(&self) -> Option<&dyn ProcessControl> {
+        match &self.node {
+            Node::Local(s) => Some(s),
+            Node::Docker(s) => Some(s),
+            Node::External => None,
+        }
+    }
+
+    fn controlled(&self, action: &str) -> Result<&dyn ProcessControl, NodeError> {
+        self.control().ok_or_else(|| NodeError::Unsupported {
+            action: format!("{action}-{}", self.kind.short_name()),
+        })
+    }
+
+    /// SIGSTOP (docker: the cgroup freezer): the server and all its processes freeze;
+    /// connections stay open, unanswered.
+    pub async fn pause(&self) -> Result<(), NodeError> {
+        self.controlled("pause")?.pause().await
+    }
+
+    /// SIGCONT (docker: unpause): a paused server carries on where it stopped.
+    pub async fn resume(&self) -> Result<(), NodeError> {
+        self.controlled("pause")?.resume().await
+    }
+
+    /// `kill -9` of the server and all its processes (docker: `docker kill`).
+    pub async fn kill(&self) -> Result<(), NodeError> {
+        self.controlled("kill")?.kill().await
+    }
+
+    /// Starts the server again (after a kill, or stopping it first) and waits until ready.
+    pub async fn restart(&self) -> Result<(), NodeError> {
+        self.controlled("kill")?.restart().await
+    }
+
+    /// Starts a killed server again without waiting until it is ready (healing in `Drop`).
+    pub fn respawn_now(&self) -> Result<(), NodeError> {
+        self.controlled("kill")?.respawn_now()
+    }
+
+    /// Resumes if paused and restarts if killed, so no process fault outlives its window.
+    pub(crate) fn resume_now(&self) {
+        if let Some(c) = self.control() {
+            c.resume_now();
+        }
+    }
+
+    fn shutdown(&self) {
+        self.proxy.heal();
+        if let Some(c) = self.control() {
+            c.shutdown();
+        }
+    }
+}
+
+/// A boxed future of a process-control step (the backends differ: signals are immediate,
+/// the container engine is a request away).
+pub(crate) type ControlFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), NodeError>> + Send + 'a>>;
+
+/// What a backend that owns its servers' processes can do to one (Jepsen's `Pause` and
+/// `Kill`): the local backend by signals, the docker backend through the engine. An
+/// external server implements nothing, so process faults are refused for it up front.
+pub(crate) trait ProcessControl: Send + Sync {
+    /// Freezes every process of the server.
+    fn pause(&self) -> ControlFuture<'_>;
+    /// Thaws it.
+    fn resume(&self) -> ControlFuture<'_>;
+    /// Kills every process of the server, without any shutdown.
+    fn kill(&self) -> ControlFuture<'_>;
+    /// Starts it again and waits until it answers.
+    fn restart(&self) -> ControlFuture<'_>;
+    /// Starts a killed server again without waiting (healing from a `Drop`).
+    fn respawn_now(&self) -> Result<(), NodeError>;
+    /// Thaws it now, without waiting, ignoring errors (healing from a `Drop`).
+    fn resume_now(&self);
+    /// Stops it for good and removes what it left (unless kept).
+    fn shutdown(&self);
+}
+
+impl ProcessControl for LocalServer {
+    fn pause(&self) -> ControlFuture<'_> {
+        Box::pin(std::future::ready(LocalServer::pause(self)))
+    }
+    fn resume(&self) -> ControlFuture<'_> {
+        Box::pin(std::future::ready(LocalServer::resume(self)))
+    }
+    fn kill(&self) -> ControlFuture<'_> {
+        Box::pin(std::future::ready(LocalServer::kill(self)))
+    }
+    fn restart(&self) -> ControlFuture<'_> {
+        Box::pin(LocalServer::restart(self))
+    }
+    fn respawn_now(&self) -> Result<(), NodeError> {
+        self.spawn()
+    }
+    fn resume_now(&self) {
+        let _ = LocalServer::resume(self);
+    }
+    fn shutdown(&self) {
+        LocalServer::shutdown(self)
+    }
+}
+
+impl ProcessControl for DockerServer {
+    fn pause(&self) -> ControlFuture<'_> {
+        Box::pin(DockerServer::pause(self))
+    }
+    fn resume(&self) -> ControlFuture<'_> {
+        Box::pin(DockerServer::resume(self))
+    }
+    fn kill(&self) -> ControlFuture<'_> {
+        Box::pin(DockerServer::kill(self))
+    }
+    fn restart(&self) -> ControlFuture<'_> {
+        Box::pin(DockerServer::restart(self))
+    }
+    fn respawn_now(&self) -> Result<(), NodeError> {
+        DockerServer::respawn_now(self)
+    }
+    fn resume_now(&self) {
+        DockerServer::resume_now(self)
+    }
+    fn shutdown(&self) {
+        DockerServer::shutdown(self)
+    }
+}
+
+/// Renders a URL for `addr` with the node's login.
+fn render(kind: ServerKind, login: &Login, addr: SocketAddr) -> String {
+    match (kind, login) {
+        (ServerKind::Redis, Login::Redis { userinfo, db }) => {
+            format!("redis://{userinfo}{addr}/{db}")
+        }
+        (
+            _,
+            Login::Postgres {
+                user,
+                password,
+                dbname,
+            },
+        ) => {
+            let mut s = format!(
+                "host={} port={} user={} dbname={}",
+                addr.ip(),
+                addr.port(),
+                quote(user),
+                quote(dbname)
+            );
+            if let Some(p) = password {
+                s.push_str(&format!(" password={}", quote(p)));
+            }
+            s
+        }
+        (_, Login::Redis { userinfo, db }) => format!("redis://{userinfo}{addr}/{db}"),
+    }
+}
+
+/// The config string straight to a local server (readiness probes).
+fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
+    render(kind, &default_login(kind), addr)
+}
+
+/// The login of a server the harness starts (no password: trust auth).
+fn default_login(kind: ServerKind) -> Login {
+    match kind {
+        ServerKind::Redis => Login::Redis {
+            userinfo: String::new(),
+            db: String::new(),
+        },
+        ServerKind::Postgres => Login::Postgres {
+            user: "postgres".into(),
+            password: None,
+            dbname: "postgres".into(),
+        },
+    }
+}
+
+/// Quotes a key=value config value when it needs it (libpq rules: `'...'`, `\` escapes).
+fn quote(v: &str) -> String {
+    if !v.is_empty() && !v.contains([' ', '\'', '\\']) {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The run's two servers.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The lock service.
+    pub redis: ServerHandle,
+    /// The bookings database.
+    pub postgres: ServerHandle,
+}
+
+impl Cluster {
+    /// Starts (or, for `external`, checks) both servers and their proxies.
+    pub async fn start(backend: &Backend, opts: &NodeOptions) -> Result<Cluster, NodeError> {
+        // Both containers share one private network, made first; each holds it (Arc) and
+        // the last one removed takes it along.
+        let run = match backend {
+            Backend::Docker { images } => Some(DockerRun::create(images).await?),
+            _ => None,
+        };
+        let (redis, postgres) = tokio::join!(
+            ServerHandle::start(ServerKind::Redis, backend, opts, run.as_ref()),
+            ServerHandle::start(ServerKind::Postgres, backend, opts, run.as_ref())
+        );
+        drop(run);
+        Ok(Cluster {
+            redis: redis?,
+            postgres: postgres?,
+        })
+    }
+
+    /// The node of one kind.
+    pub fn node(&self, kind: ServerKind) -> &ServerHandle {
+        match kind {
+            ServerKind::Redis => &self.redis,
+            ServerKind::Postgres => &self.postgres,
+        }
+    }
+
+    /// Both nodes, Redis first.
+    pub fn nodes(&self) -> [&ServerHandle; 2] {
+        [&self.redis, &self.postgres]
+    }
+
+    /// Removes every proxy fault and resumes paused servers.
+    pub fn heal_all(&self) {
+        for n in self.nodes() {
+            n.proxy.heal();
+            n.resume_now();
+        }
+    }
+
+    /// Heals, stops the servers and removes their temp dirs (unless kept). Idempotent;
+    /// dropping the cluster does the same.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        for n in self.nodes() {
+            n.shutdown();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_quote_what_needs_it() {
+        let login = Login::Postgres {
+            user: "app".into(),
+            password: Some("p w'".into()),
+            dbname: "shop".into(),
+        };
+        let url = render(
+            ServerKind::Postgres,
+            &login,
+            "127.0.0.1:5000".parse().unwrap(),
+        );
+        assert_eq!(
+            url,
+            r"host=127.0.0.1 port=5000 user=app dbname=shop password='p w\''"
+        );
+        let parsed: tokio_postgres::Config = url.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"p w'"[..]));
+    }
+
+    #[test]
+    fn redis_urls_point_at_the_given_address() {
+        let login = Login::Redis {
+            userinfo: ":pw@".into(),
+            db: "1".into(),
+        };
+        let url = render(ServerKind::Redis, &login, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(url, "redis://:pw@127.0.0.1:7000/1");
+    }
+}

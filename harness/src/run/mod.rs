@@ -1,0 +1,482 @@
+//! The run: composes nodes, the system under test, nemesis, generator, recorder and
+//! checkers into one test run (Jepsen's `run!`).
+//!
+//! - [`recorder`]: appends the history to disk as the run goes.
+//! - [`log`]: the run's own log file.
+//! - `worker`: one simulated user slot, playing successive processes.
+//!
+//! Order matters for a trustworthy verdict: clients stop issuing at the time limit, the
+//! nemesis heals every fault, in-flight ops finish (or time out as `info`), the cluster is
+//! given a moment of quiet, and only then is the final read taken, straight from the
+//! server, never through the fault proxy.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub mod log;
+pub mod recorder;
+mod worker;
+
+use checkers::{CheckOptions, History, OpType, OpValue, Process, Results, F};
+use workloads::{ClientPause, Config, DesignName, Generator, GeneratorConfig, RunClock};
+
+use crate::nemesis::{Fault, FaultParams, Nemesis, Schedule, ScheduleConfig};
+use crate::nodes::{Backend, Cluster, NodeError, NodeOptions};
+use crate::store::{self, RunDir};
+use crate::sut::{SutError, System};
+use recorder::{Recorder, RecorderError};
+use worker::Worker;
+
+/// Everything a run needs to know; the CLI builds one, the matrix builds many.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The design under test.
+    pub design: DesignName,
+    /// Faults the nemesis may inject (`none` for a clean run).
+    pub faults: Vec<Fault>,
+    /// How long clients issue requests.
+    pub time_limit: Duration,
+    /// Concurrent simulated users.
+    pub concurrency: usize,
+    /// Rooms in the hotel (a hot subset gets most requests).
+    pub rooms: u64,
+    /// Days in the booking window.
+    pub window_days: u32,
+    /// Fixes every random choice of the generator and nemesis.
+    pub seed: u64,
+    /// The Redis lease length.
+    pub lock_ttl: Duration,
+    /// Latency added to each database round trip during `db-latency`.
+    pub db_latency: Duration,
+    /// Latency added to each Redis round trip during `redis-latency`.
+    pub redis_latency: Duration,
+    /// How long a `client-pause` stops a client between lock and write.
+    pub client_pause: Duration,
+    /// Nominal length of a fault window, and of the healthy gap between windows.
+    pub fault_for: Duration,
+    /// Nominal length of the healthy gaps.
+    pub heal_for: Duration,
+    /// Every op's deadline; a timeout completes it as `info`.
+    pub op_timeout: Duration,
+    /// Share of requests that cancel an earlier confirmed booking.
+    pub cancel_ratio: f64,
+    /// Share of bookings the generator aims at nights it has not seen booked, so users
+    /// keep racing for free nights instead of hitting full rooms
+    /// ([`workloads::generator::AIM_AT_FREE`] by default).
+    pub aim_at_free: f64,
+    /// Total requests per second across clients (None: as fast as they go).
+    pub rate: Option<f64>,
+    /// Retry a timed-out booking from a fresh process with the same request key.
+    pub retry: bool,
+    /// Store request keys so a retry returns the original outcome.
+    pub idempotency: bool,
+    /// Where the servers come from.
+    pub backend: Backend,
+    /// Store root.
+    pub store: PathBuf,
+    /// Keep server data directories after the run.
+    pub keep: bool,
+    /// Redis with AOF persistence (a restart keeps locks).
+    pub redis_aof: bool,
+    /// Count lock-exclusion findings towards the verdict.
+    pub strict_lock: bool,
+    /// The command line that reproduces this run, for the report.
+    pub command: String,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl RunConfig {
+    /// The command line's defaults for `design` under `faults`: the story at 1:10 scale
+    /// (500 ms lease, 600 ms of injected latency, 20 s, 16 users, 5 rooms).
+    pub fn new(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
+        RunConfig {
+            design,
+            faults,
+            time_limit: Duration::from_secs(20),
+            concurrency: 16,
+            rooms: 5,
+            window_days: 60,
+            seed,
+            lock_ttl: Duration::from_millis(500),
+            db_latency: Duration::from_millis(600),
+            redis_latency: Duration::from_millis(600),
+            client_pause: Duration::from_millis(1000),
+            fault_for: Duration::from_secs(4),
+            heal_for: Duration::from_secs(2),
+            op_timeout: Duration::from_millis(9800),
+            cancel_ratio: 0.1,
+            aim_at_free: workloads::generator::AIM_AT_FREE,
+            rate: None,
+            retry: false,
+            idempotency: false,
+            backend: Backend::Local,
+            store: PathBuf::from("store"),
+            keep: false,
+            redis_aof: false,
+            strict_lock: false,
+            command: String::new(),
+            progress: true,
+        }
+    }
+
+    /// A run of a few seconds for test suites: time compressed further (300 ms lease,
+    /// 400 ms latency, 1.5 s fault windows after a 0.5 s healthy start, 6 s in all, a
+    /// 3-room hotel), quiet.
+    pub fn quick(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
+        RunConfig {
+            time_limit: Duration::from_secs(6),
+            rooms: 3,
+            window_days: 30,
+            lock_ttl: Duration::from_millis(300),
+            db_latency: Duration::from_millis(400),
+            redis_latency: Duration::from_millis(400),
+            client_pause: Duration::from_millis(700),
+            fault_for: Duration::from_millis(1500),
+            heal_for: Duration::from_millis(500),
+            op_timeout: Duration::from_secs(5),
+            progress: false,
+            ..RunConfig::new(design, faults, seed)
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run's directory (history, results, report, logs).
+    pub dir: RunDir,
+    /// The checkers' verdict.
+    pub results: Results,
+    /// Ops recorded, nemesis and final read included.
+    pub ops: usize,
+    /// Wall time of the whole run, server start to report.
+    pub wall: Duration,
+    /// Time spent outside the test proper: server start, schema setup, final read, checks.
+    pub overhead: Duration,
+}
+
+/// Why a run could not produce a verdict (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The store directory could not be created or written.
+    #[error("store: {0}")]
+    Store(#[from] std::io::Error),
+    /// A server could not be started or controlled.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The history could not be written.
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+    /// The system under test could not be set up.
+    #[error(transparent)]
+    System(#[from] SutError),
+    /// The recorded history broke the format's rules: a harness bug.
+    #[error("the recorded history is malformed (a harness bug): {0}")]
+    History(#[from] checkers::ReadError),
+}
+
+/// Counters the progress bar reads while the run goes.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Ops completed.
+    pub done: AtomicU64,
+    /// Completed ok.
+    pub ok: AtomicU64,
+    /// Completed fail.
+    pub fail: AtomicU64,
+    /// Completed info.
+    pub info: AtomicU64,
+}
+
+/// Runs one test end to end and writes its store directory.
+pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
+    let started = Instant::now();
+    let dir = create_run_dir(cfg)?;
+    let cluster = Arc::new(
+        Cluster::start(
+            &cfg.backend,
+            &NodeOptions {
+                dir: dir.path.clone(),
+                keep: cfg.keep,
+                redis_aof: cfg.redis_aof,
+            },
+        )
+        .await?,
+    );
+    let result = run_on(cfg, &dir, &cluster, started).await;
+    // Whatever happened above, the servers go away (resumed first if paused).
+    let shut = cluster.shutdown().await;
+    let outcome = result?;
+    shut?;
+    Ok(outcome)
+}
+
+/// Runs one test against servers that are already up (benchmarks compare the harness
+/// with other load generators on the very same servers). `cfg.backend` is ignored.
+pub async fn run_against(cfg: &RunConfig, cluster: &Arc<Cluster>) -> Result<RunOutcome, RunError> {
+    let dir = create_run_dir(cfg)?;
+    run_on(cfg, &dir, cluster, Instant::now()).await
+}
+
+fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
+    let test = format!(
+        "{}-{}",
+        cfg.design,
+        cfg.faults
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("+")
+    );
+    let dir = RunDir::create(&cfg.store, &test)?;
+    log::attach(&dir.file(store::RUN_LOG))?;
+    tracing::info!(dir = %dir.path.display(), seed = cfg.seed, "run starting");
+    Ok(dir)
+}
+
+async fn run_on(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    cluster: &Arc<Cluster>,
+    started: Instant,
+) -> Result<RunOutcome, RunError> {
+    let window_start = workloads::config::default_window_start();
+    let pause = ClientPause::new();
+    let clock = RunClock::start();
+    let design_cfg = Config {
+        lock_ttl: cfg.lock_ttl,
+        idempotency: cfg.idempotency,
+        pause: pause.clone(),
+        clock,
+        rooms: cfg.rooms,
+        window_start,
+        window_days: cfg.window_days,
+    };
+
+    let system = crate::sut::build(cfg, cluster, design_cfg);
+    system.setup().await?;
+
+    let recorder = Arc::new(Recorder::create(&dir.file(store::HISTORY), clock)?);
+    let test_started = Instant::now();
+    let setup_overhead = started.elapsed();
+
+    let generator = Arc::new(Mutex::new(Generator::new(GeneratorConfig {
+        seed: cfg.seed,
+        rooms: cfg.rooms,
+        hot_fraction: 0.2,
+        window_start,
+        window_days: cfg.window_days,
+        max_nights: 7,
+        cancel_ratio: cfg.cancel_ratio,
+        aim_at_free: cfg.aim_at_free,
+    })));
+
+    let schedule = Schedule::plan(&ScheduleConfig {
+        faults: cfg.faults.clone(),
+        time_limit: cfg.time_limit,
+        fault_for: cfg.fault_for,
+        heal_for: cfg.heal_for,
+        seed: cfg.seed,
+    });
+    let params = FaultParams {
+        db_latency: cfg.db_latency,
+        redis_latency: cfg.redis_latency,
+        jitter_pct: 10,
+        client_pause: cfg.client_pause,
+    };
+    let nemesis = Nemesis::new(
+        schedule,
+        params,
+        cluster.clone(),
+        pause.clone(),
+        recorder.clone(),
+    );
+    let nemesis_status = nemesis.status();
+    let (stop_nemesis, stop_rx) = tokio::sync::watch::channel(false);
+    let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
+
+    let progress = Arc::new(Progress::default());
+    let bar = cfg
+        .progress
+        .then(|| progress_bar(cfg, progress.clone(), nemesis_status, clock));
+
+    // Clients: each worker plays one user at a time; a user whose op ended in `info` is
+    // retired (its outcome is unknown, so it may still be acting) and a fresh process id
+    // takes its place, as in Jepsen.
+    let next_process = Arc::new(AtomicU64::new(0));
+    let deadline = tokio::time::Instant::now() + cfg.time_limit;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..cfg.concurrency {
+        let w = Worker {
+            op_timeout: cfg.op_timeout,
+            retry: cfg.retry,
+            system: system.clone(),
+            recorder: recorder.clone(),
+            generator: generator.clone(),
+            next_process: next_process.clone(),
+            progress: progress.clone(),
+            deadline,
+            stopping: stopping.clone(),
+            pace: cfg
+                .rate
+                .map(|r| Duration::from_secs_f64(cfg.concurrency as f64 / r.max(0.001))),
+        };
+        workers.push(tokio::spawn(w.run()));
+    }
+
+    tokio::time::sleep_until(deadline).await;
+    stopping.store(true, Ordering::SeqCst);
+    // Heal before waiting for stragglers: with faults healed they finish promptly instead
+    // of all running into their op timeout.
+    let _ = stop_nemesis.send(true);
+    match nemesis_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("nemesis: {e}"),
+        Err(e) => tracing::error!("nemesis task: {e}"),
+    }
+    for w in workers {
+        if let Err(e) = w.await {
+            tracing::error!("client worker: {e}");
+        }
+    }
+    let test_time = test_started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    // Quiet: let leases run out and the servers settle before the final read.
+    let final_started = Instant::now();
+    tokio::time::sleep(cfg.lock_ttl.min(Duration::from_secs(1))).await;
+    final_read(system.as_ref(), &recorder, &next_process).await;
+    recorder.finish()?;
+
+    let history = History::from_ops(recorder.ops())?;
+    let results = checkers::check_all(
+        &history,
+        &CheckOptions {
+            strict_lock: cfg.strict_lock,
+        },
+    );
+    std::fs::write(
+        dir.file(store::RESULTS),
+        serde_json::to_vec_pretty(&results).expect("results serialise"),
+    )?;
+    let meta = run_meta(cfg, dir, test_time);
+    std::fs::write(
+        dir.file(store::META),
+        serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+    )?;
+    std::fs::write(
+        dir.file(store::REPORT),
+        reports::render_run(&history, &results, &meta),
+    )?;
+    dir.mark_latest()?;
+    crate::store::index::write_index(&cfg.store)?;
+    let overhead = setup_overhead + final_started.elapsed();
+
+    Ok(RunOutcome {
+        dir: dir.clone(),
+        results,
+        ops: history.ops().len(),
+        wall: started.elapsed(),
+        overhead,
+    })
+}
+
+/// What the report says about how the run was made.
+fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunMeta {
+    let ms = |d: Duration| format!("{} ms", d.as_millis());
+    let mut params = std::collections::BTreeMap::new();
+    params.insert("lock-ttl".to_string(), ms(cfg.lock_ttl));
+    params.insert("db-latency".to_string(), ms(cfg.db_latency));
+    params.insert("redis-latency".to_string(), ms(cfg.redis_latency));
+    params.insert("client-pause".to_string(), ms(cfg.client_pause));
+    params.insert("op-timeout".to_string(), ms(cfg.op_timeout));
+    params.insert("concurrency".to_string(), cfg.concurrency.to_string());
+    params.insert("rooms".to_string(), cfg.rooms.to_string());
+    params.insert("retry".to_string(), cfg.retry.to_string());
+    params.insert("idempotency".to_string(), cfg.idempotency.to_string());
+    params.insert("strict-lock".to_string(), cfg.strict_lock.to_string());
+    params.insert("backend".to_string(), cfg.backend.name().to_string());
+    reports::RunMeta {
+        design: cfg.design.to_string(),
+        faults: cfg.faults.iter().map(|f| f.to_string()).collect(),
+        seed: Some(cfg.seed),
+        duration_ms: test_time.as_millis() as u64,
+        command: cfg.command.clone(),
+        started_at: dir.stamp.clone(),
+        params,
+    }
+}
+
+/// The final read, retried while a just-restarted server warms up. Recorded as an
+/// ordinary `read` op so the checkers find it where the contract says.
+async fn final_read(system: &dyn System, recorder: &Recorder, next_process: &AtomicU64) {
+    let process = Process::Client(next_process.fetch_add(1, Ordering::SeqCst));
+    recorder.record(process, OpType::Invoke, F::Read, OpValue::default(), None);
+    let mut last_err = String::new();
+    for attempt in 0..20 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        match system.read_all().await {
+            Ok(rows) => {
+                let value = OpValue {
+                    bookings: Some(rows),
+                    ..OpValue::default()
+                };
+                recorder.record(process, OpType::Ok, F::Read, value, None);
+                return;
+            }
+            Err(e) => last_err = e.to_string(),
+        }
+    }
+    tracing::error!("final read failed: {last_err}");
+    recorder.record(
+        process,
+        OpType::Fail,
+        F::Read,
+        OpValue::default(),
+        Some(last_err),
+    );
+}
+
+fn progress_bar(
+    cfg: &RunConfig,
+    progress: Arc<Progress>,
+    nemesis: crate::nemesis::NemesisStatus,
+    clock: RunClock,
+) -> indicatif::ProgressBar {
+    let total = cfg.time_limit.as_millis() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    tokio::spawn(async move {
+        while !b.is_finished() {
+            let fault = nemesis
+                .current()
+                .map(|f| f.to_string())
+                .unwrap_or_else(|| "healthy".into());
+            b.set_position((clock.elapsed().as_millis() as u64).min(total));
+            b.set_message(format!(
+                "ops {} ok {} fail {} info {} | {}",
+                progress.done.load(Ordering::Relaxed),
+                progress.ok.load(Ordering::Relaxed),
+                progress.fail.load(Ordering::Relaxed),
+                progress.info.load(Ordering::Relaxed),
+                fault
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    bar
+}

@@ -1,0 +1,185 @@
+//! The store: one directory per run, `store/<test>/<timestamp>/`, holding the history,
+//! results, report and logs; `store/latest` points at the newest run.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use checkers::{read_history, Date, History, Results};
+use reports::RunMeta;
+
+pub mod index;
+
+/// The history, one op per line (docs/history.md).
+pub const HISTORY: &str = "history.jsonl";
+/// The checkers' results, as JSON.
+pub const RESULTS: &str = "results.json";
+/// How the run was made (design, faults, seed, parameters), as JSON.
+pub const META: &str = "meta.json";
+/// The HTML report.
+pub const REPORT: &str = "report.html";
+/// The harness's own log of the run.
+pub const RUN_LOG: &str = "run.log";
+/// The store's index page, at its root.
+pub const INDEX: &str = "index.html";
+/// The link to the newest run, at the store's root.
+pub const LATEST: &str = "latest";
+/// A matrix's cells and verdicts.
+pub const MATRIX: &str = "matrix.json";
+
+/// A run's directory in the store.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// `store/<test>/<timestamp>`.
+    pub path: PathBuf,
+    /// The store root.
+    pub root: PathBuf,
+    /// `<test>`: design and faults, e.g. `lock-only-db-latency`.
+    pub test: String,
+    /// `<timestamp>`: UTC start time, sortable.
+    pub stamp: String,
+}
+
+impl RunDir {
+    /// Creates a fresh run directory under `root` for `test`. Two runs started in the same
+    /// millisecond (a parallel matrix) get distinct directories: creation is exclusive.
+    pub fn create(root: &Path, test: &str) -> io::Result<RunDir> {
+        let test = sanitize(test);
+        let base = utc_stamp(SystemTime::now());
+        for attempt in 0..1000 {
+            let stamp = if attempt == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{attempt}")
+            };
+            let path = root.join(&test).join(&stamp);
+            std::fs::create_dir_all(path.parent().expect("joined path has a parent"))?;
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    return Ok(RunDir {
+                        path,
+                        root: root.to_path_buf(),
+                        test,
+                        stamp,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other(format!(
+            "cannot find a free run directory under {}",
+            root.display()
+        )))
+    }
+
+    /// A file inside the run directory.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Points `store/latest` at this run. The link is relative, so the store can be moved
+    /// or uploaded as a CI artifact, and replaced atomically (rename over the old link).
+    pub fn mark_latest(&self) -> io::Result<()> {
+        let target = Path::new(&self.test).join(&self.stamp);
+        let tmp = self.root.join(format!(".latest-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&target, &tmp)?;
+        std::fs::rename(&tmp, self.root.join(LATEST))
+    }
+}
+
+/// Keeps a test name safe as one path component.
+/// Reads a history file (`-` for stdin), naming the file in any error.
+pub fn load_history(path: &Path) -> anyhow::Result<History> {
+    let name = path.display().to_string();
+    let read = |r: &mut dyn BufRead| read_history(r);
+    let res = if name == "-" {
+        read(&mut io::stdin().lock())
+    } else {
+        let file = File::open(path).with_context(|| format!("cannot open history {name}"))?;
+        read(&mut BufReader::with_capacity(1 << 20, file))
+    };
+    res.with_context(|| format!("unusable history {name}"))
+}
+
+/// A run directory's metadata; the defaults when it has none (a foreign history).
+pub fn read_meta(dir: &Path) -> anyhow::Result<RunMeta> {
+    let path = dir.join(META);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).with_context(|| format!("unusable {}", path.display()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(RunMeta::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Renders and writes the HTML report of a history and its results.
+pub fn write_report(
+    path: &Path,
+    history: &History,
+    results: &Results,
+    meta: &RunMeta,
+) -> anyhow::Result<()> {
+    std::fs::write(path, reports::render_run(history, results, meta))
+        .with_context(|| format!("cannot write report {}", path.display()))
+}
+
+fn sanitize(test: &str) -> String {
+    test.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '+' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `20261123T111623.123Z`: UTC, millisecond resolution, sorts as it reads.
+pub fn utc_stamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, m, day) = Date((secs / 86_400) as i32).ymd();
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}{m:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn stamps_sort_as_time_and_read_as_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        assert_eq!(utc_stamp(t), "20261118T110640.123Z");
+    }
+
+    #[test]
+    fn concurrent_runs_get_distinct_dirs_and_latest_follows_the_newest() {
+        let root = std::env::temp_dir().join(format!("overbook-store-{}", std::process::id()));
+        let a = RunDir::create(&root, "lock-only-db latency").unwrap();
+        let b = RunDir::create(&root, "lock-only-db latency").unwrap();
+        assert_ne!(a.path, b.path);
+        assert_eq!(a.test, "lock-only-db_latency");
+        a.mark_latest().unwrap();
+        b.mark_latest().unwrap();
+        assert_eq!(
+            std::fs::canonicalize(root.join("latest")).unwrap(),
+            std::fs::canonicalize(&b.path).unwrap()
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

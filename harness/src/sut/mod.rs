@@ -1,0 +1,84 @@
+//! The system under test, behind one seam (Jepsen's client).
+//!
+//! A [`System`] is set up once per run, opens one [`Session`] per simulated user, and
+//! gives the final read. A session invokes one request at a time and always gets back an
+//! [`Outcome`]: `ok` (it happened), `fail` (it definitely did not) or `info` (unknown),
+//! with the trace of what the system saw, never an error. The runner owns timeouts,
+//! process ids and the history; a system owns only how to talk to the thing under test.
+//!
+//! Implementations: [`builtin`] (the ten booking designs, clients of Redis and Postgres
+//! in this process). Adding a system under test is one module here implementing both
+//! traits, and one arm in [`build`].
+
+pub mod builtin;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use checkers::BookingRow;
+use workloads::{Outcome, Request};
+
+use crate::nodes::Cluster;
+use crate::run::RunConfig;
+
+/// A boxed future borrowing its receiver: the seam is used as `dyn`, so its async methods
+/// return these (one allocation per op, nothing next to a network round trip).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a system could not be set up, opened or read. Never the outcome of an op.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SutError {
+    /// Setting up the system (schema, service start) failed: the run cannot go on.
+    #[error("setting up {system}: {reason}")]
+    Setup {
+        /// The system's name.
+        system: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A session could not be opened (connection refused, timed out). Not an op: the
+    /// runner counts it and tries again.
+    #[error("opening a session: {0}")]
+    Open(String),
+    /// The final read failed.
+    #[error("final read: {0}")]
+    Read(String),
+}
+
+/// The system under test, shared by every simulated user of a run.
+pub trait System: Send + Sync {
+    /// What the reports call it: a design name, or a service's command.
+    fn name(&self) -> String;
+
+    /// Prepares the system before any session opens (a design's schema, straight to the
+    /// server; faults are for the test, not its set-up).
+    fn setup(&self) -> BoxFuture<'_, Result<(), SutError>>;
+
+    /// Opens a session for one simulated user.
+    fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>>;
+
+    /// The final read: every booking the system holds now.
+    fn read_all(&self) -> BoxFuture<'_, Result<Vec<BookingRow>, SutError>>;
+}
+
+/// One simulated user's connection to the system: one request at a time.
+pub trait Session: Send {
+    /// Performs `request`. Never fails: the outcome says ok, fail or info.
+    fn invoke<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Outcome>;
+}
+
+/// The system a run's configuration names, wired to the run's servers.
+pub fn build(
+    cfg: &RunConfig,
+    cluster: &Arc<Cluster>,
+    design_cfg: workloads::Config,
+) -> Arc<dyn System> {
+    Arc::new(builtin::BuiltinSystem::new(
+        cfg.design,
+        design_cfg,
+        cluster,
+        cfg.op_timeout,
+    ))
+}

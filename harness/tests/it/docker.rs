@@ -1,0 +1,446 @@
+//! The docker backend against a real engine and the offline images
+//! (`docker/build-offline-images.sh`, built here when missing and possible; otherwise every
+//! test prints why and skips). Tests take turns (one lock): each ends by checking that
+//! nothing labelled with this process's pid is left, which a neighbour's live containers
+//! would spoil, and two container clusters at once would only slow both on 2 cores.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use checkers::{Results, Validity};
+use harness::nemesis::Fault;
+use harness::nodes::docker::{self, Images};
+use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
+use harness::run::{run, RunConfig};
+use workloads::DesignName;
+
+static SERIAL: tokio::sync::Mutex<Option<Result<Images, String>>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// A per-test dir, deleted on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("overbook-docker-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The offline images, built on first use when missing; `Err` says why tests must skip.
+fn offline_images() -> Result<Images, String> {
+    let images = Images::offline();
+    match docker::check_ready(&images) {
+        Ok(()) => return Ok(images),
+        Err(NodeError::Docker { what, .. }) if what.starts_with("connect") => {
+            return Err(format!("no docker engine answers ({what})"))
+        }
+        Err(_) => {}
+    }
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker/build-offline-images.sh");
+    eprintln!("building the offline images with {}", script.display());
+    let began = Instant::now();
+    let out = Command::new(&script)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprintln!("built the offline images in {:.0?}", began.elapsed());
+    docker::check_ready(&images).map_err(|e| e.to_string())?;
+    Ok(images)
+}
+
+/// Takes the turn and returns the images, or prints why and returns `None` (skip).
+async fn turn() -> Option<(
+    tokio::sync::MutexGuard<'static, Option<Result<Images, String>>>,
+    Images,
+)> {
+    let mut guard = SERIAL.lock().await;
+    if guard.is_none() {
+        *guard = Some(
+            tokio::task::spawn_blocking(offline_images)
+                .await
+                .unwrap_or_else(|e| Err(e.to_string())),
+        );
+    }
+    match guard.as_ref() {
+        Some(Ok(images)) => {
+            let images = images.clone();
+            Some((guard, images))
+        }
+        Some(Err(why)) => {
+            eprintln!("SKIPPED: docker backend tests need the offline images: {why}");
+            None
+        }
+        None => None,
+    }
+}
+
+/// Everything labelled with this process's pid: must be empty once a test is done.
+async fn ours_left() -> Vec<String> {
+    let engine = docker::connect().await.unwrap();
+    docker::list_ours(&engine)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.pid == Some(std::process::id() as i32))
+        .map(|l| format!("{} {}", l.what, l.name))
+        .collect()
+}
+
+async fn redis_ping(url: &str, timeout: Duration) -> Result<String, String> {
+    let attempt = async {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut con)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "timeout".to_string())?
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_container_stops_answering_and_comes_back() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let logs = TempDir::new("pause");
+    let cluster = Cluster::start(&Backend::Docker { images }, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let name = cluster.redis.container().unwrap().to_string();
+    assert!(name.starts_with("overbook-") && name.ends_with("-redis"));
+    let url = cluster.redis.url();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+
+    cluster.redis.pause().await.unwrap();
+    assert_eq!(
+        redis_ping(&url, Duration::from_millis(400)).await,
+        Err("timeout".to_string()),
+        "a frozen redis container must not answer"
+    );
+    // Past the proxy too: the container is frozen, not just the proxy's link.
+    assert_eq!(
+        redis_ping(&cluster.redis.direct_url(), Duration::from_millis(300)).await,
+        Err("timeout".to_string())
+    );
+
+    cluster.redis.resume().await.unwrap();
+    assert_eq!(
+        redis_ping(&url, Duration::from_secs(2)).await.unwrap(),
+        "PONG"
+    );
+    cluster.shutdown().await.unwrap();
+    drop(cluster);
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_postgres_container_keeps_committed_rows() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let logs = TempDir::new("kill");
+    let cluster = Cluster::start(&Backend::Docker { images }, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    db.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);",
+    )
+    .await
+    .unwrap();
+
+    cluster.postgres.kill().await.unwrap();
+    assert!(
+        db.simple_query("SELECT 1").await.is_err(),
+        "the old connection died with the container"
+    );
+    assert!(matches!(
+        cluster.postgres.pause().await,
+        Err(NodeError::NotRunning { .. })
+    ));
+
+    cluster.postgres.restart().await.unwrap();
+    let db = pg(&cluster.postgres.url()).await;
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100, "committed rows survive docker kill + start");
+
+    let log_path = cluster.postgres.log_path().unwrap().to_path_buf();
+    cluster.shutdown().await.unwrap();
+    drop(cluster);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("database system was interrupted"),
+        "the restart ran crash recovery:\n{log}"
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+fn config(
+    design: DesignName,
+    faults: &[Fault],
+    seed: u64,
+    images: Images,
+    store: &TempDir,
+) -> RunConfig {
+    RunConfig {
+        concurrency: 8,
+        backend: Backend::Docker { images },
+        store: store.0.clone(),
+        command: "cargo test --test docker".into(),
+        ..RunConfig::quick(design, faults.to_vec(), seed)
+    }
+}
+
+async fn run_checked(cfg: RunConfig) -> Results {
+    let out = run(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
+    out.results
+}
+
+fn validity(r: &Results, checker: &str) -> Validity {
+    r.checks
+        .iter()
+        .find(|c| c.checker == checker)
+        .unwrap_or_else(|| panic!("no checker {checker}"))
+        .validity
+}
+
+fn describe(r: &Results) -> String {
+    r.checks
+        .iter()
+        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_only_is_caught_under_db_latency_in_containers() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("lock-only");
+    let mut cfg = config(DesignName::LockOnly, &[Fault::DbLatency], 1, images, &store);
+    // Catching the race is a matter of chance per write; make it near certain rather
+    // than flaky: every round trip during the window outlasts the whole lease, so a
+    // writer's transaction is still open long after the next holder took the lock.
+    cfg.db_latency = Duration::from_millis(800);
+    cfg.lock_ttl = Duration::from_millis(200);
+    cfg.fault_for = Duration::from_secs(4);
+    cfg.time_limit = Duration::from_secs(7);
+    // Many writers in flight on a hotel that is not already full when the window opens
+    // (unthrottled, healthy clients fill it in well under a second): two of them must
+    // then pass their check on overlapping nights before either commits.
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    cfg.rate = Some(30.0);
+    let r = run_checked(cfg).await;
+    // The margin (how many anomalies, not just whether) shows with --nocapture.
+    eprintln!("{}", describe(&r));
+    assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
+    assert_eq!(
+        validity(&r, "no-double-booking"),
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        validity(&r, "lock-exclusion"),
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_exclusion_holds_under_container_faults() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("db-exclusion");
+    // The engine's own faults (freezer pause, kill + start) beside the proxy's latency.
+    let faults = [
+        Fault::DbLatency,
+        Fault::PauseRedis,
+        Fault::KillRedis,
+        Fault::PauseDb,
+    ];
+    let mut cfg = config(DesignName::DbExclusion, &faults, 6, images, &store);
+    cfg.time_limit = Duration::from_secs(8);
+    cfg.fault_for = Duration::from_millis(1200);
+    cfg.heal_for = Duration::from_millis(400);
+    let r = run_checked(cfg).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    assert!(
+        ok_books > 0,
+        "no booking succeeded, the run proves nothing:\n{}",
+        describe(&r)
+    );
+    assert!(
+        !r.stats.faults.is_empty(),
+        "no fault window ran:\n{}",
+        describe(&r)
+    );
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}
+
+/// An `overbook run --backend docker` child process, SIGKILLed on drop (even when an
+/// assertion fails first).
+struct RunChild {
+    child: std::process::Child,
+    _store: TempDir,
+}
+
+impl RunChild {
+    fn spawn(images: &Images, name: &str) -> RunChild {
+        let store = TempDir::new(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+            .args(["run", "--backend", "docker", "--design", "db-exclusion"])
+            .args(["--time-limit", "60s", "--redis-image", &images.redis])
+            .args(["--postgres-image", &images.postgres])
+            .arg("--store")
+            .arg(&store.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        RunChild {
+            child,
+            _store: store,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Containers and networks labelled with the child's pid.
+    async fn ours(&self) -> Vec<String> {
+        let engine = docker::connect().await.unwrap();
+        docker::list_ours(&engine)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.pid == Some(self.pid()))
+            .map(|l| format!("{} {}", l.what, l.name))
+            .collect()
+    }
+
+    /// Waits until both containers and the network exist.
+    async fn wait_up(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.ours().await.len() < 3 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let up = self.ours().await;
+        assert_eq!(up.len(), 3, "two containers and a network: {up:?}");
+        up
+    }
+}
+
+impl Drop for RunChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Ctrl-C in the middle of a run: the signal thread removes the run's containers and
+/// network before the harness exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_removes_the_runs_containers() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let mut run = RunChild::spawn(&images, "ctrl-c");
+    run.wait_up().await;
+    // SAFETY: kill(2) on our own child's pid, which `run` has not reaped yet.
+    assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the run ignored SIGINT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{status:?}");
+    assert_eq!(run.ours().await, Vec::<String>::new());
+}
+
+/// A `kill -9`ed harness cannot clean up; `overbook clean` must then remove its
+/// containers and network, and keep those of a live run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_removes_what_a_killed_run_left() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let mut run = RunChild::spawn(&images, "clean");
+    let before = run.wait_up().await;
+    let clean = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
+            .arg("clean")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The run is live: clean keeps its containers.
+    let kept = clean(&[]);
+    assert_eq!(
+        run.ours().await,
+        before,
+        "clean removed a live run's containers:\n{kept}"
+    );
+
+    // SIGKILL: no Drop, no signal handler, nothing cleaned.
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    assert_eq!(run.ours().await, before, "a killed harness cannot clean up");
+    let cleaned = clean(&[]);
+    assert_eq!(run.ours().await, Vec::<String>::new(), "{cleaned}");
+    assert!(cleaned.contains("remove"), "{cleaned}");
+    assert_eq!(ours_left().await, Vec::<String>::new());
+}

@@ -1,0 +1,276 @@
+//! End-to-end runs against real Redis and Postgres started by the harness: the unsafe
+//! designs must be CAUGHT, the safe ones must hold under the same faults.
+//!
+//! Runs are short (a few seconds, time scaled down further than the CLI default) so the
+//! suite stays fast; each asserts on the checkers' verdict and on which checker fired.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use checkers::{OpType, Results, Validity};
+use harness::nemesis::Fault;
+use harness::run::{run, RunConfig};
+use workloads::DesignName;
+
+fn store() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("overbook-run-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(design: DesignName, faults: &[Fault], seed: u64) -> RunConfig {
+    RunConfig {
+        store: store(),
+        command: "cargo test".into(),
+        ..RunConfig::quick(design, faults.to_vec(), seed)
+    }
+}
+
+async fn run_checked(cfg: RunConfig) -> Results {
+    run_with_history(cfg).await.0
+}
+
+async fn run_with_history(cfg: RunConfig) -> (Results, checkers::History) {
+    let out = run(&cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
+    assert!(out.dir.file("history.jsonl").exists());
+    assert!(out.dir.file("results.json").exists());
+    assert!(out.dir.file("report.html").exists());
+    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
+    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+    (out.results, history)
+}
+
+fn checker<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
+    r.checks
+        .iter()
+        .find(|c| c.checker == name)
+        .unwrap_or_else(|| panic!("no checker {name}"))
+}
+
+fn describe(r: &Results) -> String {
+    r.checks
+        .iter()
+        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_only_double_books_when_the_write_outlasts_the_lease() {
+    let r = run_checked(config(DesignName::LockOnly, &[Fault::DbLatency], 1)).await;
+    assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    // The lesson's first half: the lock failed.
+    assert_eq!(
+        checker(&r, "lock-exclusion").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn check_then_insert_double_books_under_plain_concurrency() {
+    let mut cfg = config(DesignName::CheckThenInsert, &[Fault::None], 2);
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        checker(&r, "db-state").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn confirm_before_commit_loses_confirmed_bookings() {
+    let mut cfg = config(DesignName::ConfirmBeforeCommit, &[Fault::None], 3);
+    cfg.concurrency = 16;
+    cfg.rooms = 2;
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        checker(&r, "confirmed-is-durable").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    // The database itself never held two stays at once: the constraint did its job,
+    // the confirmation was simply sent too early.
+    assert_eq!(
+        checker(&r, "db-state").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_renewal_holds_under_db_latency() {
+    let r = run_checked(config(DesignName::LockRenewal, &[Fault::DbLatency], 4)).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    assert_eq!(
+        checker(&r, "lock-exclusion").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_renewal_is_caught_by_a_client_pause() {
+    let r = run_checked(config(DesignName::LockRenewal, &[Fault::ClientPause], 5)).await;
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+}
+
+/// Every safe design, under the faults that break the lock (slow writes, a frozen lock
+/// server, a lock server that forgets), in one run per design.
+async fn holds(design: DesignName) {
+    let faults = [Fault::DbLatency, Fault::PauseRedis, Fault::KillRedis];
+    let mut cfg = config(design, &faults, 6);
+    cfg.time_limit = Duration::from_secs(8);
+    cfg.fault_for = Duration::from_millis(1200);
+    cfg.heal_for = Duration::from_millis(400);
+    let r = run_checked(cfg).await;
+    assert_eq!(
+        r.validity,
+        Validity::Valid,
+        "{design} must hold:\n{}",
+        describe(&r)
+    );
+    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    assert!(
+        ok_books > 0,
+        "{design}: no booking succeeded, the run proves nothing:\n{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_exclusion_holds() {
+    holds(DesignName::DbExclusion).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn db_unique_holds() {
+    holds(DesignName::DbUnique).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn atomic_reserve_holds() {
+    holds(DesignName::AtomicReserve).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn row_lock_holds() {
+    holds(DesignName::RowLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lock_fencing_holds() {
+    holds(DesignName::LockFencing).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serializable_holds() {
+    holds(DesignName::Serializable).await;
+}
+
+/// A client that times out retries the same request. Without an idempotency key the retry
+/// meets its own first attempt's booking and is told "not booked" for a booking that exists.
+///
+/// The op timeout is placed inside the COMMIT's round trip: db-exclusion sends BEGIN, the
+/// room's advisory lock, the INSERT (and, with keys, the key's INSERT) before COMMIT, each
+/// delayed by the injected latency on its way to the server. A timeout that fires after
+/// COMMIT left the client but before it arrived is the "lost response": the booking
+/// commits, the user hears nothing, and retries.
+fn retry_config(idempotency: bool) -> RunConfig {
+    let mut cfg = config(DesignName::DbExclusion, &[Fault::DbLatency], 7);
+    cfg.retry = true;
+    cfg.idempotency = idempotency;
+    let round_trips_before_commit = if idempotency { 4 } else { 3 };
+    cfg.op_timeout = Duration::from_millis(2500);
+    // COMMIT leaves at about rt*latency (plus up to 10% jitter) and lands one latency later.
+    cfg.db_latency = Duration::from_millis(2500 * 10 / (10 * round_trips_before_commit + 5));
+    cfg.fault_for = Duration::from_millis(4000);
+    cfg.time_limit = Duration::from_secs(8);
+    cfg.cancel_ratio = 0.0;
+    // Few users over many rooms: ops should reach COMMIT rather than time out queued
+    // behind each other on one room.
+    cfg.rooms = 300;
+    cfg.concurrency = 6;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_without_idempotency_report_existing_bookings_as_not_booked() {
+    let r = run_checked(retry_config(false)).await;
+    assert_eq!(
+        checker(&r, "failed-is-absent").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(
+        checker(&r, "no-double-booking").validity,
+        Validity::Valid,
+        "{}",
+        describe(&r)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retries_with_idempotency_return_the_original_outcome() {
+    let (r, history) = run_with_history(retry_config(true)).await;
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+    // Valid only means something if the lost-response case happened: a request whose
+    // first attempt timed out, whose booking is stored, and whose retry was answered ok.
+    let stored: std::collections::BTreeSet<&str> = history
+        .final_read()
+        .and_then(|i| history.ops()[i].value.bookings.as_ref())
+        .into_iter()
+        .flat_map(|rows| rows.iter().map(|b| b.request.as_str()))
+        .collect();
+    let mut outcomes: std::collections::BTreeMap<&str, Vec<OpType>> = Default::default();
+    for op in history
+        .ops()
+        .iter()
+        .filter(|o| o.f == checkers::F::Book && o.is_completion())
+    {
+        outcomes
+            .entry(op.value.request.as_deref().unwrap_or(""))
+            .or_default()
+            .push(op.kind);
+    }
+    let replayed = outcomes
+        .iter()
+        .filter(|(req, kinds)| {
+            stored.contains(*req)
+                && kinds.first() == Some(&OpType::Info)
+                && kinds.last() == Some(&OpType::Ok)
+        })
+        .count();
+    assert!(
+        replayed > 0,
+        "no retry of a committed-but-unanswered booking happened; the run proves nothing:\n{}",
+        describe(&r)
+    );
+}

@@ -1,0 +1,232 @@
+//! The fault table: every fault overbook can inject, one typed row each.
+//!
+//! The CLI's help and error messages, the nemesis, the designs' expectations and the
+//! matrix all read this table, so a fault is named in one place. Adding a fault is one
+//! variant and one row here, plus one apply/heal arm in the harness's nemesis.
+//!
+//! The table lives in `workloads` (below the harness) because the designs declare, in
+//! their own files, which faults must catch them and which they survive.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::WorkloadError;
+
+/// A fault the nemesis can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// No fault: the control run.
+    None,
+    /// Every Postgres round trip takes longer (proxy latency).
+    DbLatency,
+    /// Every Redis round trip takes longer.
+    RedisLatency,
+    /// Postgres is SIGSTOPped.
+    PauseDb,
+    /// Redis is SIGSTOPped.
+    PauseRedis,
+    /// Postgres is killed, and restarted at the window's end.
+    KillDb,
+    /// Redis is killed (losing every lease unless it runs with AOF), then restarted.
+    KillRedis,
+    /// The clients cannot reach Postgres (proxy blackhole).
+    PartitionDb,
+    /// The clients cannot reach Redis.
+    PartitionRedis,
+    /// Clients stop between taking the lease and writing (a GC pause).
+    ClientPause,
+}
+
+/// What a fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// Nothing: the control run.
+    Nothing,
+    /// The bookings database.
+    Postgres,
+    /// The lock service.
+    Redis,
+    /// The simulated users (the system under test's own process).
+    Clients,
+}
+
+/// What injecting a fault needs from the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Needs {
+    /// Nothing at all.
+    Nothing,
+    /// Only the fault proxy in front of the node: works on every backend.
+    Proxy,
+    /// Control of the server's process (pause, kill): the local and docker backends.
+    ProcessControl,
+    /// A pause point inside the system under test (the built-in designs have one).
+    ClientHook,
+}
+
+/// One row of the fault table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultRow {
+    /// The fault.
+    pub fault: Fault,
+    /// Its kebab-case name, on the command line and in the history (`start-<name>`).
+    pub name: &'static str,
+    /// One line: what it does and what production failure it models.
+    pub doc: &'static str,
+    /// What it acts on.
+    pub acts_on: Target,
+    /// What it needs.
+    pub needs: Needs,
+}
+
+const fn row(
+    fault: Fault,
+    name: &'static str,
+    acts_on: Target,
+    needs: Needs,
+    doc: &'static str,
+) -> FaultRow {
+    FaultRow {
+        fault,
+        name,
+        doc,
+        acts_on,
+        needs,
+    }
+}
+
+/// The table, `none` first. Row order is the order of `--help`, the matrix and reports.
+#[rustfmt::skip]
+const TABLE: [FaultRow; 10] = [
+    row(Fault::None, "none", Target::Nothing, Needs::Nothing,
+        "no fault: the control run"),
+    row(Fault::DbLatency, "db-latency", Target::Postgres, Needs::Proxy,
+        "every Postgres round trip is delayed by --db-latency: a database slow under load"),
+    row(Fault::RedisLatency, "redis-latency", Target::Redis, Needs::Proxy,
+        "every Redis round trip is delayed by --redis-latency"),
+    row(Fault::PauseDb, "pause-db", Target::Postgres, Needs::ProcessControl,
+        "Postgres is stopped (SIGSTOP): it holds connections and locks but answers nothing"),
+    row(Fault::PauseRedis, "pause-redis", Target::Redis, Needs::ProcessControl,
+        "Redis is stopped (SIGSTOP)"),
+    row(Fault::KillDb, "kill-db", Target::Postgres, Needs::ProcessControl,
+        "Postgres is killed (SIGKILL) and restarted at the window's end"),
+    row(Fault::KillRedis, "kill-redis", Target::Redis, Needs::ProcessControl,
+        "Redis is killed and restarted: without AOF it forgets every lease"),
+    row(Fault::PartitionDb, "partition-db", Target::Postgres, Needs::Proxy,
+        "the clients cannot reach Postgres (the proxy holds every byte)"),
+    row(Fault::PartitionRedis, "partition-redis", Target::Redis, Needs::Proxy,
+        "the clients cannot reach Redis"),
+    row(Fault::ClientPause, "client-pause", Target::Clients, Needs::ClientHook,
+        "clients stop for --client-pause between taking the lease and writing: a GC pause"),
+];
+
+/// Every fault in table order, for designs that break under all of them.
+const EVERY: [Fault; TABLE.len()] = faults_of(&TABLE);
+
+const fn faults_of<const N: usize>(table: &[FaultRow; N]) -> [Fault; N] {
+    let mut out = [Fault::None; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = table[i].fault;
+        i += 1;
+    }
+    out
+}
+
+impl Fault {
+    /// Every fault, `none` first, as a slice (a design caught by every fault returns it).
+    pub const EVERY: &'static [Fault] = &EVERY;
+
+    /// The fault's row in the table.
+    pub fn row(self) -> &'static FaultRow {
+        TABLE
+            .iter()
+            .find(|r| r.fault == self)
+            .expect("every fault has a row in the table")
+    }
+
+    /// Every row, `none` first.
+    pub fn table() -> &'static [FaultRow] {
+        &TABLE
+    }
+
+    /// Every fault, `none` first.
+    pub fn all() -> &'static [Fault] {
+        Fault::EVERY
+    }
+
+    /// The kebab-case name used on the command line and in the history.
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    /// What the fault acts on.
+    pub fn acts_on(self) -> Target {
+        self.row().acts_on
+    }
+
+    /// Whether the fault signals a server process (so needs a backend that owns it).
+    pub fn needs_process(self) -> bool {
+        self.row().needs == Needs::ProcessControl
+    }
+
+    /// Every fault name, comma separated, for error messages and help.
+    pub fn names() -> String {
+        TABLE.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fault {
+    type Err = WorkloadError;
+
+    fn from_str(s: &str) -> Result<Fault, WorkloadError> {
+        TABLE
+            .iter()
+            .find(|r| r.name == s)
+            .map(|r| r.fault)
+            .ok_or_else(|| WorkloadError::UnknownFault {
+                name: s.to_string(),
+                valid: Fault::names(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_every_fault_has_one_row() {
+        for r in Fault::table() {
+            assert_eq!(r.name.parse::<Fault>().unwrap(), r.fault);
+            assert_eq!(r.fault.to_string(), r.name);
+            assert_eq!(
+                Fault::table().iter().filter(|o| o.fault == r.fault).count(),
+                1
+            );
+        }
+        let e = "pause-everything".parse::<Fault>().unwrap_err().to_string();
+        assert!(
+            e.contains("pause-everything") && e.contains("kill-redis"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn process_faults_are_the_pauses_and_kills() {
+        let process: Vec<&str> = Fault::all()
+            .iter()
+            .filter(|f| f.needs_process())
+            .map(|f| f.name())
+            .collect();
+        assert_eq!(
+            process,
+            ["pause-db", "pause-redis", "kill-db", "kill-redis"]
+        );
+    }
+}
