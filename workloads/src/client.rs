@@ -365,7 +365,8 @@ impl Client {
                     Err(e) => return Err(classify_pg(&e, PgStage::BeforeCommit).into()),
                 }
             }
-            let pause = (design.design().pause_point() == PausePoint::AfterCheck)
+            // Designs that pause inside their transaction call the pause point themselves.
+            let pause = (design.design().pause_point() != PausePoint::AfterLease)
                 .then_some((&self.cfg.pause, &self.world));
             let mut ctx = BookCtx {
                 req,

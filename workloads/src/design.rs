@@ -39,6 +39,9 @@ pub enum PausePoint {
     /// Between the availability check and the insert (lease-only designs, where the
     /// check's answer is what the lease is supposed to keep true).
     AfterCheck,
+    /// At the end of the design's transaction, right before COMMIT (after any check of
+    /// the lease's remaining time).
+    BeforeCommit,
 }
 
 /// The tables and constraints a design needs beyond the shared `bookings` table.
@@ -247,6 +250,7 @@ mod tests {
                 "lock-only",
                 "check-then-insert",
                 "lock-renewal",
+                "lock-deadline",
                 "confirm-before-commit"
             ]
         );

@@ -239,6 +239,7 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
     for design in [
         DesignName::LockOnly,
         DesignName::LockRenewal,
+        DesignName::LockDeadline,
         DesignName::LockFencing,
         DesignName::DbUnique,
     ] {
@@ -275,7 +276,8 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
         let rows = env.rows(design).await;
         let (ta, tb) = (a.trace().unwrap(), b.trace().unwrap());
         match design.as_str() {
-            "lock-only" | "lock-renewal" => {
+            // lock-deadline checked its lease before the pause, with most of it left.
+            "lock-only" | "lock-renewal" | "lock-deadline" => {
                 // Both confirmed, both stored: the double booking.
                 assert_eq!(
                     (a.kind, b.kind),
@@ -322,6 +324,7 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
     for design in [
         DesignName::LockOnly,
         DesignName::LockRenewal,
+        DesignName::LockDeadline,
         DesignName::DbUnique,
     ] {
         let mut clients = env.clients(design, 2).await;
@@ -359,6 +362,15 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
                 assert_eq!(b.error.as_deref(), Some("lock busy"));
                 assert!(ta.lock_renewed.len() >= 3, "{ta:?}");
                 assert_eq!(rows.len(), 1, "{rows:?}");
+            }
+            "lock-deadline" => {
+                // Three slowed round trips (BEGIN, check, insert) outlast a 200 ms lease
+                // every time: both abort before COMMIT. Safe here, and nothing is booked.
+                for o in [&a, &b] {
+                    assert_eq!(o.kind, OpType::Fail, "{both}");
+                    assert_eq!(o.error.as_deref(), Some("lease nearly expired"), "{both}");
+                }
+                assert!(rows.is_empty(), "{rows:?}");
             }
             _ => {
                 // The lease failed the same way as lock-only's, the database did not.

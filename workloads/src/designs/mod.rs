@@ -27,6 +27,7 @@ pub(crate) mod check_then_insert;
 pub(crate) mod confirm_before_commit;
 pub(crate) mod db_exclusion;
 pub(crate) mod db_unique;
+pub(crate) mod lock_deadline;
 pub(crate) mod lock_fencing;
 pub(crate) mod lock_only;
 pub(crate) mod lock_renewal;
@@ -38,6 +39,7 @@ pub(crate) const REGISTRY: &[DesignName] = &[
     DesignName::LockOnly,
     DesignName::CheckThenInsert,
     DesignName::LockRenewal,
+    DesignName::LockDeadline,
     DesignName::LockFencing,
     DesignName::DbUnique,
     DesignName::DbExclusion,
@@ -55,6 +57,8 @@ impl DesignName {
     pub const CheckThenInsert: DesignName = DesignName(&check_then_insert::CheckThenInsert);
     /// `lock-renewal`: lock-only plus a heartbeat.
     pub const LockRenewal: DesignName = DesignName(&lock_renewal::LockRenewal);
+    /// `lock-deadline`: lock-only that checks the lease's time left before COMMIT.
+    pub const LockDeadline: DesignName = DesignName(&lock_deadline::LockDeadline);
     /// `lock-fencing`: lease plus fencing token.
     pub const LockFencing: DesignName = DesignName(&lock_fencing::LockFencing);
     /// `db-unique`: one row per room-night under a unique index.
