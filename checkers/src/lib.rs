@@ -9,7 +9,8 @@
 //! - [`pairing`]: [`History`], a validated history with invokes paired to completions.
 //! - [`checks`]: the [`Checker`]s and [`check_all`].
 //! - [`stats`]: counts, latency quantiles, rates, [`fault_windows`].
-//! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`].
+//! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`]; each checker's
+//!   [`Role`], and [`verdict`], which turns roles into the run's verdict and [`Headline`].
 //! - [`synth`]: synthetic histories from a serial hotel model (property tests, benchmarks).
 
 pub mod checks;
@@ -28,5 +29,7 @@ pub use date::{Date, DateError};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
 pub use pairing::{BookOp, History};
 pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};
-pub use result::{Anomaly, CheckResult, Results, Validity};
+pub use result::{
+    verdict, Anomaly, CheckResult, Headline, Results, Role, UnknownReason, Validity, Verdict,
+};
 pub use stats::{fault_windows, FaultStats, FaultWindow, Stats};

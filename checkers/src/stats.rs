@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Checker;
 use crate::history::{OpType, F};
 use crate::pairing::History;
-use crate::result::{thousands, CheckResult, Validity};
+use crate::result::{thousands, CheckResult, Role};
 
 /// Everything counted and measured in one history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -333,7 +333,7 @@ fn quantiles(v: &mut [u64]) -> Option<Quantiles> {
 /// deciding; its summary is the one-line digest.
 pub fn stats_result(s: &Stats) -> CheckResult {
     if s.ops == 0 {
-        return CheckResult::unknown("stats", false, "empty history");
+        return CheckResult::unknown(&StatsChecker, "empty history");
     }
     let book = s.counts.get("book").copied().unwrap_or_default();
     let mut summary = format!(
@@ -353,14 +353,7 @@ pub fn stats_result(s: &Stats) -> CheckResult {
     if !s.faults.is_empty() {
         summary.push_str(&format!(", {} fault windows", s.faults.len()));
     }
-    CheckResult {
-        checker: "stats".into(),
-        validity: Validity::Valid,
-        deciding: false,
-        summary,
-        anomalies: Vec::new(),
-        reason: None,
-    }
+    CheckResult::valid(&StatsChecker, summary)
 }
 
 /// The stats as a [`Checker`], for callers composing their own list.
@@ -369,6 +362,10 @@ pub struct StatsChecker;
 impl Checker for StatsChecker {
     fn name(&self) -> &'static str {
         "stats"
+    }
+
+    fn role(&self) -> Role {
+        Role::Informational
     }
 
     fn check(&self, h: &History) -> CheckResult {

@@ -200,7 +200,17 @@ fn no_final_read_is_unknown_not_valid() {
         r.check("no-double-booking").unwrap().validity,
         Validity::Valid
     );
-    assert!(r.unknown_reasons()[0].starts_with("confirmed-is-durable: no final read"));
+    assert!(r.unknown_reasons[0].reason.starts_with("no final read"));
+    assert_eq!(
+        r.unknown_reasons[0].checkers,
+        [
+            "confirmed-is-durable",
+            "failed-is-absent",
+            "db-state",
+            "idempotency"
+        ]
+    );
+    assert_eq!(r.headline, checkers::Headline::Unknown);
 }
 
 #[test]
@@ -332,8 +342,11 @@ fn two_holders_of_one_lease_are_named_with_the_expiry() {
     // The lock failed, the database held: the run stays valid unless strict.
     let all = check_all(&h.history(), &CheckOptions::default());
     assert_eq!(all.validity, Validity::Valid);
+    assert_eq!(all.headline, checkers::Headline::LockFailedDatabaseHeld);
     let strict = check_all(&h.history(), &CheckOptions { strict_lock: true });
     assert_eq!(strict.validity, Validity::Invalid);
+    assert_eq!(strict.invalid_by, ["lock-exclusion"]);
+    assert_eq!(strict.headline, checkers::Headline::LockFailedDatabaseHeld);
 }
 
 #[test]

@@ -1,6 +1,5 @@
 //! `overbook check`: read a history, run every checker, print the verdict.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
@@ -8,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use checkers::{check_all, read_history, CheckOptions, History, Results, Validity};
+use checkers::{check_all, read_history, CheckOptions, Headline, History, Results, Role, Validity};
 
 use crate::cli::CheckArgs;
 use crate::EXIT_HARNESS_ERROR;
@@ -87,41 +86,21 @@ pub fn summary(r: &Results) -> String {
                 c.anomalies.len() - SHOWN_PER_CHECKER
             );
         }
-        if c.checker == "lock-exclusion"
+        if c.role == Role::Lock
             && c.validity == Validity::Invalid
-            && !c.deciding
-            && r.validity == Validity::Valid
+            && r.headline == Headline::LockFailedDatabaseHeld
         {
-            let _ = writeln!(s, "    the lock failed, the database held");
+            let _ = writeln!(s, "    {}", r.headline.phrase());
         }
     }
     let verdict = match r.validity {
         Validity::Valid => "valid".to_string(),
-        Validity::Invalid => {
-            let failed: Vec<&str> = r
-                .checks
-                .iter()
-                .filter(|c| c.deciding && c.validity == Validity::Invalid)
-                .map(|c| c.checker.as_str())
-                .collect();
-            format!("invalid ({})", failed.join(", "))
-        }
+        Validity::Invalid => format!("invalid ({})", r.invalid_by.join(", ")),
         Validity::Unknown => {
-            // Several checkers usually share one reason (no final read): say it once.
-            let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for c in &r.checks {
-                if c.validity == Validity::Unknown
-                    && checkers::checks::DATA_CHECKERS.contains(&c.checker.as_str())
-                {
-                    by_reason
-                        .entry(c.reason.as_deref().unwrap_or("unknown"))
-                        .or_default()
-                        .push(&c.checker);
-                }
-            }
-            let parts: Vec<String> = by_reason
+            let parts: Vec<String> = r
+                .unknown_reasons
                 .iter()
-                .map(|(reason, names)| format!("{reason} ({})", names.join(", ")))
+                .map(|u| format!("{} ({})", u.reason, u.checkers.join(", ")))
                 .collect();
             format!("unknown: {}", parts.join("; "))
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use checkers::Validity;
+use checkers::{Headline, Validity};
 use workloads::DesignName;
 
 use crate::cli::RunArgs;
@@ -216,11 +216,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let lock_failed = results
-        .checks
-        .iter()
-        .any(|c| c.checker == "lock-exclusion" && c.validity == Validity::Invalid);
-    if lock_failed && results.validity == Validity::Valid {
+    if results.headline == Headline::LockFailedDatabaseHeld {
         println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice.");
     }
     println!(

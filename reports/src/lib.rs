@@ -41,11 +41,10 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
     let checks = results
         .checks
         .iter()
-        // stats is never deciding and has its own sections in the page.
-        .filter(|c| c.checker != "stats")
         .map(|c| page::CheckRow {
             checker: &c.checker,
             validity: c.validity,
+            role: c.role,
             deciding: c.deciding,
             summary: &c.summary,
             reason: c.reason.as_deref(),
@@ -56,6 +55,8 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         ops: history.ops(),
         checks,
         validity: results.validity,
+        headline: results.headline,
+        unknown_reasons: &results.unknown_reasons,
         windows,
         meta,
     })

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use checkers::{Anomaly, Op, Stay, Validity, F};
+use checkers::{Anomaly, Headline, Op, Role, Stay, UnknownReason, Validity, F};
 
 use crate::caption::{explain, letter};
 use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
@@ -18,21 +18,11 @@ const RELATED_MAX: usize = 6;
 /// At most this many anomalies get a zoomed timeline each; all are listed.
 const ANOMALY_VIEWS_MAX: usize = 100;
 
-/// Checkers whose verdict is about the data (not the lock): when these all hold while
-/// lock-exclusion failed, the report says the database held.
-const DATA_CHECKERS: [&str; 6] = [
-    "no-double-booking",
-    "confirmed-is-durable",
-    "failed-is-absent",
-    "db-state",
-    "fencing",
-    "idempotency",
-];
-
 /// One checker's verdict as the page shows it.
 pub(crate) struct CheckRow<'a> {
     pub checker: &'a str,
     pub validity: Validity,
+    pub role: Role,
     pub deciding: bool,
     pub summary: &'a str,
     pub reason: Option<&'a str>,
@@ -44,6 +34,8 @@ pub(crate) struct PageInput<'a> {
     pub ops: &'a [Op],
     pub checks: Vec<CheckRow<'a>>,
     pub validity: Validity,
+    pub headline: Headline,
+    pub unknown_reasons: &'a [UnknownReason],
     pub windows: Vec<Window>,
     pub meta: &'a RunMeta,
 }
@@ -72,6 +64,15 @@ fn note(out: &mut String, n: Option<String>) {
     }
 }
 
+/// "no final read (confirmed-is-durable, db-state); ..." from the verdict's reasons.
+fn reasons(unknown: &[UnknownReason]) -> String {
+    let parts: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("{}: {}", u.checkers.join(", "), u.reason))
+        .collect();
+    parts.join("; ")
+}
+
 /// Nearest-rank quantile of sorted values.
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
@@ -98,6 +99,13 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         .iter()
         .flat_map(|c| c.anomalies.iter())
         .collect();
+    let role_of = |checker: &str| {
+        input
+            .checks
+            .iter()
+            .find(|c| c.checker == checker)
+            .map(|c| c.role)
+    };
 
     let mut out = String::with_capacity(256 * 1024);
     let title = if meta.design.is_empty() {
@@ -123,71 +131,77 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
     );
     out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#anomalies\">Anomalies</a><a href=\"#timeline\">Timeline</a><a href=\"#latency\">Latency</a><a href=\"#throughput\">Throughput</a><a href=\"#lease\">Lease</a><a href=\"#faults\">Faults</a></nav>\n");
 
-    // The headline: what the run shows, in one sentence.
-    let lock_findings = anomalies
-        .iter()
-        .filter(|a| a.checker == "lock-exclusion")
-        .count();
-    let data_invalid: Vec<&str> = input
-        .checks
-        .iter()
-        .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.validity == Validity::Invalid)
-        .map(|c| c.checker)
-        .collect();
-    // Fencing is `unknown` for designs without tokens: that is "not applicable", not doubt
-    // about the data, so only an `invalid` there counts against it.
-    let data_valid = data_invalid.is_empty()
-        && input
+    // The headline: what the run shows, in one sentence. Decided by the checkers
+    // (`checkers::verdict`); the page only words it.
+    let count_where = |f: &dyn Fn(Role) -> bool| -> u64 {
+        input
             .checks
             .iter()
-            .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.checker != "fencing")
-            .all(|c| c.validity == Validity::Valid)
-        && input
-            .checks
-            .iter()
-            .any(|c| DATA_CHECKERS.contains(&c.checker));
-    if !data_invalid.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p class=\"callout bad\">The data is wrong: {} found {} anomal{}.{}</p>",
-            escape(&data_invalid.join(", ")),
-            count(anomalies.len() as u64 - lock_findings as u64),
-            if anomalies.len() - lock_findings == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            if lock_findings > 0 {
-                format!(
-                    " The lock also failed ({} lock-exclusion finding{}).",
-                    lock_findings,
-                    if lock_findings == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        );
-    } else if lock_findings > 0 && data_valid {
-        let _ = writeln!(
-            out,
-            "<p class=\"callout\"><b>The lock failed, the database held.</b> Two clients held the same lock at once ({} lock-exclusion finding{}), yet no double booking, lost confirmation or phantom booking resulted: the invariant lives in the database.</p>",
-            lock_findings,
-            if lock_findings == 1 { "" } else { "s" }
-        );
-    } else if input.validity == Validity::Valid {
-        out.push_str("<p class=\"callout\">No anomalies: every checker that decides the verdict found the history valid.</p>\n");
-    } else if input.validity == Validity::Unknown {
-        let why: Vec<String> = input
-            .checks
-            .iter()
-            .filter(|c| c.validity == Validity::Unknown && c.reason.is_some())
-            .map(|c| format!("{}: {}", c.checker, c.reason.unwrap_or_default()))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<p class=\"callout bad\">Unknown: the checkers lacked what they needed ({}).</p>",
-            escape(&why.join("; "))
-        );
+            .filter(|c| f(c.role))
+            .map(|c| c.anomalies.len() as u64)
+            .sum()
+    };
+    let lock_findings = count_where(&|r| r == Role::Lock);
+    let data_findings = count_where(&Role::judges_data);
+    let plural =
+        |n: u64, one: &str, many: &str| format!("{} {}", count(n), if n == 1 { one } else { many });
+    match input.headline {
+        Headline::DataWrong => {
+            let wrong: Vec<&str> = input
+                .checks
+                .iter()
+                .filter(|c| c.role.judges_data() && c.validity == Validity::Invalid)
+                .map(|c| c.checker)
+                .collect();
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">The data is wrong: {} found {}.{}</p>",
+                escape(&wrong.join(", ")),
+                plural(data_findings, "anomaly", "anomalies"),
+                if lock_findings > 0 {
+                    format!(
+                        " The lock also failed ({}).",
+                        plural(
+                            lock_findings,
+                            "lock-exclusion finding",
+                            "lock-exclusion findings"
+                        )
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Headline::LockFailedDatabaseHeld => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout\"><b>The lock failed, the database held.</b> Two clients held the same lock at once ({}), yet no double booking, lost confirmation or phantom booking resulted: the invariant lives in the database.{}</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+                if input.validity == Validity::Invalid {
+                    " The run is invalid because lock-exclusion decides it (--strict-lock)."
+                } else {
+                    ""
+                }
+            );
+        }
+        Headline::LockFailed => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">The lock failed ({}), and whether the database held is unknown ({}).</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+                escape(&reasons(input.unknown_reasons))
+            );
+        }
+        Headline::Unknown => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">Unknown: the checkers lacked what they needed ({}).</p>",
+                escape(&reasons(input.unknown_reasons))
+            );
+        }
+        Headline::AllHeld => {
+            out.push_str("<p class=\"callout\">No anomalies: every checker that decides the verdict found the history valid.</p>\n");
+        }
     }
 
     // Summary.
@@ -251,12 +265,16 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         &["checker", "verdict", "decides the run", "summary"],
     );
     for c in &input.checks {
+        let decides = match (c.deciding, c.role) {
+            (true, _) => "yes",
+            (false, Role::Lock) => "no (only with --strict-lock)",
+            (false, _) => "no",
+        };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>",
+            "<tr><td>{}</td><td>{}</td><td>{decides}</td><td>",
             escape(c.checker),
             badge(c.validity),
-            if c.deciding { "yes" } else { "no" }
         );
         escape_into(&mut out, c.summary);
         if let Some(r) = c.reason {
@@ -333,7 +351,9 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         out.push_str("<p class=\"caption\">");
         let letters: Vec<String> = (0..involved.len()).map(letter).collect();
         escape_into(&mut out, &explain(&involved, &letters, &input.windows));
-        if a.checker == "lock-exclusion" && data_valid {
+        if input.headline == Headline::LockFailedDatabaseHeld
+            && role_of(&a.checker) == Some(Role::Lock)
+        {
             out.push_str(
                 " <b>The lock failed, the database held:</b> the data checkers found no anomaly.",
             );
