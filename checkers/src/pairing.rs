@@ -241,6 +241,7 @@ impl Validator {
                 ),
             ));
         }
+        check_rows(op, line)?;
         let me = pos as u32;
         let mut partner = NO_PARTNER;
         match op.process {
@@ -435,6 +436,28 @@ fn check_book_args(op: &Op, line: u64) -> Result<(), ReadError> {
             "value.to",
             format!("check-out {to} is not after check-in {from} (a stay has at least one night)"),
         ));
+    }
+    Ok(())
+}
+
+/// The rows of a `read` are stays like a `book`'s: a row whose check-out is not after its
+/// check-in is not a stay the database can hold, and judging it (db-state) would give a
+/// false anomaly, so it makes the history unusable.
+fn check_rows(op: &Op, line: u64) -> Result<(), ReadError> {
+    let Some(rows) = &op.value.bookings else {
+        return Ok(());
+    };
+    for (i, r) in rows.iter().enumerate() {
+        if r.to <= r.from {
+            return Err(rule(
+                line,
+                &format!("value.bookings[{i}].to"),
+                format!(
+                    "row of request {}: check-out {} is not after check-in {} (a stay has at least one night)",
+                    r.request, r.to, r.from
+                ),
+            ));
+        }
     }
     Ok(())
 }

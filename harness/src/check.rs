@@ -166,4 +166,13 @@ mod tests {
         assert!(msg.starts_with("unusable history "), "{msg}");
         assert!(msg.ends_with("line 2: field `type`: unknown op type \"okay\" (expected invoke, ok, fail or info)"), "{msg}");
     }
+
+    /// Regression: a reversed final-read row was judged as a stay (a false db-state
+    /// anomaly, exit 1) instead of making the input unusable (exit 2).
+    #[test]
+    fn a_reversed_read_row_makes_the_input_unusable() {
+        let p = corpus("malformed/line2-value.bookings[1].to--reversed-read-row.jsonl");
+        let msg = format!("{:#}", load(&p).unwrap_err());
+        assert!(msg.ends_with("line 2: field `value.bookings[1].to`: row of request r-2: check-out 2026-12-02 is not after check-in 2026-12-04 (a stay has at least one night)"), "{msg}");
+    }
 }
