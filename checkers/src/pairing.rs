@@ -242,6 +242,7 @@ impl Validator {
             ));
         }
         check_rows(op, line)?;
+        check_lease(op, line)?;
         let me = pos as u32;
         let mut partner = NO_PARTNER;
         match op.process {
@@ -458,6 +459,32 @@ fn check_rows(op: &Op, line: u64) -> Result<(), ReadError> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A trace's lease must end inside the clock's range: its expiry (last grant plus TTL,
+/// [`crate::Trace::lease_expiry`]) is arithmetic on history values, and a value past
+/// `u64::MAX` ns has no honest meaning for a lease that was really granted.
+fn check_lease(op: &Op, line: u64) -> Result<(), ReadError> {
+    let Some(t) = &op.value.trace else {
+        return Ok(());
+    };
+    let (Some(granted), Some(ttl)) = (t.last_grant(), t.lock_ttl_ms) else {
+        return Ok(());
+    };
+    if ttl
+        .checked_mul(1_000_000)
+        .and_then(|ns| granted.checked_add(ns))
+        .is_none()
+    {
+        return Err(rule(
+            line,
+            "value.trace.lock_ttl_ms",
+            format!(
+                "a lease of {ttl} ms granted at {granted} ns ends past the clock's range (u64 nanoseconds)"
+            ),
+        ));
     }
     Ok(())
 }

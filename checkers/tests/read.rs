@@ -173,6 +173,22 @@ fn reversed_or_zero_night_read_rows_are_read_errors() {
     }
 }
 
+/// Regression: `Trace::lease_expiry` added `lock_ttl_ms * 1_000_000` unchecked, which
+/// panics in debug builds and wraps in release (a lease "expiring" before it began). A
+/// lease that ends past the clock's range is a read error naming the line.
+#[test]
+fn a_lease_ending_past_the_clock_is_a_read_error() {
+    let done = r#"{"index":1,"time":20,"process":1,"type":"ok","f":"book","value":{"trace":{"lock_key":"room:101","lock_acquired":11,"lock_ttl_ms":18446744073709,"lock_renewed":[1000000]}}}"#;
+    let e = err(&lines(&[INV, done]));
+    assert_eq!(
+        e.to_string(),
+        "line 2: field `value.trace.lock_ttl_ms`: a lease of 18446744073709 ms granted at 1000000 ns ends past the clock's range (u64 nanoseconds)"
+    );
+    // The same lease from an earlier grant ends just inside the clock's range, and reads.
+    let fits = done.replace("[1000000]", "[12]");
+    assert!(read_history(lines(&[INV, &fits]).as_bytes()).is_ok());
+}
+
 #[test]
 fn blank_lines_are_skipped_but_counted() {
     let text = format!(

@@ -212,7 +212,7 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         meta.faults.join(", ")
     };
     let duration = if meta.duration_ms > 0 {
-        dur(meta.duration_ms * 1_000_000)
+        dur(meta.duration_ms.saturating_mul(1_000_000))
     } else {
         format!("{} (history span)", dur(end_time))
     };

@@ -456,10 +456,12 @@ pub(crate) fn throughput(
             .into_iter()
             .enumerate()
         {
-            let pts = counts
-                .iter()
-                .enumerate()
-                .map(|(i, cs)| (s(i as u64 * b + b / 2), cs[k] as f64 * per_s));
+            let pts = counts.iter().enumerate().map(|(i, cs)| {
+                (
+                    s((i as u64 * b).saturating_add(b / 2)),
+                    cs[k] as f64 * per_s,
+                )
+            });
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
                 .label(name)
@@ -592,7 +594,9 @@ pub(crate) fn anomaly_timeline(
         (t0, t1) = (0, 1_000_000);
     }
     let pad = ((t1 - t0) / 20).max(1_000_000);
-    let (x0, x1) = (s(t0.saturating_sub(pad)), s(t1 + pad));
+    // Instants come from the history: anywhere on the u64 clock, its end included.
+    let (lo, hi) = (t0.saturating_sub(pad), t1.saturating_add(pad));
+    let (x0, x1) = (s(lo), s(hi));
     // Ticks a few ms apart need more decimals than the run-wide plots.
     let decimals = if x1 - x0 < 0.05 { 4 } else { 3 };
     let n = lanes.len().max(1);
@@ -620,11 +624,11 @@ pub(crate) fn anomaly_timeline(
             .draw()?;
         let visible: Vec<Window> = windows
             .iter()
-            .filter(|w| w.end >= t0.saturating_sub(pad) && w.start <= t1 + pad)
+            .filter(|w| w.end >= lo && w.start <= hi)
             .map(|w| Window {
                 name: w.name.clone(),
-                start: w.start.max(t0.saturating_sub(pad)),
-                end: w.end.min(t1 + pad),
+                start: w.start.max(lo),
+                end: w.end.min(hi),
             })
             .collect();
         shade_plain(&mut chart, &visible, y)?;

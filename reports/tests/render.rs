@@ -214,3 +214,23 @@ fn anomaly_views_stay_complete_in_a_large_history() {
     let n = results.anomalies().count();
     assert_eq!(html.matches("<svg").count(), n + 4);
 }
+
+/// Regression: the anomaly view padded its time range with unchecked `t1 + pad`, which
+/// overflowed (a panic in debug builds) for ops near the end of the u64 clock.
+#[test]
+fn times_near_the_end_of_the_clock_render_without_overflow() {
+    let end = u64::MAX - ms(100);
+    let mut b = Builder::default();
+    b.book(end, 0, 101, "r-1");
+    b.book(end + ms(1), 1, 101, "r-2");
+    b.done(end + ms(2), 0, OpType::Ok, None, None);
+    b.done(end + ms(3), 1, OpType::Ok, None, None);
+    b.final_read(end + ms(4), 2, &[(101, "r-1"), (101, "r-2")]);
+    let meta = RunMeta {
+        duration_ms: u64::MAX,
+        ..RunMeta::default()
+    };
+    let (html, results) = render(b, &meta);
+    assert_eq!(results.validity, Validity::Invalid);
+    assert!(html.contains("id=\"anomaly-1\""));
+}
