@@ -12,6 +12,8 @@
 //! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`]; each checker's
 //!   [`Role`], and [`verdict`], which turns roles into the run's verdict and [`Headline`].
 //! - [`synth`]: synthetic histories from a serial hotel model (property tests, benchmarks).
+//! - [`text`]: history text made safe to show ([`text::for_terminal`]): controls and
+//!   bidirectional overrides escaped.
 
 pub mod checks;
 pub mod date;
@@ -23,6 +25,7 @@ pub mod result;
 mod scan;
 pub mod stats;
 pub mod synth;
+pub mod text;
 
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use checkers::text::for_terminal;
 use checkers::{check_all, read_history, CheckOptions, Headline, History, Results, Role, Validity};
 
 use crate::cli::CheckArgs;
@@ -43,7 +44,8 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(results.validity))
 }
 
-/// Reads and validates the history at `path` (`-` for standard input).
+/// Reads and validates the history at `path` (`-` for standard input). A read error
+/// quotes the offending value, so it is made safe for a terminal here.
 pub fn load(path: &Path) -> anyhow::Result<History> {
     let name = path.display().to_string();
     let read = |r: &mut dyn BufRead| read_history(r);
@@ -53,7 +55,8 @@ pub fn load(path: &Path) -> anyhow::Result<History> {
         let file = File::open(path).with_context(|| format!("cannot open history {name}"))?;
         read(&mut BufReader::with_capacity(1 << 20, file))
     };
-    res.with_context(|| format!("unusable history {name}"))
+    res.map_err(|e| anyhow::anyhow!("{}", for_terminal(&e.to_string())))
+        .with_context(|| format!("unusable history {}", for_terminal(&name)))
 }
 
 /// The process exit code for a verdict.
@@ -66,18 +69,20 @@ pub fn exit_code(v: Validity) -> ExitCode {
 }
 
 /// The human summary: one line per checker, its anomalies indented, then the verdict.
+/// Text from the history (in messages, summaries, reasons) is shown with control
+/// characters and bidirectional overrides escaped ([`for_terminal`]).
 pub fn summary(r: &Results) -> String {
     let mut s = String::new();
     for c in &r.checks {
         let _ = writeln!(
             s,
             "{:<21}{:<9}{}",
-            c.checker,
+            for_terminal(&c.checker),
             c.validity.as_str(),
-            c.summary
+            for_terminal(&c.summary)
         );
         for a in c.anomalies.iter().take(SHOWN_PER_CHECKER) {
-            let _ = writeln!(s, "    {}", a.message);
+            let _ = writeln!(s, "    {}", for_terminal(&a.message));
         }
         if c.anomalies.len() > SHOWN_PER_CHECKER {
             let _ = writeln!(
@@ -95,12 +100,18 @@ pub fn summary(r: &Results) -> String {
     }
     let verdict = match r.validity {
         Validity::Valid => "valid".to_string(),
-        Validity::Invalid => format!("invalid ({})", r.invalid_by.join(", ")),
+        Validity::Invalid => format!("invalid ({})", for_terminal(&r.invalid_by.join(", "))),
         Validity::Unknown => {
             let parts: Vec<String> = r
                 .unknown_reasons
                 .iter()
-                .map(|u| format!("{} ({})", u.reason, u.checkers.join(", ")))
+                .map(|u| {
+                    format!(
+                        "{} ({})",
+                        for_terminal(&u.reason),
+                        for_terminal(&u.checkers.join(", "))
+                    )
+                })
                 .collect();
             format!("unknown: {}", parts.join("; "))
         }
@@ -165,6 +176,24 @@ mod tests {
         let msg = format!("{e:#}");
         assert!(msg.starts_with("unusable history "), "{msg}");
         assert!(msg.ends_with("line 2: field `type`: unknown op type \"okay\" (expected invoke, ok, fail or info)"), "{msg}");
+    }
+
+    /// Regression: request ids reached the terminal raw inside anomaly messages, so a
+    /// history could clear the screen (`ESC [2J`) or reverse a line (U+202E).
+    #[test]
+    fn history_text_reaches_the_terminal_escaped() {
+        let text = [
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"read"}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"ok","f":"read","value":{"bookings":[{"room":1,"from":"2026-12-01","to":"2026-12-03","request":"a\u001b[2J"},{"room":1,"from":"2026-12-02","to":"2026-12-04","request":"b\u202e"}]}}"#,
+        ]
+        .join("\n");
+        let h = read_history(text.as_bytes()).unwrap();
+        let s = summary(&check_all(&h, &CheckOptions::default()));
+        assert!(!s.contains('\x1b') && !s.contains('\u{202e}'), "{s}");
+        assert!(
+            s.contains("twice: requests a\\x1b[2J and b\\u{202e}\n"),
+            "{s}"
+        );
     }
 
     /// Regression: a reversed final-read row was judged as a stay (a false db-state

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use checkers::text::for_terminal;
 use checkers::{Headline, Validity};
 use workloads::DesignName;
 
@@ -202,12 +203,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     for check in &results.checks {
         println!(
             "  {:<22} {:<8} {}",
-            check.checker,
+            for_terminal(&check.checker),
             check.validity.as_str(),
-            check.summary
+            for_terminal(&check.summary)
         );
         for a in check.anomalies.iter().take(5) {
-            println!("      - {}", a.message);
+            println!("      - {}", for_terminal(&a.message));
         }
         if check.anomalies.len() > 5 {
             println!(

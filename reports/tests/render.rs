@@ -234,3 +234,37 @@ fn times_near_the_end_of_the_clock_render_without_overflow() {
     assert_eq!(results.validity, Validity::Invalid);
     assert!(html.contains("id=\"anomaly-1\""));
 }
+
+/// Regression: request ids went into the page (text and SVG labels) with only HTML
+/// escaped, so a terminal escape or a right-to-left override (U+202E) reached the
+/// reader raw and could reorder what an anomaly appears to say.
+#[test]
+fn controls_and_bidi_overrides_from_the_history_are_shown_escaped() {
+    let clear = "r-\x1b[2J";
+    let flip = "r-\u{202e}2-r";
+    let mut b = Builder::default();
+    b.nemesis(0, "start-\u{202e}latency");
+    b.book(ms(10), 0, 101, clear);
+    b.done(
+        ms(40),
+        0,
+        OpType::Ok,
+        Some(fixture::lock_trace(10, 500, 11, Some(30), 31)),
+        Some("\u{9b}31m"),
+    );
+    b.book(ms(12), 1, 101, flip);
+    b.done(ms(41), 1, OpType::Ok, None, None);
+    b.final_read(ms(50), 2, &[(101, clear), (101, flip)]);
+    let (html, results) = render(b, &RunMeta::default());
+    artifact("reports-controls.html", &html);
+    assert!(results.anomalies().any(|a| a.message.contains(flip)));
+    for raw in ['\x1b', '\u{202e}', '\u{9b}'] {
+        assert!(!html.contains(raw), "raw {raw:?} in the page");
+    }
+    assert!(html.contains("r-\\x1b[2J"));
+    assert!(html.contains("r-\\u{202e}2-r"));
+    assert!(
+        html.contains("\\u{9b}31m"),
+        "the error string, in the op table"
+    );
+}
