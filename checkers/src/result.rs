@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::margin::Margin;
 use crate::checks::Checker;
 use crate::date::Date;
 
@@ -149,6 +150,10 @@ pub struct CheckResult {
     /// Why the verdict is `unknown` (e.g. "no final read"), when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What lease-margin measured (only on its result): how much of their leases the
+    /// critical sections used, and their latency per fault window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<Margin>,
 }
 
 /// [`CheckResult`] as JSON may hold it: results.json files written before results
@@ -166,6 +171,8 @@ struct CheckResultJson {
     anomalies: Vec<Anomaly>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    margin: Option<Margin>,
 }
 
 impl From<CheckResultJson> for CheckResult {
@@ -181,6 +188,7 @@ impl From<CheckResultJson> for CheckResult {
             summary: j.summary,
             anomalies: j.anomalies,
             reason: j.reason,
+            margin: j.margin,
         }
     }
 }
@@ -196,6 +204,7 @@ impl CheckResult {
             summary,
             anomalies: Vec::new(),
             reason: None,
+            margin: None,
         }
     }
 
@@ -464,6 +473,7 @@ mod tests {
             summary: String::new(),
             anomalies: Vec::new(),
             reason: (validity == Validity::Unknown).then(|| format!("{checker} lacked it")),
+            margin: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         &history,
         &CheckOptions {
             strict_lock: args.strict_lock,
+            margin_warn: args.margin_warn,
         },
     );
     if let Some(path) = &args.report {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use checkers::{check_all, CheckOptions, History, Results, Validity};
+use checkers::{check_all, CheckOptions, History, Results, Validity, WarnFraction};
 use reports::{render_index, render_run, RunMeta, RunSummary};
 
 use crate::check::{exit_code, load};
@@ -28,7 +28,19 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<(PathBuf, Validity)> {
     let history = load(&dir.join("history.jsonl"))?;
     let meta = read_meta(dir)?;
     let strict_lock = meta.params.get("strict-lock").is_some_and(|v| v == "true");
-    let results = check_all(&history, &CheckOptions { strict_lock });
+    let margin_warn = match meta.params.get("margin-warn") {
+        None => WarnFraction::DEFAULT,
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("{}: margin-warn {v:?}", dir.join("meta.json").display()))?,
+    };
+    let results = check_all(
+        &history,
+        &CheckOptions {
+            strict_lock,
+            margin_warn,
+        },
+    );
     let out = dir.join("report.html");
     write_report(&out, &history, &results, &meta)?;
     Ok((out, results.validity))

@@ -121,6 +121,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         keep: args.keep,
         redis_aof: args.redis_aof,
         strict_lock: args.strict_lock,
+        margin_warn: args.margin_warn,
         command: String::new(),
         progress: !args.quiet,
     };
@@ -162,6 +163,9 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     }
     if let Some(rate) = cfg.rate {
         cmd.push_str(&format!(" --rate {rate}"));
+    }
+    if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
+        cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
     }
     if args.backend != "local" {
         cmd.push_str(&format!(" --backend {}", args.backend));

@@ -3,10 +3,12 @@
 //! - [`bookings`]: what the data says: no-double-booking, confirmed-is-durable,
 //!   failed-is-absent, db-state, idempotency.
 //! - [`lock`]: what the lock and its tokens did: lock-exclusion, fencing.
+//! - [`margin`]: how close each lease hold came to outliving its lease: lease-margin.
 //! - stats live in [`crate::stats`].
 
 pub mod bookings;
 pub mod lock;
+pub mod margin;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -16,6 +18,7 @@ use crate::stats::StatsChecker;
 
 pub use bookings::{ConfirmedIsDurable, DbState, FailedIsAbsent, Idempotency, NoDoubleBooking};
 pub use lock::{Fencing, LockExclusion};
+pub use margin::{LeaseMargin, WarnFraction};
 
 /// One property of a history, decided as valid / invalid / unknown.
 pub trait Checker {
@@ -39,6 +42,9 @@ pub struct CheckOptions {
     /// Let lock-exclusion findings make the run invalid (by default the lock is
     /// coordination, not correctness, so they are reported but do not decide).
     pub strict_lock: bool,
+    /// The fraction of its lease above which lease-margin counts a critical section as a
+    /// close call (`--margin-warn`, 0.8 by default).
+    pub margin_warn: WarnFraction,
 }
 
 /// Every checker but stats, in the order results list them ([`check_all`] adds the
@@ -53,6 +59,9 @@ pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
         Box::new(Fencing),
         Box::new(LockExclusion {
             strict: opts.strict_lock,
+        }),
+        Box::new(LeaseMargin {
+            warn: opts.margin_warn,
         }),
     ]
 }
