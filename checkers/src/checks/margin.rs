@@ -18,6 +18,9 @@ use crate::pairing::History;
 use crate::result::{thousands, CheckResult, Role};
 use crate::stats::{fault_windows, FaultWindow};
 
+/// The checker's name in results.
+pub const NAME: &str = "lease-margin";
+
 /// The fraction of its lease above which a critical section counts as a close call
 /// (`--margin-warn`): above 0, at most 1, 0.8 by default. Never NaN, hence `Eq`.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
@@ -298,7 +301,7 @@ pub struct LeaseMargin {
 
 impl Checker for LeaseMargin {
     fn name(&self) -> &'static str {
-        "lease-margin"
+        NAME
     }
 
     fn role(&self) -> Role {
