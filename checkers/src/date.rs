@@ -8,6 +8,10 @@ use std::fmt;
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 /// A calendar date (proleptic Gregorian), stored as days since 1970-01-01.
+///
+/// Dates read from a history have four-digit years (0000-9999), so their day numbers lie
+/// within about ±3.7 million: differences and successors of history dates cannot
+/// overflow an `i32`, which is why stay arithmetic uses plain `-` and `+ 1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(pub i32);
 

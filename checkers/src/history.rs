@@ -150,16 +150,25 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// When the lease really ran out on the server: the last grant (acquire or renewal)
-    /// plus the TTL. `None` without an acquire time or TTL.
-    pub fn lease_expiry(&self) -> Option<u64> {
-        let granted = self
-            .lock_renewed
+    /// The last time the lease was granted: the acquire or the latest renewal.
+    pub fn last_grant(&self) -> Option<u64> {
+        self.lock_renewed
             .iter()
             .copied()
             .chain(self.lock_acquired)
-            .max()?;
-        Some(granted + self.lock_ttl_ms? * 1_000_000)
+            .max()
+    }
+
+    /// When the lease really ran out on the server: the last grant (acquire or renewal)
+    /// plus the TTL. `None` without an acquire time or TTL.
+    ///
+    /// Saturates at `u64::MAX` ns (a lease that never runs out on this clock). A history
+    /// read by [`crate::read_history`] never needs it: a lease ending past the clock's
+    /// range is a read error there. Traces built by hand get the saturated value rather
+    /// than a wrapped one that would "expire" before it began.
+    pub fn lease_expiry(&self) -> Option<u64> {
+        let granted = self.last_grant()?;
+        Some(granted.saturating_add(self.lock_ttl_ms?.saturating_mul(1_000_000)))
     }
 }
 
@@ -413,5 +422,16 @@ mod tests {
             ..Trace::default()
         };
         assert_eq!(t.lease_expiry(), Some(800_000_000));
+    }
+
+    /// Regression: the expiry was computed unchecked and wrapped (or panicked in debug).
+    #[test]
+    fn lease_expiry_saturates_instead_of_wrapping() {
+        let t = Trace {
+            lock_acquired: Some(u64::MAX - 5),
+            lock_ttl_ms: Some(u64::MAX / 1000),
+            ..Trace::default()
+        };
+        assert_eq!(t.lease_expiry(), Some(u64::MAX));
     }
 }

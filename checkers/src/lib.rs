@@ -9,8 +9,11 @@
 //! - [`pairing`]: [`History`], a validated history with invokes paired to completions.
 //! - [`checks`]: the [`Checker`]s and [`check_all`].
 //! - [`stats`]: counts, latency quantiles, rates, [`fault_windows`].
-//! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`].
+//! - [`result`]: [`Validity`], [`Anomaly`], [`CheckResult`], [`Results`]; each checker's
+//!   [`Role`], and [`verdict`], which turns roles into the run's verdict and [`Headline`].
 //! - [`synth`]: synthetic histories from a serial hotel model (property tests, benchmarks).
+//! - [`text`]: history text made safe to show ([`text::for_terminal`]): controls and
+//!   bidirectional overrides escaped.
 
 pub mod checks;
 pub mod date;
@@ -22,11 +25,15 @@ pub mod result;
 mod scan;
 pub mod stats;
 pub mod synth;
+pub mod text;
 
+pub use checks::margin::{lease_holds, Hold, Margin, WarnFraction, WarnFractionError};
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
 pub use pairing::{BookOp, History};
 pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};
-pub use result::{Anomaly, CheckResult, Results, Validity};
+pub use result::{
+    verdict, Anomaly, CheckResult, Headline, Results, Role, UnknownReason, Validity, Verdict,
+};
 pub use stats::{fault_windows, FaultStats, FaultWindow, Stats};

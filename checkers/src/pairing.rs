@@ -241,6 +241,8 @@ impl Validator {
                 ),
             ));
         }
+        check_rows(op, line)?;
+        check_lease(op, line)?;
         let me = pos as u32;
         let mut partner = NO_PARTNER;
         match op.process {
@@ -434,6 +436,54 @@ fn check_book_args(op: &Op, line: u64) -> Result<(), ReadError> {
             line,
             "value.to",
             format!("check-out {to} is not after check-in {from} (a stay has at least one night)"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rows of a `read` are stays like a `book`'s: a row whose check-out is not after its
+/// check-in is not a stay the database can hold, and judging it (db-state) would give a
+/// false anomaly, so it makes the history unusable.
+fn check_rows(op: &Op, line: u64) -> Result<(), ReadError> {
+    let Some(rows) = &op.value.bookings else {
+        return Ok(());
+    };
+    for (i, r) in rows.iter().enumerate() {
+        if r.to <= r.from {
+            return Err(rule(
+                line,
+                &format!("value.bookings[{i}].to"),
+                format!(
+                    "row of request {}: check-out {} is not after check-in {} (a stay has at least one night)",
+                    r.request, r.to, r.from
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A trace's lease must end inside the clock's range: its expiry (last grant plus TTL,
+/// [`crate::Trace::lease_expiry`]) is arithmetic on history values, and a value past
+/// `u64::MAX` ns has no honest meaning for a lease that was really granted.
+fn check_lease(op: &Op, line: u64) -> Result<(), ReadError> {
+    let Some(t) = &op.value.trace else {
+        return Ok(());
+    };
+    let (Some(granted), Some(ttl)) = (t.last_grant(), t.lock_ttl_ms) else {
+        return Ok(());
+    };
+    if ttl
+        .checked_mul(1_000_000)
+        .and_then(|ns| granted.checked_add(ns))
+        .is_none()
+    {
+        return Err(rule(
+            line,
+            "value.trace.lock_ttl_ms",
+            format!(
+                "a lease of {ttl} ms granted at {granted} ns ends past the clock's range (u64 nanoseconds)"
+            ),
         ));
     }
     Ok(())

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::checks::Checker;
 use crate::history::{OpType, F};
 use crate::pairing::History;
-use crate::result::{thousands, CheckResult, Validity};
+use crate::result::{thousands, CheckResult, Role};
 
 /// Everything counted and measured in one history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -193,13 +193,15 @@ pub fn stats(h: &History) -> Stats {
     // Op names are few; look them up once per name, not once per op.
     let (mut book, mut cancel, mut read) =
         (Counts::default(), Counts::default(), Counts::default());
-    let span_ms = (last - first) / 1_000_000 + 1;
+    // Differences of history times never go negative in a validated history (time never
+    // decreases, a completion follows its invocation); they saturate rather than trust it.
+    let span_ms = last.saturating_sub(first) / 1_000_000 + 1;
     let bucket_ms = 1000u64.max(span_ms.div_ceil(MAX_BUCKETS).div_ceil(1000) * 1000);
     let base = first / 1_000_000 / bucket_ms * bucket_ms;
     let n_buckets = if ops.is_empty() {
         0
     } else {
-        ((last / 1_000_000 - base) / bucket_ms + 1) as usize
+        ((last / 1_000_000).saturating_sub(base) / bucket_ms + 1) as usize
     };
     let mut buckets: Vec<RateBucket> = (0..n_buckets as u64)
         .map(|k| RateBucket {
@@ -231,7 +233,7 @@ pub fn stats(h: &History) -> Stats {
         if op.is_nemesis() {
             continue;
         }
-        let k = ((op.time / 1_000_000 - base) / bucket_ms) as usize;
+        let k = ((op.time / 1_000_000).saturating_sub(base) / bucket_ms) as usize;
         if let Some(b) = buckets.get_mut(k) {
             match op.kind {
                 OpType::Ok => b.ok += 1,
@@ -249,7 +251,7 @@ pub fn stats(h: &History) -> Stats {
     let mut lat: [Vec<u64>; 3] = Default::default();
     for b in h.books() {
         if let Some(done) = b.done_at {
-            lat[outcome_slot(b.outcome)].push(done - b.invoked_at);
+            lat[outcome_slot(b.outcome)].push(done.saturating_sub(b.invoked_at));
         }
     }
     let mut book_latency = BTreeMap::new();
@@ -265,7 +267,7 @@ pub fn stats(h: &History) -> Stats {
         .collect();
     Stats {
         ops: ops.len() as u64,
-        duration_ns: last - first,
+        duration_ns: last.saturating_sub(first),
         counts,
         book_latency,
         rate: Rate { bucket_ms, buckets },
@@ -298,7 +300,7 @@ fn fault_stats(h: &History, window: FaultWindow) -> FaultStats {
                     OpType::Fail => counts.fail += 1,
                     _ => counts.info += 1,
                 }
-                lat.push(done - b.invoked_at);
+                lat.push(done.saturating_sub(b.invoked_at));
             }
         }
     }
@@ -333,7 +335,7 @@ fn quantiles(v: &mut [u64]) -> Option<Quantiles> {
 /// deciding; its summary is the one-line digest.
 pub fn stats_result(s: &Stats) -> CheckResult {
     if s.ops == 0 {
-        return CheckResult::unknown("stats", false, "empty history");
+        return CheckResult::unknown(&StatsChecker, "empty history");
     }
     let book = s.counts.get("book").copied().unwrap_or_default();
     let mut summary = format!(
@@ -353,14 +355,7 @@ pub fn stats_result(s: &Stats) -> CheckResult {
     if !s.faults.is_empty() {
         summary.push_str(&format!(", {} fault windows", s.faults.len()));
     }
-    CheckResult {
-        checker: "stats".into(),
-        validity: Validity::Valid,
-        deciding: false,
-        summary,
-        anomalies: Vec::new(),
-        reason: None,
-    }
+    CheckResult::valid(&StatsChecker, summary)
 }
 
 /// The stats as a [`Checker`], for callers composing their own list.
@@ -369,6 +364,10 @@ pub struct StatsChecker;
 impl Checker for StatsChecker {
     fn name(&self) -> &'static str {
         "stats"
+    }
+
+    fn role(&self) -> Role {
+        Role::Informational
     }
 
     fn check(&self, h: &History) -> CheckResult {

@@ -6,16 +6,16 @@ use checkers::checks::{
     ConfirmedIsDurable, DbState, FailedIsAbsent, Fencing, Idempotency, LockExclusion,
     NoDoubleBooking,
 };
-use checkers::{check_all, fault_windows, CheckOptions, Checker, OpType, Trace, Validity, F};
+use checkers::{check_all, fault_windows, CheckOptions, Checker, OpType, Role, Trace, Validity, F};
 use common::{row, H};
 
 use OpType::{Fail, Info, Ok};
 
-fn verdicts(h: &H) -> Vec<(String, Validity)> {
+fn verdicts(h: &H) -> Vec<(String, Role, Validity)> {
     check_all(&h.history(), &CheckOptions::default())
         .checks
         .into_iter()
-        .map(|c| (c.checker, c.validity))
+        .map(|c| (c.checker, c.role, c.validity))
         .collect()
 }
 
@@ -139,9 +139,10 @@ fn one_request_confirmed_twice_is_one_booking() {
     h.book(2, 101, "2026-12-01", "2026-12-03", "r-1", Ok, 1);
     h.book(3, 101, "2026-12-01", "2026-12-03", "r-1", Ok, 1);
     h.read(9, vec![row(101, "2026-12-01", "2026-12-03", "r-1")]);
+    // Every data checker holds; the lock-related ones have nothing to judge.
     assert!(verdicts(&h)
         .iter()
-        .all(|(c, v)| *v == Validity::Valid || c == "fencing" || c == "lock-exclusion"));
+        .all(|(_, role, v)| *v == Validity::Valid || *role != Role::Data));
 }
 
 #[test]
@@ -200,7 +201,17 @@ fn no_final_read_is_unknown_not_valid() {
         r.check("no-double-booking").unwrap().validity,
         Validity::Valid
     );
-    assert!(r.unknown_reasons()[0].starts_with("confirmed-is-durable: no final read"));
+    assert!(r.unknown_reasons[0].reason.starts_with("no final read"));
+    assert_eq!(
+        r.unknown_reasons[0].checkers,
+        [
+            "confirmed-is-durable",
+            "failed-is-absent",
+            "db-state",
+            "idempotency"
+        ]
+    );
+    assert_eq!(r.headline, checkers::Headline::Unknown);
 }
 
 #[test]
@@ -332,8 +343,17 @@ fn two_holders_of_one_lease_are_named_with_the_expiry() {
     // The lock failed, the database held: the run stays valid unless strict.
     let all = check_all(&h.history(), &CheckOptions::default());
     assert_eq!(all.validity, Validity::Valid);
-    let strict = check_all(&h.history(), &CheckOptions { strict_lock: true });
+    assert_eq!(all.headline, checkers::Headline::LockFailedDatabaseHeld);
+    let strict = check_all(
+        &h.history(),
+        &CheckOptions {
+            strict_lock: true,
+            ..CheckOptions::default()
+        },
+    );
     assert_eq!(strict.validity, Validity::Invalid);
+    assert_eq!(strict.invalid_by, ["lock-exclusion"]);
+    assert_eq!(strict.headline, checkers::Headline::LockFailedDatabaseHeld);
 }
 
 #[test]

@@ -37,7 +37,13 @@ fn config() -> impl Strategy<Value = SynthConfig> {
 
 fn check(ops: Vec<checkers::Op>) -> Results {
     let h = History::from_ops(ops).expect("synthetic histories are well formed");
-    check_all(&h, &CheckOptions { strict_lock: true })
+    check_all(
+        &h,
+        &CheckOptions {
+            strict_lock: true,
+            ..CheckOptions::default()
+        },
+    )
 }
 
 fn to_jsonl(ops: &[checkers::Op]) -> Vec<u8> {
@@ -145,7 +151,13 @@ fn a_large_serial_history_round_trips_through_jsonl_and_stays_valid() {
     let ops = serial_hotel(&cfg);
     let h = read_history(&to_jsonl(&ops)[..]).unwrap();
     assert_eq!(h.ops(), &ops[..]);
-    let r = check_all(&h, &CheckOptions { strict_lock: true });
+    let r = check_all(
+        &h,
+        &CheckOptions {
+            strict_lock: true,
+            ..CheckOptions::default()
+        },
+    );
     assert_eq!(r.validity, Validity::Valid);
     assert!(r.stats.counts["book"].ok > 1_000);
     assert!(r.stats.counts["cancel"].ok > 100);

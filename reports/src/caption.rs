@@ -192,7 +192,8 @@ pub(crate) fn explain(spans: &[&Span<'_>], names: &[String], windows: &[Window])
     out.join(" ")
 }
 
-fn capital(s: &str) -> String {
+/// `s` with its first letter in upper case, to open a sentence.
+pub(crate) fn capital(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),

@@ -4,7 +4,9 @@
 use std::fmt::Write;
 
 /// Appends `s` to `out` with the five HTML-significant characters escaped, so text from a
-/// history (request ids, error strings, fault names) can never become markup or script.
+/// history (request ids, error strings, fault names) can never become markup or script,
+/// and with control characters and bidirectional overrides shown as visible escapes
+/// (`\x1b`, `\u{202e}`; see [`is_hidden`]), so none can reorder or hide what the page says.
 pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
@@ -13,9 +15,17 @@ pub fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            c if is_hidden(c) => checkers::text::push_escaped(out, c),
             c => out.push(c),
         }
     }
+}
+
+/// Whether a page shows `c` as an escape: what [`checkers::text::for_terminal`] escapes,
+/// except tab, newline and carriage return, which HTML and XML (the SVG, JUnit files)
+/// take as plain white space.
+pub fn is_hidden(c: char) -> bool {
+    checkers::text::is_escaped(c) && !matches!(c, '\t' | '\n' | '\r')
 }
 
 /// `s` HTML-escaped (see [`escape_into`]).
@@ -46,9 +56,12 @@ pub(crate) fn count(n: u64) -> String {
     checkers::result::thousands(n)
 }
 
-/// Cuts a label to `max` characters (with an ellipsis) so a hostile or long request id
-/// cannot push a plot's labels over each other.
+/// A plot label from history text: controls and bidirectional overrides shown escaped
+/// (plotters escapes markup, not these; a label is one line, so tabs and newlines too),
+/// cut to `max` characters (with an ellipsis) so a hostile or long request id cannot push
+/// a plot's labels over each other.
 pub(crate) fn clip(s: &str, max: usize) -> String {
+    let s = checkers::text::for_terminal(s);
     if s.chars().count() <= max {
         s.to_string()
     } else {

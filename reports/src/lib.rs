@@ -27,7 +27,8 @@ use checkers::{History, Results};
 
 /// Renders one run's report: a complete, self-contained HTML page (inline CSS and SVG,
 /// no scripts, nothing fetched) with the summary, every anomaly with its own zoomed
-/// timeline and caption, and the whole-run timeline, latency, throughput and lease plots.
+/// timeline and caption, the whole-run timeline, latency, throughput and lease plots, and
+/// how close each lease hold came to outliving its lease.
 /// Never fails: a plot that cannot be drawn is replaced by a note saying why.
 pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> String {
     let windows = checkers::fault_windows(history)
@@ -41,21 +42,35 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
     let checks = results
         .checks
         .iter()
-        // stats is never deciding and has its own sections in the page.
-        .filter(|c| c.checker != "stats")
         .map(|c| page::CheckRow {
             checker: &c.checker,
             validity: c.validity,
+            role: c.role,
             deciding: c.deciding,
             summary: &c.summary,
             reason: c.reason.as_deref(),
             anomalies: &c.anomalies,
         })
         .collect();
+    // lease-margin's numbers come from the results; the plot's points, one per hold,
+    // are measured from the history by the same function the checker uses.
+    let margin = results.checks.iter().find_map(|c| c.margin.as_ref());
+    let holds = match margin {
+        Some(_) => checkers::lease_holds(history).holds,
+        None => Vec::new(),
+    };
+    let margin_reason = results
+        .check(checkers::checks::margin::NAME)
+        .and_then(|c| c.reason.as_deref());
     page::render(&page::PageInput {
         ops: history.ops(),
         checks,
         validity: results.validity,
+        headline: results.headline,
+        unknown_reasons: &results.unknown_reasons,
+        margin,
+        margin_reason,
+        holds: &holds,
         windows,
         meta,
     })

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use checkers::{Anomaly, Op, Stay, Validity, F};
+use checkers::checks::margin::SectionEnd;
+use checkers::{Anomaly, Headline, Hold, Margin, Op, Role, Stay, UnknownReason, Validity, F};
 
-use crate::caption::{explain, letter};
+use crate::caption::{capital, explain, letter};
 use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
 use crate::meta::RunMeta;
 use crate::plots::{self, Lane};
@@ -18,21 +19,11 @@ const RELATED_MAX: usize = 6;
 /// At most this many anomalies get a zoomed timeline each; all are listed.
 const ANOMALY_VIEWS_MAX: usize = 100;
 
-/// Checkers whose verdict is about the data (not the lock): when these all hold while
-/// lock-exclusion failed, the report says the database held.
-const DATA_CHECKERS: [&str; 6] = [
-    "no-double-booking",
-    "confirmed-is-durable",
-    "failed-is-absent",
-    "db-state",
-    "fencing",
-    "idempotency",
-];
-
 /// One checker's verdict as the page shows it.
 pub(crate) struct CheckRow<'a> {
     pub checker: &'a str,
     pub validity: Validity,
+    pub role: Role,
     pub deciding: bool,
     pub summary: &'a str,
     pub reason: Option<&'a str>,
@@ -44,6 +35,14 @@ pub(crate) struct PageInput<'a> {
     pub ops: &'a [Op],
     pub checks: Vec<CheckRow<'a>>,
     pub validity: Validity,
+    pub headline: Headline,
+    pub unknown_reasons: &'a [UnknownReason],
+    /// lease-margin's measurements, when it measured any.
+    pub margin: Option<&'a Margin>,
+    /// Why lease-margin measured nothing (its unknown reason), when it did not.
+    pub margin_reason: Option<&'a str>,
+    /// Every lease hold, for the margin plot.
+    pub holds: &'a [Hold],
     pub windows: Vec<Window>,
     pub meta: &'a RunMeta,
 }
@@ -72,6 +71,15 @@ fn note(out: &mut String, n: Option<String>) {
     }
 }
 
+/// "no final read (confirmed-is-durable, db-state); ..." from the verdict's reasons.
+fn reasons(unknown: &[UnknownReason]) -> String {
+    let parts: Vec<String> = unknown
+        .iter()
+        .map(|u| format!("{}: {}", u.checkers.join(", "), u.reason))
+        .collect();
+    parts.join("; ")
+}
+
 /// Nearest-rank quantile of sorted values.
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {
@@ -98,6 +106,13 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         .iter()
         .flat_map(|c| c.anomalies.iter())
         .collect();
+    let role_of = |checker: &str| {
+        input
+            .checks
+            .iter()
+            .find(|c| c.checker == checker)
+            .map(|c| c.role)
+    };
 
     let mut out = String::with_capacity(256 * 1024);
     let title = if meta.design.is_empty() {
@@ -121,73 +136,79 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         input.validity.as_str(),
         input.validity.as_str().to_uppercase()
     );
-    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#anomalies\">Anomalies</a><a href=\"#timeline\">Timeline</a><a href=\"#latency\">Latency</a><a href=\"#throughput\">Throughput</a><a href=\"#lease\">Lease</a><a href=\"#faults\">Faults</a></nav>\n");
+    out.push_str("<nav><a href=\"#summary\">Summary</a><a href=\"#anomalies\">Anomalies</a><a href=\"#timeline\">Timeline</a><a href=\"#latency\">Latency</a><a href=\"#throughput\">Throughput</a><a href=\"#lease\">Lease</a><a href=\"#margin\">Margin</a><a href=\"#faults\">Faults</a></nav>\n");
 
-    // The headline: what the run shows, in one sentence.
-    let lock_findings = anomalies
-        .iter()
-        .filter(|a| a.checker == "lock-exclusion")
-        .count();
-    let data_invalid: Vec<&str> = input
-        .checks
-        .iter()
-        .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.validity == Validity::Invalid)
-        .map(|c| c.checker)
-        .collect();
-    // Fencing is `unknown` for designs without tokens: that is "not applicable", not doubt
-    // about the data, so only an `invalid` there counts against it.
-    let data_valid = data_invalid.is_empty()
-        && input
+    // The headline: what the run shows, in one sentence. Decided by the checkers
+    // (`checkers::verdict`); the page only words it.
+    let count_where = |f: &dyn Fn(Role) -> bool| -> u64 {
+        input
             .checks
             .iter()
-            .filter(|c| DATA_CHECKERS.contains(&c.checker) && c.checker != "fencing")
-            .all(|c| c.validity == Validity::Valid)
-        && input
-            .checks
-            .iter()
-            .any(|c| DATA_CHECKERS.contains(&c.checker));
-    if !data_invalid.is_empty() {
-        let _ = writeln!(
-            out,
-            "<p class=\"callout bad\">The data is wrong: {} found {} anomal{}.{}</p>",
-            escape(&data_invalid.join(", ")),
-            count(anomalies.len() as u64 - lock_findings as u64),
-            if anomalies.len() - lock_findings == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            if lock_findings > 0 {
-                format!(
-                    " The lock also failed ({} lock-exclusion finding{}).",
-                    lock_findings,
-                    if lock_findings == 1 { "" } else { "s" }
-                )
-            } else {
-                String::new()
-            }
-        );
-    } else if lock_findings > 0 && data_valid {
-        let _ = writeln!(
-            out,
-            "<p class=\"callout\"><b>The lock failed, the database held.</b> Two clients held the same lock at once ({} lock-exclusion finding{}), yet no double booking, lost confirmation or phantom booking resulted: the invariant lives in the database.</p>",
-            lock_findings,
-            if lock_findings == 1 { "" } else { "s" }
-        );
-    } else if input.validity == Validity::Valid {
-        out.push_str("<p class=\"callout\">No anomalies: every checker that decides the verdict found the history valid.</p>\n");
-    } else if input.validity == Validity::Unknown {
-        let why: Vec<String> = input
-            .checks
-            .iter()
-            .filter(|c| c.validity == Validity::Unknown && c.reason.is_some())
-            .map(|c| format!("{}: {}", c.checker, c.reason.unwrap_or_default()))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<p class=\"callout bad\">Unknown: the checkers lacked what they needed ({}).</p>",
-            escape(&why.join("; "))
-        );
+            .filter(|c| f(c.role))
+            .map(|c| c.anomalies.len() as u64)
+            .sum()
+    };
+    let lock_findings = count_where(&|r| r == Role::Lock);
+    let data_findings = count_where(&Role::judges_data);
+    let plural =
+        |n: u64, one: &str, many: &str| format!("{} {}", count(n), if n == 1 { one } else { many });
+    match input.headline {
+        Headline::DataWrong => {
+            let wrong: Vec<&str> = input
+                .checks
+                .iter()
+                .filter(|c| c.role.judges_data() && c.validity == Validity::Invalid)
+                .map(|c| c.checker)
+                .collect();
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">The data is wrong: {} found {}.{}</p>",
+                escape(&wrong.join(", ")),
+                plural(data_findings, "anomaly", "anomalies"),
+                if lock_findings > 0 {
+                    format!(
+                        " The lock also failed ({}).",
+                        plural(
+                            lock_findings,
+                            "lock-exclusion finding",
+                            "lock-exclusion findings"
+                        )
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Headline::LockFailedDatabaseHeld => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout\"><b>The lock failed, the database held.</b> Two clients held the same lock at once ({}), yet no double booking, lost confirmation or phantom booking resulted: the invariant lives in the database.{}</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+                if input.validity == Validity::Invalid {
+                    " The run is invalid because lock-exclusion decides it (--strict-lock)."
+                } else {
+                    ""
+                }
+            );
+        }
+        Headline::LockFailed => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">The lock failed ({}), and whether the database held is unknown ({}).</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+                escape(&reasons(input.unknown_reasons))
+            );
+        }
+        Headline::Unknown => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\">Unknown: the checkers lacked what they needed ({}).</p>",
+                escape(&reasons(input.unknown_reasons))
+            );
+        }
+        Headline::AllHeld => {
+            out.push_str("<p class=\"callout\">No anomalies: every checker that decides the verdict found the history valid.</p>\n");
+        }
     }
 
     // Summary.
@@ -198,7 +219,7 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         meta.faults.join(", ")
     };
     let duration = if meta.duration_ms > 0 {
-        dur(meta.duration_ms * 1_000_000)
+        dur(meta.duration_ms.saturating_mul(1_000_000))
     } else {
         format!("{} (history span)", dur(end_time))
     };
@@ -251,12 +272,16 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         &["checker", "verdict", "decides the run", "summary"],
     );
     for c in &input.checks {
+        let decides = match (c.deciding, c.role) {
+            (true, _) => "yes",
+            (false, Role::Lock) => "no (only with --strict-lock)",
+            (false, _) => "no",
+        };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>",
+            "<tr><td>{}</td><td>{}</td><td>{decides}</td><td>",
             escape(c.checker),
             badge(c.validity),
-            if c.deciding { "yes" } else { "no" }
         );
         escape_into(&mut out, c.summary);
         if let Some(r) = c.reason {
@@ -333,7 +358,9 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         out.push_str("<p class=\"caption\">");
         let letters: Vec<String> = (0..involved.len()).map(letter).collect();
         escape_into(&mut out, &explain(&involved, &letters, &input.windows));
-        if a.checker == "lock-exclusion" && data_valid {
+        if input.headline == Headline::LockFailedDatabaseHeld
+            && role_of(&a.checker) == Some(Role::Lock)
+        {
             out.push_str(
                 " <b>The lock failed, the database held:</b> the data checkers found no anomaly.",
             );
@@ -406,6 +433,19 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         Err(e) => plot_or_note(&mut out, Err(e)),
     }
 
+    out.push_str("<h2 id=\"margin\">How close it came</h2>\n");
+    match input.margin {
+        Some(m) => margin_section(&mut out, m, input.holds, &input.windows, end_time),
+        None => {
+            out.push_str("<p>No lease hold to measure");
+            if let Some(r) = input.margin_reason {
+                out.push_str(": ");
+                escape_into(&mut out, r);
+            }
+            out.push_str(".</p>\n");
+        }
+    }
+
     out.push_str("<h2 id=\"faults\">Fault windows</h2>\n");
     if input.windows.is_empty() {
         out.push_str("<p>No faults were logged in this history.</p>\n");
@@ -427,6 +467,103 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
     }
     out.push_str("<p class=\"note\">Generated by overbook. Times are seconds since the run started, on the history's clock.</p>\n</body>\n</html>\n");
     out
+}
+
+/// A fraction of a lease as a percentage: `97.0%`.
+fn pct(f: f64) -> String {
+    format!("{:.1}%", f * 100.0)
+}
+
+/// "How close it came": the closest call, the fraction quantiles and counts, the plot of
+/// every hold, and the critical-section latency outside and inside fault windows.
+fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Window], end: u64) {
+    let c = &m.closest;
+    let class = if m.outlived > 0 {
+        "callout bad"
+    } else {
+        "callout"
+    };
+    let _ = write!(out, "<p class=\"{class}\"><b>");
+    escape_into(out, &capital(&m.sentence()));
+    out.push_str(".</b> ");
+    let on = c
+        .lock_key
+        .as_deref()
+        .map(|k| format!(" on {k}"))
+        .unwrap_or_default();
+    let ended = match c.ended_by {
+        SectionEnd::Commit => "commit",
+        SectionEnd::Confirmed => "confirmation (no commit recorded)",
+    };
+    escape_into(
+        out,
+        &format!(
+            "Op {}{on} held its lease for {} (renewals included); its critical section took {}, from acquiring the lock to its {ended}.",
+            c.op,
+            dur((c.lease_ms * 1e6) as u64),
+            dur((c.critical_ms * 1e6) as u64),
+        ),
+    );
+    out.push_str("</p>\n<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
+    let above = format!("above {}", m.warn.percent());
+    head(
+        out,
+        &[
+            "lease holds",
+            "unmeasured",
+            "p50",
+            "p99",
+            "max",
+            &above,
+            "outlived (above 100%)",
+        ],
+    );
+    row(
+        out,
+        &[
+            &count(m.holds),
+            &count(m.unmeasured),
+            &pct(m.p50),
+            &pct(m.p99),
+            &pct(m.max),
+            &count(m.above_warn),
+            &count(m.outlived),
+        ],
+    );
+    out.push_str("</table>\n");
+    match plots::margin(holds, m.warn.get(), windows, end) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(out, n);
+        }
+        Err(e) => plot_or_note(out, Err(e)),
+    }
+    out.push_str("<h3>Critical-section latency, outside and inside fault windows</h3>\n<p class=\"note\">What an alert on database latency nearing the lease needs: compare p99.9 with the TTL. A hold counts in every fault window its critical section overlaps.</p>\n<table>\n");
+    head(
+        out,
+        &["where", "from", "to", "holds", "p50", "p99", "p99.9", "max"],
+    );
+    let ms = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.1} ms"));
+    for l in &m.latency {
+        let (name, from, to) = match &l.window {
+            Some(w) => (w.name.clone(), secs(w.start), secs(w.end)),
+            None => ("outside fault windows".to_string(), "—".into(), "—".into()),
+        };
+        row(
+            out,
+            &[
+                &name,
+                &from,
+                &to,
+                &count(l.holds),
+                &ms(l.p50_ms),
+                &ms(l.p99_ms),
+                &ms(l.p999_ms),
+                &ms(l.max_ms),
+            ],
+        );
+    }
+    out.push_str("</table>\n");
 }
 
 /// The HTML legend shared by every anomaly timeline.

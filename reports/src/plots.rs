@@ -456,10 +456,12 @@ pub(crate) fn throughput(
             .into_iter()
             .enumerate()
         {
-            let pts = counts
-                .iter()
-                .enumerate()
-                .map(|(i, cs)| (s(i as u64 * b + b / 2), cs[k] as f64 * per_s));
+            let pts = counts.iter().enumerate().map(|(i, cs)| {
+                (
+                    s((i as u64 * b).saturating_add(b / 2)),
+                    cs[k] as f64 * per_s,
+                )
+            });
             chart
                 .draw_series(LineSeries::new(pts, c.stroke_width(2)))?
                 .label(name)
@@ -546,6 +548,132 @@ pub(crate) fn lease(
     Ok(Some(svg))
 }
 
+/// A point of a plot: (seconds since the run started, y).
+type Point = (f64, f64);
+
+/// The highest fraction of its lease a hold is drawn at; holds above it sit on the top
+/// edge (as triangles) so one runaway hold does not flatten the rest.
+const MARGIN_CAP: f64 = 3.0;
+
+/// How close each lease hold came: one point per hold at the time it acquired the lease,
+/// at the height of the fraction of its lease its critical section used, with the
+/// warning fraction and 100% drawn across and fault windows shaded. Blue within the
+/// warning fraction, amber above it, red above 100% (outlived). Returns the SVG and a
+/// note on sampling and clamping.
+pub(crate) fn margin(
+    holds: &[checkers::Hold],
+    warn: f64,
+    windows: &[Window],
+    end_time: u64,
+) -> Result<(String, Option<String>), RenderError> {
+    let mut groups: [Vec<Point>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let max = holds.iter().map(|x| x.fraction()).fold(0.0, f64::max);
+    let top = (max.min(MARGIN_CAP) * 1.1).max(1.2);
+    let mut clamped = 0u64;
+    for x in holds {
+        let f = x.fraction();
+        if f > top {
+            clamped += 1;
+        }
+        let pt = (s(x.acquired), f.min(top) * 100.0);
+        let g = if x.outlived() {
+            2
+        } else if f > warn {
+            1
+        } else {
+            0
+        };
+        groups[g].push(pt);
+    }
+    // Close calls are what the plot is for: they keep their points, the rest is thinned.
+    let total: usize = groups.iter().map(Vec::len).sum();
+    let outlived = stride(&groups[2], SCATTER_MAX / 3);
+    let close = stride(&groups[1], SCATTER_MAX / 3);
+    let rest = stride(&groups[0], SCATTER_MAX - outlived.len() - close.len());
+    let shown = [rest, close, outlived];
+    let y_hi = top * 100.0 * 1.05;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 380)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Share of its lease each critical section used (acquire → commit)",
+                (FONT, 18),
+            )
+            .margin(12)
+            .margin_right(36)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(run_range(end_time), 0.0..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("lock acquired at (s since run start)")
+            .y_desc("% of lease used")
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 16))
+            .draw()?;
+        shade(&mut chart, windows, (0.0, y_hi))?;
+        let x_end = run_range(end_time).end;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, warn * 100.0), (x_end, warn * 100.0)],
+                TXN.stroke_width(2),
+            )))?
+            .label(format!("warning: {:.0}% of the lease", warn * 100.0))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], TXN.stroke_width(2)));
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, 100.0), (x_end, 100.0)],
+                BELIEVED.stroke_width(2),
+            )))?
+            .label("100%: the lease expired before the commit")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BELIEVED.stroke_width(2)));
+        let cap = top * 100.0;
+        for (pts, (name, c)) in shown.iter().zip([
+            ("within the warning", LEASE),
+            ("above the warning", TXN),
+            ("outlived its lease", BELIEVED),
+        ]) {
+            let (capped, below): (Vec<Point>, Vec<Point>) = pts.iter().partition(|p| p.1 >= cap);
+            chart
+                .draw_series(
+                    below
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, c.mix(0.8).filled())),
+                )?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 7, y), 4, c.filled()));
+            chart.draw_series(
+                capped
+                    .iter()
+                    .map(|&p| TriangleMarker::new(p, 6, c.filled())),
+            )?;
+        }
+        finish_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        root.present()?;
+    }
+    let shown_n: usize = shown.iter().map(Vec::len).sum();
+    let mut notes = Vec::new();
+    if shown_n < total {
+        notes.push(format!(
+            "Showing {} of {} holds (every k-th within the warning; close calls keep up to a third of the points each).",
+            crate::html::count(shown_n as u64),
+            crate::html::count(total as u64)
+        ));
+    }
+    if clamped > 0 {
+        notes.push(format!(
+            "{} hold{} above {:.0}% drawn as triangles on the top edge.",
+            crate::html::count(clamped),
+            if clamped == 1 { "" } else { "s" },
+            top * 100.0
+        ));
+    }
+    Ok((svg, (!notes.is_empty()).then(|| notes.join(" "))))
+}
+
 /// One lane of an anomaly view: an op and what to call it.
 pub(crate) struct Lane<'s, 'a> {
     pub label: String,
@@ -592,7 +720,9 @@ pub(crate) fn anomaly_timeline(
         (t0, t1) = (0, 1_000_000);
     }
     let pad = ((t1 - t0) / 20).max(1_000_000);
-    let (x0, x1) = (s(t0.saturating_sub(pad)), s(t1 + pad));
+    // Instants come from the history: anywhere on the u64 clock, its end included.
+    let (lo, hi) = (t0.saturating_sub(pad), t1.saturating_add(pad));
+    let (x0, x1) = (s(lo), s(hi));
     // Ticks a few ms apart need more decimals than the run-wide plots.
     let decimals = if x1 - x0 < 0.05 { 4 } else { 3 };
     let n = lanes.len().max(1);
@@ -620,11 +750,11 @@ pub(crate) fn anomaly_timeline(
             .draw()?;
         let visible: Vec<Window> = windows
             .iter()
-            .filter(|w| w.end >= t0.saturating_sub(pad) && w.start <= t1 + pad)
+            .filter(|w| w.end >= lo && w.start <= hi)
             .map(|w| Window {
                 name: w.name.clone(),
-                start: w.start.max(t0.saturating_sub(pad)),
-                end: w.end.min(t1 + pad),
+                start: w.start.max(lo),
+                end: w.end.min(hi),
             })
             .collect();
         shade_plain(&mut chart, &visible, y)?;

@@ -4,7 +4,7 @@
 
 mod fixture;
 
-use checkers::{check_all, CheckOptions, OpType, Validity};
+use checkers::{check_all, CheckOptions, OpType, Trace, Validity};
 use fixture::{big_run, ms, seed_race, Builder};
 use reports::{render_index, render_run, RunMeta, RunSummary};
 
@@ -61,8 +61,8 @@ fn double_booking_gets_a_zoomed_timeline_and_a_caption_telling_the_race() {
     assert!(dbl.contains("during db-latency"), "{dbl}");
     assert!(html.contains("The data is wrong"));
     assert!(html.contains("overbook run --design lock-only --faults db-latency --seed 7"));
-    // A timeline per anomaly, plus timeline, latency, throughput and lease plots.
-    assert_eq!(html.matches("<svg").count(), n + 4);
+    // A timeline per anomaly, plus timeline, latency, throughput, lease and margin plots.
+    assert_eq!(html.matches("<svg").count(), n + 5);
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn a_large_history_is_down_sampled_in_the_whole_run_plots_only() {
         "the scatter says how much it shows"
     );
     assert!(
-        html.matches("<circle").count() <= 4_000 + 2_000 + 10,
+        html.matches("<circle").count() <= 4_000 + 2_000 + 4_000 + 10,
         "scatter plots are capped"
     );
     assert!(html.len() < 3_000_000, "page is {} bytes", html.len());
@@ -212,5 +212,164 @@ fn anomaly_views_stay_complete_in_a_large_history() {
     // Every anomaly has its own timeline even though the run plots are down-sampled.
     assert!(html.contains("time buckets per lane"));
     let n = results.anomalies().count();
-    assert_eq!(html.matches("<svg").count(), n + 4);
+    assert_eq!(html.matches("<svg").count(), n + 5);
+}
+
+/// Regression: the anomaly view padded its time range with unchecked `t1 + pad`, which
+/// overflowed (a panic in debug builds) for ops near the end of the u64 clock.
+#[test]
+fn times_near_the_end_of_the_clock_render_without_overflow() {
+    let end = u64::MAX - ms(100);
+    let mut b = Builder::default();
+    b.book(end, 0, 101, "r-1");
+    b.book(end + ms(1), 1, 101, "r-2");
+    b.done(end + ms(2), 0, OpType::Ok, None, None);
+    b.done(end + ms(3), 1, OpType::Ok, None, None);
+    b.final_read(end + ms(4), 2, &[(101, "r-1"), (101, "r-2")]);
+    let meta = RunMeta {
+        duration_ms: u64::MAX,
+        ..RunMeta::default()
+    };
+    let (html, results) = render(b, &meta);
+    assert_eq!(results.validity, Validity::Invalid);
+    assert!(html.contains("id=\"anomaly-1\""));
+}
+
+/// Regression: request ids went into the page (text and SVG labels) with only HTML
+/// escaped, so a terminal escape or a right-to-left override (U+202E) reached the
+/// reader raw and could reorder what an anomaly appears to say.
+#[test]
+fn controls_and_bidi_overrides_from_the_history_are_shown_escaped() {
+    let clear = "r-\x1b[2J";
+    let flip = "r-\u{202e}2-r";
+    let mut b = Builder::default();
+    b.nemesis(0, "start-\u{202e}latency");
+    b.book(ms(10), 0, 101, clear);
+    b.done(
+        ms(40),
+        0,
+        OpType::Ok,
+        Some(fixture::lock_trace(10, 500, 11, Some(30), 31)),
+        Some("\u{9b}31m"),
+    );
+    b.book(ms(12), 1, 101, flip);
+    b.done(ms(41), 1, OpType::Ok, None, None);
+    b.final_read(ms(50), 2, &[(101, clear), (101, flip)]);
+    let (html, results) = render(b, &RunMeta::default());
+    artifact("reports-controls.html", &html);
+    assert!(results.anomalies().any(|a| a.message.contains(flip)));
+    for raw in ['\x1b', '\u{202e}', '\u{9b}'] {
+        assert!(!html.contains(raw), "raw {raw:?} in the page");
+    }
+    assert!(html.contains("r-\\x1b[2J"));
+    assert!(html.contains("r-\\u{202e}2-r"));
+    assert!(
+        html.contains("\\u{9b}31m"),
+        "the error string, in the op table"
+    );
+}
+
+/// The section between two `<h2>`s that starts with `id="{id}"`.
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<h2 id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no section {id}"));
+    let rest = &html[start + 4..];
+    &rest[..rest.find("<h2").unwrap_or(rest.len())]
+}
+
+#[test]
+fn how_close_it_came_shows_quantiles_counts_the_closest_call_and_a_plot() {
+    let (html, results) = render(seed_race(false), &RunMeta::default());
+    let m = results
+        .checks
+        .iter()
+        .find_map(|c| c.margin.as_ref())
+        .expect("the seed race has lock traces");
+    let s = section(&html, "margin");
+    assert!(s.contains("How close it came"));
+    // A's write took 620 ms of its 500 ms lease; B's 50 ms, the background's 20 ms.
+    assert_eq!((m.holds, m.above_warn, m.outlived), (32, 1, 1));
+    let closest = format!(
+        "1 critical section used more than 80% of its lease and outlived it; closest: op {} used 124%.",
+        m.closest.op
+    );
+    assert!(s.contains(&closest), "{s}");
+    assert!(
+        s.contains(&format!(
+            "Op {} on room:101 held its lease for 500 ms (renewals included); its critical section took 620 ms, from acquiring the lock to its commit."
+        , m.closest.op)),
+        "{s}"
+    );
+    // Quantiles and counts.
+    assert!(
+        s.contains(
+            "<td>32</td><td>0</td><td>4.0%</td><td>124.0%</td><td>124.0%</td><td>1</td><td>1</td>"
+        ),
+        "{s}"
+    );
+    // The plot: the warning line, the 100% line, the fault window shaded.
+    assert_eq!(s.matches("<svg").count(), 1);
+    assert!(s.contains("warning: 80% of the lease"));
+    assert!(s.contains("100%: the lease expired before the commit"));
+    assert!(s.contains("fault window"));
+    // Latency outside and inside the db-latency window.
+    assert!(
+        s.contains("<td>outside fault windows</td><td>—</td><td>—</td><td>30</td>"),
+        "{s}"
+    );
+    assert!(s.contains("<td>db-latency</td><td>0.500 s</td><td>2.000 s</td><td>2</td><td>50.0 ms</td><td>620.0 ms</td><td>620.0 ms</td><td>620.0 ms</td>"), "{s}");
+}
+
+#[test]
+fn how_close_it_came_says_why_without_lock_traces() {
+    let mut b = Builder::default();
+    b.book(ms(10), 0, 101, "r-1");
+    b.done(ms(20), 0, OpType::Ok, None, None);
+    b.final_read(ms(30), 1, &[(101, "r-1")]);
+    let (html, _) = render(b, &RunMeta::default());
+    let s = section(&html, "margin");
+    assert!(
+        s.contains("No lease hold to measure: no lock traces (not applicable)."),
+        "{s}"
+    );
+    assert!(!s.contains("<svg"));
+}
+
+#[test]
+fn renewed_holds_and_runaway_holds_are_plotted_within_reach() {
+    let mut b = Builder::default();
+    // Renewed twice: 900 ms of a 300 ms lease renewed to 1,100 ms is 81%, above 80%.
+    b.book(ms(0), 0, 101, "r-1");
+    let renewed = Trace {
+        lock_renewed: vec![ms(300), ms(800)],
+        ..fixture::lock_trace(0, 300, 1, Some(900), 901)
+    };
+    b.done(ms(950), 0, OpType::Ok, Some(renewed), None);
+    // A runaway: 10 s of a 10 ms lease, far above the plot's top.
+    b.book(ms(1000), 1, 102, "r-2");
+    let runaway = Trace {
+        lock_key: Some("room:102".into()),
+        ..fixture::lock_trace(1000, 10, 1001, Some(11_000), 11_001)
+    };
+    b.done(ms(11_100), 1, OpType::Ok, Some(runaway), None);
+    b.final_read(ms(11_200), 2, &[(101, "r-1"), (102, "r-2")]);
+    let (html, results) = render(b, &RunMeta::default());
+    artifact("reports-margin.html", &html);
+    let m = results
+        .checks
+        .iter()
+        .find_map(|c| c.margin.as_ref())
+        .unwrap();
+    assert_eq!((m.above_warn, m.outlived), (2, 1));
+    let s = section(&html, "margin");
+    assert!(s.contains("used 100000%"), "{s}");
+    assert!(
+        s.contains("1 hold above 330% drawn as triangles on the top edge."),
+        "{s}"
+    );
+    assert!(
+        s.contains("<polygon") || s.contains("<path"),
+        "a triangle marker"
+    );
 }

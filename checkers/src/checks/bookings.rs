@@ -8,7 +8,7 @@ use crate::hash::{FastMap as HashMap, FastSet as HashSet};
 use crate::checks::Checker;
 use crate::history::{BookingRow, OpType, Stay};
 use crate::pairing::{BookOp, History};
-use crate::result::{thousands, Anomaly, CheckResult};
+use crate::result::{thousands, Anomaly, CheckResult, Role};
 
 const NO_FINAL_READ: &str = "no final read (no `ok` read with value.bookings)";
 
@@ -74,6 +74,10 @@ struct Live {
 impl Checker for NoDoubleBooking {
     fn name(&self) -> &'static str {
         "no-double-booking"
+    }
+
+    fn role(&self) -> Role {
+        Role::Data
     }
 
     fn check(&self, h: &History) -> CheckResult {
@@ -172,8 +176,7 @@ impl Checker for NoDoubleBooking {
             }
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!("{} ok bookings checked", thousands(oks.len() as u64)),
             anomalies,
         )
@@ -197,9 +200,13 @@ impl Checker for ConfirmedIsDurable {
         "confirmed-is-durable"
     }
 
+    fn role(&self) -> Role {
+        Role::Data
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let Some((fr, fr_invoke, rows)) = final_read(h) else {
-            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+            return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let cancels = Cancels::of(h);
         let by_request: HashSet<(&str, Stay)> = rows
@@ -242,8 +249,7 @@ impl Checker for ConfirmedIsDurable {
             });
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!(
                 "{} ok bookings checked against {} rows",
                 thousands(checked),
@@ -265,9 +271,13 @@ impl Checker for FailedIsAbsent {
         "failed-is-absent"
     }
 
+    fn role(&self) -> Role {
+        Role::Data
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let Some((fr, _, rows)) = final_read(h) else {
-            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+            return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let mut row_of: HashMap<&str, &BookingRow> = HashMap::default();
         for r in rows {
@@ -310,8 +320,7 @@ impl Checker for FailedIsAbsent {
             });
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!("{} failed bookings checked", thousands(checked)),
             anomalies,
         )
@@ -327,9 +336,13 @@ impl Checker for DbState {
         "db-state"
     }
 
+    fn role(&self) -> Role {
+        Role::Data
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let Some((fr, _, rows)) = final_read(h) else {
-            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+            return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let mut sorted: Vec<&BookingRow> = rows.iter().collect();
         sorted.sort_by(|a, b| {
@@ -364,8 +377,7 @@ impl Checker for DbState {
             }
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!("{} rows checked", thousands(rows.len() as u64)),
             anomalies,
         )
@@ -381,9 +393,13 @@ impl Checker for Idempotency {
         "idempotency"
     }
 
+    fn role(&self) -> Role {
+        Role::Data
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let Some((fr, _, rows)) = final_read(h) else {
-            return CheckResult::unknown(self.name(), true, NO_FINAL_READ);
+            return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let mut by_request: BTreeMap<&str, Vec<&BookingRow>> = BTreeMap::new();
         for r in rows {
@@ -425,8 +441,7 @@ impl Checker for Idempotency {
             }
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!("{} requests checked", thousands(by_request.len() as u64)),
             anomalies,
         )

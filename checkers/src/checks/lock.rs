@@ -6,7 +6,7 @@ use crate::hash::FastMap;
 use crate::checks::{secs, Checker};
 use crate::history::{OpType, F};
 use crate::pairing::History;
-use crate::result::{thousands, Anomaly, CheckResult};
+use crate::result::{thousands, Anomaly, CheckResult, Role};
 
 /// No two ops held the same lock over overlapping `[lock_acquired, end)`, where `end` is
 /// when the client released it, else when its lease expired, else its completion. A
@@ -29,6 +29,14 @@ impl Checker for LockExclusion {
         "lock-exclusion"
     }
 
+    fn role(&self) -> Role {
+        Role::Lock
+    }
+
+    fn deciding(&self) -> bool {
+        self.role().decides(self.strict)
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let mut holds: FastMap<&str, Vec<Hold>> = FastMap::default();
         for &i in h.traced() {
@@ -48,7 +56,7 @@ impl Checker for LockExclusion {
             });
         }
         if holds.is_empty() {
-            return CheckResult::unknown(self.name(), self.strict, "no lock traces");
+            return CheckResult::unknown(self, "no lock traces");
         }
         let mut n = 0u64;
         let mut anomalies = Vec::new();
@@ -96,8 +104,7 @@ impl Checker for LockExclusion {
             }
         }
         CheckResult::from_anomalies(
-            self.name(),
-            self.strict,
+            self,
             format!("{} lock holds checked", thousands(n)),
             anomalies,
         )
@@ -119,6 +126,10 @@ impl Checker for Fencing {
         "fencing"
     }
 
+    fn role(&self) -> Role {
+        Role::Safeguard
+    }
+
     fn check(&self, h: &History) -> CheckResult {
         let mut writes: FastMap<&str, Vec<Write>> = FastMap::default();
         for &i in h.traced() {
@@ -138,7 +149,7 @@ impl Checker for Fencing {
             });
         }
         if writes.is_empty() {
-            return CheckResult::unknown(self.name(), true, "no fencing tokens");
+            return CheckResult::unknown(self, "no fencing tokens");
         }
         let mut n = 0u64;
         let mut anomalies = Vec::new();
@@ -180,8 +191,7 @@ impl Checker for Fencing {
             }
         }
         CheckResult::from_anomalies(
-            self.name(),
-            true,
+            self,
             format!("{} fenced writes checked", thousands(n)),
             anomalies,
         )

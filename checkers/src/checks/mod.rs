@@ -3,23 +3,34 @@
 //! - [`bookings`]: what the data says: no-double-booking, confirmed-is-durable,
 //!   failed-is-absent, db-state, idempotency.
 //! - [`lock`]: what the lock and its tokens did: lock-exclusion, fencing.
+//! - [`margin`]: how close each lease hold came to outliving its lease: lease-margin.
 //! - stats live in [`crate::stats`].
 
 pub mod bookings;
 pub mod lock;
+pub mod margin;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::pairing::History;
-use crate::result::{CheckResult, Results, Validity};
+use crate::result::{CheckResult, Results, Role};
+use crate::stats::StatsChecker;
 
 pub use bookings::{ConfirmedIsDurable, DbState, FailedIsAbsent, Idempotency, NoDoubleBooking};
 pub use lock::{Fencing, LockExclusion};
+pub use margin::{LeaseMargin, WarnFraction};
 
 /// One property of a history, decided as valid / invalid / unknown.
 pub trait Checker {
     /// The checker's name as it appears in results, e.g. `no-double-booking`.
     fn name(&self) -> &'static str;
+    /// What its verdict counts for in the run's verdict.
+    fn role(&self) -> Role;
+    /// Whether its `invalid` makes the run invalid, as configured: by default its role's
+    /// rule without `--strict-lock`.
+    fn deciding(&self) -> bool {
+        self.role().decides(false)
+    }
     /// Decides the property. Never panics on any validated history: a checker that lacks
     /// what it needs says `unknown` with the reason.
     fn check(&self, h: &History) -> CheckResult;
@@ -31,20 +42,13 @@ pub struct CheckOptions {
     /// Let lock-exclusion findings make the run invalid (by default the lock is
     /// coordination, not correctness, so they are reported but do not decide).
     pub strict_lock: bool,
+    /// The fraction of its lease above which lease-margin counts a critical section as a
+    /// close call (`--margin-warn`, 0.8 by default).
+    pub margin_warn: WarnFraction,
 }
 
-/// The checkers whose `unknown` makes the run `unknown`: they judge the data. Fencing and
-/// lock-exclusion being unknown only means the design has no lock or tokens.
-pub const DATA_CHECKERS: [&str; 5] = [
-    "no-double-booking",
-    "confirmed-is-durable",
-    "failed-is-absent",
-    "db-state",
-    "idempotency",
-];
-
-/// Every deciding-capable checker, in the order results list them ([`check_all`] adds
-/// the stats checker's result last, computed from the same [`crate::stats::Stats`]).
+/// Every checker but stats, in the order results list them ([`check_all`] adds the
+/// stats checker's result last, computed from the same [`crate::stats::Stats`]).
 pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
     vec![
         Box::new(NoDoubleBooking),
@@ -56,7 +60,22 @@ pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
         Box::new(LockExclusion {
             strict: opts.strict_lock,
         }),
+        Box::new(LeaseMargin {
+            warn: opts.margin_warn,
+        }),
     ]
+}
+
+/// The role of the built-in checker named `name` (stats included), for results written
+/// before they carried one.
+pub fn role_of(name: &str) -> Option<Role> {
+    if name == StatsChecker.name() {
+        return Some(StatsChecker.role());
+    }
+    all_checkers(&CheckOptions::default())
+        .iter()
+        .find(|c| c.name() == name)
+        .map(|c| c.role())
 }
 
 /// Runs one checker; should it panic anyway (a bug), its verdict becomes `unknown` with
@@ -70,13 +89,13 @@ pub fn run_checker(c: &dyn Checker, h: &History) -> CheckResult {
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("panic");
-            CheckResult::unknown(c.name(), true, format!("internal error: {msg}"))
+            CheckResult::unknown(c, format!("internal error: {msg}"))
         }
     }
 }
 
-/// Runs every checker and composes the run's verdict: `invalid` if any deciding checker
-/// is invalid; else `unknown` if any of [`DATA_CHECKERS`] is unknown; else `valid`.
+/// Runs every checker and composes the run's verdict and headline with
+/// [`crate::result::verdict`].
 pub fn check_all(h: &History, opts: &CheckOptions) -> Results {
     let mut checks: Vec<CheckResult> = all_checkers(opts)
         .iter()
@@ -84,28 +103,7 @@ pub fn check_all(h: &History, opts: &CheckOptions) -> Results {
         .collect();
     let stats = crate::stats::stats(h);
     checks.push(crate::stats::stats_result(&stats));
-    Results {
-        validity: verdict(&checks),
-        checks,
-        stats,
-    }
-}
-
-/// The run's verdict from its checkers' results (see [`check_all`]).
-pub fn verdict(checks: &[CheckResult]) -> Validity {
-    if checks
-        .iter()
-        .any(|c| c.deciding && c.validity == Validity::Invalid)
-    {
-        Validity::Invalid
-    } else if checks
-        .iter()
-        .any(|c| c.validity == Validity::Unknown && DATA_CHECKERS.contains(&c.checker.as_str()))
-    {
-        Validity::Unknown
-    } else {
-        Validity::Valid
-    }
+    Results::new(checks, stats)
 }
 
 /// A time on the history's clock (ns) as seconds with millisecond precision: "5.020 s".

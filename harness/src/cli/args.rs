@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use checkers::WarnFraction;
 use clap::{Args, Parser, Subcommand};
 
 /// overbook: can this booking design confirm the same room-night twice under faults?
@@ -58,6 +59,10 @@ pub struct CheckArgs {
     /// but the lock is coordination, not correctness).
     #[arg(long)]
     pub strict_lock: bool,
+    /// lease-margin counts a critical section using more than this fraction of its lease
+    /// as a close call (informational, never decides; above 0, at most 1).
+    #[arg(long, value_name = "FRACTION", default_value_t = WarnFraction::DEFAULT)]
+    pub margin_warn: WarnFraction,
     /// Also write the HTML report (plots, anomaly timelines) to this file.
     #[arg(long, value_name = "OUT.html")]
     pub report: Option<PathBuf>,
@@ -307,6 +312,10 @@ pub struct RunArgs {
     /// Count lock-exclusion findings towards the verdict.
     #[arg(long)]
     pub strict_lock: bool,
+    /// lease-margin counts a critical section using more than this fraction of its lease
+    /// as a close call (informational, never decides; above 0, at most 1).
+    #[arg(long, value_name = "FRACTION", default_value_t = WarnFraction::DEFAULT)]
+    pub margin_warn: WarnFraction,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -428,5 +437,23 @@ mod tests {
         assert_eq!(args.faults, vec!["db-latency".to_string()]);
         assert_eq!(args.lock_ttl, Duration::from_millis(500));
         assert_eq!(args.db_latency, Duration::from_millis(600));
+        assert_eq!(args.margin_warn, WarnFraction::DEFAULT);
+    }
+
+    #[test]
+    fn margin_warn_is_a_fraction_above_zero_and_at_most_one() {
+        use clap::Parser;
+        for ok in ["0.5", "1"] {
+            assert!(Cli::try_parse_from(["overbook", "check", "-", "--margin-warn", ok]).is_ok());
+            assert!(Cli::try_parse_from(["overbook", "run", "--margin-warn", ok]).is_ok());
+        }
+        for bad in ["0", "1.5", "1e9", "eighty"] {
+            let e = Cli::try_parse_from(["overbook", "run", "--margin-warn", bad]).unwrap_err();
+            assert!(
+                e.to_string().contains("above 0 and at most 1")
+                    || e.to_string().contains("not a number"),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! `overbook check`: read a history, run every checker, print the verdict.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use checkers::{check_all, CheckOptions, Results, Validity};
+use checkers::text::for_terminal;
+use checkers::{check_all, CheckOptions, Headline, Results, Role, Validity};
 
 use crate::cli::CheckArgs;
 use crate::exit_code;
@@ -22,6 +22,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         &history,
         &CheckOptions {
             strict_lock: args.strict_lock,
+            margin_warn: args.margin_warn,
         },
     );
     if let Some(path) = &args.report {
@@ -43,18 +44,20 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The human summary: one line per checker, its anomalies indented, then the verdict.
+/// Text from the history (in messages, summaries, reasons) is shown with control
+/// characters and bidirectional overrides escaped ([`for_terminal`]).
 pub fn summary(r: &Results) -> String {
     let mut s = String::new();
     for c in &r.checks {
         let _ = writeln!(
             s,
             "{:<21}{:<9}{}",
-            c.checker,
+            for_terminal(&c.checker),
             c.validity.as_str(),
-            c.summary
+            for_terminal(&c.summary)
         );
         for a in c.anomalies.iter().take(SHOWN_PER_CHECKER) {
-            let _ = writeln!(s, "    {}", a.message);
+            let _ = writeln!(s, "    {}", for_terminal(&a.message));
         }
         if c.anomalies.len() > SHOWN_PER_CHECKER {
             let _ = writeln!(
@@ -63,41 +66,27 @@ pub fn summary(r: &Results) -> String {
                 c.anomalies.len() - SHOWN_PER_CHECKER
             );
         }
-        if c.checker == "lock-exclusion"
+        if c.role == Role::Lock
             && c.validity == Validity::Invalid
-            && !c.deciding
-            && r.validity == Validity::Valid
+            && r.headline == Headline::LockFailedDatabaseHeld
         {
-            let _ = writeln!(s, "    the lock failed, the database held");
+            let _ = writeln!(s, "    {}", r.headline.phrase());
         }
     }
     let verdict = match r.validity {
         Validity::Valid => "valid".to_string(),
-        Validity::Invalid => {
-            let failed: Vec<&str> = r
-                .checks
-                .iter()
-                .filter(|c| c.deciding && c.validity == Validity::Invalid)
-                .map(|c| c.checker.as_str())
-                .collect();
-            format!("invalid ({})", failed.join(", "))
-        }
+        Validity::Invalid => format!("invalid ({})", for_terminal(&r.invalid_by.join(", "))),
         Validity::Unknown => {
-            // Several checkers usually share one reason (no final read): say it once.
-            let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for c in &r.checks {
-                if c.validity == Validity::Unknown
-                    && checkers::checks::DATA_CHECKERS.contains(&c.checker.as_str())
-                {
-                    by_reason
-                        .entry(c.reason.as_deref().unwrap_or("unknown"))
-                        .or_default()
-                        .push(&c.checker);
-                }
-            }
-            let parts: Vec<String> = by_reason
+            let parts: Vec<String> = r
+                .unknown_reasons
                 .iter()
-                .map(|(reason, names)| format!("{reason} ({})", names.join(", ")))
+                .map(|u| {
+                    format!(
+                        "{} ({})",
+                        for_terminal(&u.reason),
+                        for_terminal(&u.checkers.join(", "))
+                    )
+                })
                 .collect();
             format!("unknown: {}", parts.join("; "))
         }
@@ -164,5 +153,32 @@ mod tests {
         let msg = format!("{e:#}");
         assert!(msg.starts_with("unusable history "), "{msg}");
         assert!(msg.ends_with("line 2: field `type`: unknown op type \"okay\" (expected invoke, ok, fail or info)"), "{msg}");
+    }
+
+    /// Regression: request ids reached the terminal raw inside anomaly messages, so a
+    /// history could clear the screen (`ESC [2J`) or reverse a line (U+202E).
+    #[test]
+    fn history_text_reaches_the_terminal_escaped() {
+        let text = [
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"read"}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"ok","f":"read","value":{"bookings":[{"room":1,"from":"2026-12-01","to":"2026-12-03","request":"a\u001b[2J"},{"room":1,"from":"2026-12-02","to":"2026-12-04","request":"b\u202e"}]}}"#,
+        ]
+        .join("\n");
+        let h = checkers::read_history(text.as_bytes()).unwrap();
+        let s = summary(&check_all(&h, &CheckOptions::default()));
+        assert!(!s.contains('\x1b') && !s.contains('\u{202e}'), "{s}");
+        assert!(
+            s.contains("twice: requests a\\x1b[2J and b\\u{202e}\n"),
+            "{s}"
+        );
+    }
+
+    /// Regression: a reversed final-read row was judged as a stay (a false db-state
+    /// anomaly, exit 1) instead of making the input unusable (exit 2).
+    #[test]
+    fn a_reversed_read_row_makes_the_input_unusable() {
+        let p = corpus("malformed/line2-value.bookings[1].to--reversed-read-row.jsonl");
+        let msg = format!("{:#}", load_history(&p).unwrap_err());
+        assert!(msg.ends_with("line 2: field `value.bookings[1].to`: row of request r-2: check-out 2026-12-02 is not after check-in 2026-12-04 (a stay has at least one night)"), "{msg}");
     }
 }

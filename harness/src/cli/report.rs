@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use checkers::{check_all, CheckOptions, Validity};
+use anyhow::Context;
+use checkers::{check_all, CheckOptions, Validity, WarnFraction};
 
 use crate::cli::ReportArgs;
 use crate::exit_code;
@@ -27,7 +28,19 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<(PathBuf, Validity)> {
     let history = load_history(&dir.join(store::HISTORY))?;
     let meta = read_meta(dir)?;
     let strict_lock = meta.params.get("strict-lock").is_some_and(|v| v == "true");
-    let results = check_all(&history, &CheckOptions { strict_lock });
+    let margin_warn = match meta.params.get("margin-warn") {
+        None => WarnFraction::DEFAULT,
+        Some(v) => v
+            .parse()
+            .with_context(|| format!("{}: margin-warn {v:?}", dir.join(store::META).display()))?,
+    };
+    let results = check_all(
+        &history,
+        &CheckOptions {
+            strict_lock,
+            margin_warn,
+        },
+    );
     let out = dir.join(store::REPORT);
     write_report(&out, &history, &results, &meta)?;
     Ok((out, results.validity))

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use checkers::Validity;
+use checkers::text::for_terminal;
+use checkers::{Headline, Validity};
 use workloads::DesignName;
 
 use crate::cli::RunArgs;
@@ -120,6 +121,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         keep: args.keep,
         redis_aof: args.redis_aof,
         strict_lock: args.strict_lock,
+        margin_warn: args.margin_warn,
         command: String::new(),
         progress: !args.quiet,
     };
@@ -162,6 +164,9 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     if let Some(rate) = cfg.rate {
         cmd.push_str(&format!(" --rate {rate}"));
     }
+    if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
+        cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
+    }
     if args.backend != "local" {
         cmd.push_str(&format!(" --backend {}", args.backend));
     }
@@ -202,12 +207,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     for check in &results.checks {
         println!(
             "  {:<22} {:<8} {}",
-            check.checker,
+            for_terminal(&check.checker),
             check.validity.as_str(),
-            check.summary
+            for_terminal(&check.summary)
         );
         for a in check.anomalies.iter().take(5) {
-            println!("      - {}", a.message);
+            println!("      - {}", for_terminal(&a.message));
         }
         if check.anomalies.len() > 5 {
             println!(
@@ -216,11 +221,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let lock_failed = results
-        .checks
-        .iter()
-        .any(|c| c.checker == "lock-exclusion" && c.validity == Validity::Invalid);
-    if lock_failed && results.validity == Validity::Valid {
+    if results.headline == Headline::LockFailedDatabaseHeld {
         println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice.");
     }
     println!(

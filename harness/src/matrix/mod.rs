@@ -202,7 +202,7 @@ fn write_matrix(matrix: &Matrix, out_dir: &Path, junit: Option<&Path>) -> anyhow
                 c.seed,
                 c.expected,
                 c.verdict.map_or("harness error", |v| v.as_str()),
-                c.summary,
+                checkers::text::for_terminal(&c.summary),
                 c.reproduce
             );
         }
@@ -240,7 +240,7 @@ fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> V
                     if result.met {
                         String::new()
                     } else {
-                        format!(": {}", result.summary)
+                        format!(": {}", checkers::text::for_terminal(&result.summary))
                     }
                 );
                 // A hidden bar (not a terminal: CI logs) swallows println; the per-cell

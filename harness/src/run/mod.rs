@@ -82,6 +82,8 @@ pub struct RunConfig {
     pub redis_aof: bool,
     /// Count lock-exclusion findings towards the verdict.
     pub strict_lock: bool,
+    /// lease-margin's warning fraction (`--margin-warn`).
+    pub margin_warn: checkers::WarnFraction,
     /// The command line that reproduces this run, for the report.
     pub command: String,
     /// Show a progress bar.
@@ -117,6 +119,7 @@ impl RunConfig {
             keep: false,
             redis_aof: false,
             strict_lock: false,
+            margin_warn: checkers::WarnFraction::DEFAULT,
             command: String::new(),
             progress: true,
         }
@@ -360,6 +363,7 @@ async fn run_on(
         &history,
         &CheckOptions {
             strict_lock: cfg.strict_lock,
+            margin_warn: cfg.margin_warn,
         },
     );
     std::fs::write(
@@ -402,6 +406,7 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
     params.insert("retry".to_string(), cfg.retry.to_string());
     params.insert("idempotency".to_string(), cfg.idempotency.to_string());
     params.insert("strict-lock".to_string(), cfg.strict_lock.to_string());
+    params.insert("margin-warn".to_string(), cfg.margin_warn.to_string());
     params.insert("backend".to_string(), cfg.backend.name().to_string());
     reports::RunMeta {
         design: cfg.design.to_string(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use checkers::text::for_terminal;
 use checkers::{read_history, Date, History, Results};
 use reports::RunMeta;
 
@@ -103,7 +104,9 @@ pub fn load_history(path: &Path) -> anyhow::Result<History> {
         let file = File::open(path).with_context(|| format!("cannot open history {name}"))?;
         read(&mut BufReader::with_capacity(1 << 20, file))
     };
-    res.with_context(|| format!("unusable history {name}"))
+    // A read error quotes the offending value: made safe for a terminal here.
+    res.map_err(|e| anyhow::anyhow!("{}", for_terminal(&e.to_string())))
+        .with_context(|| format!("unusable history {}", for_terminal(&name)))
 }
 
 /// A run directory's metadata; the defaults when it has none (a foreign history).

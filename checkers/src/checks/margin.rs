@@ -1,0 +1,468 @@
+//! lease-margin: how close each lease hold came to outliving its lease. Informational:
+//! it never decides the verdict; it is the data an alert on "DB latency nears the TTL"
+//! needs, before lock-exclusion has anything to report.
+//!
+//! For each lock trace, the critical section runs from `lock_acquired` to `db_commit`
+//! (or `confirmed` when there is no commit), and the lease held runs from `lock_acquired`
+//! to its expiry, the last grant (acquire or renewal) plus the TTL
+//! ([`crate::Trace::lease_expiry`]). The fraction used is critical section / lease held:
+//! 0.5 left half the lease to spare, above 1.0 the write landed after the lease expired.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checks::Checker;
+use crate::pairing::History;
+use crate::result::{thousands, CheckResult, Role};
+use crate::stats::{fault_windows, FaultWindow};
+
+/// The checker's name in results.
+pub const NAME: &str = "lease-margin";
+
+/// The fraction of its lease above which a critical section counts as a close call
+/// (`--margin-warn`): above 0, at most 1, 0.8 by default. Never NaN, hence `Eq`.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct WarnFraction(f64);
+
+/// Why a number is not a [`WarnFraction`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WarnFractionError {
+    /// Not in `(0, 1]`.
+    #[error("must be above 0 and at most 1 (a fraction of the lease, e.g. 0.8), got {0}")]
+    OutOfRange(f64),
+    /// Not a number at all.
+    #[error("not a number: {0:?} (write a fraction of the lease, e.g. 0.8)")]
+    NotANumber(String),
+}
+
+impl WarnFraction {
+    /// 0.8: a critical section using more than 80% of its lease is a close call.
+    pub const DEFAULT: WarnFraction = WarnFraction(0.8);
+
+    /// `x` as a warning fraction, when `0 < x <= 1`.
+    pub fn new(x: f64) -> Result<WarnFraction, WarnFractionError> {
+        if x > 0.0 && x <= 1.0 {
+            Ok(WarnFraction(x))
+        } else {
+            Err(WarnFractionError::OutOfRange(x))
+        }
+    }
+
+    /// The fraction.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+
+    /// As a percentage for people: `80%`, `92.5%`.
+    pub fn percent(self) -> String {
+        let p = (self.0 * 1000.0).round() / 10.0;
+        format!("{p}%")
+    }
+}
+
+impl Eq for WarnFraction {}
+
+impl Default for WarnFraction {
+    fn default() -> WarnFraction {
+        WarnFraction::DEFAULT
+    }
+}
+
+impl fmt::Display for WarnFraction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for WarnFraction {
+    type Err = WarnFractionError;
+    fn from_str(s: &str) -> Result<WarnFraction, WarnFractionError> {
+        let x: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| WarnFractionError::NotANumber(s.to_string()))?;
+        WarnFraction::new(x)
+    }
+}
+
+impl TryFrom<f64> for WarnFraction {
+    type Error = WarnFractionError;
+    fn try_from(x: f64) -> Result<WarnFraction, WarnFractionError> {
+        WarnFraction::new(x)
+    }
+}
+
+impl From<WarnFraction> for f64 {
+    fn from(w: WarnFraction) -> f64 {
+        w.0
+    }
+}
+
+/// Where a critical section was taken to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SectionEnd {
+    /// At `db_commit`: the write the lock protected landed.
+    Commit,
+    /// At `confirmed`, for traces without a commit.
+    Confirmed,
+}
+
+/// One lease hold, measured from a lock trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Index of the completion whose trace recorded it.
+    pub op: u64,
+    /// When the lease was acquired (ns).
+    pub acquired: u64,
+    /// When the critical section ended (ns): `db_commit`, else `confirmed`.
+    pub end: u64,
+    /// Which of the two it was.
+    pub ended_by: SectionEnd,
+    /// When the lease expired on the server (ns): last grant plus TTL.
+    pub expiry: u64,
+}
+
+impl Hold {
+    /// Length of the critical section (ns).
+    pub fn critical_ns(&self) -> u64 {
+        self.end.saturating_sub(self.acquired)
+    }
+
+    /// Length of the lease actually held, renewals included (ns).
+    pub fn lease_ns(&self) -> u64 {
+        self.expiry.saturating_sub(self.acquired)
+    }
+
+    /// The fraction of the lease the critical section used. A zero-length lease is taken
+    /// as 1 ns long, so the fraction stays finite (and huge) for JSON.
+    pub fn fraction(&self) -> f64 {
+        self.critical_ns() as f64 / self.lease_ns().max(1) as f64
+    }
+
+    /// The fraction as a whole percentage, rounded down (computed in integers, so 97%
+    /// of a lease reads 97, never 96).
+    pub fn percent(&self) -> u64 {
+        let p = u128::from(self.critical_ns()) * 100 / u128::from(self.lease_ns().max(1));
+        u64::try_from(p).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the critical section outlived the lease: it ended after the expiry.
+    pub fn outlived(&self) -> bool {
+        self.end > self.expiry
+    }
+}
+
+/// Every lease hold of a history, in completion order, and what could not be measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holds {
+    /// The measured holds.
+    pub holds: Vec<Hold>,
+    /// Completions whose trace names a lock.
+    pub lock_traces: u64,
+    /// Lock traces without an acquire time, a TTL, or an end of the critical section
+    /// (`db_commit` or `confirmed`), or whose section ends before it began.
+    pub unmeasured: u64,
+}
+
+/// Measures every lease hold in `h` (see the module docs). The report draws these; the
+/// checker summarises them.
+pub fn lease_holds(h: &History) -> Holds {
+    let mut out = Holds::default();
+    for &i in h.traced() {
+        let op = &h.ops()[i as usize];
+        let Some(t) = &op.value.trace else { continue };
+        out.lock_traces += 1;
+        let (end, ended_by) = match (t.db_commit, t.confirmed) {
+            (Some(c), _) => (c, SectionEnd::Commit),
+            (None, Some(c)) => (c, SectionEnd::Confirmed),
+            (None, None) => {
+                out.unmeasured += 1;
+                continue;
+            }
+        };
+        match (t.lock_acquired, t.lease_expiry()) {
+            (Some(acquired), Some(expiry)) if end >= acquired => out.holds.push(Hold {
+                op: u64::from(i),
+                acquired,
+                end,
+                ended_by,
+                expiry,
+            }),
+            _ => out.unmeasured += 1,
+        }
+    }
+    out
+}
+
+/// The hold that came closest to outliving its lease (the largest fraction used).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosestCall {
+    /// Index of the completion whose trace recorded it.
+    pub op: u64,
+    /// The lock it held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_key: Option<String>,
+    /// The fraction of its lease it used.
+    pub fraction: f64,
+    /// The same as a whole percentage, rounded down.
+    pub percent: u64,
+    /// Its critical section, ms.
+    pub critical_ms: f64,
+    /// Its lease, renewals included, ms.
+    pub lease_ms: f64,
+    /// Where its critical section ended.
+    pub ended_by: SectionEnd,
+}
+
+/// Critical-section latency of the holds that overlapped one fault window (or none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SectionLatency {
+    /// The fault window; `None` for the holds that overlapped no fault window.
+    pub window: Option<FaultWindow>,
+    /// How many holds.
+    pub holds: u64,
+    /// Median critical section, ms (`None` without holds).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
+    /// 99.9th percentile, ms.
+    pub p999_ms: Option<f64>,
+    /// Longest, ms.
+    pub max_ms: Option<f64>,
+}
+
+/// What lease-margin found: how much of their leases critical sections used, and how
+/// long they took inside and outside fault windows. Serialized in results.json as the
+/// `margin` of the lease-margin result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Margin {
+    /// The warning fraction it counted against.
+    pub warn: WarnFraction,
+    /// Holds measured.
+    pub holds: u64,
+    /// Lock traces that could not be measured (see [`Holds::unmeasured`]).
+    pub unmeasured: u64,
+    /// Median fraction of the lease used (nearest rank).
+    pub p50: f64,
+    /// 99th percentile of the fraction used.
+    pub p99: f64,
+    /// The largest fraction used.
+    pub max: f64,
+    /// Holds that used more than `warn` of their lease (the outlived ones included).
+    pub above_warn: u64,
+    /// Holds whose critical section outlived their lease (fraction above 1).
+    pub outlived: u64,
+    /// The hold with the largest fraction.
+    pub closest: ClosestCall,
+    /// Critical-section latency outside fault windows (first, `window: null`), then in
+    /// each fault window in start order. A hold counts in every window its critical
+    /// section overlaps.
+    pub latency: Vec<SectionLatency>,
+}
+
+impl Margin {
+    /// The sentence people read, e.g. "3 critical sections used more than 80% of their
+    /// lease; closest: op 812 used 97%".
+    pub fn sentence(&self) -> String {
+        let warn = self.warn.percent();
+        let mut s = match self.above_warn {
+            0 => format!("no critical section used more than {warn} of its lease"),
+            1 => format!("1 critical section used more than {warn} of its lease"),
+            n => format!(
+                "{} critical sections used more than {warn} of their lease",
+                thousands(n)
+            ),
+        };
+        match (self.outlived, self.above_warn) {
+            (0, _) => {}
+            (1, 1) => s.push_str(" and outlived it"),
+            (o, n) if o == n => s.push_str(", all of them outlived it"),
+            (o, _) => s.push_str(&format!(", {} of them outlived it", thousands(o))),
+        }
+        s.push_str(&format!(
+            "; closest: op {} used {}%",
+            self.closest.op, self.closest.percent
+        ));
+        s
+    }
+}
+
+/// The lease-margin checker: always informational; `unknown` ("not applicable") without
+/// lock traces to measure.
+pub struct LeaseMargin {
+    /// The warning fraction.
+    pub warn: WarnFraction,
+}
+
+impl Checker for LeaseMargin {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn role(&self) -> Role {
+        Role::Informational
+    }
+
+    fn check(&self, h: &History) -> CheckResult {
+        let holds = lease_holds(h);
+        match margin(h, &holds, self.warn) {
+            None if holds.lock_traces == 0 => {
+                CheckResult::unknown(self, "no lock traces (not applicable)")
+            }
+            None => CheckResult::unknown(
+                self,
+                format!(
+                    "no lock trace records a lease and the end of its critical section (db_commit or confirmed): {} unmeasured (not applicable)",
+                    thousands(holds.unmeasured)
+                ),
+            ),
+            Some(m) => {
+                let mut summary = format!(
+                    "{} ({} lease hold{} measured",
+                    m.sentence(),
+                    thousands(m.holds),
+                    if m.holds == 1 { "" } else { "s" }
+                );
+                if m.unmeasured > 0 {
+                    summary.push_str(&format!(", {} unmeasured", thousands(m.unmeasured)));
+                }
+                summary.push(')');
+                CheckResult {
+                    margin: Some(m),
+                    ..CheckResult::valid(self, summary)
+                }
+            }
+        }
+    }
+}
+
+/// Nearest-rank quantile of sorted values.
+fn rank<T: Copy>(sorted: &[T], p: f64) -> T {
+    let r = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[r - 1]
+}
+
+fn latency(window: Option<FaultWindow>, mut ns: Vec<u64>) -> SectionLatency {
+    ns.sort_unstable();
+    let q = |p: f64| (!ns.is_empty()).then(|| rank(&ns, p) as f64 / 1e6);
+    SectionLatency {
+        window,
+        holds: ns.len() as u64,
+        p50_ms: q(0.5),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: q(1.0),
+    }
+}
+
+/// Summarises the holds; `None` when there are none.
+fn margin(h: &History, holds: &Holds, warn: WarnFraction) -> Option<Margin> {
+    let list = &holds.holds;
+    let mut fractions: Vec<f64> = list.iter().map(Hold::fraction).collect();
+    // The largest fraction, the earliest op among equals.
+    let closest = list
+        .iter()
+        .zip(&fractions)
+        .reduce(|best, x| if x.1 > best.1 { x } else { best })?
+        .0;
+    let above_warn = fractions.iter().filter(|&&f| f > warn.get()).count() as u64;
+    let outlived = list.iter().filter(|x| x.outlived()).count() as u64;
+    fractions.sort_unstable_by(f64::total_cmp);
+
+    // Latency per fault window: a hold belongs to each window its critical section
+    // overlaps. Holds sorted by acquire time, so a window only looks at those acquired
+    // between (its start - the longest section) and its end.
+    let mut by_start: Vec<&Hold> = list.iter().collect();
+    by_start.sort_unstable_by_key(|x| (x.acquired, x.op));
+    let longest = list.iter().map(Hold::critical_ns).max().unwrap_or(0);
+    let mut in_fault = vec![false; by_start.len()];
+    let mut windows = Vec::new();
+    for w in fault_windows(h) {
+        let lo = by_start.partition_point(|x| x.acquired < w.start.saturating_sub(longest));
+        let hi = by_start.partition_point(|x| x.acquired <= w.end);
+        let mut ns = Vec::new();
+        for (k, x) in by_start.iter().enumerate().take(hi).skip(lo) {
+            if x.end >= w.start {
+                in_fault[k] = true;
+                ns.push(x.critical_ns());
+            }
+        }
+        windows.push(latency(Some(w), ns));
+    }
+    let outside: Vec<u64> = by_start
+        .iter()
+        .zip(&in_fault)
+        .filter(|(_, &f)| !f)
+        .map(|(x, _)| x.critical_ns())
+        .collect();
+    let mut latencies = vec![latency(None, outside)];
+    latencies.extend(windows);
+
+    let trace = h.ops()[closest.op as usize].value.trace.as_ref();
+    Some(Margin {
+        warn,
+        holds: list.len() as u64,
+        unmeasured: holds.unmeasured,
+        p50: rank(&fractions, 0.5),
+        p99: rank(&fractions, 0.99),
+        max: rank(&fractions, 1.0),
+        above_warn,
+        outlived,
+        closest: ClosestCall {
+            op: closest.op,
+            lock_key: trace.and_then(|t| t.lock_key.clone()),
+            fraction: closest.fraction(),
+            percent: closest.percent(),
+            critical_ms: closest.critical_ns() as f64 / 1e6,
+            lease_ms: closest.lease_ns() as f64 / 1e6,
+            ended_by: closest.ended_by,
+        },
+        latency: latencies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_fraction_is_above_zero_and_at_most_one() {
+        for ok in ["0.8", "1", "0.001", " 0.5 "] {
+            assert!(ok.parse::<WarnFraction>().is_ok(), "{ok}");
+        }
+        for bad in ["0", "-0.1", "1.01", "NaN", "inf", "x", ""] {
+            assert!(bad.parse::<WarnFraction>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "1.5".parse::<WarnFraction>().unwrap_err().to_string(),
+            "must be above 0 and at most 1 (a fraction of the lease, e.g. 0.8), got 1.5"
+        );
+        assert_eq!(WarnFraction::default().percent(), "80%");
+        assert_eq!(WarnFraction::new(0.925).unwrap().percent(), "92.5%");
+        assert!(serde_json::from_str::<WarnFraction>("2.0").is_err());
+        assert_eq!(
+            serde_json::to_string(&WarnFraction::DEFAULT).unwrap(),
+            "0.8"
+        );
+    }
+
+    #[test]
+    fn percentages_are_exact_in_integers() {
+        let hold = |critical: u64, lease: u64| Hold {
+            op: 0,
+            acquired: 10,
+            end: 10 + critical,
+            ended_by: SectionEnd::Commit,
+            expiry: 10 + lease,
+        };
+        assert_eq!(hold(97_000_000, 100_000_000).percent(), 97);
+        assert_eq!(hold(130, 100).percent(), 130);
+        assert!(hold(130, 100).outlived() && !hold(100, 100).outlived());
+        assert_eq!(hold(5, 0).fraction(), 5.0, "a zero lease counts as 1 ns");
+    }
+}
