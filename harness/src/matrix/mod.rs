@@ -50,7 +50,13 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         s.parse::<DesignName>().map_err(|e| e.to_string())
     })
     .context("--designs")?;
-    let faults = parse_list(&args.faults, Fault::all(), |s| {
+    // `all` means every fault the designs can take: the service faults need --service.
+    let design_faults: Vec<Fault> = Fault::all()
+        .iter()
+        .copied()
+        .filter(|f| !f.needs_service())
+        .collect();
+    let faults = parse_list(&args.faults, &design_faults, |s| {
         s.parse::<Fault>().map_err(|e| e.to_string())
     })
     .context("--faults")?;
