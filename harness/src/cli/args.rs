@@ -92,6 +92,26 @@ pub enum BenchCommand {
     Detect(BenchDetectArgs),
     /// Start-to-ready time of a cell's servers: local processes vs docker containers.
     Backends(BenchBackendsArgs),
+    /// overbook's HTTP driver vs wrk, posting the same booking at the same concurrency to
+    /// the same service (the Rust example, fixed mode, unless --service).
+    Service(BenchServiceArgs),
+}
+
+/// `overbook bench service`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchServiceArgs {
+    /// Concurrent users (overbook sessions and wrk connections alike).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Length of each measurement.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Rounds, overbook and wrk alternating; the best of each is compared.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// The service to drive (default: booking-service-example next to overbook, fixed mode).
+    #[arg(long, value_name = "CMD")]
+    pub service: Option<String>,
 }
 
 /// `overbook bench backends`.

@@ -478,3 +478,134 @@ async fn malformed_answers_are_info_and_counted_never_fatal() {
     }
     assert!(out.notes["service log tail service.log"].contains("fixture malformed"));
 }
+
+// ---- nothing outlives overbook -----------------------------------------------------------
+
+/// Waits (up to 15 s) until no process mentions `marker`; the ones left.
+fn gone(marker: &str) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = running_with(marker);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `overbook run` on a service whose every process carries `marker` (two
+/// replicas, each a shell with a child), waits until both are serving, then `signal`s
+/// overbook.
+fn signal_overbook_while_serving(signal: i32, marker: &str) {
+    // The trailing `wait` keeps the shell (and the marker in its command line) alive
+    // beside the fixture: a service with a child of its own.
+    let cmd = format!(
+        "FIXTURE_MODE=malformed /usr/bin/python3 {} {marker} & wait",
+        repo().join("harness/tests/it/service_fixture.py").display()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args(["run", "--quiet", "--time-limit", "10m", "--fault", "none"])
+        .args(["--replicas", "2", "--service", &cmd, "--store"])
+        .arg(store())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Serving: both fixtures are up (their python processes carry the marker as an
+    // argument); ops are flowing by then or a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pythons = || {
+        running_with(marker)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| c.starts_with(b"/usr/bin/python3"))
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    while pythons() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the service never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let _ = child.wait();
+}
+
+#[test]
+fn kill_9_of_overbook_takes_every_replica_and_its_children_along() {
+    let m = marker("kill9");
+    signal_overbook_while_serving(libc::SIGKILL, &m);
+    let left = gone(&m);
+    assert!(left.is_empty(), "left running after kill -9: {left:?}");
+}
+
+#[test]
+fn sigterm_of_overbook_stops_every_replica() {
+    let m = marker("sigterm");
+    signal_overbook_while_serving(libc::SIGTERM, &m);
+    let left = gone(&m);
+    assert!(left.is_empty(), "left running after SIGTERM: {left:?}");
+}
+
+// ---- the matrix --------------------------------------------------------------------------
+
+#[test]
+fn matrix_runs_one_row_for_the_service_and_takes_expectations_per_fault() {
+    let store = store().join(format!("matrix-{}", rand::random::<u32>()));
+    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args([
+            "matrix",
+            "--faults",
+            "none,kill-service",
+            "--time-limit",
+            "4s",
+        ])
+        .args(["--service", &command(Example::Python, "fixed", 0)])
+        // A wrong expectation on purpose: the none cell must be reported as missed.
+        .args(["--expect", "none=invalid", "--store"])
+        .arg(&store)
+        .args([
+            "--",
+            "--rooms",
+            "2",
+            "--fault-for",
+            "1s",
+            "--heal-for",
+            "500ms",
+        ])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let dir = std::fs::read_dir(store.join("matrix"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let m: reports::matrix::Matrix =
+        serde_json::from_slice(&std::fs::read(dir.join("matrix.json")).unwrap()).unwrap();
+    assert_eq!(m.designs, vec!["service".to_string()]);
+    let cell = |fault: &str| m.cells.iter().find(|c| c.fault == fault).unwrap();
+    assert_eq!(cell("none").verdict, Some(Validity::Valid), "{text}");
+    assert!(!cell("none").met);
+    assert_eq!(
+        cell("kill-service").verdict,
+        Some(Validity::Valid),
+        "{text}"
+    );
+    assert!(cell("kill-service").met);
+    assert!(
+        cell("kill-service").reproduce.contains("--service"),
+        "{text}"
+    );
+}
