@@ -11,7 +11,7 @@
 //!   the room's earliest free night. Four windows of that a run.
 //! - `pause-service`: replica 0 is frozen for longer than a lease plus a booking, many
 //!   times a run, on a two-room hotel where each booking holds its room's lease for
-//!   `BOOKING_WORK_MS` (below the lease: with no fault there is no race, checked below).
+//!   `BOOKING_WORK_MS` (below the lease: with no fault there is no race).
 //!   Whenever a replica-0 user holds a lease at the freeze, a replica-1 user takes it
 //!   over and books the same free nights before the frozen one inserts. Each window has
 //!   about a one-in-two chance of that (two rooms, each held by either replica), and a
@@ -81,11 +81,17 @@ fn command(example: Example, mode: &str, work_ms: u64) -> String {
     format!("BOOKING_MODE={mode} BOOKING_WORK_MS={work_ms} exec {program}")
 }
 
+/// A quick run of `spec`. The hotel never fills (a thousand nights a room), so a
+/// booking's availability check passes and it does its work inside the lease; every
+/// request aims at free nights, most at the room's earliest, where concurrent users
+/// collide.
 fn config(spec: ServiceSpec, faults: &[Fault], seed: u64) -> RunConfig {
     RunConfig {
         store: store(),
         command: "cargo test".into(),
         service: Some(spec),
+        window_days: 1000,
+        aim_at_free: 1.0,
         ..RunConfig::quick(DesignName::LockOnly, faults.to_vec(), seed)
     }
 }
@@ -131,8 +137,7 @@ async fn caught_under_db_latency(example: Example) {
     let spec = ServiceSpec::new(command(example, "buggy", 0));
     let cfg = RunConfig {
         rooms: 1,
-        window_days: 30,
-        concurrency: 8,
+        concurrency: 12,
         lock_ttl: Duration::from_millis(100),
         db_latency: Duration::from_millis(400),
         fault_for: Duration::from_secs(2),
@@ -150,21 +155,20 @@ async fn caught_under_db_latency(example: Example) {
     );
 }
 
-/// The pause settings of the module doc: 2 replicas, 2 rooms, 100 ms of work inside a
-/// 300 ms lease, replica 0 frozen for about 1 s out of every 1.3 s.
+/// The pause settings of the module doc: 2 replicas, 2 rooms, 200 ms of work inside a
+/// 300 ms lease, replica 0 frozen for about 1.2 s out of every 1.5 s.
 fn pause_config(example: Example, mode: &str, faults: &[Fault], seed: u64) -> RunConfig {
     let spec = ServiceSpec {
         replicas: 2,
-        ..ServiceSpec::new(command(example, mode, 100))
+        ..ServiceSpec::new(command(example, mode, 200))
     };
     RunConfig {
         rooms: 2,
-        window_days: 14,
-        concurrency: 8,
+        concurrency: 12,
         lock_ttl: Duration::from_millis(300),
-        fault_for: Duration::from_millis(1000),
+        fault_for: Duration::from_millis(1200),
         heal_for: Duration::from_millis(300),
-        time_limit: Duration::from_secs(16),
+        time_limit: Duration::from_secs(18),
         ..config(spec, faults, seed)
     }
 }
