@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             BenchCommand::Run(a) => bench::run::run(a),
             BenchCommand::Detect(a) => bench::run::detect(a),
             BenchCommand::Backends(a) => bench::backends::run(a),
+            BenchCommand::Service(a) => bench::service::run(a),
         },
     };
     match result {

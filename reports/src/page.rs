@@ -257,7 +257,16 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         row(&mut out, &[k, v]);
     }
     for (k, v) in &meta.params {
-        row(&mut out, &[k, v]);
+        if v.contains('\n') {
+            // A log tail (service mode): keep its lines.
+            out.push_str("<tr><td>");
+            escape_into(&mut out, k);
+            out.push_str("</td><td><pre>");
+            escape_into(&mut out, v);
+            out.push_str("</pre></td></tr>\n");
+        } else {
+            row(&mut out, &[k, v]);
+        }
     }
     out.push_str("</table>\n");
     if !meta.command.is_empty() {

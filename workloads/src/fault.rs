@@ -35,6 +35,10 @@ pub enum Fault {
     PartitionRedis,
     /// Clients stop between taking the lease and writing (a GC pause).
     ClientPause,
+    /// One replica of the service under test is SIGSTOPped, its whole process group.
+    PauseService,
+    /// One replica of the service under test is killed, then started again.
+    KillService,
 }
 
 /// What a fault acts on.
@@ -48,6 +52,8 @@ pub enum Target {
     Redis,
     /// The simulated users (the system under test's own process).
     Clients,
+    /// The processes of a service under test that overbook started (`--service`).
+    Service,
 }
 
 /// What injecting a fault needs from the run.
@@ -61,6 +67,8 @@ pub enum Needs {
     ProcessControl,
     /// A pause point inside the system under test (the built-in designs have one).
     ClientHook,
+    /// A service under test whose processes overbook started (`run --service`).
+    Service,
 }
 
 /// One row of the fault table.
@@ -96,7 +104,7 @@ const fn row(
 
 /// The table, `none` first. Row order is the order of `--help`, the matrix and reports.
 #[rustfmt::skip]
-const TABLE: [FaultRow; 10] = [
+const TABLE: [FaultRow; 12] = [
     row(Fault::None, "none", Target::Nothing, Needs::Nothing,
         "no fault: the control run"),
     row(Fault::DbLatency, "db-latency", Target::Postgres, Needs::Proxy,
@@ -117,6 +125,10 @@ const TABLE: [FaultRow; 10] = [
         "the clients cannot reach Redis"),
     row(Fault::ClientPause, "client-pause", Target::Clients, Needs::ClientHook,
         "clients stop for --client-pause between taking the lease and writing: a GC pause"),
+    row(Fault::PauseService, "pause-service", Target::Service, Needs::Service,
+        "one replica of --service is stopped (SIGSTOP to its process group): a GC pause, a VM migration"),
+    row(Fault::KillService, "kill-service", Target::Service, Needs::Service,
+        "one replica of --service is killed (SIGKILL), started again and waited for: a crash"),
 ];
 
 /// Every fault in table order, for designs that break under all of them.
@@ -167,6 +179,16 @@ impl Fault {
     /// Whether the fault signals a server process (so needs a backend that owns it).
     pub fn needs_process(self) -> bool {
         self.row().needs == Needs::ProcessControl
+    }
+
+    /// What injecting the fault needs from the run.
+    pub fn needs(self) -> Needs {
+        self.row().needs
+    }
+
+    /// Whether the fault acts on a service overbook started (so needs `--service`).
+    pub fn needs_service(self) -> bool {
+        self.row().needs == Needs::Service
     }
 
     /// Every fault name, comma separated, for error messages and help.

@@ -5,8 +5,10 @@
 //! - [`proxy`]: `bench proxy`, what the fault proxy costs with no fault.
 //! - [`run`]: `bench run` (harness vs pgbench) and `bench detect` (detection power).
 //! - [`backends`]: `bench backends`, servers' start-to-ready, local vs docker.
+//! - [`service`]: `bench service`, overbook's HTTP driver vs wrk on the same service.
 
 pub mod backends;
 pub mod check;
 pub mod proxy;
 pub mod run;
+pub mod service;

@@ -23,7 +23,7 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run every design under every fault (and seed), each cell its own run, and judge
     /// each against what the design declares it survives. `matrix merge` joins shards.
-    Matrix(MatrixArgs),
+    Matrix(Box<MatrixArgs>),
     /// Check a history file (JSON Lines, `-` for stdin) and print the verdict.
     Check(CheckArgs),
     /// Re-render a run's report (RUN_DIR/report.html) from its history.jsonl and meta.json.
@@ -97,6 +97,26 @@ pub enum BenchCommand {
     Detect(BenchDetectArgs),
     /// Start-to-ready time of a cell's servers: local processes vs docker containers.
     Backends(BenchBackendsArgs),
+    /// overbook's HTTP driver vs wrk, posting the same booking at the same concurrency to
+    /// the same service (the Rust example, fixed mode, unless --service).
+    Service(BenchServiceArgs),
+}
+
+/// `overbook bench service`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchServiceArgs {
+    /// Concurrent users (overbook sessions and wrk connections alike).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Length of each measurement.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Rounds, overbook and wrk alternating; the best of each is compared.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// The service to drive (default: booking-service-example next to overbook, fixed mode).
+    #[arg(long, value_name = "CMD")]
+    pub service: Option<String>,
 }
 
 /// `overbook bench backends`.
@@ -322,6 +342,35 @@ pub struct RunArgs {
     /// Also write the verdict as JSON to this file (used by `overbook matrix`).
     #[arg(long, hide = true)]
     pub outcome_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// Service mode: test the user's own booking service (docs/service.md) instead of a
+/// built-in design. Shared by `run` and `matrix`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServiceArgs {
+    /// Test your own booking service: run CMD with `sh -c` (N replicas, see --replicas),
+    /// give it OVERBOOK_LISTEN, DATABASE_URL, REDIS_URL and OVERBOOK_LOCK_TTL_MS, drive it
+    /// over HTTP as docs/service.md says. Replaces --design.
+    #[arg(long, value_name = "CMD")]
+    pub service: Option<String>,
+    /// SQL applied to the run's empty database before the service starts.
+    #[arg(long, value_name = "FILE", requires = "service")]
+    pub schema: Option<PathBuf>,
+    /// Take the final read straight from Postgres with this query (columns room, from,
+    /// to, request) instead of GET /bookings.
+    #[arg(long, value_name = "SQL", requires = "service")]
+    pub read_sql: Option<String>,
+    /// The service's working directory (default: the current one).
+    #[arg(long, value_name = "DIR", requires = "service")]
+    pub service_dir: Option<PathBuf>,
+    /// How long each replica may take to answer GET /health with 200.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub service_ready_timeout: Duration,
+    /// Instances of the service, each on its own port; the users are spread across them.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
 }
 
 /// `overbook matrix`.
@@ -362,6 +411,8 @@ pub struct MatrixArgs {
     /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
     /// (e.g. `-- --concurrency 16 --lock-ttl 1s`).
     #[arg(last = true)]

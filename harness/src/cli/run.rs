@@ -13,6 +13,8 @@ use crate::cli::RunArgs;
 use crate::nemesis::Fault;
 use crate::nodes::Backend;
 use crate::run::{self, RunConfig};
+use crate::sut::service::ServiceSpec;
+use workloads::Needs;
 
 /// What the user expects of the verdict (`--expect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     // Refuse pause/kill faults on a backend that does not own the servers now, not
     // after servers and schema are up.
     crate::nemesis::check_backend(&faults, &backend).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let service = service_spec(&args.service)?;
+    check_service_faults(&faults, service.is_some())?;
     let expect = match args.expect.as_deref() {
         None => None,
         Some("valid") => Some(Expect::Valid),
@@ -124,9 +128,70 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         margin_warn: args.margin_warn,
         command: String::new(),
         progress: !args.quiet,
+        service,
     };
     let command = reproduce_command(&cfg, args);
     Ok((RunConfig { command, ..cfg }, expect))
+}
+
+/// The service asked for by `--service` and its companions, checked.
+pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<ServiceSpec>> {
+    let Some(command) = &args.service else {
+        if args.replicas != 1 {
+            bail!("--replicas needs --service CMD (the built-in designs run in this process)");
+        }
+        return Ok(None);
+    };
+    if command.trim().is_empty() {
+        bail!("--service: the command is empty");
+    }
+    if args.replicas == 0 {
+        bail!("--replicas must be at least 1");
+    }
+    if args.service_ready_timeout.is_zero() {
+        bail!("--service-ready-timeout must be positive");
+    }
+    if let Some(schema) = &args.schema {
+        if !schema.is_file() {
+            bail!("--schema {}: no such file", schema.display());
+        }
+    }
+    if let Some(dir) = &args.service_dir {
+        if !dir.is_dir() {
+            bail!("--service-dir {}: no such directory", dir.display());
+        }
+    }
+    if matches!(&args.read_sql, Some(sql) if sql.trim().is_empty()) {
+        bail!("--read-sql: the query is empty");
+    }
+    Ok(Some(ServiceSpec {
+        command: command.clone(),
+        schema: args.schema.clone(),
+        read_sql: args.read_sql.clone(),
+        dir: args.service_dir.clone(),
+        ready_timeout: args.service_ready_timeout,
+        replicas: args.replicas,
+    }))
+}
+
+/// Refuses, before anything starts, faults the system under test cannot take: the
+/// service faults without a service, and `client-pause` (a hook inside the built-in
+/// designs' code) with one.
+pub fn check_service_faults(faults: &[Fault], service: bool) -> anyhow::Result<()> {
+    for f in faults {
+        match f.needs() {
+            Needs::Service if !service => {
+                bail!("--fault {f} acts on a service under test: give one with --service CMD")
+            }
+            Needs::ClientHook if service => bail!(
+                "--fault {f} stops a built-in design at a point inside its own code, which a \
+                 service overbook did not write does not have; use pause-service (SIGSTOP of \
+                 one replica) for the same stop-the-world pause"
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The command line that reproduces this run: every choice spelled out, the seed included.
@@ -170,6 +235,34 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     if args.backend != "local" {
         cmd.push_str(&format!(" --backend {}", args.backend));
     }
+    if let Some(spec) = &cfg.service {
+        // The design is not used in service mode: name the service instead.
+        let design = format!("--design {} ", cfg.design);
+        cmd = cmd.replacen(&design, "", 1);
+        cmd.push_str(&format!(" --service {}", shell_quote(&spec.command)));
+        if spec.replicas != 1 {
+            cmd.push_str(&format!(" --replicas {}", spec.replicas));
+        }
+        if let Some(f) = &spec.schema {
+            cmd.push_str(&format!(
+                " --schema {}",
+                shell_quote(&f.display().to_string())
+            ));
+        }
+        if let Some(sql) = &spec.read_sql {
+            cmd.push_str(&format!(" --read-sql {}", shell_quote(sql)));
+        }
+        if let Some(d) = &spec.dir {
+            cmd.push_str(&format!(
+                " --service-dir {}",
+                shell_quote(&d.display().to_string())
+            ));
+        }
+        cmd.push_str(&format!(
+            " --service-ready-timeout {}",
+            ms(spec.ready_timeout)
+        ));
+    }
     for (flag, image) in [
         ("--redis-image", &args.redis_image),
         ("--postgres-image", &args.postgres_image),
@@ -181,12 +274,28 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     cmd
 }
 
+/// `s` as one shell word: as it is when it is plain, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 /// Runs `overbook run` and returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let (cfg, expect) = config_from_args(args)?;
+    let subject = match &cfg.service {
+        Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
+        Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),
+        None => cfg.design.to_string(),
+    };
     println!(
         "overbook: {} under {} for {:?}, {} users, lease {:?}, seed {}",
-        cfg.design,
+        subject,
         cfg.faults
             .iter()
             .map(|f| f.to_string())
@@ -224,6 +333,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if results.headline == Headline::LockFailedDatabaseHeld {
         println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice.");
     }
+    print_service_notes(&outcome.notes);
     println!(
         "\n{}: {} ({} ops in {:.1}s)",
         match results.validity {
@@ -231,7 +341,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             Validity::Invalid => "INVALID",
             Validity::Unknown => "UNKNOWN",
         },
-        cfg.design,
+        subject,
         outcome.ops,
         outcome.wall.as_secs_f64()
     );
@@ -274,6 +384,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         println!("  expected invalid: caught, as expected");
     }
     Ok(ExitCode::from(code))
+}
+
+/// The service's part of the summary: replicas, malformed answers, each log's tail.
+fn print_service_notes(notes: &std::collections::BTreeMap<String, String>) {
+    if notes.is_empty() {
+        return;
+    }
+    println!();
+    for (k, v) in notes {
+        if v.contains('\n') || k.starts_with("service log tail") {
+            println!("  {k}:");
+            for line in v.lines() {
+                println!("    | {line}");
+            }
+        } else {
+            println!("  {k}: {v}");
+        }
+    }
 }
 
 /// One line naming what each checker found, e.g.

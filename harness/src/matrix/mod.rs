@@ -24,7 +24,7 @@ pub mod plan;
 
 use crate::nemesis::Fault;
 use crate::store::utc_stamp;
-use plan::{plan, Cell, ExpectOverride, Expectation, Shard};
+use plan::{plan, Cell, ExpectOverride, Expectation, Row, Shard};
 
 /// What `overbook run --outcome-file` writes: enough for the matrix to judge the cell
 /// without re-reading the run's files.
@@ -46,14 +46,32 @@ pub struct RunSummaryFile {
 
 /// Runs `overbook matrix`.
 pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
-    let designs = parse_list(&args.designs, DesignName::all(), |s| {
-        s.parse::<DesignName>().map_err(|e| e.to_string())
-    })
-    .context("--designs")?;
-    let faults = parse_list(&args.faults, Fault::all(), |s| {
+    let service = crate::cli::run::service_spec(&args.service)?;
+    // One row for a service; else the designs asked for.
+    let designs: Vec<Row> = if service.is_some() {
+        vec![Row::Service]
+    } else {
+        parse_list(&args.designs, DesignName::all(), |s| {
+            s.parse::<DesignName>().map_err(|e| e.to_string())
+        })
+        .context("--designs")?
+        .into_iter()
+        .map(Row::Design)
+        .collect()
+    };
+    // `all` means every fault the row can take: the service faults need a service, and
+    // client-pause needs a hook inside a built-in design.
+    let takes = |f: &Fault| match f.needs() {
+        workloads::Needs::Service => service.is_some(),
+        workloads::Needs::ClientHook => service.is_none(),
+        _ => true,
+    };
+    let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
+    let faults = parse_list(&args.faults, &possible, |s| {
         s.parse::<Fault>().map_err(|e| e.to_string())
     })
     .context("--faults")?;
+    crate::cli::run::check_service_faults(&faults, service.is_some())?;
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -266,13 +284,16 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
     let outcome_file = out_dir.join(format!("cell-{}.json", cell.ordinal));
     let log_file = out_dir.join(format!("cell-{}.log", cell.ordinal));
     let mut cmd = Command::new(exe);
-    cmd.arg("run")
-        .args([
-            "--design",
-            cell.design.as_str(),
-            "--fault",
-            cell.fault.name(),
-        ])
+    cmd.arg("run");
+    match cell.design {
+        Row::Design(d) => {
+            cmd.args(["--design", d.as_str()]);
+        }
+        Row::Service => {
+            cmd.args(service_args(&args.service));
+        }
+    }
+    cmd.args(["--fault", cell.fault.name()])
         .args(["--seed", &cell.seed.to_string()])
         .args([
             "--time-limit",
@@ -294,9 +315,17 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         Err(e) => Err(e),
     };
     let wall_ms = started.elapsed().as_millis() as u64;
+    let subject = match cell.design {
+        Row::Design(d) => format!("--design {d}"),
+        Row::Service => service_args(&args.service)
+            .iter()
+            .map(|a| crate::cli::run::shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     let reproduce_fallback = format!(
-        "overbook run --design {} --fault {} --seed {} --time-limit {}ms {}",
-        cell.design,
+        "overbook run {} --fault {} --seed {} --time-limit {}ms {}",
+        subject,
         cell.fault,
         cell.seed,
         args.time_limit.as_millis(),
@@ -346,6 +375,29 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         (Err(e), _) => result.summary = format!("cannot start {}: {e}", exe.display()),
     }
     result
+}
+
+/// The `overbook run` arguments that give a cell the matrix's service.
+fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(cmd) = &s.service {
+        out.extend(["--service".to_string(), cmd.clone()]);
+    }
+    out.extend(["--replicas".to_string(), s.replicas.to_string()]);
+    out.extend([
+        "--service-ready-timeout".to_string(),
+        format!("{}ms", s.service_ready_timeout.as_millis()),
+    ]);
+    if let Some(f) = &s.schema {
+        out.extend(["--schema".to_string(), f.display().to_string()]);
+    }
+    if let Some(sql) = &s.read_sql {
+        out.extend(["--read-sql".to_string(), sql.clone()]);
+    }
+    if let Some(d) = &s.service_dir {
+        out.extend(["--service-dir".to_string(), d.display().to_string()]);
+    }
+    out
 }
 
 fn last_line(path: &Path) -> String {

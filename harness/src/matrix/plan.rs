@@ -37,12 +37,38 @@ impl FromStr for Expectation {
     }
 }
 
-/// `--expect DESIGN:FAULT=VERDICT`: the user's own expectation for some cells, replacing
-/// the design's declaration (e.g. to assert that a design of theirs is caught).
+/// What a matrix row tests: a built-in design, or the user's service (`--service`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Row {
+    /// A built-in design.
+    Design(DesignName),
+    /// The service given by `matrix --service CMD`.
+    Service,
+}
+
+impl Row {
+    /// The row's name on the page: the design's, or `service`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Row::Design(d) => d.as_str(),
+            Row::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--expect DESIGN:FAULT=VERDICT` (or `FAULT=VERDICT` for the service row): the user's
+/// own expectation for some cells, replacing the design's declaration (e.g. to assert
+/// that a design of theirs is caught).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectOverride {
-    /// The design the override applies to.
-    pub design: DesignName,
+    /// The row the override applies to.
+    pub design: Row,
     /// The fault it applies to.
     pub fault: Fault,
     /// What the cell must show.
@@ -53,14 +79,23 @@ impl FromStr for ExpectOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<ExpectOverride, String> {
         let bad = || {
-            format!("--expect takes DESIGN:FAULT=valid|invalid|either (e.g. lock-only:none=invalid), got {s:?}")
+            format!("--expect takes DESIGN:FAULT=valid|invalid|either (e.g. lock-only:none=invalid), or FAULT=... for --service, got {s:?}")
         };
         let (cell, verdict) = s.split_once('=').ok_or_else(bad)?;
-        let (design, fault) = cell.split_once(':').ok_or_else(bad)?;
+        let (design, fault) = match cell.split_once(':') {
+            Some(("service", fault)) => (Row::Service, fault),
+            Some((design, fault)) => (
+                Row::Design(
+                    design
+                        .parse()
+                        .map_err(|e: workloads::WorkloadError| e.to_string())?,
+                ),
+                fault,
+            ),
+            None => (Row::Service, cell),
+        };
         Ok(ExpectOverride {
-            design: design
-                .parse()
-                .map_err(|e: workloads::WorkloadError| e.to_string())?,
+            design,
             fault: fault.parse().map_err(|e| format!("{e}"))?,
             expect: verdict.parse()?,
         })
@@ -68,6 +103,15 @@ impl FromStr for ExpectOverride {
 }
 
 impl Expectation {
+    /// What a row is expected to show under `fault`: a design's own declaration; a
+    /// service is expected to hold (the user says otherwise with `--expect`).
+    pub fn of_row(row: Row, fault: Fault) -> Expectation {
+        match row {
+            Row::Design(d) => Expectation::of(d, fault),
+            Row::Service => Expectation::Valid,
+        }
+    }
+
     /// What `design` is expected to show under `fault`, from the design's own declaration.
     pub fn of(design: DesignName, fault: Fault) -> Expectation {
         if design.is_safe() {
@@ -96,8 +140,8 @@ impl Expectation {
 pub struct Cell {
     /// Position in the full (unsharded) plan: the cell's stable identity.
     pub ordinal: usize,
-    /// The design under test.
-    pub design: DesignName,
+    /// What the cell tests.
+    pub design: Row,
     /// The fault injected.
     pub fault: Fault,
     /// The run's seed.
@@ -151,7 +195,7 @@ impl fmt::Display for Shard {
 /// reads), seeds `first_seed..first_seed + seeds`.
 /// `overrides` replace the designs' own expectations for the cells they name.
 pub fn plan(
-    designs: &[DesignName],
+    designs: &[Row],
     faults: &[Fault],
     seeds: u64,
     first_seed: u64,
@@ -164,7 +208,7 @@ pub fn plan(
                 .iter()
                 .rev()
                 .find(|o| o.design == design && o.fault == fault)
-                .map_or_else(|| Expectation::of(design, fault), |o| o.expect);
+                .map_or_else(|| Expectation::of_row(design, fault), |o| o.expect);
             for s in 0..seeds {
                 cells.push(Cell {
                     ordinal: cells.len(),
@@ -185,7 +229,8 @@ mod tests {
 
     #[test]
     fn shards_partition_the_plan_exactly() {
-        let cells = plan(DesignName::all(), Fault::all(), 3, 1, &[]);
+        let rows: Vec<Row> = DesignName::all().iter().map(|&d| Row::Design(d)).collect();
+        let cells = plan(&rows, Fault::all(), 3, 1, &[]);
         for n in 1..=5 {
             let mut seen: Vec<usize> = (1..=n)
                 .flat_map(|k| {
@@ -244,7 +289,7 @@ mod override_tests {
     fn overrides_replace_the_declared_expectation_of_their_cell_only() {
         let o: ExpectOverride = "lock-only:none=invalid".parse().unwrap();
         let cells = plan(
-            &[DesignName::LockOnly],
+            &[Row::Design(DesignName::LockOnly)],
             &[Fault::None, Fault::DbLatency],
             1,
             1,
@@ -256,6 +301,18 @@ mod override_tests {
             Expectation::of(DesignName::LockOnly, Fault::None),
             Expectation::Valid
         );
+        let svc: ExpectOverride = "kill-service=invalid".parse().unwrap();
+        assert_eq!(svc.design, Row::Service);
+        assert_eq!(svc.fault, Fault::KillService);
+        let cells = plan(
+            &[Row::Service],
+            &[Fault::None, Fault::KillService],
+            1,
+            1,
+            &[svc],
+        );
+        assert_eq!(cells[0].expect, Expectation::Valid);
+        assert_eq!(cells[1].expect, Expectation::Invalid);
         for bad in [
             "lock-only=valid",
             "lock-only:none",

@@ -15,6 +15,7 @@ use workloads::ClientPause;
 use super::{target, Fault};
 use crate::nodes::proxy::ProxyFaults;
 use crate::nodes::{Cluster, NodeError};
+use crate::sut::service::{Replicas, FAULTED_REPLICA};
 
 /// How hard each fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,8 @@ impl FaultParams {
             Fault::KillDb | Fault::KillRedis => json!({"signal": "SIGKILL"}),
             Fault::PartitionDb | Fault::PartitionRedis => json!({"blackhole": true}),
             Fault::ClientPause => json!({"pause_ms": ms(self.client_pause)}),
+            Fault::PauseService => json!({"signal": "SIGSTOP"}),
+            Fault::KillService => json!({"signal": "SIGKILL"}),
             Fault::None => json!({}),
         }
     }
@@ -74,6 +77,8 @@ pub struct ActiveFault {
     fault: Fault,
     cluster: Arc<Cluster>,
     client_pause: ClientPause,
+    /// The service's replicas, for the faults that act on them.
+    service: Option<Arc<Replicas>>,
     healed: bool,
 }
 
@@ -94,6 +99,23 @@ impl ActiveFault {
         cluster: &Arc<Cluster>,
         client_pause: &ClientPause,
     ) -> Result<ActiveFault, NodeError> {
+        ActiveFault::apply_to(fault, params, cluster, client_pause, None).await
+    }
+
+    /// Injects `fault` now, with the service's replicas for the faults on a service.
+    pub async fn apply_to(
+        fault: Fault,
+        params: &FaultParams,
+        cluster: &Arc<Cluster>,
+        client_pause: &ClientPause,
+        service: Option<&Arc<Replicas>>,
+    ) -> Result<ActiveFault, NodeError> {
+        let service = service.cloned();
+        if fault.needs_service() && service.is_none() {
+            return Err(NodeError::Service(format!(
+                "{fault} needs a service under test (run --service CMD)"
+            )));
+        }
         if fault.needs_process() {
             if let Some(kind) = target(fault) {
                 if !cluster.node(kind).owns_process() {
@@ -107,6 +129,7 @@ impl ActiveFault {
             fault,
             cluster: cluster.clone(),
             client_pause: client_pause.clone(),
+            service: service.clone(),
             healed: false,
         };
         match fault {
@@ -126,6 +149,15 @@ impl ActiveFault {
             Fault::PartitionDb => cluster.postgres.proxy().set(ProxyFaults::partition()),
             Fault::PartitionRedis => cluster.redis.proxy().set(ProxyFaults::partition()),
             Fault::ClientPause => client_pause.activate(params.client_pause),
+            Fault::PauseService | Fault::KillService => {
+                let service = service.as_ref().expect("checked above");
+                let done = if fault == Fault::PauseService {
+                    service.pause(FAULTED_REPLICA)
+                } else {
+                    service.kill(FAULTED_REPLICA)
+                };
+                done.map_err(|e| NodeError::Service(e.to_string()))?;
+            }
         }
         Ok(guard)
     }
@@ -141,6 +173,13 @@ impl ActiveFault {
         match self.fault {
             Fault::KillDb => self.cluster.postgres.restart().await,
             Fault::KillRedis => self.cluster.redis.restart().await,
+            Fault::KillService => match &self.service {
+                Some(s) => s
+                    .restart(FAULTED_REPLICA)
+                    .await
+                    .map_err(|e| NodeError::Service(e.to_string())),
+                None => Ok(()),
+            },
             _ => {
                 self.heal_now();
                 Ok(())
@@ -152,6 +191,18 @@ impl ActiveFault {
         match self.fault {
             Fault::None => {}
             Fault::ClientPause => self.client_pause.heal(),
+            Fault::PauseService => {
+                if let Some(s) = &self.service {
+                    s.resume(FAULTED_REPLICA);
+                }
+            }
+            Fault::KillService => {
+                if let Some(s) = &self.service {
+                    if s.pid(FAULTED_REPLICA).is_none() {
+                        let _ = s.spawn(FAULTED_REPLICA);
+                    }
+                }
+            }
             Fault::KillDb | Fault::KillRedis => {
                 if let Some(kind) = target(self.fault) {
                     let _ = self.cluster.node(kind).respawn_now();

@@ -22,13 +22,14 @@ pub use workloads::Fault;
 
 use crate::nodes::{Backend, Cluster, NodeError, ServerKind};
 use crate::run::recorder::Recorder;
+use crate::sut::service::Replicas;
 
 /// The server a fault acts on, if it acts on one.
 pub fn target(fault: Fault) -> Option<ServerKind> {
     match fault.acts_on() {
         Target::Postgres => Some(ServerKind::Postgres),
         Target::Redis => Some(ServerKind::Redis),
-        Target::Nothing | Target::Clients => None,
+        Target::Nothing | Target::Clients | Target::Service => None,
     }
 }
 
@@ -79,6 +80,8 @@ pub struct Nemesis {
     client_pause: ClientPause,
     recorder: Arc<Recorder>,
     status: NemesisStatus,
+    /// The service's replicas, in service mode (`pause-service`, `kill-service`).
+    service: Option<Arc<Replicas>>,
 }
 
 impl Nemesis {
@@ -97,7 +100,14 @@ impl Nemesis {
             client_pause,
             recorder,
             status: NemesisStatus::default(),
+            service: None,
         }
+    }
+
+    /// Gives the nemesis the service's replicas to pause and kill (service mode).
+    pub fn with_service(mut self, service: Option<Arc<Replicas>>) -> Nemesis {
+        self.service = service;
+        self
     }
 
     /// A handle on the active fault, to read while the nemesis runs.
@@ -140,6 +150,9 @@ impl Nemesis {
         self.status.set(None);
         self.cluster.heal_all();
         self.client_pause.heal();
+        if let Some(service) = &self.service {
+            service.resume(crate::sut::service::FAULTED_REPLICA);
+        }
         result
     }
 
@@ -160,6 +173,13 @@ impl Nemesis {
             if let Some(kind) = target(fault) {
                 obj.insert("target".into(), json!(kind.to_string()));
             }
+            if let (true, Some(service)) = (fault.needs_service(), &self.service) {
+                let i = crate::sut::service::FAULTED_REPLICA;
+                obj.insert("target".into(), json!("service"));
+                obj.insert("replica".into(), json!(i));
+                obj.insert("addr".into(), json!(service.addr(i).to_string()));
+                obj.insert("pgid".into(), json!(service.pid(i)));
+            }
         }
         let start = F::from(format!("start-{fault}").as_str());
         let value = OpValue {
@@ -167,8 +187,14 @@ impl Nemesis {
             ..OpValue::default()
         };
         self.log(OpType::Invoke, &start, value.clone(), None);
-        let guard = match ActiveFault::apply(fault, &self.params, &self.cluster, &self.client_pause)
-            .await
+        let guard = match ActiveFault::apply_to(
+            fault,
+            &self.params,
+            &self.cluster,
+            &self.client_pause,
+            self.service.as_ref(),
+        )
+        .await
         {
             Ok(guard) => guard,
             Err(e) => {

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::nodes::proxy::{FaultProxy, Upstream};
 use docker::{DockerRun, DockerServer};
+pub(crate) use local::log_tail;
 use local::LocalServer;
 
 /// Where the servers come from.
@@ -206,6 +207,9 @@ pub enum NodeError {
         /// The engine's answer.
         reason: String,
     },
+    /// The service under test could not be paused, killed or restarted.
+    #[error("service: {0}")]
+    Service(String),
     /// An external URL could not be used.
     #[error("bad URL {url:?}: {reason}")]
     BadUrl {
@@ -361,6 +365,31 @@ impl ServerHandle {
     /// The URL straight to the server, past every fault (setup, final read).
     pub fn direct_url(&self) -> String {
         render(self.kind, &self.login, self.upstream)
+    }
+
+    /// The URL a service under test is given (`DATABASE_URL`, `REDIS_URL`), through the
+    /// fault proxy, in the URL form every client library reads:
+    /// `postgresql://user[:password]@127.0.0.1:PORT/DBNAME` (the database `dbname` when
+    /// given, the node's own otherwise) or `redis://[:password@]127.0.0.1:PORT/DB`.
+    pub fn service_url(&self, dbname: Option<&str>) -> String {
+        render_url(&self.login, self.proxy.addr(), dbname)
+    }
+
+    /// [`ServerHandle::direct_url`] for another database of the same server (a run's own
+    /// database, created for a service under test).
+    pub fn direct_url_for(&self, dbname: &str) -> String {
+        match &self.login {
+            Login::Postgres { user, password, .. } => render(
+                self.kind,
+                &Login::Postgres {
+                    user: user.clone(),
+                    password: password.clone(),
+                    dbname: dbname.to_string(),
+                },
+                self.upstream,
+            ),
+            Login::Redis { .. } => self.direct_url(),
+        }
     }
 
     /// The server's own address.
@@ -578,6 +607,31 @@ fn render(kind: ServerKind, login: &Login, addr: SocketAddr) -> String {
     }
 }
 
+/// Renders the URL form of a login for `addr` (what a service under test reads), with
+/// user, password and database percent-encoded.
+fn render_url(login: &Login, addr: SocketAddr, dbname_override: Option<&str>) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    match login {
+        Login::Redis { userinfo, db } => {
+            let db = if db.is_empty() { "0" } else { db.as_str() };
+            format!("redis://{userinfo}{addr}/{db}")
+        }
+        Login::Postgres {
+            user,
+            password,
+            dbname,
+        } => {
+            let pw = password
+                .as_deref()
+                .map(|p| format!(":{}", enc(p)))
+                .unwrap_or_default();
+            let db = dbname_override.unwrap_or(dbname);
+            format!("postgresql://{}{pw}@{addr}/{}", enc(user), enc(db))
+        }
+    }
+}
+
 /// The config string straight to a local server (readiness probes).
 fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
     render(kind, &default_login(kind), addr)
@@ -688,6 +742,38 @@ mod tests {
         );
         let parsed: tokio_postgres::Config = url.parse().unwrap();
         assert_eq!(parsed.get_password(), Some(&b"p w'"[..]));
+    }
+
+    #[test]
+    fn service_urls_are_in_url_form_with_credentials_encoded() {
+        let login = Login::Postgres {
+            user: "app".into(),
+            password: Some("p w@/".into()),
+            dbname: "shop".into(),
+        };
+        let addr = "127.0.0.1:5000".parse().unwrap();
+        let url = render_url(&login, addr, Some("overbook_1f"));
+        assert_eq!(
+            url,
+            "postgresql://app:p%20w%40%2F@127.0.0.1:5000/overbook%5F1f"
+        );
+        let parsed: tokio_postgres::Config = url.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"p w@/"[..]));
+        assert_eq!(parsed.get_dbname(), Some("overbook_1f"));
+        let trust = Login::Postgres {
+            user: "postgres".into(),
+            password: None,
+            dbname: "postgres".into(),
+        };
+        assert_eq!(
+            render_url(&trust, addr, None),
+            "postgresql://postgres@127.0.0.1:5000/postgres"
+        );
+        let redis = Login::Redis {
+            userinfo: String::new(),
+            db: String::new(),
+        };
+        assert_eq!(render_url(&redis, addr, None), "redis://127.0.0.1:5000/0");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use workloads::{ClientPause, Config, DesignName, Generator, GeneratorConfig, Run
 use crate::nemesis::{Fault, FaultParams, Nemesis, Schedule, ScheduleConfig};
 use crate::nodes::{Backend, Cluster, NodeError, NodeOptions};
 use crate::store::{self, RunDir};
+use crate::sut::service::ServiceSpec;
 use crate::sut::{SutError, System};
 use recorder::{Recorder, RecorderError};
 use worker::Worker;
@@ -88,6 +89,8 @@ pub struct RunConfig {
     pub command: String,
     /// Show a progress bar.
     pub progress: bool,
+    /// Test the user's own service instead of `design` (`--service`).
+    pub service: Option<ServiceSpec>,
 }
 
 impl RunConfig {
@@ -122,6 +125,16 @@ impl RunConfig {
             margin_warn: checkers::WarnFraction::DEFAULT,
             command: String::new(),
             progress: true,
+            service: None,
+        }
+    }
+
+    /// What the run tests, for directory names and reports: the design's name, or
+    /// `service` in service mode.
+    pub fn subject(&self) -> String {
+        match &self.service {
+            Some(_) => "service".to_string(),
+            None => self.design.to_string(),
         }
     }
 
@@ -159,6 +172,9 @@ pub struct RunOutcome {
     pub wall: Duration,
     /// Time spent outside the test proper: server start, schema setup, final read, checks.
     pub overhead: Duration,
+    /// What the system under test adds to the summary (a service: command, replicas,
+    /// malformed answers, log tails), by label.
+    pub notes: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a run could not produce a verdict (exit code 2).
@@ -228,7 +244,7 @@ pub async fn run_against(cfg: &RunConfig, cluster: &Arc<Cluster>) -> Result<RunO
 fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
     let test = format!(
         "{}-{}",
-        cfg.design,
+        cfg.subject(),
         cfg.faults
             .iter()
             .map(|f| f.to_string())
@@ -260,7 +276,7 @@ async fn run_on(
         window_days: cfg.window_days,
     };
 
-    let system = crate::sut::build(cfg, cluster, design_cfg);
+    let system = crate::sut::build(cfg, cluster, design_cfg, &dir.path)?;
     system.setup().await?;
 
     let recorder = Arc::new(Recorder::create(&dir.file(store::HISTORY), clock)?);
@@ -297,7 +313,8 @@ async fn run_on(
         cluster.clone(),
         pause.clone(),
         recorder.clone(),
-    );
+    )
+    .with_service(system.replicas());
     let nemesis_status = nemesis.status();
     let (stop_nemesis, stop_rx) = tokio::sync::watch::channel(false);
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
@@ -356,6 +373,9 @@ async fn run_on(
     let final_started = Instant::now();
     tokio::time::sleep(cfg.lock_ttl.min(Duration::from_secs(1))).await;
     final_read(system.as_ref(), &recorder, &next_process).await;
+    // Only now: the final read may go through the system (a service's GET /bookings).
+    system.shutdown().await;
+    let notes = system.notes();
     recorder.finish()?;
 
     let history = History::from_ops(recorder.ops())?;
@@ -370,7 +390,11 @@ async fn run_on(
         dir.file(store::RESULTS),
         serde_json::to_vec_pretty(&results).expect("results serialise"),
     )?;
-    let meta = run_meta(cfg, dir, test_time);
+    let mut meta = run_meta(cfg, dir, test_time);
+    if cfg.service.is_some() {
+        meta.design = system.name();
+    }
+    meta.params.extend(notes.clone());
     std::fs::write(
         dir.file(store::META),
         serde_json::to_vec_pretty(&meta).expect("meta serialises"),
@@ -389,6 +413,7 @@ async fn run_on(
         ops: history.ops().len(),
         wall: started.elapsed(),
         overhead,
+        notes,
     })
 }
 

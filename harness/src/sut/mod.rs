@@ -7,12 +7,16 @@
 //! process ids and the history; a system owns only how to talk to the thing under test.
 //!
 //! Implementations: [`builtin`] (the ten booking designs, clients of Redis and Postgres
-//! in this process). Adding a system under test is one module here implementing both
-//! traits, and one arm in [`build`].
+//! in this process) and [`service`] (the user's own HTTP service, in N replicas, started
+//! and stopped by overbook). Adding a system under test is one module here implementing
+//! both traits, and one arm in [`build`].
 
 pub mod builtin;
+pub mod service;
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -61,6 +65,24 @@ pub trait System: Send + Sync {
 
     /// The final read: every booking the system holds now.
     fn read_all(&self) -> BoxFuture<'_, Result<Vec<BookingRow>, SutError>>;
+
+    /// Stops what [`System::setup`] started, after the final read (a service's
+    /// processes, its database). Nothing to do for a system living in this process.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// The processes of the system under test when overbook started them (service
+    /// mode): what `pause-service` and `kill-service` act on.
+    fn replicas(&self) -> Option<Arc<service::Replicas>> {
+        None
+    }
+
+    /// What the run summary and the report should say about the system beyond its name,
+    /// by label (a service: its command, replicas, the tail of each log).
+    fn notes(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
 }
 
 /// One simulated user's connection to the system: one request at a time.
@@ -69,16 +91,29 @@ pub trait Session: Send {
     fn invoke<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Outcome>;
 }
 
-/// The system a run's configuration names, wired to the run's servers.
+/// The system a run's configuration names, wired to the run's servers; `run_dir` takes
+/// what it writes (a service's logs).
 pub fn build(
     cfg: &RunConfig,
     cluster: &Arc<Cluster>,
     design_cfg: workloads::Config,
-) -> Arc<dyn System> {
-    Arc::new(builtin::BuiltinSystem::new(
+    run_dir: &Path,
+) -> Result<Arc<dyn System>, SutError> {
+    if let Some(spec) = &cfg.service {
+        return Ok(Arc::new(service::ServiceSystem::new(
+            spec,
+            cluster,
+            run_dir,
+            design_cfg.clock,
+            cfg.lock_ttl,
+            cfg.op_timeout,
+            cfg.keep,
+        )?));
+    }
+    Ok(Arc::new(builtin::BuiltinSystem::new(
         cfg.design,
         design_cfg,
         cluster,
         cfg.op_timeout,
-    ))
+    )))
 }
