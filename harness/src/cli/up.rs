@@ -62,6 +62,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             dir: args.dir.clone(),
             keep: args.keep,
             redis_aof: args.redis_aof,
+            max_connections: crate::nodes::DEFAULT_MAX_CONNECTIONS,
         };
         let cluster = Arc::new(Cluster::start(&backend, &opts).await?);
         let mut held = Vec::new();

@@ -16,10 +16,16 @@ pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
 }
 
 /// Postgres settings (`-c name=value`), beyond where it listens. Durability on: a kill
-/// must not lose a committed booking. Connections: a run's users, its setup and final
-/// read, and the checks' own, with room to spare.
-pub(crate) const POSTGRES_SETTINGS: &[&str] = &[
-    "max_connections=200",
+/// must not lose a committed booking. Connections: `max_connections`, from the run's
+/// needs ([`super::max_connections_for`]).
+pub(crate) fn postgres_settings(max_connections: u32) -> Vec<String> {
+    let mut settings = vec![format!("max_connections={max_connections}")];
+    settings.extend(POSTGRES_SETTINGS.iter().map(|s| s.to_string()));
+    settings
+}
+
+/// The settings that do not depend on the run.
+const POSTGRES_SETTINGS: &[&str] = &[
     "shared_buffers=32MB",
     "fsync=on",
     "synchronous_commit=on",
@@ -34,6 +40,7 @@ mod tests {
     #[test]
     fn durability_is_on_and_aof_is_fsynced_always() {
         assert!(POSTGRES_SETTINGS.contains(&"fsync=on"));
+        assert_eq!(postgres_settings(42)[0], "max_connections=42");
         assert!(POSTGRES_SETTINGS.contains(&"synchronous_commit=on"));
         let aof = redis_flags(true);
         assert!(aof.windows(2).any(|w| w == ["--appendfsync", "always"]));

@@ -314,21 +314,24 @@ impl DockerServer {
                 // `redis-server`; later flags win over the image's defaults.
                 (
                     REDIS_PORT,
-                    super::config::redis_flags(opts.redis_aof),
+                    super::config::redis_flags(opts.redis_aof)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
                     vec![],
                 )
             }
             ServerKind::Postgres => {
-                let mut cmd = vec!["postgres"];
-                for setting in super::config::POSTGRES_SETTINGS {
-                    cmd.extend(["-c", setting]);
+                let mut cmd = vec!["postgres".to_string()];
+                for setting in super::config::postgres_settings(opts.max_connections) {
+                    cmd.extend(["-c".to_string(), setting]);
                 }
                 (POSTGRES_PORT, cmd, vec!["POSTGRES_HOST_AUTH_METHOD=trust"])
             }
         };
         let body = ContainerCreateBody {
             image: Some(run.images.for_kind(kind).to_string()),
-            cmd: Some(cmd.into_iter().map(String::from).collect()),
+            cmd: Some(cmd),
             env: Some(env.into_iter().map(String::from).collect()),
             labels: Some(labels(&run.id)),
             stop_timeout: Some(5),

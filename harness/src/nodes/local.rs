@@ -40,6 +40,7 @@ pub(crate) struct LocalServer {
     log: PathBuf,
     keep: bool,
     redis_aof: bool,
+    max_connections: u32,
     bin: PathBuf,
     run_as: Option<(u32, u32)>,
     /// The running server's pid (= its pgid); `None` while it is down (killed or stopped).
@@ -94,6 +95,7 @@ impl LocalServer {
             log: opts.dir.join(format!("{}.log", kind.short_name())),
             keep: opts.keep,
             redis_aof: opts.redis_aof,
+            max_connections: opts.max_connections,
             bin,
             run_as,
             pid: Mutex::new(None),
@@ -247,7 +249,8 @@ impl LocalServer {
                 cmd.arg("-c")
                     .arg(format!("unix_socket_directories={}", self.dir.display()));
                 let local = ["listen_addresses=127.0.0.1", "logging_collector=off"];
-                for setting in super::config::POSTGRES_SETTINGS.iter().chain(&local) {
+                let settings = super::config::postgres_settings(self.max_connections);
+                for setting in settings.iter().map(String::as_str).chain(local) {
                     cmd.arg("-c").arg(setting);
                 }
             }

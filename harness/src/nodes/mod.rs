@@ -94,17 +94,36 @@ pub struct NodeOptions {
     pub keep: bool,
     /// Run Redis with an fsynced append-only file, so its locks survive a kill.
     pub redis_aof: bool,
+    /// Postgres's `max_connections` (servers overbook starts); see [`max_connections_for`].
+    pub max_connections: u32,
 }
 
 impl NodeOptions {
-    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence.
+    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence, room for
+    /// the default 16 users and then some.
     pub fn new(dir: impl Into<PathBuf>) -> NodeOptions {
         NodeOptions {
             dir: dir.into(),
             keep: false,
             redis_aof: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
+}
+
+/// Postgres's `max_connections` when no run says otherwise (`overbook up`, tests).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 200;
+
+/// The `max_connections` a run of `users` concurrent users needs: each user holds one
+/// connection, but a user retired after a timeout may leave its connection open behind a
+/// fault until the server notices, so twice as many, plus setup, the final read and
+/// the superuser's reserved slots. Never below [`DEFAULT_MAX_CONNECTIONS`].
+pub fn max_connections_for(users: usize) -> u32 {
+    let users = u32::try_from(users).unwrap_or(u32::MAX / 4);
+    users
+        .saturating_mul(2)
+        .saturating_add(20)
+        .max(DEFAULT_MAX_CONNECTIONS)
 }
 
 /// Which server a node is.

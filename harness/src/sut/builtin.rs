@@ -45,12 +45,14 @@ impl BuiltinSystem {
 
     async fn connect_direct(&self) -> Result<tokio_postgres::Client, String> {
         let connect = tokio_postgres::connect(&self.direct_pg_url, tokio_postgres::NoTls);
-        let (client, conn) = tokio::time::timeout(self.connect_timeout, connect)
+        // Setup and the final read are not ops: a tiny --op-timeout must not starve them.
+        let timeout = self.connect_timeout.max(Duration::from_secs(10));
+        let (client, conn) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| {
                 format!(
-                    "connecting to postgres at {} timed out after {:?}",
-                    self.direct_pg_url, self.connect_timeout
+                    "connecting to postgres at {} timed out after {timeout:?}",
+                    self.direct_pg_url
                 )
             })?
             .map_err(|e| format!("connecting to postgres at {}: {e}", self.direct_pg_url))?;
