@@ -377,6 +377,10 @@ pub struct MatrixMergeArgs {
     /// Write one JUnit testcase per cell to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Merge even when some shards are missing (or a directory has no plan.json): the
+    /// merged verdict then covers only the cells present.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.

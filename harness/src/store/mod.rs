@@ -126,6 +126,27 @@ pub fn warn(e: &StoreError) {
     eprintln!("overbook: warning: store bookkeeping failed, the run's files are kept: {e}");
 }
 
+/// Whether `a` and `b` name the same file, compared canonically: through links, `..`
+/// and hard links (same device and inode); `b` need not exist yet. Used to refuse
+/// writing an output over an input.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    let canonical = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            return Some(c);
+        }
+        let parent = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// Keeps a test name safe as one path component.
 /// Reads a history file (`-` for stdin), naming the file in any error.
 pub fn load_history(path: &Path) -> anyhow::Result<History> {
