@@ -2,11 +2,13 @@
 //! docker backends: a kill-db verdict depends on both running Postgres with the same
 //! durability, and a kill-redis verdict on both running Redis with the same persistence.
 
-/// Redis flags, beyond where it listens: no RDB snapshots; with `aof`, an append-only
-/// file fsynced on every write, so a lease granted before a kill -9 is still held after
-/// it (without it, a restarted Redis has forgotten every lease).
+/// Redis flags, beyond where it listens and its password: no RDB snapshots; protected
+/// mode on (with a password set it lets authenticated clients in, from anywhere the
+/// server listens); with `aof`, an append-only file fsynced on every write, so a lease
+/// granted before a kill -9 is still held after it (without it, a restarted Redis has
+/// forgotten every lease).
 pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
-    let mut flags = vec!["--save", "", "--protected-mode", "no"];
+    let mut flags = vec!["--save", "", "--protected-mode", "yes"];
     if aof {
         flags.extend(["--appendonly", "yes", "--appendfsync", "always"]);
     } else {

@@ -16,6 +16,7 @@ mod local;
 pub mod process;
 pub mod proxy;
 pub mod reaper;
+pub mod tempdir;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -246,7 +247,7 @@ impl NodeError {
 
 /// How to log in, kept apart from the address so URLs can point at the proxy or the server.
 #[derive(Debug, Clone)]
-enum Login {
+pub(crate) enum Login {
     Redis {
         userinfo: String,
         db: String,
@@ -290,22 +291,13 @@ impl ServerHandle {
                 })?;
                 let server = DockerServer::start(kind, run, opts).await?;
                 let addr = server.addr();
-                (Node::Docker(server), addr, default_login(kind))
+                let login = server.login();
+                (Node::Docker(server), addr, login)
             }
             Backend::Local => {
                 let server = LocalServer::start(kind, opts).await?;
                 let addr = server.addr();
-                let login = match kind {
-                    ServerKind::Redis => Login::Redis {
-                        userinfo: String::new(),
-                        db: String::new(),
-                    },
-                    ServerKind::Postgres => Login::Postgres {
-                        user: "postgres".into(),
-                        password: None,
-                        dbname: "postgres".into(),
-                    },
-                };
+                let login = server.login();
                 (Node::Local(server), addr, login)
             }
             Backend::External {
@@ -597,24 +589,9 @@ fn render(kind: ServerKind, login: &Login, addr: SocketAddr) -> String {
     }
 }
 
-/// The config string straight to a local server (readiness probes).
-fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
-    render(kind, &default_login(kind), addr)
-}
-
-/// The login of a server the harness starts (no password: trust auth).
-fn default_login(kind: ServerKind) -> Login {
-    match kind {
-        ServerKind::Redis => Login::Redis {
-            userinfo: String::new(),
-            db: String::new(),
-        },
-        ServerKind::Postgres => Login::Postgres {
-            user: "postgres".into(),
-            password: None,
-            dbname: "postgres".into(),
-        },
-    }
+/// A fresh random password (128 bits, hex: safe in URLs, config files and libpq strings).
+pub(crate) fn random_password() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Quotes a key=value config value when it needs it (libpq rules: `'...'`, `\` escapes).
