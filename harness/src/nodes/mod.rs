@@ -16,6 +16,7 @@ mod local;
 pub mod process;
 pub mod proxy;
 pub mod reaper;
+pub mod scratch;
 pub mod tempdir;
 
 use std::fmt;
@@ -226,6 +227,14 @@ pub enum NodeError {
         /// The engine's answer.
         reason: String,
     },
+    /// A statement overbook needed (creating or dropping its own schema) failed.
+    #[error("postgres: {what}: {reason}")]
+    Sql {
+        /// What was being done.
+        what: String,
+        /// The server's answer.
+        reason: String,
+    },
     /// An external URL could not be used.
     #[error("bad URL {url:?}: {reason}")]
     BadUrl {
@@ -274,6 +283,8 @@ pub struct ServerHandle {
     upstream: SocketAddr,
     login: Login,
     proxy: FaultProxy,
+    /// Postgres: the run's schema, first on every connection's `search_path`.
+    search_path: Option<String>,
 }
 
 impl ServerHandle {
@@ -355,6 +366,7 @@ impl ServerHandle {
             upstream,
             login,
             proxy,
+            search_path: None,
         })
     }
 
@@ -366,12 +378,29 @@ impl ServerHandle {
     /// The URL clients use, through the fault proxy: `redis://127.0.0.1:PORT/` or a
     /// tokio-postgres `host=127.0.0.1 port=PORT user=postgres dbname=postgres` string.
     pub fn url(&self) -> String {
-        render(self.kind, &self.login, self.proxy.addr())
+        self.with_search_path(render(self.kind, &self.login, self.proxy.addr()))
     }
 
     /// The URL straight to the server, past every fault (setup, final read).
     pub fn direct_url(&self) -> String {
-        render(self.kind, &self.login, self.upstream)
+        self.with_search_path(render(self.kind, &self.login, self.upstream))
+    }
+
+    /// The run's schema, when it has one (Postgres).
+    pub fn schema(&self) -> Option<&str> {
+        self.search_path.as_deref()
+    }
+
+    /// Adds the run's schema as the session's only `search_path`: every unqualified name
+    /// a design uses then means the run's own table, never one of the user's.
+    fn with_search_path(&self, url: String) -> String {
+        match &self.search_path {
+            Some(schema) => format!(
+                "{url} options={}",
+                quote(&format!("-c search_path={schema}"))
+            ),
+            None => url,
+        }
     }
 
     /// The server's own address.
@@ -609,6 +638,8 @@ pub struct Cluster {
     pub redis: ServerHandle,
     /// The bookings database.
     pub postgres: ServerHandle,
+    /// The run's schema, dropped at shutdown unless kept.
+    schema: scratch::Scratch,
 }
 
 impl Cluster {
@@ -625,9 +656,20 @@ impl Cluster {
             ServerHandle::start(ServerKind::Postgres, backend, opts, run.as_ref())
         );
         drop(run);
+        let (redis, mut postgres) = (redis?, postgres?);
+        // The designs' tables go in a schema of the run's own, on every backend alike.
+        let schema = scratch::Scratch::create(
+            scratch::ScratchKind::Schema,
+            &postgres.direct_url(),
+            opts.keep,
+            !backend.owns_processes(),
+        )
+        .await?;
+        postgres.search_path = Some(schema.name().to_string());
         Ok(Cluster {
-            redis: redis?,
-            postgres: postgres?,
+            redis,
+            postgres,
+            schema,
         })
     }
 
@@ -655,10 +697,13 @@ impl Cluster {
     /// Heals, stops the servers and removes their temp dirs (unless kept). Idempotent;
     /// dropping the cluster does the same.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        // Healed first: a paused or partitioned server cannot drop anything.
+        self.heal_all();
+        let dropped = self.schema.drop_now().await;
         for n in self.nodes() {
             n.shutdown();
         }
-        Ok(())
+        dropped
     }
 }
 
