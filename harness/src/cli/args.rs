@@ -31,14 +31,16 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start Redis and Postgres behind their fault proxies and hold them until Ctrl-C.
     Up(UpArgs),
-    /// Remove containers and networks (labelled `overbook`) that a killed docker run left.
+    /// Remove what a killed run left: local temp dirs (server data) and the server
+    /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
 }
 
 /// `overbook clean`.
 #[derive(Debug, Clone, Args)]
 pub struct CleanArgs {
-    /// Also remove the containers of runs still going (their harness pid is alive).
+    /// Also remove the temp dirs, servers and containers of runs still going (their
+    /// harness pid is alive).
     #[arg(long)]
     pub all: bool,
     /// Only list what would be removed.

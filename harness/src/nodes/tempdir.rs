@@ -152,7 +152,8 @@ pub fn scan() -> Vec<Leftover> {
     out
 }
 
-/// The pids whose working directory is `dir` or below it.
+/// The pids whose working directory is `dir` or below it, zombies aside (they hold
+/// nothing and only wait for their parent).
 fn processes_in(dir: &Path) -> Vec<i32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -163,9 +164,17 @@ fn processes_in(dir: &Path) -> Vec<i32> {
         .filter(|pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
         })
+        .filter(|pid| !is_zombie(*pid))
         .collect();
     pids.sort_unstable();
     pids
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+    })
 }
 
 fn size_of(dir: &Path) -> u64 {
@@ -196,6 +205,13 @@ pub fn remove(leftover: &Leftover) -> Result<(), std::io::Error> {
             libc::kill(pid, libc::SIGCONT);
             libc::kill(pid, libc::SIGKILL);
         }
+    }
+    // A killed process takes a moment to die; one still alive could write into the dir
+    // while it is removed. Bounded: a process that cannot die is reported by the caller
+    // finding it still listed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !processes_in(&leftover.dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     std::fs::remove_dir_all(&leftover.dir)
 }

@@ -327,6 +327,7 @@ async fn run_on(
     let progress = Arc::new(Progress::default());
     let stopping_lines = Arc::new(AtomicBool::new(false));
     // A terminal gets a live bar; anything else (a CI log) a line every few seconds.
+    let lines = cfg.progress && !std::io::stderr().is_terminal();
     let bar = match (cfg.progress, std::io::stderr().is_terminal()) {
         (true, true) => Some(progress_bar(cfg, progress.clone(), nemesis_status, clock)),
         (true, false) => {
@@ -407,6 +408,13 @@ async fn run_on(
     let test_time = test_started.elapsed();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    if lines {
+        // The last line, whatever the period: a short run still shows its totals.
+        eprintln!(
+            "{}",
+            progress_line(cfg.time_limit, &progress, None, clock.elapsed())
+        );
     }
 
     // Quiet: let leases run out and the servers settle before the final read.

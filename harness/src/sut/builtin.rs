@@ -87,7 +87,7 @@ impl System for BuiltinSystem {
                 Client::connect(self.design, self.cfg.clone(), &self.pg_url, &self.redis_url);
             match tokio::time::timeout(self.connect_timeout, connect).await {
                 Ok(Ok(client)) => Ok(Box::new(BuiltinSession(client)) as Box<dyn Session>),
-                Ok(Err(e)) => Err(SutError::Open(e.to_string())),
+                Ok(Err(e)) => Err(SutError::Open(with_causes(&e))),
                 Err(_) => Err(SutError::Open(format!(
                     "timed out after {:?}",
                     self.connect_timeout
@@ -104,6 +104,22 @@ impl System for BuiltinSystem {
                 .map_err(|e| SutError::Read(e.to_string()))
         })
     }
+}
+
+/// An error and its causes on one line: tokio-postgres says only "db error" at the top,
+/// and the server's words ("sorry, too many clients already") are its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// One simulated user's client.

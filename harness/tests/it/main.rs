@@ -13,3 +13,4 @@ mod nodes;
 mod proxy;
 mod report;
 mod run;
+mod verdicts;
