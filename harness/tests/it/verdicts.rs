@@ -776,6 +776,15 @@ fn clean_removes_a_killed_runs_dirs_and_stopped_servers_but_not_a_live_runs() {
     dead.wait().unwrap();
     // And a live one.
     let (mut live, live_dirs) = start_up(&logs.path("live"), &[]);
+    // Its URLs, passwords included, are on disk for its owner only.
+    let servers = logs.path("live/servers.txt");
+    let mode = std::fs::metadata(&servers).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&servers).unwrap();
+    assert!(
+        text.contains("password=") && text.contains("redis://:"),
+        "{text}"
+    );
 
     let out = overbook(&["clean", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
