@@ -25,6 +25,8 @@ pub enum Expect {
 /// Builds the run's configuration from the command line, rejecting bad combinations with
 /// a message that says what to write instead.
 pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Expect>)> {
+    // Numbers first: a bad one is refused before anything (docker included) is asked.
+    check_ranges(args)?;
     let design: DesignName = args
         .design
         .parse()
@@ -67,7 +69,6 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         Some("invalid") => Some(Expect::Invalid),
         Some(other) => bail!("--expect: {other:?} is neither valid nor invalid"),
     };
-    check_ranges(args)?;
     let worst_latency = args.db_latency.max(args.redis_latency);
     let op_timeout = args
         .op_timeout

@@ -386,6 +386,19 @@ impl ServerHandle {
         self.with_search_path(render(self.kind, &self.login, self.upstream))
     }
 
+    /// The run's password for this server (for tools that take it apart from a URL:
+    /// pgbench's `PGPASSWORD`, redis-benchmark's `-a`).
+    pub fn password(&self) -> Option<&str> {
+        match &self.login {
+            Login::Postgres { password, .. } => password.as_deref(),
+            Login::Redis { userinfo, .. } => userinfo
+                .strip_suffix('@')
+                .and_then(|u| u.split_once(':'))
+                .map(|(_, p)| p)
+                .filter(|p| !p.is_empty()),
+        }
+    }
+
     /// The run's schema, when it has one (Postgres).
     pub fn schema(&self) -> Option<&str> {
         self.search_path.as_deref()
@@ -692,6 +705,12 @@ impl Cluster {
             n.proxy.heal();
             n.resume_now();
         }
+    }
+
+    /// Empties the run's schema (dropped and created again), so a benchmark's next round
+    /// on the same servers starts from nothing.
+    pub async fn recreate_schema(&self) -> Result<(), NodeError> {
+        self.schema.recreate().await
     }
 
     /// Heals, stops the servers and removes their temp dirs (unless kept). Idempotent;

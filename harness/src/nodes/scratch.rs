@@ -104,6 +104,18 @@ impl Scratch {
         self.kind
     }
 
+    /// Empties it: dropped with everything in it (all of it ours) and created again under
+    /// the same name, for a benchmark that runs several rounds on one set of servers.
+    pub async fn recreate(&self) -> Result<(), NodeError> {
+        let noun = self.kind.sql_noun();
+        drop_object(self.kind, &self.name, &self.admin_url).await?;
+        connect(&self.admin_url)
+            .await?
+            .batch_execute(&format!("CREATE {noun} {}", self.name))
+            .await
+            .map_err(|e| sql_error(format!("create {}", self.name), &e))
+    }
+
     /// Drops it (with everything in it: all of it is ours), unless kept. Idempotent.
     pub async fn drop_now(&self) -> Result<(), NodeError> {
         forget(&self.name);

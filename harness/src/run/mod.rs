@@ -238,7 +238,9 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
 
 /// Runs one test against servers that are already up (benchmarks compare the harness
 /// with other load generators on the very same servers). `cfg.backend` is ignored.
+/// The run's schema is emptied first: each round starts from a fresh hotel.
 pub async fn run_against(cfg: &RunConfig, cluster: &Arc<Cluster>) -> Result<RunOutcome, RunError> {
+    cluster.recreate_schema().await?;
     let dir = create_run_dir(cfg)?;
     run_on(cfg, &dir, cluster, Instant::now()).await
 }
@@ -325,7 +327,8 @@ async fn run_on(
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
 
     let progress = Arc::new(Progress::default());
-    let stopping_lines = Arc::new(AtomicBool::new(false));
+    // Set when clients must stop (time limit or Ctrl-C); the progress lines stop too.
+    let stopping = Arc::new(AtomicBool::new(false));
     // A terminal gets a live bar; anything else (a CI log) a line every few seconds.
     let lines = cfg.progress && !std::io::stderr().is_terminal();
     let bar = match (cfg.progress, std::io::stderr().is_terminal()) {
@@ -336,7 +339,7 @@ async fn run_on(
                 progress.clone(),
                 nemesis_status,
                 clock,
-                stopping_lines.clone(),
+                stopping.clone(),
             ));
             None
         }
@@ -348,7 +351,6 @@ async fn run_on(
     // takes its place, as in Jepsen.
     let next_process = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + cfg.time_limit;
-    let stopping = stopping_lines;
     let mut workers = Vec::new();
     for _ in 0..cfg.concurrency {
         let w = Worker {
