@@ -447,7 +447,12 @@ fn reap_status(pid: i32) -> String {
     }
 }
 
-/// Answers within a second: Redis replies to PING (any reply, an error such as NOAUTH or
+/// How long one readiness probe may take. A Postgres login is a SCRAM exchange (4096
+/// PBKDF2 rounds on each side): on a loaded machine it can take over a second, and a
+/// server that refuses connections still fails at once.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers within [`PROBE_TIMEOUT`]: Redis replies to PING (any reply, an error such as NOAUTH or
 /// LOADING included, proves a live server), Postgres completes a real login.
 pub(crate) async fn probe(
     kind: ServerKind,
@@ -489,7 +494,7 @@ pub(crate) async fn probe(
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    tokio::time::timeout(PROBE_TIMEOUT, attempt)
         .await
         .map_err(|_| "timed out".to_string())?
 }

@@ -344,7 +344,7 @@ impl ServerHandle {
                     .map_err(|reason| NodeError::NotReady {
                         kind,
                         addr,
-                        waited: Duration::from_secs(1),
+                        waited: local::PROBE_TIMEOUT,
                         reason,
                         log_tail: String::new(),
                     })?;

@@ -917,3 +917,76 @@ fn without_a_terminal_progress_comes_as_lines() {
     assert!(!lines.is_empty(), "{}", show(&out));
     assert!(lines.iter().all(|l| l.ends_with("| healthy")), "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_aborts_without_waiting_for_the_servers() {
+    use std::io::{BufRead, BufReader};
+    // Servers of the test's own, run as external ones: the test can freeze Postgres so
+    // that the interrupted run's final read waits (up to its one-hour op timeout); only
+    // the second Ctrl-C can end the run then.
+    let logs = TempDir::new("ctrl-c-twice-logs");
+    let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let store = TempDir::new("ctrl-c-twice");
+    let (redis_url, pg_url) = (servers.redis.direct_url(), servers.postgres.direct_url());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args(["run", "--design", "db-unique", "--fault", "none"])
+        .args(["--time-limit", "10m", "--op-timeout", "60m", "--quiet"])
+        .args(["--backend", "external", "--redis-url", &redis_url])
+        .args(["--postgres-url", &pg_url, "--store", store.str()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let history = loop {
+        let found = std::fs::read_dir(store.path("db-unique-none"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("history.jsonl"));
+        if let Some(h) = found {
+            if std::fs::read_to_string(&h)
+                .unwrap_or_default()
+                .contains("\"type\":\"ok\"")
+            {
+                break h;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    servers.postgres.pause().await.unwrap();
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in err.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("interrupt again to abort at once") {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    for line in err {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    let status = child.wait().unwrap();
+    servers.postgres.resume().await.unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted, stopping servers"), "{said}");
+    let dir = history.parent().unwrap();
+    assert!(
+        !dir.join("results.json").exists(),
+        "aborted: no verdict was made up"
+    );
+    // What was recorded up to then is on disk.
+    assert!(std::fs::read_to_string(&history)
+        .unwrap()
+        .contains("\"type\":\"ok\""));
+    servers.shutdown().await.unwrap();
+}
