@@ -831,10 +831,36 @@ fn clean_removes_a_killed_runs_dirs_and_stopped_servers_but_not_a_live_runs() {
 
 // ---- 14. Ctrl-C keeps what was recorded ----------------------------------------------
 
+/// Waits (with no deadline: the run is long) until the run's history holds `oks` ok
+/// completions; a run that exits first fails the test with its output instead.
+fn wait_for_oks(child: &mut Child, store: &Path, test: &str, oks: usize) -> PathBuf {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("the run ended before any booking ({status}): {err}");
+        }
+        let found = std::fs::read_dir(store.join(test))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path().join("history.jsonl"));
+        if let Some(h) = found {
+            let text = std::fs::read_to_string(&h).unwrap_or_default();
+            if text.matches("\"type\":\"ok\"").count() >= oks {
+                return h;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn the_first_ctrl_c_writes_an_interrupted_report_and_exits_130() {
     let store = TempDir::new("ctrl-c");
-    let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args([
             "run",
             "--design",
@@ -852,20 +878,7 @@ fn the_first_ctrl_c_writes_an_interrupted_report_and_exits_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (without a deadline: the run is 10 minutes long) until bookings are on disk.
-    let history = loop {
-        let found = std::fs::read_dir(store.path("db-unique-none"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("history.jsonl"));
-        if let Some(h) = found {
-            let text = std::fs::read_to_string(&h).unwrap_or_default();
-            if text.matches("\"type\":\"ok\"").count() >= 10 {
-                break h;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let history = wait_for_oks(&mut child, &store.0, "db-unique-none", 10);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -940,21 +953,7 @@ async fn a_second_ctrl_c_aborts_without_waiting_for_the_servers() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let history = loop {
-        let found = std::fs::read_dir(store.path("db-unique-none"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path().join("history.jsonl"));
-        if let Some(h) = found {
-            if std::fs::read_to_string(&h)
-                .unwrap_or_default()
-                .contains("\"type\":\"ok\"")
-            {
-                break h;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let history = wait_for_oks(&mut child, &store.0, "db-unique-none", 1);
     servers.postgres.pause().await.unwrap();
     let pid = child.id() as i32;
     // SAFETY: signalling our own child.
