@@ -26,6 +26,9 @@ pub struct RunMeta {
     pub started_at: String,
     /// Further run parameters worth showing (lease TTL, injected latency, clients, ...).
     pub params: BTreeMap<String, String>,
+    /// The run was stopped early (Ctrl-C): the history covers only part of the time
+    /// limit, so the verdict speaks for that part only.
+    pub interrupted: bool,
 }
 
 /// One line of the store's run index (`store/index.html`).

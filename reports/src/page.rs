@@ -211,6 +211,13 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         }
     }
 
+    if meta.interrupted {
+        out.push_str(
+            "<p class=\"callout bad\">Interrupted: the run was stopped early (Ctrl-C); \
+             the history and this verdict cover only the part that ran.</p>\n",
+        );
+    }
+
     // Summary.
     out.push_str("<h2 id=\"summary\">Summary</h2>\n<table>\n");
     let faults = if meta.faults.is_empty() {

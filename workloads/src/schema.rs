@@ -12,9 +12,11 @@ use crate::config::{room_numbers, Config};
 use crate::design::DesignName;
 use crate::error::WorkloadError;
 
-/// Drops every overbook table, then creates the tables and constraints `design` needs.
-/// Idempotent; run once per run, before any client connects (clients prepare their
-/// statements against this schema).
+/// Creates the tables and constraints `design` needs, in the connection's `search_path`:
+/// the harness gives each run a fresh schema of its own, so nothing is dropped first and
+/// nothing of anyone else's can be touched (a user's own `inventory` table included).
+/// Run once per run, before any client connects (clients prepare their statements
+/// against this schema).
 pub async fn setup(
     design: DesignName,
     pg: &tokio_postgres::Client,
@@ -27,8 +29,7 @@ pub async fn setup(
         )));
     }
     pg.batch_execute(
-        "DROP TABLE IF EXISTS booking_nights, inventory, booking_requests, room_fence, bookings CASCADE;
-         CREATE TABLE bookings (
+        "CREATE TABLE bookings (
              id bigserial PRIMARY KEY,
              room bigint NOT NULL,
              check_in date NOT NULL,

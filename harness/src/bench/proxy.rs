@@ -60,9 +60,16 @@ pub fn parse_csv(text: &str) -> anyhow::Result<BTreeMap<String, Measure>> {
 
 fn redis_benchmark(
     addr: SocketAddr,
+    password: Option<&str>,
     args: &BenchProxyArgs,
 ) -> anyhow::Result<BTreeMap<String, Measure>> {
-    let out = Command::new("redis-benchmark")
+    let mut cmd = Command::new("redis-benchmark");
+    // redis-benchmark takes the password only as an argument; it is the bench's own
+    // throw-away server's, gone when the bench ends.
+    if let Some(password) = password {
+        cmd.args(["-a", password]);
+    }
+    let out = cmd
         .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
         .args(["-t", &args.tests])
         .args(["-n", &args.requests.to_string()])
@@ -166,7 +173,11 @@ pub fn run(args: &BenchProxyArgs) -> anyhow::Result<ExitCode> {
                 let (p0, r0) = (cpu_time(&proxy_stat), cpu_time(&redis_stat));
                 // redis-benchmark blocks: it runs on a blocking thread.
                 let a = args.clone();
-                let res = tokio::task::spawn_blocking(move || redis_benchmark(addr, &a)).await??;
+                let password = cluster.redis.password().map(str::to_string);
+                let res = tokio::task::spawn_blocking(move || {
+                    redis_benchmark(addr, password.as_deref(), &a)
+                })
+                .await??;
                 let (p1, r1) = (cpu_time(&proxy_stat), cpu_time(&redis_stat));
                 let n = args.requests * tests;
                 if label == "proxy" {

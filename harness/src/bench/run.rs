@@ -117,9 +117,14 @@ async fn compare(
         let harness_tps = (book.ok + book.fail + book.info) as f64 / secs;
 
         reset_schema(cfg, cluster).await?;
-        let proxied = pgbench_tps(pgbench, cfg, &cluster.postgres.url())?;
+        let proxied = pgbench_tps(pgbench, cfg, &cluster.postgres.url(), &cluster.postgres)?;
         reset_schema(cfg, cluster).await?;
-        let direct = pgbench_tps(pgbench, cfg, &cluster.postgres.direct_url())?;
+        let direct = pgbench_tps(
+            pgbench,
+            cfg,
+            &cluster.postgres.direct_url(),
+            &cluster.postgres,
+        )?;
         println!(
             "  round {round}: harness {harness_tps:>8.0} bookings/s ({} ok)   pgbench via proxy {proxied:>8.0} tx/s   pgbench direct {direct:>8.0} tx/s   harness/pgbench {:.0}%",
             book.ok,
@@ -139,6 +144,8 @@ async fn compare(
 
 /// Empties the hotel so every load generator starts from the same state.
 async fn reset_schema(cfg: &RunConfig, cluster: &Cluster) -> anyhow::Result<()> {
+    // The schema is the run's own: emptied, then set up again.
+    cluster.recreate_schema().await?;
     let (client, conn) =
         tokio_postgres::connect(&cluster.postgres.direct_url(), tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
@@ -150,13 +157,27 @@ async fn reset_schema(cfg: &RunConfig, cluster: &Cluster) -> anyhow::Result<()> 
 }
 
 /// Runs pgbench with the design's transaction and returns transactions per second.
-fn pgbench_tps(pgbench: &str, cfg: &RunConfig, url: &str) -> anyhow::Result<f64> {
+fn pgbench_tps(
+    pgbench: &str,
+    cfg: &RunConfig,
+    url: &str,
+    server: &crate::nodes::ServerHandle,
+) -> anyhow::Result<f64> {
     let script = std::env::temp_dir().join(format!("overbook-pgbench-{}.sql", std::process::id()));
     std::fs::write(&script, ATOMIC_RESERVE_SCRIPT)?;
     let (host, port) =
         host_port(url).with_context(|| format!("cannot read host and port from {url}"))?;
     let hot_rooms = (cfg.rooms / 5).max(1);
-    let out = Command::new(pgbench)
+    let mut cmd = Command::new(pgbench);
+    // The password in the environment (not argv, which every local user can read), and
+    // the run's schema as the session's search_path, as the harness's own clients have.
+    if let Some(password) = server.password() {
+        cmd.env("PGPASSWORD", password);
+    }
+    if let Some(schema) = server.schema() {
+        cmd.env("PGOPTIONS", format!("-c search_path={schema}"));
+    }
+    let out = cmd
         .args([
             "-n", "-M", "extended", "-h", &host, "-p", &port, "-U", "postgres",
         ])

@@ -32,14 +32,16 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start Redis and Postgres behind their fault proxies and hold them until Ctrl-C.
     Up(UpArgs),
-    /// Remove containers and networks (labelled `overbook`) that a killed docker run left.
+    /// Remove what a killed run left: local temp dirs (server data) and the server
+    /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
 }
 
 /// `overbook clean`.
 #[derive(Debug, Clone, Args)]
 pub struct CleanArgs {
-    /// Also remove the containers of runs still going (their harness pid is alive).
+    /// Also remove the temp dirs, servers and containers of runs still going (their
+    /// harness pid is alive).
     #[arg(long)]
     pub all: bool,
     /// Only list what would be removed.
@@ -437,6 +439,10 @@ pub struct MatrixMergeArgs {
     /// Write one JUnit testcase per cell to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Merge even when some shards are missing (or a directory has no plan.json): the
+    /// merged verdict then covers only the cells present.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.

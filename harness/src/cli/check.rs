@@ -17,6 +17,15 @@ const SHOWN_PER_CHECKER: usize = 20;
 /// Runs `overbook check` and returns the exit code: 0 valid, 1 invalid, 2 unusable input
 /// or an unknown verdict (the reason is printed).
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    if let Some(report) = &args.report {
+        if args.file.as_os_str() != "-" && crate::store::same_file(&args.file, report) {
+            anyhow::bail!(
+                "--report {} is the history being checked ({}): refusing to overwrite it",
+                report.display(),
+                args.file.display()
+            );
+        }
+    }
     let history = load_history(&args.file)?;
     let results = check_all(
         &history,

@@ -1,14 +1,18 @@
-//! `overbook clean`: removes the containers and networks a killed docker run left behind.
+//! `overbook clean`: removes what a killed run left behind: the local backend's temp dirs
+//! (server data) and the server processes still working in them (e.g. Postgres backends
+//! left SIGSTOPped by a kill -9 during a pause: resumed, then killed), and the docker
+//! backend's containers and networks.
 //!
 //! A run removes its own on exit, Ctrl-C and panics; only a `kill -9` (or a crash of the
-//! machine) leaves them. Everything of ours is labelled `overbook`, and `overbook.pid`
-//! names the harness that made it: while that pid lives the run is still going and its
-//! containers are kept, unless `--all`.
+//! machine) leaves them. Temp dirs carry an owner marker (pid and start time, see
+//! [`tempdir`]); containers are labelled `overbook` with `overbook.pid`. While the owner
+//! lives the run is still going and its things are kept, unless `--all`. A dir without a
+//! marker is never touched: it is not overbook's.
 
 use std::process::ExitCode;
 
 use crate::cli::CleanArgs;
-use crate::nodes::docker;
+use crate::nodes::{docker, tempdir};
 
 /// Runs `overbook clean` and returns the exit code.
 pub fn run(args: &CleanArgs) -> anyhow::Result<ExitCode> {
@@ -19,7 +23,75 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn clean(args: &CleanArgs) -> anyhow::Result<ExitCode> {
-    let engine = docker::connect().await?;
+    let local = clean_local(args);
+    let engine = match docker::connect().await {
+        Ok(engine) => engine,
+        Err(e) => {
+            println!("docker: not reachable, no containers checked ({e})");
+            return Ok(local);
+        }
+    };
+    let docker = clean_docker(args, &engine).await?;
+    Ok(if local == ExitCode::SUCCESS {
+        docker
+    } else {
+        local
+    })
+}
+
+/// The local backend's leftovers: temp dirs of dead runs and their processes.
+fn clean_local(args: &CleanArgs) -> ExitCode {
+    let found = tempdir::scan();
+    let (live, left): (Vec<_>, Vec<_>) = found.into_iter().partition(|l| !args.all && l.alive);
+    for l in &live {
+        println!(
+            "keep    dir {} (run still going, pid {})",
+            l.dir.display(),
+            l.owner.pid
+        );
+    }
+    let mut failed = false;
+    for l in &left {
+        println!(
+            "{} dir {} (run pid {}{}, {:.1} MB, {} processes)",
+            if args.dry_run {
+                "would remove"
+            } else {
+                "remove "
+            },
+            l.dir.display(),
+            l.owner.pid,
+            if l.alive { ", still going" } else { ", gone" },
+            l.bytes as f64 / 1e6,
+            l.pids.len()
+        );
+        if !args.dry_run {
+            if let Err(e) = tempdir::remove(l) {
+                eprintln!("could not remove {}: {e}", l.dir.display());
+                failed = true;
+            }
+        }
+    }
+    println!(
+        "{} {} temp dirs of ours, {} kept (live runs)",
+        if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        },
+        left.len(),
+        live.len()
+    );
+    if failed {
+        ExitCode::from(crate::EXIT_HARNESS_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The docker backend's leftovers: containers and networks labelled as ours.
+async fn clean_docker(args: &CleanArgs, engine: &bollard::Docker) -> anyhow::Result<ExitCode> {
+    let engine = engine.clone();
     let ours = docker::list_ours(&engine).await?;
     let (live, left): (Vec<_>, Vec<_>) =
         ours.into_iter().partition(|l| !args.all && l.owner_alive());
@@ -60,7 +132,7 @@ async fn clean(args: &CleanArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "{} {} of ours, {} kept (live runs)",
+        "{} {} containers and networks of ours, {} kept (live runs)",
         if args.dry_run {
             "would remove"
         } else {

@@ -10,7 +10,7 @@ use checkers::{Headline, Validity};
 use workloads::DesignName;
 
 use crate::cli::RunArgs;
-use crate::nemesis::Fault;
+use crate::nemesis::{time_needed, Fault, Schedule, ScheduleConfig};
 use crate::nodes::Backend;
 use crate::run::{self, RunConfig};
 use crate::sut::service::ServiceSpec;
@@ -28,6 +28,8 @@ pub enum Expect {
 /// Builds the run's configuration from the command line, rejecting bad combinations with
 /// a message that says what to write instead.
 pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Expect>)> {
+    // Numbers first: a bad one is refused before anything (docker included) is asked.
+    check_ranges(args)?;
     let design: DesignName = args
         .design
         .parse()
@@ -72,27 +74,6 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         Some("invalid") => Some(Expect::Invalid),
         Some(other) => bail!("--expect: {other:?} is neither valid nor invalid"),
     };
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    if args.rooms == 0 {
-        bail!("--rooms must be at least 1");
-    }
-    if args.window_days < 7 {
-        bail!("--window-days must be at least 7 (stays are 1 to 7 nights)");
-    }
-    if !(0.0..=1.0).contains(&args.cancel_ratio) {
-        bail!("--cancel-ratio must be between 0 and 1");
-    }
-    if matches!(args.rate, Some(r) if !(r > 0.0 && r.is_finite())) {
-        bail!("--rate must be a positive number of requests per second");
-    }
-    if args.lock_ttl < Duration::from_millis(1) {
-        bail!("--lock-ttl must be at least 1ms");
-    }
-    if args.time_limit.is_zero() {
-        bail!("--time-limit must be positive");
-    }
     let worst_latency = args.db_latency.max(args.redis_latency);
     let op_timeout = args
         .op_timeout
@@ -130,6 +111,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         progress: !args.quiet,
         service,
     };
+    check_schedule_fits(&cfg)?;
     let command = reproduce_command(&cfg, args);
     Ok((RunConfig { command, ..cfg }, expect))
 }
@@ -192,6 +174,129 @@ pub fn check_service_faults(faults: &[Fault], service: bool) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// The most concurrent users a run may have: each holds a Postgres connection (the
+/// server is started with room for twice as many, see `nodes::max_connections_for`), a
+/// Redis connection and both sides of two proxied sockets, so the file-descriptor budget
+/// of one process bounds it well before the servers do.
+pub const MAX_CONCURRENCY: usize = 1000;
+/// The most rooms: the inventory designs insert one row per room-night at setup.
+pub const MAX_ROOMS: u64 = 100_000;
+/// The longest booking window, in days: ten years from 2026-12-01 keeps every date the
+/// history holds a valid calendar date for `check`.
+pub const MAX_WINDOW_DAYS: u32 = 3650;
+/// The most room-nights (inventory rows) a hotel may have.
+pub const MAX_ROOM_NIGHTS: u64 = 10_000_000;
+
+/// Range-checks every numeric flag of `overbook run`, naming the allowed range: a value
+/// outside it would be clamped, wrapped or would stall the run somewhere far from the
+/// command line.
+fn check_ranges(args: &RunArgs) -> anyhow::Result<()> {
+    let ms = |d: Duration| d.as_millis();
+    let within = |flag: &str, v: Duration, lo: Duration, hi: Duration| -> anyhow::Result<()> {
+        if v < lo || v > hi {
+            bail!(
+                "{flag} {}ms is out of range: allowed {}ms to {}ms",
+                ms(v),
+                ms(lo),
+                ms(hi)
+            );
+        }
+        Ok(())
+    };
+    const MS: Duration = Duration::from_millis(1);
+    const HOUR: Duration = Duration::from_secs(3600);
+    const DAY: Duration = Duration::from_secs(86_400);
+    if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
+        bail!(
+            "--concurrency {} is out of range: allowed 1 to {MAX_CONCURRENCY}",
+            args.concurrency
+        );
+    }
+    if !(1..=MAX_ROOMS).contains(&args.rooms) {
+        bail!(
+            "--rooms {} is out of range: allowed 1 to {MAX_ROOMS}",
+            args.rooms
+        );
+    }
+    if !(7..=MAX_WINDOW_DAYS).contains(&args.window_days) {
+        bail!(
+            "--window-days {} is out of range: allowed 7 (stays are 1 to 7 nights) to {MAX_WINDOW_DAYS}",
+            args.window_days
+        );
+    }
+    if args.rooms * u64::from(args.window_days) > MAX_ROOM_NIGHTS {
+        bail!(
+            "--rooms {} x --window-days {} is {} room-nights: allowed at most {MAX_ROOM_NIGHTS}",
+            args.rooms,
+            args.window_days,
+            args.rooms * u64::from(args.window_days)
+        );
+    }
+    if !(0.0..=1.0).contains(&args.cancel_ratio) {
+        bail!(
+            "--cancel-ratio {} is out of range: allowed 0 to 1",
+            args.cancel_ratio
+        );
+    }
+    if matches!(args.rate, Some(r) if !(r > 0.0 && r <= 1_000_000.0)) {
+        bail!(
+            "--rate {} is out of range: allowed more than 0 to 1000000 requests per second",
+            args.rate.unwrap_or_default()
+        );
+    }
+    within("--time-limit", args.time_limit, MS, DAY)?;
+    within("--lock-ttl", args.lock_ttl, MS, HOUR)?;
+    within("--db-latency", args.db_latency, Duration::ZERO, HOUR)?;
+    within("--redis-latency", args.redis_latency, Duration::ZERO, HOUR)?;
+    if let Some(d) = args.client_pause {
+        within("--client-pause", d, Duration::ZERO, HOUR)?;
+    }
+    if let Some(d) = args.fault_for {
+        within("--fault-for", d, MS, DAY)?;
+    }
+    if let Some(d) = args.heal_for {
+        within("--heal-for", d, Duration::ZERO, DAY)?;
+    }
+    // 0 is allowed: such a run completes nothing and says so (exit 2), which is the
+    // honest answer to the question asked.
+    if let Some(d) = args.op_timeout {
+        within("--op-timeout", d, Duration::ZERO, HOUR)?;
+    }
+    Ok(())
+}
+
+/// Refuses a run whose fault schedule cannot give every requested fault a window within
+/// the time limit: it would run, inject nothing (or less than asked) and could only end
+/// in a vacuous verdict.
+pub fn check_schedule_fits(cfg: &RunConfig) -> anyhow::Result<()> {
+    let schedule = Schedule::plan(&ScheduleConfig {
+        faults: cfg.faults.clone(),
+        time_limit: cfg.time_limit,
+        fault_for: cfg.fault_for,
+        heal_for: cfg.heal_for,
+        seed: cfg.seed,
+    });
+    let missing = schedule.missing(&cfg.faults);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let wanted = cfg.faults.iter().filter(|f| **f != Fault::None).count();
+    bail!(
+        "no window of {} fits in --time-limit {}ms (fault windows last about {}ms after {}ms of \
+         health first; windows of {wanted} faults need about {}ms): give a longer --time-limit, \
+         or a shorter --fault-for/--heal-for (or --lock-ttl, which scales them)",
+        missing
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        cfg.time_limit.as_millis(),
+        cfg.fault_for.as_millis(),
+        cfg.heal_for.as_millis(),
+        time_needed(wanted, cfg.fault_for, cfg.heal_for).as_millis()
+    );
 }
 
 /// The command line that reproduces this run: every choice spelled out, the seed included.
@@ -306,6 +411,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         cfg.lock_ttl,
         cfg.seed
     );
+    // The first Ctrl-C ends the test early but still checks and writes what was recorded.
+    crate::nodes::reaper::route_first_signal();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let outcome = rt.block_on(run::run(&cfg)).context("run failed")?;
     // Don't wait for stray client tasks (e.g. a connection blocked on a partition).
@@ -345,6 +452,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         outcome.ops,
         outcome.wall.as_secs_f64()
     );
+    if outcome.interrupted {
+        println!("  interrupted: the verdict covers only the part of the run before Ctrl-C");
+    }
+    println!("  run dir:   {}", outcome.dir.path.display());
     println!("  report:    {}", outcome.dir.file("report.html").display());
     println!(
         "  history:   {}",
@@ -352,9 +463,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  reproduce: {}", cfg.command);
 
+    let problems = outcome.conditions.problems();
+    if !problems.is_empty() {
+        eprintln!("overbook: this run did not test what it claims:");
+        for p in &problems {
+            eprintln!("  - {p}");
+        }
+    }
     let code = match (results.validity, expect) {
         (Validity::Unknown, _) => {
-            eprintln!("overbook: the checkers could not decide (see results.json): treating as a harness failure");
+            if problems.is_empty() {
+                eprintln!("overbook: the checkers could not decide (see results.json): treating as a harness failure");
+            } else {
+                eprintln!("overbook: not a verdict (see run-conditions in results.json): treating as a harness failure");
+            }
             crate::EXIT_HARNESS_ERROR
         }
         (Validity::Valid, None | Some(Expect::Valid))
@@ -362,8 +484,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         (Validity::Invalid, None | Some(Expect::Valid)) => 1,
         (Validity::Valid, Some(Expect::Invalid)) => {
             println!(
-                "  expected invalid: the canary did not sing (the harness did not catch {})",
-                cfg.design
+                "  expected invalid: the canary did not sing (the harness did not catch {}){}",
+                cfg.design,
+                if outcome.conditions.any_fault_fired() {
+                    ""
+                } else {
+                    "; no fault ran (--fault none): only plain concurrency was tried"
+                }
             );
             1
         }
@@ -382,6 +509,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     if let (Some(Expect::Invalid), Validity::Invalid) = (expect, results.validity) {
         println!("  expected invalid: caught, as expected");
+    }
+    if outcome.interrupted {
+        // What a shell expects of a command stopped by SIGINT, after the files are written.
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::from(code))
 }

@@ -62,6 +62,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             dir: args.dir.clone(),
             keep: args.keep,
             redis_aof: args.redis_aof,
+            max_connections: crate::nodes::DEFAULT_MAX_CONNECTIONS,
         };
         let cluster = Arc::new(Cluster::start(&backend, &opts).await?);
         let mut held = Vec::new();
@@ -69,7 +70,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             let pause = workloads::ClientPause::new();
             held.push(ActiveFault::apply(fault, &FaultParams::default(), &cluster, &pause).await?);
         }
-        print_cluster(&cluster, &backend, &opts, &held);
+        print_cluster(&cluster, &backend, &opts, &held)?;
         // Ctrl-C is handled by the cleanup thread, which stops every server and exits;
         // until then the proxies keep serving on this thread.
         std::future::pending::<()>().await;
@@ -79,16 +80,24 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_cluster(cluster: &Cluster, backend: &Backend, opts: &NodeOptions, held: &[ActiveFault]) {
-    println!("overbook up: ready (backend {})", backend.name());
+fn print_cluster(
+    cluster: &Cluster,
+    backend: &Backend,
+    opts: &NodeOptions,
+    held: &[ActiveFault],
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(text, "overbook up: ready (backend {})", backend.name());
     for node in cluster.nodes() {
-        println!("{} url: {}", node.kind(), node.url());
-        println!("{} direct: {}", node.kind(), node.direct_url());
+        let _ = writeln!(text, "{} url: {}", node.kind(), node.url());
+        let _ = writeln!(text, "{} direct: {}", node.kind(), node.direct_url());
         if let Some(pid) = node.pid() {
-            println!("{} pid: {pid}", node.kind());
+            let _ = writeln!(text, "{} pid: {pid}", node.kind());
         }
         if let Some(dir) = node.temp_dir() {
-            println!(
+            let _ = writeln!(
+                text,
                 "{} data: {}{}",
                 node.kind(),
                 dir.display(),
@@ -97,12 +106,41 @@ fn print_cluster(cluster: &Cluster, backend: &Backend, opts: &NodeOptions, held:
         }
     }
     if backend.owns_processes() {
-        println!("logs: {}", opts.dir.display());
+        let _ = writeln!(text, "logs: {}", opts.dir.display());
     }
     for f in held {
-        println!("fault held: {}", f.fault());
+        let _ = writeln!(text, "fault held: {}", f.fault());
     }
+    // The URLs carry the run's passwords: the copy on disk is for its owner only.
+    let path = opts.dir.join(SERVERS);
+    write_private(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    print!("{text}");
+    println!("servers: {} (mode 0600)", path.display());
     println!("Ctrl-C stops everything.");
+    Ok(())
+}
+
+/// Where `overbook up` writes the servers' URLs (with passwords), in its `--dir`.
+pub const SERVERS: &str = "servers.txt";
+
+/// Writes `bytes` to `path`, readable by its owner only, replacing what was there.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")))?;
+    // Removed first: an existing file (or a link planted there) keeps its own mode.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use checkers::Validity;
+use clap::Parser;
 use reports::matrix::{render_matrix, Matrix, MatrixCell};
 use serde::{Deserialize, Serialize};
 use workloads::DesignName;
@@ -72,11 +73,25 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
     })
     .context("--faults")?;
     crate::cli::run::check_service_faults(&faults, service.is_some())?;
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
+    if !(1..=MAX_SEEDS).contains(&args.seeds) {
+        bail!(
+            "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
+            args.seeds
+        );
     }
-    if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
+    if args.seed.checked_add(args.seeds).is_none() {
+        bail!(
+            "--seed {} + --seeds {} overflows: allowed at most {}",
+            args.seed,
+            args.seeds,
+            u64::MAX - args.seeds
+        );
+    }
+    if !(1..=MAX_JOBS).contains(&args.jobs) {
+        bail!(
+            "--jobs {} is out of range: allowed 1 to {MAX_JOBS}",
+            args.jobs
+        );
     }
     let shard: Shard = args.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let overrides = args
@@ -88,6 +103,28 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|c| shard.owns(c))
         .collect();
+    if cells.is_empty() {
+        bail!(
+            "shard {shard} of {} designs x {} faults x {} seeds holds no cell: use fewer shards",
+            designs.len(),
+            faults.len(),
+            args.seeds
+        );
+    }
+    // Every cell's arguments are checked before the first cell runs: a bad flag after
+    // `--` must be one error now, not a harness error in every cell.
+    validate_cells(args, &cells)?;
+    let plan_file = PlanFile {
+        designs: designs.iter().map(|d| d.to_string()).collect(),
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+        seeds: args.seeds,
+        seed: args.seed,
+        time_limit_ms: args.time_limit.as_millis() as u64,
+        expect: args.expect.clone(),
+        run_args: args.run_args.clone(),
+        shard: shard.to_string(),
+        cells: cells.len(),
+    };
     let started_at = utc_stamp(SystemTime::now());
     let out_dir = args.store.join("matrix").join(&started_at);
     std::fs::create_dir_all(&out_dir)
@@ -101,6 +138,8 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         args.jobs
     );
 
+    std::fs::write(out_dir.join(PLAN), serde_json::to_vec_pretty(&plan_file)?)
+        .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
     let exe = std::env::current_exe().context("cannot find the overbook executable")?;
     let started = Instant::now();
     let results = run_cells(&exe, args, &cells, &out_dir);
@@ -130,18 +169,15 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `overbook matrix merge DIR...`: one page and one exit code for all shards.
+/// Refuses (before writing anything) shards of different matrices, and, unless
+/// `--allow-partial`, a set of shards that leaves some out.
 pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
     if args.dirs.is_empty() {
         bail!("matrix merge needs at least one matrix directory (each holding matrix.json)");
     }
-    let started_at = utc_stamp(SystemTime::now());
-    let out_dir = args
-        .store
-        .join("matrix")
-        .join(format!("{started_at}-merged"));
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let store_root = std::fs::canonicalize(&args.store)?;
+    check_shards(&args.dirs, args.allow_partial)?;
+    let store_root = std::fs::canonicalize(&args.store)
+        .with_context(|| format!("cannot open the store {}", args.store.display()))?;
     let mut merged: Option<Matrix> = None;
     let mut cells: BTreeMap<(usize, String, String, u64), MatrixCell> = BTreeMap::new();
     for dir in &args.dirs {
@@ -152,7 +188,9 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{} is not a matrix.json", path.display()))?;
         // Reports are linked relative to each shard's store (two levels above its
         // matrix directory); re-base them onto the merged page's store.
-        let shard_store = std::fs::canonicalize(dir)?.join("../..");
+        let shard_store = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot open {}", dir.display()))?
+            .join("../..");
         let base = relative_path(&store_root, &normalize(&shard_store));
         for mut c in m.cells.clone() {
             if !c.report.is_empty() {
@@ -182,7 +220,8 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let mut matrix = merged.expect("at least one directory was read");
-    matrix.started_at = started_at;
+    let started_at = utc_stamp(SystemTime::now());
+    matrix.started_at = started_at.clone();
     matrix.shards.sort();
     matrix.cells = cells.into_values().collect();
     println!(
@@ -190,7 +229,186 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
         matrix.shards.len(),
         matrix.cells.len()
     );
-    write_matrix(&matrix, &out_dir, args.junit.as_deref())
+    // Only now, with everything read and checked, is the merged directory made; a
+    // failure writing it takes it away again.
+    let out_dir = args
+        .store
+        .join("matrix")
+        .join(format!("{started_at}-merged"));
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let written = write_matrix(&matrix, &out_dir, args.junit.as_deref());
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+    written
+}
+
+/// The most seeds per (design, fault): more is a benchmark, not a matrix.
+pub const MAX_SEEDS: u64 = 10_000;
+/// The most cells run at once (each starts its own servers).
+pub const MAX_JOBS: usize = 64;
+/// The file in each matrix directory that says which matrix and which shard it is.
+pub const PLAN: &str = "plan.json";
+
+/// What a matrix was asked to run, written beside its `matrix.json` so `merge` can tell
+/// shards of one matrix from shards of another, and see which are missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// `--designs`, resolved.
+    pub designs: Vec<String>,
+    /// `--faults`, resolved.
+    pub faults: Vec<String>,
+    /// `--seeds`.
+    pub seeds: u64,
+    /// `--seed`.
+    pub seed: u64,
+    /// `--time-limit`, ms.
+    pub time_limit_ms: u64,
+    /// `--expect` overrides, as given.
+    pub expect: Vec<String>,
+    /// The run options after `--`.
+    pub run_args: Vec<String>,
+    /// This directory's shard, `K/N`.
+    pub shard: String,
+    /// Cells this shard ran.
+    pub cells: usize,
+}
+
+impl PlanFile {
+    /// The plan without the shard's own fields: equal for every shard of one matrix.
+    fn matrix(&self) -> PlanFile {
+        PlanFile {
+            shard: String::new(),
+            cells: 0,
+            ..self.clone()
+        }
+    }
+}
+
+/// Refuses shards that are not of one matrix, repeated shards and (unless
+/// `allow_partial`) missing shards or directories with no plan, naming each.
+fn check_shards(dirs: &[PathBuf], allow_partial: bool) -> anyhow::Result<()> {
+    let mut plans: Vec<(&PathBuf, PlanFile)> = Vec::new();
+    let mut unplanned = Vec::new();
+    for dir in dirs {
+        let path = dir.join(PLAN);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let plan: PlanFile = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is not a matrix plan", path.display()))?;
+                plans.push((dir, plan));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => unplanned.push(dir),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+    if !unplanned.is_empty() && !allow_partial {
+        bail!(
+            "no {PLAN} in {}: cannot tell which matrix or shard it is (--allow-partial merges anyway)",
+            unplanned
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let Some((first_dir, first)) = plans.first() else {
+        return Ok(());
+    };
+    for (dir, plan) in &plans[1..] {
+        if plan.matrix() != first.matrix() {
+            bail!(
+                "{} and {} are shards of different matrices (designs, faults, seeds, time limit, \
+                 expectations or run options differ): run every shard with the same arguments",
+                first_dir.display(),
+                dir.display()
+            );
+        }
+    }
+    let mut seen: BTreeMap<usize, &PathBuf> = BTreeMap::new();
+    let mut count = None;
+    for (dir, plan) in &plans {
+        let shard: Shard = plan.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        if *count.get_or_insert(shard.count) != shard.count {
+            bail!(
+                "{} is shard {} but another is of {} shards: run every shard with the same --shard N",
+                dir.display(),
+                plan.shard,
+                count.unwrap_or_default()
+            );
+        }
+        if let Some(other) = seen.insert(shard.index, dir) {
+            bail!(
+                "shard {} appears twice: {} and {}",
+                plan.shard,
+                other.display(),
+                dir.display()
+            );
+        }
+    }
+    let count = count.unwrap_or(1);
+    let missing: Vec<String> = (1..=count)
+        .filter(|k| !seen.contains_key(k))
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() && !allow_partial {
+        bail!(
+            "missing shards {} of {count}: merge them all, or pass --allow-partial",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Checks every cell's `overbook run` arguments as the cell would parse them: the flags
+/// after `--`, their ranges, and that each cell's fault fits the time limit.
+fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
+    let Some(first) = cells.first() else {
+        return Ok(());
+    };
+    let time_limit = format!("{}ms", args.time_limit.as_millis());
+    let seed = first.seed.to_string();
+    let mut argv: Vec<&str> = vec![
+        "overbook",
+        "run",
+        "--design",
+        first.design.as_str(),
+        "--fault",
+        first.fault.name(),
+        "--seed",
+        &seed,
+        "--time-limit",
+        &time_limit,
+        "--quiet",
+    ];
+    argv.extend(args.run_args.iter().map(String::as_str));
+    let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
+        anyhow::anyhow!(
+            "the run options after `--` ({}) are not valid for `overbook run`: {}",
+            args.run_args.join(" "),
+            e.to_string().trim()
+        )
+    })?;
+    let crate::cli::Command::Run(run_args) = cli.command else {
+        bail!("the run options after `--` changed the subcommand");
+    };
+    let (cfg, _) = crate::cli::run::config_from_args(&run_args)
+        .with_context(|| format!("--time-limit {time_limit} -- {}", args.run_args.join(" ")))?;
+    for cell in cells {
+        let cell_cfg = crate::run::RunConfig {
+            faults: vec![cell.fault],
+            seed: cell.seed,
+            ..cfg.clone()
+        };
+        crate::cli::run::check_schedule_fits(&cell_cfg).with_context(|| {
+            format!(
+                "cell {} under {} (seed {})",
+                cell.design, cell.fault, cell.seed
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes matrix.json, matrix.html and the JUnit file; prints the misses; returns the

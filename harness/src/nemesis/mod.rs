@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use workloads::{ClientPause, RunClock, Target};
 
 pub use active::{ActiveFault, FaultParams};
-pub use schedule::{Schedule, ScheduleConfig, Window};
+pub use schedule::{time_needed, Schedule, ScheduleConfig, Window};
 pub use workloads::Fault;
 
 use crate::nodes::{Backend, Cluster, NodeError, ServerKind};

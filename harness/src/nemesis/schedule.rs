@@ -47,9 +47,11 @@ const SEED_SALT: u64 = 0x6e65_6d65_7369_7321;
 
 impl Schedule {
     /// Plans the windows: healthy for `heal_for`, then alternating fault and healthy
-    /// periods of randomised length, each fault drawn from `faults`, all deterministic for
-    /// a seed. A window that would be cut to less than half its length by the time limit
-    /// is dropped.
+    /// periods of randomised length, all deterministic for a seed. Faults are drawn from
+    /// `faults` without replacement until each has had a window, then the bag refills: a
+    /// run long enough for N windows injects every one of N requested faults (a fault
+    /// asked for and never injected would make a VALID verdict vacuous). A window that
+    /// would be cut to less than half its length by the time limit is dropped.
     pub fn plan(cfg: &ScheduleConfig) -> Schedule {
         let faults: Vec<Fault> = cfg
             .faults
@@ -67,8 +69,14 @@ impl Schedule {
             Duration::from_millis(rng.random_range(ms * 3 / 4..=ms * 5 / 4))
         };
         let mut t = cfg.heal_for;
+        let mut bag: Vec<Fault> = Vec::new();
         loop {
-            let fault = faults[rng.random_range(0..faults.len())];
+            if bag.is_empty() {
+                bag = faults.clone();
+            }
+            // With one fault this draws exactly what a draw with replacement did, so a
+            // seed keeps its schedule.
+            let fault = bag.swap_remove(rng.random_range(0..bag.len()));
             let length = spread(cfg.fault_for, &mut rng);
             let stop = (t + length).min(cfg.time_limit);
             if stop <= t || stop - t < length / 2 {
@@ -88,6 +96,26 @@ impl Schedule {
     pub fn faults(&self) -> BTreeSet<Fault> {
         self.windows.iter().map(|w| w.fault).collect()
     }
+
+    /// The requested faults (`none` aside) that no window of this schedule injects, in
+    /// the order requested: a run with any would test less than it claims.
+    pub fn missing(&self, requested: &[Fault]) -> Vec<Fault> {
+        let planned = self.faults();
+        let mut out: Vec<Fault> = Vec::new();
+        for f in requested {
+            if *f != Fault::None && !planned.contains(f) && !out.contains(f) {
+                out.push(*f);
+            }
+        }
+        out
+    }
+}
+
+/// The shortest time limit whose schedule surely fits one window of each of `n` faults:
+/// the first healthy period, then per fault its longest window and the longest healthy
+/// gap after it (the last gap is not needed, but a round figure reads better).
+pub fn time_needed(n: usize, fault_for: Duration, heal_for: Duration) -> Duration {
+    heal_for + (fault_for * 5 / 4 + heal_for * 5 / 4) * n as u32
 }
 
 #[cfg(test)]
@@ -159,9 +187,23 @@ mod tests {
     }
 
     #[test]
+    fn every_requested_fault_gets_a_window_when_there_are_as_many_windows() {
+        for seed in 0..50 {
+            let mut c = cfg(vec![Fault::DbLatency, Fault::PauseDb, Fault::KillDb], seed);
+            c.time_limit = time_needed(3, c.fault_for, c.heal_for);
+            let plan = Schedule::plan(&c);
+            assert!(plan.missing(&c.faults).is_empty(), "seed {seed}: {plan:?}");
+        }
+    }
+
+    #[test]
     fn a_short_run_gets_no_window_it_cannot_fit() {
         let mut c = cfg(vec![Fault::PauseDb], 1);
         c.time_limit = Duration::from_secs(2);
         assert!(Schedule::plan(&c).windows.is_empty());
+        assert_eq!(
+            Schedule::plan(&c).missing(&[Fault::PauseDb, Fault::None]),
+            [Fault::PauseDb]
+        );
     }
 }

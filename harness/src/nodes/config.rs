@@ -2,11 +2,13 @@
 //! docker backends: a kill-db verdict depends on both running Postgres with the same
 //! durability, and a kill-redis verdict on both running Redis with the same persistence.
 
-/// Redis flags, beyond where it listens: no RDB snapshots; with `aof`, an append-only
-/// file fsynced on every write, so a lease granted before a kill -9 is still held after
-/// it (without it, a restarted Redis has forgotten every lease).
+/// Redis flags, beyond where it listens and its password: no RDB snapshots; protected
+/// mode on (with a password set it lets authenticated clients in, from anywhere the
+/// server listens); with `aof`, an append-only file fsynced on every write, so a lease
+/// granted before a kill -9 is still held after it (without it, a restarted Redis has
+/// forgotten every lease).
 pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
-    let mut flags = vec!["--save", "", "--protected-mode", "no"];
+    let mut flags = vec!["--save", "", "--protected-mode", "yes"];
     if aof {
         flags.extend(["--appendonly", "yes", "--appendfsync", "always"]);
     } else {
@@ -16,10 +18,16 @@ pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
 }
 
 /// Postgres settings (`-c name=value`), beyond where it listens. Durability on: a kill
-/// must not lose a committed booking. Connections: a run's users, its setup and final
-/// read, and the checks' own, with room to spare.
-pub(crate) const POSTGRES_SETTINGS: &[&str] = &[
-    "max_connections=200",
+/// must not lose a committed booking. Connections: `max_connections`, from the run's
+/// needs ([`super::max_connections_for`]).
+pub(crate) fn postgres_settings(max_connections: u32) -> Vec<String> {
+    let mut settings = vec![format!("max_connections={max_connections}")];
+    settings.extend(POSTGRES_SETTINGS.iter().map(|s| s.to_string()));
+    settings
+}
+
+/// The settings that do not depend on the run.
+const POSTGRES_SETTINGS: &[&str] = &[
     "shared_buffers=32MB",
     "fsync=on",
     "synchronous_commit=on",
@@ -34,6 +42,7 @@ mod tests {
     #[test]
     fn durability_is_on_and_aof_is_fsynced_always() {
         assert!(POSTGRES_SETTINGS.contains(&"fsync=on"));
+        assert_eq!(postgres_settings(42)[0], "max_connections=42");
         assert!(POSTGRES_SETTINGS.contains(&"synchronous_commit=on"));
         let aof = redis_flags(true);
         assert!(aof.windows(2).any(|w| w == ["--appendfsync", "always"]));

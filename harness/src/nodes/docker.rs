@@ -293,6 +293,8 @@ pub(crate) struct DockerServer {
     removed: AtomicBool,
     /// How long create + start + first successful probe took.
     ready_in: Duration,
+    /// The run's password (Redis `requirepass`, Postgres's `postgres` user).
+    password: String,
 }
 
 impl DockerServer {
@@ -308,28 +310,43 @@ impl DockerServer {
         let docker = connect().await?;
         let name = format!("overbook-{}-{}", run.id, kind.short_name());
         let ip = run.ip(kind);
+        let password = super::random_password();
         let (port, cmd, env) = match kind {
             ServerKind::Redis => {
                 // Flags only: both the official image's entrypoint and ours prepend
                 // `redis-server`; later flags win over the image's defaults.
-                (
-                    REDIS_PORT,
-                    super::config::redis_flags(opts.redis_aof),
-                    vec![],
-                )
+                // The container listens on a bridge any local user can reach: a
+                // password is the door. (redis-server replaces its command line with
+                // its title at start, so the flag does not linger in `ps`.)
+                let mut flags: Vec<String> = super::config::redis_flags(opts.redis_aof)
+                    .into_iter()
+                    .map(String::from)
+                    .collect();
+                flags.extend(["--requirepass".to_string(), password.clone()]);
+                (REDIS_PORT, flags, vec![])
             }
             ServerKind::Postgres => {
-                let mut cmd = vec!["postgres"];
-                for setting in super::config::POSTGRES_SETTINGS {
-                    cmd.extend(["-c", setting]);
+                let mut cmd = vec!["postgres".to_string()];
+                for setting in super::config::postgres_settings(opts.max_connections) {
+                    cmd.extend(["-c".to_string(), setting]);
                 }
-                (POSTGRES_PORT, cmd, vec!["POSTGRES_HOST_AUTH_METHOD=trust"])
+                // The official image's way (ours too): initdb with this password and
+                // scram-sha-256 for every host. The environment of a container is
+                // readable by the engine's users only, not in `ps`.
+                (
+                    POSTGRES_PORT,
+                    cmd,
+                    vec![
+                        format!("POSTGRES_PASSWORD={password}"),
+                        "POSTGRES_HOST_AUTH_METHOD=scram-sha-256".to_string(),
+                    ],
+                )
             }
         };
         let body = ContainerCreateBody {
             image: Some(run.images.for_kind(kind).to_string()),
-            cmd: Some(cmd.into_iter().map(String::from).collect()),
-            env: Some(env.into_iter().map(String::from).collect()),
+            cmd: Some(cmd),
+            env: Some(env),
             labels: Some(labels(&run.id)),
             stop_timeout: Some(5),
             host_config: Some(HostConfig {
@@ -361,6 +378,7 @@ impl DockerServer {
             paused: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             ready_in: Duration::ZERO,
+            password,
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         server
@@ -376,6 +394,21 @@ impl DockerServer {
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How clients log in: the default user with the run's password.
+    pub(crate) fn login(&self) -> super::Login {
+        match self.kind {
+            ServerKind::Redis => super::Login::Redis {
+                userinfo: format!(":{}@", self.password),
+                db: String::new(),
+            },
+            ServerKind::Postgres => super::Login::Postgres {
+                user: "postgres".into(),
+                password: Some(self.password.clone()),
+                dbname: "postgres".into(),
+            },
+        }
     }
 
     pub(crate) fn log_path(&self) -> &Path {
@@ -417,7 +450,7 @@ impl DockerServer {
     /// Polls until the server answers, the deadline passes or the container exits.
     pub(crate) async fn wait_ready(&self) -> Result<(), NodeError> {
         let start = Instant::now();
-        let config = super::direct_config(self.kind, self.addr);
+        let config = super::render(self.kind, &self.login(), self.addr);
         let mut checks = 0u32;
         loop {
             let reason = match super::local::probe(self.kind, self.addr, &config).await {

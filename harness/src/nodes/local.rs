@@ -13,13 +13,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{process, reaper};
+use super::{process, reaper, tempdir};
 use super::{NodeError, NodeOptions, ServerKind};
 
 /// Postgres refuses to run as root; as root we run it as this user.
@@ -27,8 +26,6 @@ const POSTGRES_USER: &str = "postgres";
 
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
 /// A server process the harness owns.
 #[derive(Debug)]
@@ -40,10 +37,14 @@ pub(crate) struct LocalServer {
     log: PathBuf,
     keep: bool,
     redis_aof: bool,
+    max_connections: u32,
     bin: PathBuf,
     run_as: Option<(u32, u32)>,
     /// The running server's pid (= its pgid); `None` while it is down (killed or stopped).
     pid: Mutex<Option<i32>>,
+    /// The random per-run password: Postgres's `postgres` user (scram-sha-256), Redis's
+    /// `requirepass`. Without it any local user could log in to a server on loopback.
+    password: String,
 }
 
 impl LocalServer {
@@ -76,14 +77,8 @@ impl LocalServer {
         };
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
-        let dir = std::env::temp_dir().join(format!(
-            "overbook-{}-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed),
-            kind.short_name()
-        ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| NodeError::io(format!("create {}", dir.display()), e))?;
+        // mkdtemp: unpredictable, 0700, never an existing path or a symlink's target.
+        let dir = tempdir::create(kind.short_name())?;
         if !opts.keep {
             reaper::register_dir(&dir);
         }
@@ -94,10 +89,15 @@ impl LocalServer {
             log: opts.dir.join(format!("{}.log", kind.short_name())),
             keep: opts.keep,
             redis_aof: opts.redis_aof,
+            max_connections: opts.max_connections,
             bin,
             run_as,
             pid: Mutex::new(None),
+            password: super::random_password(),
         };
+        if kind == ServerKind::Redis {
+            server.write_redis_config()?;
+        }
         if let Some(initdb) = initdb {
             server.initdb(&initdb).await?;
         }
@@ -137,6 +137,32 @@ impl LocalServer {
 
     pub(crate) fn temp_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How clients log in: the superuser / default user with the run's password.
+    pub(crate) fn login(&self) -> super::Login {
+        match self.kind {
+            ServerKind::Redis => super::Login::Redis {
+                userinfo: format!(":{}@", self.password),
+                db: String::new(),
+            },
+            ServerKind::Postgres => super::Login::Postgres {
+                user: "postgres".into(),
+                password: Some(self.password.clone()),
+                dbname: "postgres".into(),
+            },
+        }
+    }
+
+    /// Writes Redis's config file (0600, in the 0700 temp dir): the password goes there,
+    /// not on the command line, which every local user can read in /proc.
+    fn write_redis_config(&self) -> Result<(), NodeError> {
+        let path = self.redis_config();
+        write_private(&path, format!("requirepass {}\n", self.password).as_bytes())
+    }
+
+    fn redis_config(&self) -> PathBuf {
+        self.dir.join("redis.conf")
     }
 
     /// The pid (= pgid) of the running server, if it is up.
@@ -197,20 +223,32 @@ impl LocalServer {
     }
 
     async fn initdb(&self, initdb: &Path) -> Result<(), NodeError> {
+        // The password reaches initdb in a file only the server's user can read, removed
+        // right after; every pg_hba line (unix socket and loopback) then asks for it.
+        let pwfile = self.dir.join("pwfile");
+        write_private(&pwfile, self.password.as_bytes())?;
         if let Some((uid, gid)) = self.run_as {
             chown(&self.dir, uid, gid)?;
+            chown(&pwfile, uid, gid)?;
         }
         let mut cmd = self.command(initdb)?;
         cmd.arg("-D")
             .arg(self.data_dir())
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
             // Only initdb's own writes skip fsync; the server runs with fsync on.
             .arg("--no-sync");
         let mut cmd = tokio::process::Command::from(cmd);
-        let status = cmd
-            .status()
-            .await
-            .map_err(|e| NodeError::io(format!("run {}", initdb.display()), e))?;
+        let status = cmd.status().await;
+        let _ = std::fs::remove_file(&pwfile);
+        let status = status.map_err(|e| NodeError::io(format!("run {}", initdb.display()), e))?;
         if !status.success() {
             return Err(NodeError::Exited {
                 kind: self.kind,
@@ -231,7 +269,9 @@ impl LocalServer {
         let port = self.port.to_string();
         match self.kind {
             ServerKind::Redis => {
-                cmd.args(["--port", &port, "--bind", "127.0.0.1"])
+                // The config file first (redis-server's rule), the flags after it.
+                cmd.arg(self.redis_config())
+                    .args(["--port", &port, "--bind", "127.0.0.1"])
                     .args(["--daemonize", "no", "--logfile", ""])
                     .args(super::config::redis_flags(self.redis_aof))
                     .arg("--dir")
@@ -246,8 +286,14 @@ impl LocalServer {
                 cmd.arg("-D").arg(self.data_dir()).args(["-p", &port]);
                 cmd.arg("-c")
                     .arg(format!("unix_socket_directories={}", self.dir.display()));
-                let local = ["listen_addresses=127.0.0.1", "logging_collector=off"];
-                for setting in super::config::POSTGRES_SETTINGS.iter().chain(&local) {
+                let local = [
+                    "listen_addresses=127.0.0.1",
+                    "logging_collector=off",
+                    // The socket's dir is 0700 already; the socket itself follows suit.
+                    "unix_socket_permissions=0700",
+                ];
+                let settings = super::config::postgres_settings(self.max_connections);
+                for setting in settings.iter().map(String::as_str).chain(local) {
                     cmd.arg("-c").arg(setting);
                 }
             }
@@ -296,7 +342,7 @@ impl LocalServer {
             if probe(
                 self.kind,
                 self.addr(),
-                &super::direct_config(self.kind, self.addr()),
+                &super::render(self.kind, &self.login(), self.addr()),
             )
             .await
             .is_ok()
@@ -401,7 +447,12 @@ fn reap_status(pid: i32) -> String {
     }
 }
 
-/// Answers within a second: Redis replies to PING (any reply, an error such as NOAUTH or
+/// How long one readiness probe may take. A Postgres login is a SCRAM exchange (4096
+/// PBKDF2 rounds on each side): on a loaded machine it can take over a second, and a
+/// server that refuses connections still fails at once.
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers within [`PROBE_TIMEOUT`]: Redis replies to PING (any reply, an error such as NOAUTH or
 /// LOADING included, proves a live server), Postgres completes a real login.
 pub(crate) async fn probe(
     kind: ServerKind,
@@ -443,7 +494,7 @@ pub(crate) async fn probe(
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    tokio::time::timeout(PROBE_TIMEOUT, attempt)
         .await
         .map_err(|_| "timed out".to_string())?
 }
@@ -510,6 +561,19 @@ fn lookup_user(name: &str) -> Result<(u32, u32), NodeError> {
     }
     // SAFETY: non-null, points to a valid passwd record.
     Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// Creates `path` (it must not exist: never through a planted link) with mode 0600.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| NodeError::io(format!("write {}", path.display()), e))
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), NodeError> {

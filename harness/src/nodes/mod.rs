@@ -16,6 +16,8 @@ mod local;
 pub mod process;
 pub mod proxy;
 pub mod reaper;
+pub mod scratch;
+pub mod tempdir;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -95,17 +97,36 @@ pub struct NodeOptions {
     pub keep: bool,
     /// Run Redis with an fsynced append-only file, so its locks survive a kill.
     pub redis_aof: bool,
+    /// Postgres's `max_connections` (servers overbook starts); see [`max_connections_for`].
+    pub max_connections: u32,
 }
 
 impl NodeOptions {
-    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence.
+    /// Logs in `dir`, temp data deleted on shutdown, Redis without persistence, room for
+    /// the default 16 users and then some.
     pub fn new(dir: impl Into<PathBuf>) -> NodeOptions {
         NodeOptions {
             dir: dir.into(),
             keep: false,
             redis_aof: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
+}
+
+/// Postgres's `max_connections` when no run says otherwise (`overbook up`, tests).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 200;
+
+/// The `max_connections` a run of `users` concurrent users needs: each user holds one
+/// connection, but a user retired after a timeout may leave its connection open behind a
+/// fault until the server notices, so twice as many, plus setup, the final read and
+/// the superuser's reserved slots. Never below [`DEFAULT_MAX_CONNECTIONS`].
+pub fn max_connections_for(users: usize) -> u32 {
+    let users = u32::try_from(users).unwrap_or(u32::MAX / 4);
+    users
+        .saturating_mul(2)
+        .saturating_add(20)
+        .max(DEFAULT_MAX_CONNECTIONS)
 }
 
 /// Which server a node is.
@@ -210,6 +231,14 @@ pub enum NodeError {
     /// The service under test could not be paused, killed or restarted.
     #[error("service: {0}")]
     Service(String),
+    /// A statement overbook needed (creating or dropping its own schema) failed.
+    #[error("postgres: {what}: {reason}")]
+    Sql {
+        /// What was being done.
+        what: String,
+        /// The server's answer.
+        reason: String,
+    },
     /// An external URL could not be used.
     #[error("bad URL {url:?}: {reason}")]
     BadUrl {
@@ -231,7 +260,7 @@ impl NodeError {
 
 /// How to log in, kept apart from the address so URLs can point at the proxy or the server.
 #[derive(Debug, Clone)]
-enum Login {
+pub(crate) enum Login {
     Redis {
         userinfo: String,
         db: String,
@@ -258,6 +287,8 @@ pub struct ServerHandle {
     upstream: SocketAddr,
     login: Login,
     proxy: FaultProxy,
+    /// Postgres: the run's schema, first on every connection's `search_path`.
+    search_path: Option<String>,
 }
 
 impl ServerHandle {
@@ -275,22 +306,13 @@ impl ServerHandle {
                 })?;
                 let server = DockerServer::start(kind, run, opts).await?;
                 let addr = server.addr();
-                (Node::Docker(server), addr, default_login(kind))
+                let login = server.login();
+                (Node::Docker(server), addr, login)
             }
             Backend::Local => {
                 let server = LocalServer::start(kind, opts).await?;
                 let addr = server.addr();
-                let login = match kind {
-                    ServerKind::Redis => Login::Redis {
-                        userinfo: String::new(),
-                        db: String::new(),
-                    },
-                    ServerKind::Postgres => Login::Postgres {
-                        user: "postgres".into(),
-                        password: None,
-                        dbname: "postgres".into(),
-                    },
-                };
+                let login = server.login();
                 (Node::Local(server), addr, login)
             }
             Backend::External {
@@ -326,7 +348,7 @@ impl ServerHandle {
                     .map_err(|reason| NodeError::NotReady {
                         kind,
                         addr,
-                        waited: Duration::from_secs(1),
+                        waited: local::PROBE_TIMEOUT,
                         reason,
                         log_tail: String::new(),
                     })?;
@@ -348,6 +370,7 @@ impl ServerHandle {
             upstream,
             login,
             proxy,
+            search_path: None,
         })
     }
 
@@ -359,12 +382,42 @@ impl ServerHandle {
     /// The URL clients use, through the fault proxy: `redis://127.0.0.1:PORT/` or a
     /// tokio-postgres `host=127.0.0.1 port=PORT user=postgres dbname=postgres` string.
     pub fn url(&self) -> String {
-        render(self.kind, &self.login, self.proxy.addr())
+        self.with_search_path(render(self.kind, &self.login, self.proxy.addr()))
     }
 
     /// The URL straight to the server, past every fault (setup, final read).
     pub fn direct_url(&self) -> String {
-        render(self.kind, &self.login, self.upstream)
+        self.with_search_path(render(self.kind, &self.login, self.upstream))
+    }
+
+    /// The run's password for this server (for tools that take it apart from a URL:
+    /// pgbench's `PGPASSWORD`, redis-benchmark's `-a`).
+    pub fn password(&self) -> Option<&str> {
+        match &self.login {
+            Login::Postgres { password, .. } => password.as_deref(),
+            Login::Redis { userinfo, .. } => userinfo
+                .strip_suffix('@')
+                .and_then(|u| u.split_once(':'))
+                .map(|(_, p)| p)
+                .filter(|p| !p.is_empty()),
+        }
+    }
+
+    /// The run's schema, when it has one (Postgres).
+    pub fn schema(&self) -> Option<&str> {
+        self.search_path.as_deref()
+    }
+
+    /// Adds the run's schema as the session's only `search_path`: every unqualified name
+    /// a design uses then means the run's own table, never one of the user's.
+    fn with_search_path(&self, url: String) -> String {
+        match &self.search_path {
+            Some(schema) => format!(
+                "{url} options={}",
+                quote(&format!("-c search_path={schema}"))
+            ),
+            None => url,
+        }
     }
 
     /// The URL a service under test is given (`DATABASE_URL`, `REDIS_URL`), through the
@@ -632,24 +685,9 @@ fn render_url(login: &Login, addr: SocketAddr, dbname_override: Option<&str>) ->
     }
 }
 
-/// The config string straight to a local server (readiness probes).
-fn direct_config(kind: ServerKind, addr: SocketAddr) -> String {
-    render(kind, &default_login(kind), addr)
-}
-
-/// The login of a server the harness starts (no password: trust auth).
-fn default_login(kind: ServerKind) -> Login {
-    match kind {
-        ServerKind::Redis => Login::Redis {
-            userinfo: String::new(),
-            db: String::new(),
-        },
-        ServerKind::Postgres => Login::Postgres {
-            user: "postgres".into(),
-            password: None,
-            dbname: "postgres".into(),
-        },
-    }
+/// A fresh random password (128 bits, hex: safe in URLs, config files and libpq strings).
+pub(crate) fn random_password() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 /// Quotes a key=value config value when it needs it (libpq rules: `'...'`, `\` escapes).
@@ -667,6 +705,8 @@ pub struct Cluster {
     pub redis: ServerHandle,
     /// The bookings database.
     pub postgres: ServerHandle,
+    /// The run's schema, dropped at shutdown unless kept.
+    schema: scratch::Scratch,
 }
 
 impl Cluster {
@@ -683,9 +723,20 @@ impl Cluster {
             ServerHandle::start(ServerKind::Postgres, backend, opts, run.as_ref())
         );
         drop(run);
+        let (redis, mut postgres) = (redis?, postgres?);
+        // The designs' tables go in a schema of the run's own, on every backend alike.
+        let schema = scratch::Scratch::create(
+            scratch::ScratchKind::Schema,
+            &postgres.direct_url(),
+            opts.keep,
+            !backend.owns_processes(),
+        )
+        .await?;
+        postgres.search_path = Some(schema.name().to_string());
         Ok(Cluster {
-            redis: redis?,
-            postgres: postgres?,
+            redis,
+            postgres,
+            schema,
         })
     }
 
@@ -710,13 +761,22 @@ impl Cluster {
         }
     }
 
+    /// Empties the run's schema (dropped and created again), so a benchmark's next round
+    /// on the same servers starts from nothing.
+    pub async fn recreate_schema(&self) -> Result<(), NodeError> {
+        self.schema.recreate().await
+    }
+
     /// Heals, stops the servers and removes their temp dirs (unless kept). Idempotent;
     /// dropping the cluster does the same.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        // Healed first: a paused or partitioned server cannot drop anything.
+        self.heal_all();
+        let dropped = self.schema.drop_now().await;
         for n in self.nodes() {
             n.shutdown();
         }
-        Ok(())
+        dropped
     }
 }
 

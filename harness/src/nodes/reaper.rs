@@ -15,8 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::Duration;
 
 use super::process::{signal_server, stop_group};
@@ -109,6 +109,26 @@ pub fn stop_all() {
     }
 }
 
+/// Whether the first SIGINT/SIGTERM goes to a run loop instead of ending the process.
+static ROUTED: AtomicBool = AtomicBool::new(false);
+static INTERRUPT: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
+
+fn interrupt() -> &'static tokio::sync::watch::Sender<bool> {
+    INTERRUPT.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Hands the first SIGINT/SIGTERM to whoever watches [`interrupted`] (the run loop, which
+/// then stops its clients, heals, checks and writes what it recorded) instead of stopping
+/// everything at once; a second signal still stops every server and exits at once.
+pub fn route_first_signal() {
+    ROUTED.store(true, Ordering::SeqCst);
+}
+
+/// Turns true on the first signal once [`route_first_signal`] was called.
+pub fn interrupted() -> tokio::sync::watch::Receiver<bool> {
+    interrupt().subscribe()
+}
+
 static INSTALL: Once = Once::new();
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
@@ -143,9 +163,19 @@ fn install_once() -> io::Result<()> {
         .name("overbook-signals".into())
         .spawn(move || {
             let mut byte = 0u8;
+            let mut handed_over = false;
             loop {
                 // SAFETY: reading one byte into a local.
                 let n = unsafe { libc::read(read_fd, (&mut byte as *mut u8).cast(), 1) };
+                if n == 1 && !handed_over && ROUTED.load(Ordering::SeqCst) {
+                    handed_over = true;
+                    eprintln!(
+                        "overbook: interrupted: stopping clients, healing, checking what was \
+                         recorded (interrupt again to abort at once)"
+                    );
+                    interrupt().send_replace(true);
+                    continue;
+                }
                 if n == 1 {
                     break;
                 }

@@ -10,14 +10,18 @@
 //! given a moment of quiet, and only then is the final read taken, straight from the
 //! server, never through the fault proxy.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod conditions;
 pub mod log;
 pub mod recorder;
 mod worker;
+
+pub use conditions::Conditions;
 
 use checkers::{CheckOptions, History, OpType, OpValue, Process, Results, F};
 use workloads::{ClientPause, Config, DesignName, Generator, GeneratorConfig, RunClock};
@@ -175,6 +179,10 @@ pub struct RunOutcome {
     /// What the system under test adds to the summary (a service: command, replicas,
     /// malformed answers, log tails), by label.
     pub notes: std::collections::BTreeMap<String, String>,
+    /// What the run did (faults fired, bookings confirmed, sessions opened or not).
+    pub conditions: Conditions,
+    /// Stopped early by Ctrl-C: the verdict covers only the part that ran.
+    pub interrupted: bool,
 }
 
 /// Why a run could not produce a verdict (exit code 2).
@@ -182,8 +190,14 @@ pub struct RunOutcome {
 #[non_exhaustive]
 pub enum RunError {
     /// The store directory could not be created or written.
-    #[error("store: {0}")]
-    Store(#[from] std::io::Error),
+    #[error("store: {}: {source}", path.display())]
+    Store {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A server could not be started or controlled.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -209,6 +223,12 @@ pub struct Progress {
     pub fail: AtomicU64,
     /// Completed info.
     pub info: AtomicU64,
+    /// Sessions opened.
+    pub sessions: AtomicU64,
+    /// Attempts to open a session that failed: infrastructure errors, not ops.
+    pub open_failures: AtomicU64,
+    /// The first such failure's error.
+    pub first_open_error: Mutex<Option<String>>,
 }
 
 /// Runs one test end to end and writes its store directory.
@@ -222,6 +242,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                 dir: dir.path.clone(),
                 keep: cfg.keep,
                 redis_aof: cfg.redis_aof,
+                max_connections: crate::nodes::max_connections_for(cfg.concurrency),
             },
         )
         .await?,
@@ -236,7 +257,9 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
 
 /// Runs one test against servers that are already up (benchmarks compare the harness
 /// with other load generators on the very same servers). `cfg.backend` is ignored.
+/// The run's schema is emptied first: each round starts from a fresh hotel.
 pub async fn run_against(cfg: &RunConfig, cluster: &Arc<Cluster>) -> Result<RunOutcome, RunError> {
+    cluster.recreate_schema().await?;
     let dir = create_run_dir(cfg)?;
     run_on(cfg, &dir, cluster, Instant::now()).await
 }
@@ -251,8 +274,12 @@ fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
             .collect::<Vec<_>>()
             .join("+")
     );
-    let dir = RunDir::create(&cfg.store, &test)?;
-    log::attach(&dir.file(store::RUN_LOG))?;
+    let dir = RunDir::create(&cfg.store, &test).map_err(|source| RunError::Store {
+        path: cfg.store.join(&test),
+        source,
+    })?;
+    let log = dir.file(store::RUN_LOG);
+    log::attach(&log).map_err(|source| RunError::Store { path: log, source })?;
     tracing::info!(dir = %dir.path.display(), seed = cfg.seed, "run starting");
     Ok(dir)
 }
@@ -320,16 +347,30 @@ async fn run_on(
     let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
 
     let progress = Arc::new(Progress::default());
-    let bar = cfg
-        .progress
-        .then(|| progress_bar(cfg, progress.clone(), nemesis_status, clock));
+    // Set when clients must stop (time limit or Ctrl-C); the progress lines stop too.
+    let stopping = Arc::new(AtomicBool::new(false));
+    // A terminal gets a live bar; anything else (a CI log) a line every few seconds.
+    let lines = cfg.progress && !std::io::stderr().is_terminal();
+    let bar = match (cfg.progress, std::io::stderr().is_terminal()) {
+        (true, true) => Some(progress_bar(cfg, progress.clone(), nemesis_status, clock)),
+        (true, false) => {
+            tokio::spawn(progress_lines(
+                cfg.time_limit,
+                progress.clone(),
+                nemesis_status,
+                clock,
+                stopping.clone(),
+            ));
+            None
+        }
+        (false, _) => None,
+    };
 
     // Clients: each worker plays one user at a time; a user whose op ended in `info` is
     // retired (its outcome is unknown, so it may still be acting) and a fresh process id
     // takes its place, as in Jepsen.
     let next_process = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + cfg.time_limit;
-    let stopping = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..cfg.concurrency {
         let w = Worker {
@@ -349,7 +390,15 @@ async fn run_on(
         workers.push(tokio::spawn(w.run()));
     }
 
-    tokio::time::sleep_until(deadline).await;
+    // The first Ctrl-C ends the test early; what was recorded is still checked and kept.
+    let mut interrupt = crate::nodes::reaper::interrupted();
+    let interrupted = tokio::select! {
+        _ = tokio::time::sleep_until(deadline) => false,
+        Ok(_) = interrupt.wait_for(|stop| *stop) => true,
+    };
+    if interrupted {
+        tracing::warn!("interrupted: stopping clients early");
+    }
     stopping.store(true, Ordering::SeqCst);
     // Heal before waiting for stragglers: with faults healed they finish promptly instead
     // of all running into their op timeout.
@@ -359,52 +408,95 @@ async fn run_on(
         Ok(Err(e)) => tracing::error!("nemesis: {e}"),
         Err(e) => tracing::error!("nemesis task: {e}"),
     }
-    for w in workers {
-        if let Err(e) = w.await {
-            tracing::error!("client worker: {e}");
+    // In-flight ops get their op timeout (and a second) to finish, then are abandoned:
+    // their invocations stay open in the history, which counts them as `info`. So a run
+    // ends near its time limit however many users are stuck. Interrupted: a moment only.
+    let grace = if interrupted {
+        Duration::from_secs(1)
+    } else {
+        cfg.op_timeout + Duration::from_secs(1)
+    };
+    let give_up = tokio::time::Instant::now() + grace;
+    for mut w in workers {
+        match tokio::time::timeout_at(give_up, &mut w).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("client worker: {e}"),
+            Err(_) => {
+                w.abort();
+                tracing::warn!("client worker still busy {grace:?} after the end: abandoned");
+            }
         }
     }
     let test_time = test_started.elapsed();
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    if lines {
+        // The last line, whatever the period: a short run still shows its totals.
+        eprintln!(
+            "{}",
+            progress_line(cfg.time_limit, &progress, None, clock.elapsed())
+        );
+    }
 
     // Quiet: let leases run out and the servers settle before the final read.
     let final_started = Instant::now();
     tokio::time::sleep(cfg.lock_ttl.min(Duration::from_secs(1))).await;
-    final_read(system.as_ref(), &recorder, &next_process).await;
+    // Interrupted, the servers may be what the user wanted to stop: a few tries only.
+    let attempts = if interrupted { 2 } else { 20 };
+    final_read(system.as_ref(), &recorder, &next_process, attempts).await;
     // Only now: the final read may go through the system (a service's GET /bookings).
     system.shutdown().await;
     let notes = system.notes();
     recorder.finish()?;
 
     let history = History::from_ops(recorder.ops())?;
-    let results = checkers::check_all(
+    let mut results = checkers::check_all(
         &history,
         &CheckOptions {
             strict_lock: cfg.strict_lock,
             margin_warn: cfg.margin_warn,
         },
     );
-    std::fs::write(
-        dir.file(store::RESULTS),
-        serde_json::to_vec_pretty(&results).expect("results serialise"),
+    let conditions = Conditions::of(&cfg.faults, &history, &progress);
+    conditions::apply(&mut results, &conditions);
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.file(name);
+        std::fs::write(&path, bytes).map_err(|source| RunError::Store { path, source })
+    };
+    write(
+        store::RESULTS,
+        &serde_json::to_vec_pretty(&results).expect("results serialise"),
     )?;
     let mut meta = run_meta(cfg, dir, test_time);
     if cfg.service.is_some() {
         meta.design = system.name();
     }
     meta.params.extend(notes.clone());
-    std::fs::write(
-        dir.file(store::META),
-        serde_json::to_vec_pretty(&meta).expect("meta serialises"),
+    meta.interrupted = interrupted;
+    meta.params.insert(
+        "sessions".to_string(),
+        format!(
+            "{} opened, {} failed to open",
+            conditions.sessions, conditions.open_failures
+        ),
+    );
+    write(
+        store::META,
+        &serde_json::to_vec_pretty(&meta).expect("meta serialises"),
     )?;
-    std::fs::write(
-        dir.file(store::REPORT),
-        reports::render_run(&history, &results, &meta),
+    write(
+        store::REPORT,
+        reports::render_run(&history, &results, &meta).as_bytes(),
     )?;
-    dir.mark_latest()?;
-    crate::store::index::write_index(&cfg.store)?;
+    // Bookkeeping of the store as a whole: a failure here must not cost the run its
+    // verdict, which is already on disk.
+    if let Err(e) = dir.mark_latest() {
+        store::warn(&e);
+    }
+    if let Err(e) = crate::store::index::write_index(&cfg.store) {
+        store::warn(&e);
+    }
     let overhead = setup_overhead + final_started.elapsed();
 
     Ok(RunOutcome {
@@ -414,6 +506,8 @@ async fn run_on(
         wall: started.elapsed(),
         overhead,
         notes,
+        conditions,
+        interrupted,
     })
 }
 
@@ -441,16 +535,22 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
         command: cfg.command.clone(),
         started_at: dir.stamp.clone(),
         params,
+        interrupted: false,
     }
 }
 
 /// The final read, retried while a just-restarted server warms up. Recorded as an
 /// ordinary `read` op so the checkers find it where the contract says.
-async fn final_read(system: &dyn System, recorder: &Recorder, next_process: &AtomicU64) {
+async fn final_read(
+    system: &dyn System,
+    recorder: &Recorder,
+    next_process: &AtomicU64,
+    attempts: u32,
+) {
     let process = Process::Client(next_process.fetch_add(1, Ordering::SeqCst));
     recorder.record(process, OpType::Invoke, F::Read, OpValue::default(), None);
     let mut last_err = String::new();
-    for attempt in 0..20 {
+    for attempt in 0..attempts {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -474,6 +574,44 @@ async fn final_read(system: &dyn System, recorder: &Recorder, next_process: &Ato
         OpValue::default(),
         Some(last_err),
     );
+}
+
+/// How often a run not attached to a terminal prints a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// One line of progress, for logs: time, ops, outcomes, the fault in force.
+fn progress_line(limit: Duration, p: &Progress, fault: Option<Fault>, at: Duration) -> String {
+    format!(
+        "overbook: {:.0}s/{:.0}s ops {} ok {} fail {} info {} | {}",
+        at.as_secs_f64(),
+        limit.as_secs_f64(),
+        p.done.load(Ordering::Relaxed),
+        p.ok.load(Ordering::Relaxed),
+        p.fail.load(Ordering::Relaxed),
+        p.info.load(Ordering::Relaxed),
+        fault.map_or_else(|| "healthy".to_string(), |f| f.to_string())
+    )
+}
+
+/// Prints a progress line to stderr every [`PROGRESS_EVERY`] until the clients stop:
+/// without it a CI log shows nothing until the run ends.
+async fn progress_lines(
+    limit: Duration,
+    progress: Arc<Progress>,
+    nemesis: crate::nemesis::NemesisStatus,
+    clock: RunClock,
+    stopping: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        eprintln!(
+            "{}",
+            progress_line(limit, &progress, nemesis.current(), clock.elapsed())
+        );
+    }
 }
 
 fn progress_bar(

@@ -65,23 +65,33 @@ impl Worker {
     }
 
     /// Opens a session for a fresh process. Failing to open is not an op (nothing was
-    /// asked of the system), so it is retried quietly until the time limit.
+    /// asked of the system), so it is retried until the time limit; but it is an
+    /// infrastructure error the verdict depends on (a run whose users mostly could not
+    /// connect tested nothing), so every failure is counted and the first one kept.
     async fn connect(&self) -> Option<(Process, Box<dyn Session>)> {
-        match tokio::time::timeout(self.op_timeout, self.system.open()).await {
-            Ok(Ok(session)) => Some((
-                Process::Client(self.next_process.fetch_add(1, Ordering::SeqCst)),
-                session,
-            )),
-            Ok(Err(e)) => {
-                tracing::debug!("connect: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                None
+        let error = match tokio::time::timeout(self.op_timeout, self.system.open()).await {
+            Ok(Ok(session)) => {
+                self.progress.sessions.fetch_add(1, Ordering::Relaxed);
+                return Some((
+                    Process::Client(self.next_process.fetch_add(1, Ordering::SeqCst)),
+                    session,
+                ));
             }
-            Err(_) => {
-                tracing::debug!("connect: timed out");
-                None
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("opening a session: timed out after {:?}", self.op_timeout),
+        };
+        tracing::debug!("connect: {error}");
+        if self.progress.open_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("a client could not connect: {error}");
         }
+        self.progress
+            .first_open_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(error);
+        // Back off: a refused or timed-out connect must not spin.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        None
     }
 
     /// Invokes one request and records its completion. Returns whether the process retired.

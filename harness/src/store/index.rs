@@ -5,6 +5,8 @@ use std::path::Path;
 use checkers::Validity;
 use reports::{render_index, RunSummary};
 
+use super::StoreError;
+
 /// Every run in the store (`STORE/<test>/<stamp>/` holding a `report.html`), read from
 /// its `meta.json` and `results.json`; a run missing either is still listed, with what
 /// is known (verdict `unknown`).
@@ -57,9 +59,17 @@ pub fn summaries(store: &Path) -> std::io::Result<Vec<RunSummary>> {
 
 /// Writes `STORE/index.html` listing every run, newest first. Written to a temporary file
 /// and renamed, so a browser (or a parallel run) never sees a half-written index.
-pub fn write_index(store: &Path) -> std::io::Result<()> {
-    let html = render_index(&summaries(store)?);
+/// On failure the temporary file is removed and the error names the path.
+pub fn write_index(store: &Path) -> Result<(), StoreError> {
+    let html = render_index(&summaries(store).map_err(|e| StoreError::at(store, e))?);
     let tmp = store.join(format!(".index-{}.html", std::process::id()));
-    std::fs::write(&tmp, html)?;
-    std::fs::rename(&tmp, store.join(super::INDEX))
+    let index = store.join(super::INDEX);
+    std::fs::write(&tmp, html).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::at(&tmp, e)
+    })?;
+    std::fs::rename(&tmp, &index).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::at(&index, e)
+    })
 }

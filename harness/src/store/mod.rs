@@ -83,14 +83,69 @@ impl RunDir {
 
     /// Points `store/latest` at this run. The link is relative, so the store can be moved
     /// or uploaded as a CI artifact, and replaced atomically (rename over the old link).
-    pub fn mark_latest(&self) -> io::Result<()> {
+    /// On failure (e.g. `latest` is a directory after an artifact download dereferenced
+    /// the link) nothing is left behind and the error names the path.
+    pub fn mark_latest(&self) -> Result<(), StoreError> {
         let target = Path::new(&self.test).join(&self.stamp);
         let tmp = self.root.join(format!(".latest-{}", std::process::id()));
+        let latest = self.root.join(LATEST);
         let _ = std::fs::remove_file(&tmp);
         #[cfg(unix)]
-        std::os::unix::fs::symlink(&target, &tmp)?;
-        std::fs::rename(&tmp, self.root.join(LATEST))
+        std::os::unix::fs::symlink(&target, &tmp).map_err(|e| StoreError::at(&tmp, e))?;
+        std::fs::rename(&tmp, &latest).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::at(&latest, e)
+        })
     }
+}
+
+/// A store operation that failed, naming the path it failed on.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct StoreError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl StoreError {
+    /// `source`, on `path`.
+    pub fn at(path: &Path, source: io::Error) -> StoreError {
+        StoreError {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Reports a failure of the store's bookkeeping (`latest`, `index.html`) as a warning:
+/// the run's own files are written and its verdict stands.
+pub fn warn(e: &StoreError) {
+    tracing::warn!("store: {e}");
+    eprintln!("overbook: warning: store bookkeeping failed, the run's files are kept: {e}");
+}
+
+/// Whether `a` and `b` name the same file, compared canonically: through links, `..`
+/// and hard links (same device and inode); `b` need not exist yet. Used to refuse
+/// writing an output over an input.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    let canonical = |p: &Path| -> Option<PathBuf> {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            return Some(c);
+        }
+        let parent = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Keeps a test name safe as one path component.

@@ -45,12 +45,14 @@ impl BuiltinSystem {
 
     async fn connect_direct(&self) -> Result<tokio_postgres::Client, String> {
         let connect = tokio_postgres::connect(&self.direct_pg_url, tokio_postgres::NoTls);
-        let (client, conn) = tokio::time::timeout(self.connect_timeout, connect)
+        // Setup and the final read are not ops: a tiny --op-timeout must not starve them.
+        let timeout = self.connect_timeout.max(Duration::from_secs(10));
+        let (client, conn) = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| {
                 format!(
-                    "connecting to postgres at {} timed out after {:?}",
-                    self.direct_pg_url, self.connect_timeout
+                    "connecting to postgres at {} timed out after {timeout:?}",
+                    self.direct_pg_url
                 )
             })?
             .map_err(|e| format!("connecting to postgres at {}: {e}", self.direct_pg_url))?;
@@ -85,7 +87,7 @@ impl System for BuiltinSystem {
                 Client::connect(self.design, self.cfg.clone(), &self.pg_url, &self.redis_url);
             match tokio::time::timeout(self.connect_timeout, connect).await {
                 Ok(Ok(client)) => Ok(Box::new(BuiltinSession(client)) as Box<dyn Session>),
-                Ok(Err(e)) => Err(SutError::Open(e.to_string())),
+                Ok(Err(e)) => Err(SutError::Open(with_causes(&e))),
                 Err(_) => Err(SutError::Open(format!(
                     "timed out after {:?}",
                     self.connect_timeout
@@ -102,6 +104,22 @@ impl System for BuiltinSystem {
                 .map_err(|e| SutError::Read(e.to_string()))
         })
     }
+}
+
+/// An error and its causes on one line: tokio-postgres says only "db error" at the top,
+/// and the server's words ("sorry, too many clients already") are its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// One simulated user's client.

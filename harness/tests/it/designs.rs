@@ -66,6 +66,11 @@ impl Env {
 
     /// Fresh schema for `design`, and `n` clients connected through the proxies.
     async fn clients(&self, design: DesignName, n: usize) -> Vec<Client> {
+        // Setup creates, never drops: empty the run's own schema first.
+        self.cluster
+            .recreate_schema()
+            .await
+            .expect("empty the schema");
         workloads::setup(design, &self.pg, &self.cfg)
             .await
             .unwrap_or_else(|e| panic!("setup {design}: {e}"));

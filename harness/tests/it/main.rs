@@ -14,3 +14,4 @@ mod proxy;
 mod report;
 mod run;
 mod service;
+mod verdicts;
