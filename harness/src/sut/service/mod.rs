@@ -92,9 +92,6 @@ pub enum ServiceError {
     /// A file, socket or process operation failed.
     #[error("{0}")]
     Io(String),
-    /// The run's database could not be made ready.
-    #[error("{0}")]
-    Database(String),
     /// A replica exited on its own while starting.
     #[error("replica {replica} exited during startup ({status}); last lines of {}:\n{log_tail}", log.display())]
     Exited {
