@@ -1,6 +1,7 @@
 //! The golden corpus in `testdata/`: each file's verdict is in its directory and name.
 //!
-//! - `valid/*.jsonl`, `unknown/*.jsonl`: the run's verdict.
+//! - `valid/*.jsonl`, `unknown/*.jsonl`: the run's verdict (and, for a file named after a
+//!   headline such as `lock-failed-database-held`, that headline).
 //! - `invalid/<checker>--<what>.jsonl`: invalid, and `<checker>` is among the reasons.
 //! - `malformed/line<N>-<field>--<what>.jsonl`: unusable; the error names line N and the
 //!   field (`json` for a line that is not JSON at all).
@@ -9,7 +10,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use checkers::{check_all, read_history, CheckOptions, History, ReadError, Validity};
+use checkers::{check_all, read_history, CheckOptions, Headline, History, ReadError, Validity};
 
 fn corpus(dir: &str) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,6 +42,13 @@ fn valid_and_unknown_files_get_their_verdict() {
             let r = check_all(&h, &CheckOptions::default());
             let msgs: Vec<&str> = r.anomalies().map(|a| a.message.as_str()).collect();
             assert_eq!(r.validity, want, "{}: {msgs:?}", p.display());
+            // A file named after a headline must get it (the seed lesson, for one).
+            if let Some(h) = [Headline::LockFailedDatabaseHeld]
+                .into_iter()
+                .find(|h| stem(&p) == h.as_str())
+            {
+                assert_eq!(r.headline, h, "{}", p.display());
+            }
         }
     }
 }

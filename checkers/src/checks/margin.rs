@@ -8,6 +8,8 @@
 //! ([`crate::Trace::lease_expiry`]). The fraction used is critical section / lease held:
 //! 0.5 left half the lease to spare, above 1.0 the write landed after the lease expired.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -341,22 +343,33 @@ impl Checker for LeaseMargin {
     }
 }
 
-/// Nearest-rank quantile of sorted values.
-fn rank<T: Copy>(sorted: &[T], p: f64) -> T {
-    let r = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[r - 1]
+/// Nearest-rank quantiles of `v` at each of `ps` (ascending), by selection rather than
+/// a full sort: the checker runs on every history, so it stays linear. Each rank is
+/// selected within the part left of the rank above it. `v` must not be empty.
+fn ranks<T: Copy>(v: &mut [T], ps: &[f64], cmp: impl Fn(&T, &T) -> Ordering) -> Vec<T> {
+    let n = v.len();
+    let mut out = vec![v[0]; ps.len()];
+    let mut hi = n;
+    for (k, &p) in ps.iter().enumerate().rev() {
+        let i = ((p * n as f64).ceil() as usize).clamp(1, n) - 1;
+        let part = &mut v[..hi.max(i + 1)];
+        part.select_nth_unstable_by(i, &cmp);
+        out[k] = part[i];
+        hi = i + 1;
+    }
+    out
 }
 
 fn latency(window: Option<FaultWindow>, mut ns: Vec<u64>) -> SectionLatency {
-    ns.sort_unstable();
-    let q = |p: f64| (!ns.is_empty()).then(|| rank(&ns, p) as f64 / 1e6);
+    let q = (!ns.is_empty()).then(|| ranks(&mut ns, &[0.5, 0.99, 0.999, 1.0], Ord::cmp));
+    let at = |k: usize| q.as_ref().map(|q| q[k] as f64 / 1e6);
     SectionLatency {
         window,
         holds: ns.len() as u64,
-        p50_ms: q(0.5),
-        p99_ms: q(0.99),
-        p999_ms: q(0.999),
-        max_ms: q(1.0),
+        p50_ms: at(0),
+        p99_ms: at(1),
+        p999_ms: at(2),
+        max_ms: at(3),
     }
 }
 
@@ -372,17 +385,25 @@ fn margin(h: &History, holds: &Holds, warn: WarnFraction) -> Option<Margin> {
         .0;
     let above_warn = fractions.iter().filter(|&&f| f > warn.get()).count() as u64;
     let outlived = list.iter().filter(|x| x.outlived()).count() as u64;
-    fractions.sort_unstable_by(f64::total_cmp);
+    let q = ranks(&mut fractions, &[0.5, 0.99, 1.0], f64::total_cmp);
 
     // Latency per fault window: a hold belongs to each window its critical section
-    // overlaps. Holds sorted by acquire time, so a window only looks at those acquired
-    // between (its start - the longest section) and its end.
-    let mut by_start: Vec<&Hold> = list.iter().collect();
-    by_start.sort_unstable_by_key(|x| (x.acquired, x.op));
+    // overlaps. Holds sorted by acquire time (they mostly are already, in completion
+    // order), so a window only looks at those acquired between (its start - the
+    // longest section) and its end.
+    let windows = fault_windows(h);
+    let key = |x: &Hold| (x.acquired, x.op);
+    let by_start: Cow<'_, [Hold]> = if windows.is_empty() || list.is_sorted_by_key(key) {
+        Cow::Borrowed(list)
+    } else {
+        let mut sorted = list.clone();
+        sorted.sort_unstable_by_key(key);
+        Cow::Owned(sorted)
+    };
     let longest = list.iter().map(Hold::critical_ns).max().unwrap_or(0);
     let mut in_fault = vec![false; by_start.len()];
-    let mut windows = Vec::new();
-    for w in fault_windows(h) {
+    let mut inside = Vec::with_capacity(windows.len());
+    for w in windows {
         let lo = by_start.partition_point(|x| x.acquired < w.start.saturating_sub(longest));
         let hi = by_start.partition_point(|x| x.acquired <= w.end);
         let mut ns = Vec::new();
@@ -392,7 +413,7 @@ fn margin(h: &History, holds: &Holds, warn: WarnFraction) -> Option<Margin> {
                 ns.push(x.critical_ns());
             }
         }
-        windows.push(latency(Some(w), ns));
+        inside.push(latency(Some(w), ns));
     }
     let outside: Vec<u64> = by_start
         .iter()
@@ -401,16 +422,16 @@ fn margin(h: &History, holds: &Holds, warn: WarnFraction) -> Option<Margin> {
         .map(|(x, _)| x.critical_ns())
         .collect();
     let mut latencies = vec![latency(None, outside)];
-    latencies.extend(windows);
+    latencies.extend(inside);
 
     let trace = h.ops()[closest.op as usize].value.trace.as_ref();
     Some(Margin {
         warn,
         holds: list.len() as u64,
         unmeasured: holds.unmeasured,
-        p50: rank(&fractions, 0.5),
-        p99: rank(&fractions, 0.99),
-        max: rank(&fractions, 1.0),
+        p50: q[0],
+        p99: q[1],
+        max: q[2],
         above_warn,
         outlived,
         closest: ClosestCall {
@@ -449,6 +470,21 @@ mod tests {
             serde_json::to_string(&WarnFraction::DEFAULT).unwrap(),
             "0.8"
         );
+    }
+
+    proptest::proptest! {
+        /// Selection gives the nearest ranks a full sort gives.
+        #[test]
+        fn ranks_by_selection_agree_with_sorting(mut v in proptest::collection::vec(0u64..50, 1..200)) {
+            let ps = [0.0, 0.5, 0.9, 0.99, 0.999, 1.0];
+            let got = ranks(&mut v.clone(), &ps, Ord::cmp);
+            v.sort_unstable();
+            let want: Vec<u64> = ps
+                .iter()
+                .map(|p| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1])
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
