@@ -27,7 +27,7 @@ pub mod stats;
 pub mod synth;
 pub mod text;
 
-pub use checks::margin::{lease_holds, Hold, Margin, WarnFraction, WarnFractionError};
+pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFractionError};
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};

@@ -580,6 +580,24 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         );
     }
     out.push_str("</table>\n");
+    if let Some(alert) = m.alert() {
+        out.push_str("<h3>The alert</h3>\n<p class=\"note\">");
+        let largest = alert
+            .worst_p999_ms
+            .into_iter()
+            .chain(alert.healthy_p999_ms)
+            .fold(0.0f64, f64::max);
+        escape_into(
+            out,
+            &format!(
+                "Against a {:.0} ms lease, a lease of at least {} ms keeps this run's largest p99.9 ({largest:.1} ms) under the warning fraction. No lease is safe against an unbounded pause: the database must hold the invariant. A rule to paste into monitoring, with this run's numbers:",
+                alert.lease_ms, alert.suggested_lease_ms,
+            ),
+        );
+        out.push_str("</p>\n<pre>");
+        escape_into(out, &alert.rule);
+        out.push_str("</pre>\n");
+    }
 }
 
 /// The HTML legend shared by every anomaly timeline.

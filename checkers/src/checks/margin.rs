@@ -294,6 +294,74 @@ impl Margin {
     }
 }
 
+/// The alert the story asks for: how close critical sections came to the lease, the
+/// lease that would keep the measured p99.9 under the warning fraction, and a rule an
+/// operator can paste into their monitoring, with this run's numbers filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The lease the holds ran with (the closest call's lease, renewals included), ms.
+    pub lease_ms: f64,
+    /// p99.9 of the critical section outside fault windows, ms (`None`: no healthy holds).
+    pub healthy_p999_ms: Option<f64>,
+    /// The worst p99.9 measured in any fault window, ms, and that window's fault.
+    pub worst_p999_ms: Option<f64>,
+    /// The fault of the worst window.
+    pub worst_window: Option<String>,
+    /// The lease (ms, rounded up to 10 ms) that keeps the largest measured p99.9 under
+    /// the warning fraction. It is a floor from one run, not a guarantee: no lease is safe
+    /// against an unbounded pause (see docs/alerts.md).
+    pub suggested_lease_ms: u64,
+    /// A Prometheus alerting rule on a critical-section histogram against the lease.
+    pub rule: String,
+}
+
+impl Margin {
+    /// The alert for this run's measurements; `None` when nothing was measured.
+    pub fn alert(&self) -> Option<Alert> {
+        if self.holds == 0 {
+            return None;
+        }
+        let healthy = self
+            .latency
+            .iter()
+            .find(|l| l.window.is_none())
+            .and_then(|l| l.p999_ms);
+        let worst = self
+            .latency
+            .iter()
+            .filter(|l| l.window.is_some())
+            .filter_map(|l| Some((l.p999_ms?, l)))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let largest = healthy
+            .into_iter()
+            .chain(worst.map(|w| w.0))
+            .fold(0.0f64, f64::max);
+        let warn = self.warn.get();
+        let suggested = ((largest / warn / 10.0).ceil() * 10.0).max(10.0) as u64;
+        let lease_s = self.closest.lease_ms / 1000.0;
+        let threshold_s = lease_s * warn;
+        let rule = format!(
+            "- alert: CriticalSectionNearLease\n  \
+             expr: histogram_quantile(0.999, sum by (le) (rate(booking_critical_section_seconds_bucket[5m]))) > {threshold_s:.3}\n  \
+             for: 5m\n  \
+             labels:\n    severity: page\n  \
+             annotations:\n    \
+             summary: \"p99.9 of lock-to-commit time is above {pct} of the {lease_s:.3} s lease\"\n    \
+             description: \"Measured by overbook: p99.9 {largest:.1} ms against a {lease_ms:.0} ms lease; a lease of at least {suggested} ms keeps it under {pct}. The database must still hold the invariant: no lease survives an unbounded pause.\"",
+            pct = self.warn.percent(),
+            lease_ms = self.closest.lease_ms,
+        );
+        Some(Alert {
+            lease_ms: self.closest.lease_ms,
+            healthy_p999_ms: healthy,
+            worst_p999_ms: worst.map(|w| w.0),
+            worst_window: worst.and_then(|w| w.1.window.as_ref().map(|f| f.name.clone())),
+            suggested_lease_ms: suggested,
+            rule,
+        })
+    }
+}
+
 /// The lease-margin checker: always informational; `unknown` ("not applicable") without
 /// lock traces to measure.
 pub struct LeaseMargin {
@@ -450,6 +518,61 @@ fn margin(h: &History, holds: &Holds, warn: WarnFraction) -> Option<Margin> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn latency(window: Option<&str>, p999_ms: f64) -> SectionLatency {
+        SectionLatency {
+            window: window.map(|name| FaultWindow {
+                name: name.to_string(),
+                start: 0,
+                end: 1,
+                start_op: 0,
+                end_op: None,
+            }),
+            holds: 10,
+            p50_ms: Some(p999_ms / 2.0),
+            p99_ms: Some(p999_ms),
+            p999_ms: Some(p999_ms),
+            max_ms: Some(p999_ms),
+        }
+    }
+
+    #[test]
+    fn the_alert_names_the_worst_window_and_a_lease_that_keeps_p999_under_the_warning() {
+        let m = Margin {
+            warn: WarnFraction::DEFAULT,
+            holds: 30,
+            unmeasured: 0,
+            p50: 0.2,
+            p99: 0.9,
+            max: 1.3,
+            above_warn: 3,
+            outlived: 1,
+            closest: ClosestCall {
+                op: 812,
+                lock_key: Some("room:101".into()),
+                fraction: 1.3,
+                percent: 130,
+                critical_ms: 650.0,
+                lease_ms: 500.0,
+                ended_by: SectionEnd::Commit,
+            },
+            latency: vec![
+                latency(None, 40.0),
+                latency(Some("db-latency"), 642.0),
+                latency(Some("pause-redis"), 90.0),
+            ],
+        };
+        let a = m.alert().unwrap();
+        assert_eq!(a.healthy_p999_ms, Some(40.0));
+        assert_eq!(a.worst_p999_ms, Some(642.0));
+        assert_eq!(a.worst_window.as_deref(), Some("db-latency"));
+        // 642 / 0.8 = 802.5, rounded up to 810 ms.
+        assert_eq!(a.suggested_lease_ms, 810);
+        assert!(a.rule.contains("> 0.400"), "{}", a.rule);
+        assert!(a.rule.contains("at least 810 ms"), "{}", a.rule);
+        let empty = Margin { holds: 0, ..m };
+        assert!(empty.alert().is_none());
+    }
 
     #[test]
     fn the_warning_fraction_is_above_zero_and_at_most_one() {

@@ -299,6 +299,39 @@ pub fn check_schedule_fits(cfg: &RunConfig) -> anyhow::Result<()> {
     );
 }
 
+/// The latency-vs-lease alert of the story, from lease-margin's measurements: where the
+/// critical sections' p99.9 stood against the lease, the lease that would keep it under
+/// the warning fraction, and the rule to paste into monitoring (docs/alerts.md).
+fn print_alert(results: &checkers::Results) {
+    let Some(alert) = results
+        .checks
+        .iter()
+        .find_map(|c| c.margin.as_ref())
+        .and_then(|m| m.alert())
+    else {
+        return;
+    };
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    println!(
+        "\n  lease {:.0} ms; critical-section p99.9: {} without faults, {} worst under a fault{}",
+        alert.lease_ms,
+        ms(alert.healthy_p999_ms),
+        ms(alert.worst_p999_ms),
+        alert
+            .worst_window
+            .as_deref()
+            .map(|w| format!(" ({})", for_terminal(w)))
+            .unwrap_or_default()
+    );
+    println!(
+        "  a lease of at least {} ms keeps the measured p99.9 under the warning; alert rule (Prometheus):",
+        alert.suggested_lease_ms
+    );
+    for line in alert.rule.lines() {
+        println!("    {line}");
+    }
+}
+
 /// The command line that reproduces this run: every choice spelled out, the seed included.
 fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
@@ -440,6 +473,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if results.headline == Headline::LockFailedDatabaseHeld {
         println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice.");
     }
+    print_alert(results);
     print_service_notes(&outcome.notes);
     println!(
         "\n{}: {} ({} ops in {:.1}s)",

@@ -369,11 +369,14 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
     };
     let time_limit = format!("{}ms", args.time_limit.as_millis());
     let seed = first.seed.to_string();
-    let mut argv: Vec<&str> = vec![
-        "overbook",
-        "run",
-        "--design",
-        first.design.as_str(),
+    // The cell's system under test, spelled as the cell's own command line spells it.
+    let row: Vec<String> = match first.design {
+        Row::Design(d) => vec!["--design".to_string(), d.as_str().to_string()],
+        Row::Service => service_args(&args.service),
+    };
+    let mut argv: Vec<&str> = vec!["overbook", "run"];
+    argv.extend(row.iter().map(String::as_str));
+    argv.extend([
         "--fault",
         first.fault.name(),
         "--seed",
@@ -381,7 +384,7 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
         "--time-limit",
         &time_limit,
         "--quiet",
-    ];
+    ]);
     argv.extend(args.run_args.iter().map(String::as_str));
     let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
         anyhow::anyhow!(

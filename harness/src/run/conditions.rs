@@ -33,13 +33,22 @@ pub struct Conditions {
     /// Attempts to open a session that failed (infrastructure errors: connection
     /// refused, too many clients, timeouts).
     pub open_failures: u64,
+    /// Users that never opened a session.
+    pub never_connected: u64,
+    /// The run's simulated users (worker slots).
+    pub users: u64,
     /// The first such error, for the summary.
     pub first_open_error: Option<String>,
 }
 
 impl Conditions {
     /// Counts what the run did.
-    pub fn of(requested: &[Fault], history: &History, progress: &Progress) -> Conditions {
+    pub fn of(
+        requested: &[Fault],
+        users: u64,
+        history: &History,
+        progress: &Progress,
+    ) -> Conditions {
         let mut faults: Vec<(Fault, u64)> = Vec::new();
         for f in requested {
             if *f != Fault::None && !faults.iter().any(|(g, _)| g == f) {
@@ -67,6 +76,8 @@ impl Conditions {
             confirmed,
             sessions: progress.sessions.load(Ordering::Relaxed),
             open_failures: progress.open_failures.load(Ordering::Relaxed),
+            never_connected: progress.never_connected.load(Ordering::Relaxed),
+            users,
             first_open_error: progress
                 .first_open_error
                 .lock()
@@ -109,9 +120,14 @@ impl Conditions {
                 self.confirmed
             ));
         }
-        if self.open_failures > self.sessions {
+        // Half the users or more never got a session. Failed reconnects alone do not
+        // count: a fault that stops the system (kill-service, kill-db) refuses them by
+        // design.
+        if self.users > 0 && self.never_connected * 2 >= self.users {
             out.push(format!(
-                "most clients could not connect: {} sessions opened, {} attempts failed (first: {})",
+                "most clients could not connect: {} of {} users never opened a session ({} sessions opened, {} attempts failed; first: {})",
+                self.never_connected,
+                self.users,
                 self.sessions,
                 self.open_failures,
                 self.first_open_error.as_deref().unwrap_or("?")
@@ -195,6 +211,8 @@ mod tests {
             confirmed: 40,
             sessions: 16,
             open_failures: 0,
+            never_connected: 0,
+            users: 16,
             first_open_error: None,
         }
     }
@@ -212,6 +230,7 @@ mod tests {
         c.faults.push((Fault::PauseDb, 0));
         c.confirmed = 1;
         c.open_failures = 17;
+        c.never_connected = 9;
         c.first_open_error = Some("too many clients".into());
         let p = c.problems();
         assert_eq!(p.len(), 3, "{p:?}");
@@ -219,5 +238,13 @@ mod tests {
         assert!(p[1].contains("only 1 bookings"));
         assert!(p[2].contains("too many clients"));
         assert_eq!(c.check().validity, Validity::Unknown);
+    }
+
+    #[test]
+    fn reconnects_refused_during_a_fault_are_not_a_failure_to_connect() {
+        // kill-service: every user had a session, then reconnects were refused for a while.
+        let mut c = conditions();
+        c.open_failures = 400;
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
     }
 }

@@ -227,6 +227,8 @@ pub struct Progress {
     pub sessions: AtomicU64,
     /// Attempts to open a session that failed: infrastructure errors, not ops.
     pub open_failures: AtomicU64,
+    /// Simulated users that never opened a session in the whole run.
+    pub never_connected: AtomicU64,
     /// The first such failure's error.
     pub first_open_error: Mutex<Option<String>>,
 }
@@ -458,7 +460,7 @@ async fn run_on(
             margin_warn: cfg.margin_warn,
         },
     );
-    let conditions = Conditions::of(&cfg.faults, &history, &progress);
+    let conditions = Conditions::of(&cfg.faults, cfg.concurrency as u64, &history, &progress);
     conditions::apply(&mut results, &conditions);
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.file(name);

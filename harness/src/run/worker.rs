@@ -36,11 +36,15 @@ impl Worker {
     pub(super) async fn run(self) {
         let mut client: Option<(Process, Box<dyn Session>)> = None;
         let mut next_at = tokio::time::Instant::now();
+        let mut ever_opened = false;
         while !self.is_over() {
             let (process, c) = match client.take() {
                 Some(pc) => pc,
                 None => match self.connect().await {
-                    Some(pc) => pc,
+                    Some(pc) => {
+                        ever_opened = true;
+                        pc
+                    }
                     None => continue,
                 },
             };
@@ -61,6 +65,13 @@ impl Worker {
             if !retired {
                 client = Some((process, c));
             }
+        }
+        if !ever_opened {
+            // A user who never got a session tested nothing (a refused login, a full
+            // server): counted apart from reconnects during a fault, which are expected.
+            self.progress
+                .never_connected
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 
