@@ -38,6 +38,7 @@ pub mod runlog;
 pub mod runner;
 pub mod store;
 pub mod up;
+pub mod wire;
 
 /// Exit code for "the harness could not do its job" (bad input, cannot start a node).
 pub const EXIT_HARNESS_ERROR: u8 = 2;
