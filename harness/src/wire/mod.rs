@@ -23,6 +23,7 @@
 //! returns [`WireError::Lost`]. The proxy then relays that connection plainly.
 
 pub mod pg;
+pub mod resp;
 
 /// Why a follower stopped following its stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,4 +89,48 @@ pub trait Follower {
 /// Reads a big-endian i32 from the first four bytes.
 fn be_i32(bytes: &[u8]) -> i32 {
     i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a relay written once for any follower does: count messages and find where
+    /// the unfinished one starts.
+    fn messages_and_pending<F: Follower>(
+        follower: &mut F,
+        chunks: &[&[u8]],
+    ) -> (usize, Option<u64>) {
+        let mut n = 0;
+        for chunk in chunks {
+            follower.feed(chunk, |_| n += 1).unwrap();
+        }
+        (n, follower.partial_start())
+    }
+
+    #[test]
+    fn one_relay_serves_every_follower() {
+        let mut commands = resp::CommandFollower::new();
+        assert_eq!(
+            messages_and_pending(&mut commands, &[b"PING\r\nSET a", b" b\r\n*1\r\n$4\r\nPI"]),
+            (2, Some(15))
+        );
+        assert_eq!(commands.position(), 25);
+        let mut replies = resp::ReplyFollower::new();
+        assert_eq!(
+            messages_and_pending(&mut replies, &[b"+OK\r\n:1\r\n"]),
+            (2, None)
+        );
+        let mut backend = pg::BackendFollower::new();
+        assert_eq!(
+            messages_and_pending(&mut backend, &[b"N", b"R\0\0\0\x08\0\0"]),
+            (1, Some(1))
+        );
+        let mut frontend = pg::FrontendFollower::new();
+        assert_eq!(
+            messages_and_pending(&mut frontend, &[b"\0\0\0\x08"]),
+            (0, Some(0))
+        );
+        assert!(!frontend.is_lost());
+    }
 }
