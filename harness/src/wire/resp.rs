@@ -1891,6 +1891,19 @@ mod tests {
         }
     }
 
+    /// Found by the reply proptest (a test bug then, pinned now): an empty attribute
+    /// before an array leaves the array's elements recorded and in the reply's range.
+    #[test]
+    fn an_empty_attribute_before_an_array_belongs_to_it() {
+        let mut seen = Vec::new();
+        ReplyFollower::new()
+            .feed(b"|0\r\n*1\r\n+OK\r\n", |r| {
+                seen.push((r.range, r.value.clone(), r.elements.to_vec()))
+            })
+            .unwrap();
+        assert_eq!(seen, [(0..13, Value::Array { len: 1 }, vec![Value::Ok])]);
+    }
+
     #[test]
     fn bulk_payloads_are_counted_past_not_kept() {
         let mut stream = b"$100000\r\n".to_vec();
