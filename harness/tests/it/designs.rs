@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use checkers::{BookingRow, Date, OpType};
+use harness::nodes::aim::{Aim, Firings};
 use harness::nodes::proxy::ProxyFaults;
 use harness::nodes::{Backend, Cluster, NodeOptions};
 use workloads::{BookRequest, Client, ClientPause, Config, DesignName, Outcome, RunClock};
@@ -39,6 +40,8 @@ struct Env {
     pg: tokio_postgres::Client,
     cluster: Cluster,
     cfg: Config,
+    /// Where aimed faults report (not read: these tests look at outcomes).
+    firings: Firings,
     _logs: LogDir,
 }
 
@@ -60,6 +63,7 @@ impl Env {
             pg,
             cluster,
             cfg,
+            firings: Firings::new(),
             _logs: logs,
         }
     }
@@ -96,6 +100,26 @@ impl Env {
             .postgres
             .proxy()
             .set(ProxyFaults::latency(d, Duration::ZERO));
+        SlowDb(&self.cluster)
+    }
+}
+
+impl Env {
+    /// Only the writes (and COMMITs) on the Postgres link are held for `d` while the guard
+    /// lives; reads and BEGIN go at full speed (the aimed `slow-writes`).
+    fn slow_writes(&self, d: Duration) -> SlowDb<'_> {
+        self.cluster
+            .postgres
+            .proxy()
+            .aim(
+                Aim::SlowWrites {
+                    hold: d,
+                    jitter: Duration::ZERO,
+                    also: None,
+                },
+                &self.firings,
+            )
+            .expect("the postgres proxy follows its protocol");
         SlowDb(&self.cluster)
     }
 }
@@ -244,13 +268,18 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
     ] {
         let mut clients = env.clients(design, 2).await;
         let (b, a) = (clients.remove(1), clients.remove(0));
+        let entered_before = env.cfg.pause.entered();
         env.cfg.pause.activate(ttl * 3);
         let first = book_later(
             a,
             stay(103, "2026-12-10", "2026-12-13", "r-a"),
             Duration::ZERO,
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Heal only once A sits in its pause (waiting for the fact, not for a guessed
+        // time: a loaded machine may take long to get A there).
+        while env.cfg.pause.entered() == entered_before && !first.is_finished() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         env.cfg.pause.heal();
         let second = book_later(
             b,
@@ -290,9 +319,12 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
                     tb.lock_acquired < ta.lock_released,
                     "{design}: {ta:?} {tb:?}"
                 );
+                // B came after A. (Not "after A's lease_expiry()": that is A's own stamp
+                // plus the lease, and a loaded machine stamps A's grant late, after Redis
+                // started counting, so B may legitimately get the lease before it.)
                 assert!(
-                    ta.lease_expiry() < tb.lock_acquired,
-                    "{design}: B got the lease before it expired"
+                    ta.lock_acquired < tb.lock_acquired,
+                    "{design}: B got the lease before A: {ta:?} {tb:?}"
                 );
                 // The heartbeat stopped with the client: no renewal during the pause.
                 assert!(ta.lock_renewed.is_empty(), "{design}: {ta:?}");
@@ -314,10 +346,13 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
     }
 }
 
-/// The seed story: the database write takes longer than the lease.
+/// The seed story: the database write takes longer than the lease. Aimed: A's INSERT
+/// and COMMIT are each held for twice the lease, while B's check (a read) runs at full
+/// speed as soon as B has the expired lease. The lease is long enough (1 s, renewed
+/// every third) for lock-renewal's heartbeat to keep it on a loaded machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
-    let ttl = Duration::from_millis(200);
+    let ttl = Duration::from_secs(1);
     let env = Env::start("slowdb", ttl).await;
     for design in [
         DesignName::LockOnly,
@@ -326,7 +361,7 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
     ] {
         let mut clients = env.clients(design, 2).await;
         let (b, a) = (clients.remove(1), clients.remove(0));
-        let slow = env.slow_db(Duration::from_millis(300));
+        let slow = env.slow_writes(ttl * 2);
         let first = book_later(
             a,
             stay(104, "2026-12-10", "2026-12-13", "r-a"),
@@ -370,7 +405,8 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
     }
 }
 
-/// Several users race one stay, every transaction slowed so that all of them overlap.
+/// Several users race one stay. Aimed: every write and COMMIT is held, so all of them
+/// pass their (full-speed) check before any insert lands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_users_double_book_only_the_unguarded_designs() {
     let env = Env::start("race", Duration::from_millis(300)).await;
@@ -386,7 +422,7 @@ async fn racing_users_double_book_only_the_unguarded_designs() {
     ];
     for design in designs {
         let clients = env.clients(design, 4).await;
-        let slow = env.slow_db(Duration::from_millis(80));
+        let slow = env.slow_writes(Duration::from_millis(300));
         let outcomes = race(clients, 105).await;
         drop(slow);
         let rows = env.rows(design).await;
