@@ -326,8 +326,12 @@ async fn a_client_pause_longer_than_the_lease_breaks_only_the_lease_only_designs
                     ta.lock_acquired < tb.lock_acquired,
                     "{design}: B got the lease before A: {ta:?} {tb:?}"
                 );
-                // The heartbeat stopped with the client: no renewal during the pause.
-                assert!(ta.lock_renewed.is_empty(), "{design}: {ta:?}");
+                // The heartbeat stopped with the client: none of A's renewals kept the
+                // lease once B had it (A may renew before it reaches its pause point).
+                assert!(
+                    ta.lock_renewed.iter().all(|&r| Some(r) < tb.lock_acquired),
+                    "{design}: {ta:?} {tb:?}"
+                );
             }
             "lock-fencing" => {
                 assert_eq!(b.kind, OpType::Ok, "{design}: {b:?}");
