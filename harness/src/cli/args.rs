@@ -226,8 +226,9 @@ pub struct RunArgs {
     /// A fault the nemesis injects in alternating windows; repeat for several: none,
     /// db-latency, redis-latency, pause-db, pause-redis, kill-db, kill-redis, partition-db,
     /// partition-redis, client-pause, and the aimed slow-writes, lost-commit-ack,
-    /// slow-lock-grant, lost-renewal (see docs/faults.md).
-    #[arg(long = "fault", default_value = "db-latency")]
+    /// slow-lock-grant, lost-renewal (see docs/faults.md). The default, slow-writes, holds
+    /// only the writes for --db-latency: the story, at every lock hand-over.
+    #[arg(long = "fault", default_value = "slow-writes")]
     pub faults: Vec<String>,
     /// How long clients issue requests (e.g. 500ms, 20s, 2m).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
@@ -248,7 +249,8 @@ pub struct RunArgs {
     /// The Redis lease length.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub lock_ttl: Duration,
-    /// Latency added to every database round trip during a db-latency window.
+    /// Latency added to every database round trip during a db-latency window, and how
+    /// long slow-writes (and lost-renewal) hold each write.
     #[arg(long, default_value = "600ms", value_parser = parse_duration)]
     pub db_latency: Duration,
     /// Latency added to every Redis round trip during a redis-latency window.
@@ -443,7 +445,7 @@ mod tests {
             panic!("expected run")
         };
         assert_eq!(args.design, "lock-only");
-        assert_eq!(args.faults, vec!["db-latency".to_string()]);
+        assert_eq!(args.faults, vec!["slow-writes".to_string()]);
         assert_eq!(args.lock_ttl, Duration::from_millis(500));
         assert_eq!(args.db_latency, Duration::from_millis(600));
     }

@@ -387,8 +387,10 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
                 assert_eq!((a.kind, b.kind), (OpType::Ok, OpType::Ok), "{both}");
                 assert_eq!(rows.len(), 2, "{rows:?}");
                 let tb = b.trace().unwrap();
-                // B took the lease after A's expired, and before A committed.
-                assert!(ta.lease_expiry() <= tb.lock_acquired, "{ta:?} {tb:?}");
+                // B took the lease after A, and before A committed. (Not "after A's
+                // lease_expiry()": A's grant is stamped when the client sees it, late on a
+                // loaded machine, while Redis counts the lease from the grant itself.)
+                assert!(ta.lock_acquired < tb.lock_acquired, "{ta:?} {tb:?}");
                 assert!(tb.lock_acquired < ta.db_commit, "{ta:?} {tb:?}");
             }
             "lock-renewal" => {
@@ -400,9 +402,18 @@ async fn a_database_slower_than_the_lease_breaks_lock_only_but_not_renewal() {
                 assert_eq!(rows.len(), 1, "{rows:?}");
             }
             _ => {
-                // The lease failed the same way as lock-only's, the database did not.
-                assert_eq!(a.kind, OpType::Ok, "{both}");
-                assert_eq!(b.kind, OpType::Fail, "{both}");
+                // The lease failed the same way as lock-only's, the database did not: one
+                // of them booked, the other got 23505 (which one depends on whose held
+                // insert reached Postgres first, on a loaded machine either).
+                let ok = [a.kind, b.kind]
+                    .iter()
+                    .filter(|k| **k == OpType::Ok)
+                    .count();
+                let fail = [a.kind, b.kind]
+                    .iter()
+                    .filter(|k| **k == OpType::Fail)
+                    .count();
+                assert_eq!((ok, fail), (1, 1), "{both}");
                 assert_eq!(rows.len(), 1, "{rows:?}");
             }
         }
