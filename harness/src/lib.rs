@@ -16,6 +16,8 @@
 //! - [`matrix`]: every design under every fault, planned, sharded, merged, as JUnit.
 //! - [`store`]: a run's directory (every file name once), its metadata, the index page.
 //! - [`bench`]: the benchmarks behind `overbook bench`.
+//! - [`wire`]: the Postgres and Redis protocols followed message by message, so the
+//!   proxy can aim a fault at one statement, answer, grant or renewal.
 
 pub mod bench;
 pub mod cli;
@@ -25,6 +27,7 @@ pub mod nodes;
 pub mod run;
 pub mod store;
 pub mod sut;
+pub mod wire;
 
 use std::process::ExitCode;
 

@@ -31,14 +31,7 @@ use checkers::{History, Results};
 /// how close each lease hold came to outliving its lease.
 /// Never fails: a plot that cannot be drawn is replaced by a note saying why.
 pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> String {
-    let windows = checkers::fault_windows(history)
-        .into_iter()
-        .map(|w| spans::Window {
-            name: w.name,
-            start: w.start,
-            end: w.end,
-        })
-        .collect();
+    let windows = spans::windows(history);
     let checks = results
         .checks
         .iter()

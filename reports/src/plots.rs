@@ -98,6 +98,39 @@ where
         }
     }
     chart.draw_series(labels)?;
+    mark_firings(chart, windows, y)?;
+    Ok(())
+}
+
+/// At most this many firing marks per plot; more are thinned evenly.
+const FIRINGS_MAX: usize = 2000;
+
+/// Draws each firing of an aimed fault as a short tick hanging from the top of the plot,
+/// in the fault colour: where a write was held, an answer swallowed, a grant delayed.
+fn mark_firings<Y>(
+    chart: &mut Chart<'_, '_, Y>,
+    windows: &[Window],
+    y: (f64, f64),
+) -> Result<(), RenderError>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let times: Vec<u64> = windows
+        .iter()
+        .flat_map(|w| w.firings.iter().copied())
+        .collect();
+    if times.is_empty() {
+        return Ok(());
+    }
+    let drop = (y.1 - y.0) * 0.06;
+    chart
+        .draw_series(stride(&times, FIRINGS_MAX).into_iter().map(|t| {
+            PathElement::new(vec![(s(t), y.1), (s(t), y.1 - drop)], FAULT.stroke_width(2))
+        }))?
+        .label("aimed fault fired")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], FAULT.stroke_width(2))
+        });
     Ok(())
 }
 
@@ -117,6 +150,7 @@ where
             FAULT.mix(0.10).filled(),
         )
     }))?;
+    mark_firings(chart, windows, y)?;
     Ok(())
 }
 
@@ -755,6 +789,12 @@ pub(crate) fn anomaly_timeline(
                 name: w.name.clone(),
                 start: w.start.max(lo),
                 end: w.end.min(hi),
+                firings: w
+                    .firings
+                    .iter()
+                    .copied()
+                    .filter(|&t| t >= lo && t <= hi)
+                    .collect(),
             })
             .collect();
         shade_plain(&mut chart, &visible, y)?;

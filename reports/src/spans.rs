@@ -136,10 +136,42 @@ impl<'a> Spans<'a> {
     }
 }
 
-/// A fault window as the report draws it: shaded from `start` to `end` (ns).
+/// A fault window as the report draws it: shaded from `start` to `end` (ns), with a mark
+/// at each instant an aimed fault fired in it (a `fire-<name>` nemesis event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Window {
     pub name: String,
     pub start: u64,
     pub end: u64,
+    /// When the fault acted on a message (held a write, swallowed an answer...), ns.
+    pub firings: Vec<u64>,
+}
+
+/// The fault windows of a history, each with the instants its aimed fault fired. A firing
+/// belongs to the last window of its fault that started at or before it (it may come
+/// just after the window closed: a message acted on while the heal was under way).
+pub(crate) fn windows(history: &checkers::History) -> Vec<Window> {
+    let mut windows: Vec<Window> = checkers::fault_windows(history)
+        .into_iter()
+        .map(|w| Window {
+            name: w.name,
+            start: w.start,
+            end: w.end,
+            firings: Vec::new(),
+        })
+        .collect();
+    for &i in history.nemesis_ops() {
+        let op = &history.ops()[i as usize];
+        let Some(name) = op.f.as_str().strip_prefix("fire-") else {
+            continue;
+        };
+        if let Some(w) = windows
+            .iter_mut()
+            .rev()
+            .find(|w| w.name == name && w.start <= op.time)
+        {
+            w.firings.push(op.time);
+        }
+    }
+    windows
 }

@@ -373,3 +373,41 @@ fn renewed_holds_and_runaway_holds_are_plotted_within_reach() {
         "a triangle marker"
     );
 }
+
+/// An aimed fault's firings (lone `fire-<fault>` nemesis infos) are counted in the fault
+/// table and marked on the plots, inside the window they belong to.
+#[test]
+fn aimed_fault_firings_are_marked_and_counted() {
+    let mut b = Builder::default();
+    b.nemesis(ms(100), "start-slow-writes");
+    for (i, t) in [150, 160, 400].into_iter().enumerate() {
+        b.push(
+            ms(t),
+            checkers::Process::Nemesis,
+            OpType::Info,
+            "fire-slow-writes",
+            checkers::OpValue {
+                detail: Some(serde_json::json!({
+                    "server": "postgres", "action": "held", "command": "INSERT",
+                    "kind": "write", "target": "bookings", "held_ms": 600, "connection": i
+                })),
+                ..checkers::OpValue::default()
+            },
+            None,
+        );
+    }
+    b.book(ms(420), 1, 101, "r-1");
+    b.done(ms(900), 1, OpType::Ok, None, None);
+    b.nemesis(ms(1000), "stop-slow-writes");
+    b.final_read(ms(1100), 2, &[(101, "r-1")]);
+    let (html, results) = render(b, &RunMeta::default());
+    artifact("aimed.html", &html);
+    assert_eq!(results.validity, Validity::Valid);
+    assert!(
+        html.contains("aimed fault fired"),
+        "the plots' legend names the marks"
+    );
+    let table = &html[html.find("id=\"faults\"").unwrap()..];
+    assert!(table.contains("<th>fired</th>"), "{table}");
+    assert!(table.contains("<td>3</td>"), "{table}");
+}

@@ -26,6 +26,10 @@ use crate::request::{BookRequest, Outcome};
 use crate::schema::non_negative;
 use crate::RunClock;
 
+/// The longest a connect (TCP, startup, authentication) may take, Postgres or Redis: a
+/// server that accepts and then says nothing must not hang a client (or a test) forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How many times a transaction that hit 40001 / 40P01 is run in all.
 const MAX_ATTEMPTS: u32 = 5;
 
@@ -74,8 +78,14 @@ impl PgSession {
         Ok(Db::new(tx, &mut self.stmts))
     }
 
-    async fn connect(url: &str, design: DesignName) -> Result<PgSession, tokio_postgres::Error> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    async fn connect(url: &str, design: DesignName) -> Result<PgSession, WorkloadError> {
+        let (client, connection) =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(url, NoTls))
+                .await
+                .map_err(|_| WorkloadError::ConnectTimeout {
+                    server: "postgres",
+                    after: CONNECT_TIMEOUT,
+                })??;
         let task = tokio::spawn(async move {
             // The error (if any) reaches the client as a closed connection.
             let _ = connection.await;
@@ -111,7 +121,9 @@ impl RedisLink {
     /// the runner's op timeout decides when a stalled op becomes `info`.
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, redis::RedisError> {
         if self.conn.is_none() {
-            let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(Some(CONNECT_TIMEOUT));
             let conn = self
                 .client
                 .get_multiplexed_async_connection_with_config(&config)
@@ -486,9 +498,13 @@ impl Client {
             return Ok(());
         }
         self.pg = None;
+        // Nothing was sent yet: whatever went wrong, the op definitely did not happen.
         let session = PgSession::connect(&self.pg_url, self.design)
             .await
-            .map_err(|e| classify_pg(&e, PgStage::BeforeCommit))?;
+            .map_err(|e| match e {
+                WorkloadError::Postgres(e) => classify_pg(&e, PgStage::BeforeCommit),
+                other => Failure::fail(other.to_string()),
+            })?;
         self.pg = Some(session);
         Ok(())
     }

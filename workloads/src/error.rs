@@ -33,6 +33,15 @@ pub enum WorkloadError {
     /// A configuration value that cannot work (e.g. zero rooms, a zero lease).
     #[error("invalid workload configuration: {0}")]
     InvalidConfig(String),
+    /// Connecting to a server took longer than [`crate::client::CONNECT_TIMEOUT`] (a
+    /// server that accepts but never answers, or a partition).
+    #[error("connecting to {server} timed out after {after:?}")]
+    ConnectTimeout {
+        /// `postgres` or `redis`.
+        server: &'static str,
+        /// How long it waited.
+        after: std::time::Duration,
+    },
     /// A row the database returned does not fit our schema (e.g. a negative id).
     #[error("unexpected row from postgres: {0}")]
     BadRow(String),

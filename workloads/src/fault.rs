@@ -39,6 +39,16 @@ pub enum Fault {
     PauseService,
     /// One replica of the service under test is killed, then started again.
     KillService,
+    /// Only statements that write (and COMMIT) are held on their way to Postgres: the
+    /// seed's story, aimed (a read, BEGIN and Redis go at full speed).
+    SlowWrites,
+    /// A COMMIT reaches Postgres and commits; its answer is swallowed and the client's
+    /// connection cut, so the client cannot know.
+    LostCommitAck,
+    /// The reply granting a lease (`SET ... NX`) is held until the lease has expired.
+    SlowLockGrant,
+    /// Lease renewals never reach Redis, so the lease lapses while its holder works.
+    LostRenewal,
 }
 
 /// What a fault acts on.
@@ -104,7 +114,7 @@ const fn row(
 
 /// The table, `none` first. Row order is the order of `--help`, the matrix and reports.
 #[rustfmt::skip]
-const TABLE: [FaultRow; 12] = [
+const TABLE: [FaultRow; 16] = [
     row(Fault::None, "none", Target::Nothing, Needs::Nothing,
         "no fault: the control run"),
     row(Fault::DbLatency, "db-latency", Target::Postgres, Needs::Proxy,
@@ -129,6 +139,18 @@ const TABLE: [FaultRow; 12] = [
         "one replica of --service is stopped (SIGSTOP to its process group): a GC pause, a VM migration"),
     row(Fault::KillService, "kill-service", Target::Service, Needs::Service,
         "one replica of --service is killed (SIGKILL), started again and waited for: a crash"),
+    row(Fault::SlowWrites, "slow-writes", Target::Postgres, Needs::Proxy,
+        "only writes (INSERT, UPDATE, DELETE, MERGE, COMMIT, or --slow-sql) are held for \
+         --db-latency; reads, BEGIN and Redis go at full speed: a write slower than the lease"),
+    row(Fault::LostCommitAck, "lost-commit-ack", Target::Postgres, Needs::Proxy,
+        "a COMMIT commits but its answer is swallowed and the connection cut: \
+         the client cannot know whether its booking exists"),
+    row(Fault::SlowLockGrant, "slow-lock-grant", Target::Redis, Needs::Proxy,
+        "the reply granting a lease (SET NX) is held until the lease has expired: \
+         the holder works on a lease already gone"),
+    row(Fault::LostRenewal, "lost-renewal", Target::Redis, Needs::Proxy,
+        "lease renewals (PEXPIRE, SET XX, a renewal script) never reach Redis: \
+         the lease lapses while its holder works"),
 ];
 
 /// Every fault in table order, for designs that break under all of them.
@@ -174,6 +196,16 @@ impl Fault {
     /// What the fault acts on.
     pub fn acts_on(self) -> Target {
         self.row().acts_on
+    }
+
+    /// Whether the fault is aimed: the proxy follows the protocol and acts on single
+    /// messages (a write, a COMMIT's answer, a lease grant, a renewal), logging each
+    /// firing in the history as a `fire-<name>` event.
+    pub fn is_aimed(self) -> bool {
+        matches!(
+            self,
+            Fault::SlowWrites | Fault::LostCommitAck | Fault::SlowLockGrant | Fault::LostRenewal
+        )
     }
 
     /// Whether the fault signals a server process (so needs a backend that owns it).
@@ -250,5 +282,26 @@ mod tests {
             process,
             ["pause-db", "pause-redis", "kill-db", "kill-redis"]
         );
+    }
+
+    #[test]
+    fn aimed_faults_act_through_the_proxy() {
+        let aimed: Vec<&str> = Fault::all()
+            .iter()
+            .filter(|f| f.is_aimed())
+            .map(|f| f.name())
+            .collect();
+        assert_eq!(
+            aimed,
+            [
+                "slow-writes",
+                "lost-commit-ack",
+                "slow-lock-grant",
+                "lost-renewal"
+            ]
+        );
+        for f in Fault::all().iter().filter(|f| f.is_aimed()) {
+            assert_eq!(f.row().needs, Needs::Proxy, "{f}");
+        }
     }
 }

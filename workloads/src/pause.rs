@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct ClientPause {
     /// Pause length in ms while the fault is active; 0 when it is not.
     pause_ms: Arc<AtomicU64>,
+    /// How many pauses clients have entered, ever.
+    entered: Arc<AtomicU64>,
 }
 
 impl ClientPause {
@@ -45,7 +47,14 @@ impl ClientPause {
     /// the fault is active, and returns how long it slept.
     pub async fn point(&self) -> Option<Duration> {
         let pause = self.current()?;
+        self.entered.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(pause).await;
         Some(pause)
+    }
+
+    /// How many times a client has entered a pause so far: lets a test wait until a
+    /// client is surely paused instead of guessing how long that takes.
+    pub fn entered(&self) -> u64 {
+        self.entered.load(Ordering::SeqCst)
     }
 }

@@ -4,8 +4,9 @@
 //! `bench run` drives one design with no fault from the harness and then the same
 //! statements from `pgbench -f` at the same concurrency, against the same servers and
 //! through the same proxy, each from an empty hotel, and prints both rates side by side.
-//! `bench detect` runs `lock-only` under `db-latency` for many seeds and reports the
-//! share of runs that caught a double booking and the time to the first one.
+//! `bench detect` runs `lock-only` under a fault (and, side by side, under another one,
+//! db-latency by default) for many seeds, optionally with the cores kept busy, and
+//! reports the share of runs that caught a double booking and the time to the first one.
 
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -146,8 +147,11 @@ async fn compare(
 async fn reset_schema(cfg: &RunConfig, cluster: &Cluster) -> anyhow::Result<()> {
     // The schema is the run's own: emptied, then set up again.
     cluster.recreate_schema().await?;
-    let (client, conn) =
-        tokio_postgres::connect(&cluster.postgres.direct_url(), tokio_postgres::NoTls).await?;
+    let url = cluster.postgres.direct_url();
+    let connect = tokio_postgres::connect(&url, tokio_postgres::NoTls);
+    let (client, conn) = tokio::time::timeout(workloads::client::CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to postgres timed out"))??;
     tokio::spawn(conn);
     let mut design_cfg = Config::new(RunClock::start(), ClientPause::new());
     design_cfg.rooms = cfg.rooms;
@@ -269,60 +273,171 @@ pub fn detect(args: &BenchDetectArgs) -> anyhow::Result<ExitCode> {
         .fault
         .parse()
         .map_err(|e| anyhow::anyhow!("--fault: {e}"))?;
+    let against: Option<Fault> = match args.against.as_deref() {
+        Some(name) => Some(
+            name.parse()
+                .map_err(|e| anyhow::anyhow!("--against: {e}"))?,
+        ),
+        None if fault != Fault::DbLatency => Some(Fault::DbLatency),
+        None => None,
+    }
+    .filter(|f| *f != Fault::None && *f != fault);
+    let faults: Vec<Fault> = std::iter::once(fault).chain(against).collect();
     let rt = tokio::runtime::Runtime::new()?;
+    let _load = if args.load {
+        Some(Load::start(2).context("--load: cannot start the busy processes")?)
+    } else {
+        None
+    };
     println!(
-        "bench detect: {design} under {fault}, {} seeds, {:?} each",
-        args.seeds, args.time_limit
+        "bench detect: {design} under {}, {} seeds, {:?} each{}",
+        faults
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(" vs "),
+        args.seeds,
+        args.time_limit,
+        if args.load {
+            ", with 2 busy processes on the cores"
+        } else {
+            ""
+        }
     );
-    let mut caught = 0;
-    let mut first_times = Vec::new();
+    println!("  'first' is the first double booking's time since the first fault window opened");
+    let mut tallies: Vec<Tally> = faults.iter().map(|_| Tally::default()).collect();
     let started = Instant::now();
     for seed in 1..=args.seeds {
-        let cfg = bench_config(design, vec![fault], 16, 5, args.time_limit, seed);
-        let out = rt.block_on(run::run(&cfg))?;
-        let history = crate::store::load_history(&out.dir.file(crate::store::HISTORY))?;
-        // The first double booking happened when the later of the two confirmations
-        // of the earliest anomaly arrived.
-        let first = out
-            .results
-            .checks
-            .iter()
-            .filter(|c| c.checker == "no-double-booking")
-            .flat_map(|c| &c.anomalies)
-            .filter_map(|a| {
-                a.ops
-                    .iter()
-                    .filter_map(|&i| history.ops().get(i as usize))
-                    .map(|o| o.time)
-                    .max()
-            })
-            .min();
-        let is_caught = out.results.validity == Validity::Invalid;
-        if is_caught {
-            caught += 1;
+        let mut line = format!("  seed {seed:>3}:");
+        for (k, &f) in faults.iter().enumerate() {
+            let one = detect_one(&rt, design, f, args.time_limit, seed)?;
+            tallies[k].add(&one);
+            line.push_str(&format!(
+                "  {f}: {} {:>8}",
+                if one.caught { "caught" } else { "missed" },
+                one.first
+                    .map_or("-".to_string(), |t| format!("{:.2} s", t as f64 / 1e9))
+            ));
         }
-        if let Some(t) = first {
-            first_times.push(t);
-        }
-        println!(
-            "  seed {seed:>3}: {} {}",
-            if is_caught { "caught" } else { "missed" },
-            first.map_or(String::new(), |t| format!(
-                "first double booking at {:.2} s",
-                t as f64 / 1e9
-            ))
-        );
-        let _ = std::fs::remove_dir_all(&cfg.store);
+        println!("{line}");
     }
-    first_times.sort();
-    let median = first_times
-        .get(first_times.len() / 2)
-        .map_or("-".to_string(), |t| format!("{:.2} s", *t as f64 / 1e9));
-    println!(
-        "caught in {caught}/{} runs ({:.0}%); median time to the first double booking {median}; {:.0} s in all",
-        args.seeds,
-        100.0 * caught as f64 / args.seeds.max(1) as f64,
-        started.elapsed().as_secs_f64()
-    );
+    for (f, t) in faults.iter().zip(&tallies) {
+        println!(
+            "{f}: caught in {}/{} runs ({:.0}%); median time to the first double booking {}",
+            t.caught,
+            args.seeds,
+            100.0 * t.caught as f64 / args.seeds.max(1) as f64,
+            t.median()
+        );
+    }
+    println!("{:.0} s in all", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// One detection run's result.
+struct Detection {
+    caught: bool,
+    /// The first double booking, ns after the first fault window opened.
+    first: Option<u64>,
+}
+
+#[derive(Default)]
+struct Tally {
+    caught: u64,
+    firsts: Vec<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, d: &Detection) {
+        if d.caught {
+            self.caught += 1;
+        }
+        if let Some(t) = d.first {
+            self.firsts.push(t);
+        }
+    }
+
+    fn median(&self) -> String {
+        let mut v = self.firsts.clone();
+        v.sort();
+        v.get(v.len() / 2)
+            .map_or("-".to_string(), |t| format!("{:.2} s", *t as f64 / 1e9))
+    }
+}
+
+fn detect_one(
+    rt: &tokio::runtime::Runtime,
+    design: DesignName,
+    fault: Fault,
+    time_limit: Duration,
+    seed: u64,
+) -> anyhow::Result<Detection> {
+    let cfg = bench_config(design, vec![fault], 16, 5, time_limit, seed);
+    let out = rt.block_on(run::run(&cfg))?;
+    let history = crate::store::load_history(&out.dir.file(crate::store::HISTORY))?;
+    // The first double booking happened when the later of the two confirmations of the
+    // earliest anomaly arrived; it is timed from the first fault window's start.
+    let opened = checkers::fault_windows(&history)
+        .first()
+        .map_or(0, |w| w.start);
+    let first = out
+        .results
+        .checks
+        .iter()
+        .filter(|c| c.checker == "no-double-booking")
+        .flat_map(|c| &c.anomalies)
+        .filter_map(|a| {
+            a.ops
+                .iter()
+                .filter_map(|&i| history.ops().get(i as usize))
+                .map(|o| o.time)
+                .max()
+        })
+        .min()
+        .map(|t| t.saturating_sub(opened));
+    let _ = std::fs::remove_dir_all(&cfg.store);
+    Ok(Detection {
+        caught: out.results.validity == Validity::Invalid,
+        first,
+    })
+}
+
+/// Busy processes keeping the machine's cores loaded (`yes > /dev/null`), killed when
+/// dropped, and by the kernel if overbook dies first (parent-death signal).
+struct Load(Vec<std::process::Child>);
+
+impl Load {
+    fn start(n: usize) -> std::io::Result<Load> {
+        let mut children = Vec::new();
+        for _ in 0..n {
+            let mut cmd = Command::new("yes");
+            cmd.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                    libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    );
+                    Ok(())
+                });
+            }
+            children.push(cmd.spawn()?);
+        }
+        Ok(Load(children))
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

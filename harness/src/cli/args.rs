@@ -167,6 +167,14 @@ pub struct BenchDetectArgs {
     /// Length of each run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub time_limit: Duration,
+    /// Also run every seed under this fault and print both side by side (default:
+    /// db-latency when --fault is another fault; `none` for no comparison).
+    #[arg(long)]
+    pub against: Option<String>,
+    /// Keep two busy processes (one per core of a 2-core machine) spinning for the whole
+    /// benchmark: detection on a loaded machine.
+    #[arg(long)]
+    pub load: bool,
 }
 
 /// `overbook bench check`.
@@ -244,8 +252,10 @@ pub struct RunArgs {
     pub design: String,
     /// A fault the nemesis injects in alternating windows; repeat for several: none,
     /// db-latency, redis-latency, pause-db, pause-redis, kill-db, kill-redis, partition-db,
-    /// partition-redis, client-pause.
-    #[arg(long = "fault", default_value = "db-latency")]
+    /// partition-redis, client-pause, and the aimed slow-writes, lost-commit-ack,
+    /// slow-lock-grant, lost-renewal (see docs/faults.md). The default, slow-writes, holds
+    /// only the writes for --db-latency: the story, at every lock hand-over.
+    #[arg(long = "fault", default_value = "slow-writes")]
     pub faults: Vec<String>,
     /// How long clients issue requests (e.g. 500ms, 20s, 2m).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
@@ -266,7 +276,8 @@ pub struct RunArgs {
     /// The Redis lease length.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub lock_ttl: Duration,
-    /// Latency added to every database round trip during a db-latency window.
+    /// Latency added to every database round trip during a db-latency window, and how
+    /// long slow-writes (and lost-renewal) hold each write.
     #[arg(long, default_value = "600ms", value_parser = parse_duration)]
     pub db_latency: Duration,
     /// Latency added to every Redis round trip during a redis-latency window.
@@ -276,6 +287,10 @@ pub struct RunArgs {
     /// (default: twice the lease).
     #[arg(long, value_parser = parse_duration)]
     pub client_pause: Option<Duration>,
+    /// During slow-writes, also hold the statements whose SQL matches this regular
+    /// expression (case-insensitive), e.g. 'pg_advisory_xact_lock|FOR UPDATE'.
+    #[arg(long)]
+    pub slow_sql: Option<String>,
     /// Nominal length of each fault window (randomised from the seed; default 8 leases,
     /// 4 s at the default lease, so a window always spans several slow round trips).
     #[arg(long, value_parser = parse_duration)]
@@ -399,6 +414,11 @@ pub struct MatrixArgs {
     /// Cells run at the same time (each starts its own servers).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// A cell still running after this long is stopped (Ctrl-C, then SIGKILL) and
+    /// reported as a harness error (default: twice --time-limit plus 3 minutes, room for
+    /// starting containers, op timeouts and the report).
+    #[arg(long, value_parser = parse_duration)]
+    pub cell_timeout: Option<Duration>,
     /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
     /// runners given the same arguments share one matrix.
     #[arg(long, default_value = "1/1")]
@@ -491,7 +511,7 @@ mod tests {
             panic!("expected run")
         };
         assert_eq!(args.design, "lock-only");
-        assert_eq!(args.faults, vec!["db-latency".to_string()]);
+        assert_eq!(args.faults, vec!["slow-writes".to_string()]);
         assert_eq!(args.lock_ttl, Duration::from_millis(500));
         assert_eq!(args.db_latency, Duration::from_millis(600));
         assert_eq!(args.margin_warn, WarnFraction::DEFAULT);

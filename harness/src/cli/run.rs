@@ -79,6 +79,13 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         .op_timeout
         .unwrap_or(Duration::from_secs(5) + worst_latency * 8);
     let seed = args.seed.unwrap_or_else(rand::random);
+    let slow_sql = match args.slow_sql.as_deref() {
+        None => None,
+        Some(re) => Some(
+            re.parse::<crate::nodes::aim::SlowSql>()
+                .map_err(|e| anyhow::anyhow!("--slow-sql: {e}"))?,
+        ),
+    };
     let cfg = RunConfig {
         design,
         faults,
@@ -91,6 +98,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         db_latency: args.db_latency,
         redis_latency: args.redis_latency,
         client_pause: args.client_pause.unwrap_or(args.lock_ttl * 2),
+        slow_sql,
         // Windows scale with the lease: at the seed's 5 s lease and 6 s round trips a 4 s
         // window would end before one slow statement did.
         fault_for: args.fault_for.unwrap_or(args.lock_ttl * 8),
@@ -353,6 +361,12 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         ms(cfg.op_timeout),
         cfg.cancel_ratio,
     );
+    if let Some(re) = &cfg.slow_sql {
+        cmd.push_str(&format!(
+            " --slow-sql '{}'",
+            re.as_str().replace('\'', "'\\''")
+        ));
+    }
     for (on, flag) in [
         (cfg.retry, "--retry"),
         (cfg.idempotency, "--idempotency"),

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use checkers::Validity;
@@ -528,9 +528,14 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         .args(&args.run_args)
         .stdin(Stdio::null());
     let started = Instant::now();
+    let deadline = cell_deadline(args);
     let status = match std::fs::File::create(&log_file) {
         Ok(log) => match log.try_clone() {
-            Ok(log2) => cmd.stdout(log).stderr(log2).status(),
+            Ok(log2) => cmd
+                .stdout(log)
+                .stderr(log2)
+                .spawn()
+                .and_then(|child| wait_until_deadline(child, deadline)),
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -570,6 +575,14 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         overhead_ms: 0,
     };
     match (status, summary) {
+        (Ok(CellExit::TimedOut), _) => {
+            result.summary = format!(
+                "harness error: the cell was still running after its deadline of {:.0} s and was stopped; see {}: {}",
+                deadline.as_secs_f64(),
+                log_file.display(),
+                last_line(&log_file)
+            );
+        }
         (Ok(_), Some(s)) => {
             result.met = match cell.expect {
                 Expectation::Valid => s.validity == Validity::Valid,
@@ -586,7 +599,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
                 .map(|p| p.join("report.html").to_string_lossy().into_owned())
                 .unwrap_or_default();
         }
-        (Ok(status), None) => {
+        (Ok(CellExit::Exited(status)), None) => {
             result.summary = format!(
                 "the run failed ({status}); see {}: {}",
                 log_file.display(),
@@ -619,6 +632,64 @@ fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
         out.extend(["--service-dir".to_string(), d.display().to_string()]);
     }
     out
+}
+
+/// How a cell's child process ended.
+#[derive(Debug)]
+enum CellExit {
+    /// By itself.
+    Exited(std::process::ExitStatus),
+    /// Stopped at its deadline.
+    TimedOut,
+}
+
+/// How long a cell may run: twice its time limit plus three minutes, unless
+/// `--cell-timeout` says otherwise. Generous on purpose: starting containers, ops running
+/// into their timeouts, the final read and the report all come on top of the time limit,
+/// and a loaded CI machine is slow at all of them; only a hung cell should reach it.
+fn cell_deadline(args: &MatrixArgs) -> Duration {
+    args.cell_timeout
+        .unwrap_or(args.time_limit * 2 + Duration::from_secs(180))
+}
+
+/// How long a cell stopped at its deadline gets to clean up after Ctrl-C.
+const CELL_GRACE: Duration = Duration::from_secs(15);
+
+/// Waits for a cell's child; at `deadline` interrupts it (its Ctrl-C handler heals and
+/// stops its servers), and kills it if it is still there `CELL_GRACE` later. Nothing it
+/// started outlives it either way (the reaper and the servers' parent-death signal).
+fn wait_until_deadline(
+    mut child: std::process::Child,
+    deadline: Duration,
+) -> std::io::Result<CellExit> {
+    let started = Instant::now();
+    let poll = Duration::from_millis(100);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(CellExit::Exited(status));
+        }
+        if started.elapsed() >= deadline {
+            break;
+        }
+        std::thread::sleep(poll);
+    }
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: signalling our own child, which has not been reaped (try_wait saw it
+        // running), so the pid cannot have been reused.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+    }
+    let interrupted = Instant::now();
+    while interrupted.elapsed() < CELL_GRACE {
+        if child.try_wait()?.is_some() {
+            return Ok(CellExit::TimedOut);
+        }
+        std::thread::sleep(poll);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(CellExit::TimedOut)
 }
 
 fn last_line(path: &Path) -> String {

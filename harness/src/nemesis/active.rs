@@ -13,12 +13,13 @@ use serde_json::json;
 use workloads::ClientPause;
 
 use super::{target, Fault};
+use crate::nodes::aim::{Aim, Firing, Firings, SlowSql};
 use crate::nodes::proxy::ProxyFaults;
 use crate::nodes::{Cluster, NodeError};
 use crate::sut::service::{Replicas, FAULTED_REPLICA};
 
 /// How hard each fault hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultParams {
     /// Added to every Postgres round trip during `db-latency`.
     pub db_latency: Duration,
@@ -28,6 +29,10 @@ pub struct FaultParams {
     pub jitter_pct: u32,
     /// How long a client stops at its pause point during `client-pause`.
     pub client_pause: Duration,
+    /// The run's lease length: `slow-lock-grant` holds a grant for longer than this.
+    pub lock_ttl: Duration,
+    /// Statements `slow-writes` holds besides the writes (`--slow-sql`).
+    pub slow_sql: Option<SlowSql>,
 }
 
 impl Default for FaultParams {
@@ -38,6 +43,8 @@ impl Default for FaultParams {
             redis_latency: Duration::from_millis(600),
             jitter_pct: 10,
             client_pause: Duration::from_millis(600),
+            lock_ttl: Duration::from_millis(500),
+            slow_sql: None,
         }
     }
 }
@@ -45,6 +52,20 @@ impl Default for FaultParams {
 impl FaultParams {
     fn jitter(&self, latency: Duration) -> Duration {
         latency * self.jitter_pct / 100
+    }
+
+    /// How long `slow-lock-grant` holds a grant at most: past the lease's end by a margin
+    /// (a fifth of the lease, at least 50 ms), so the lease has surely expired in Redis.
+    pub fn grant_hold(&self) -> Duration {
+        self.lock_ttl + (self.lock_ttl / 5).max(Duration::from_millis(50))
+    }
+
+    fn slow_writes(&self) -> Aim {
+        Aim::SlowWrites {
+            hold: self.db_latency,
+            jitter: self.jitter(self.db_latency),
+            also: self.slow_sql.clone(),
+        }
     }
 
     /// The parameters logged with a fault's start, as the op's `value.detail`.
@@ -65,6 +86,25 @@ impl FaultParams {
             Fault::ClientPause => json!({"pause_ms": ms(self.client_pause)}),
             Fault::PauseService => json!({"signal": "SIGSTOP"}),
             Fault::KillService => json!({"signal": "SIGKILL"}),
+            Fault::SlowWrites => {
+                let mut d = json!({
+                    "hold_ms": ms(self.db_latency),
+                    "jitter_ms": ms(self.jitter(self.db_latency)),
+                });
+                if let Some(re) = &self.slow_sql {
+                    d["slow_sql"] = json!(re.as_str());
+                }
+                d
+            }
+            Fault::LostCommitAck => json!({"swallow": "COMMIT answer", "then": "reset"}),
+            Fault::SlowLockGrant => json!({
+                "hold_ms": ms(self.grant_hold()),
+                "lock_ttl_ms": ms(self.lock_ttl),
+            }),
+            Fault::LostRenewal => json!({
+                "drop": "lease renewals",
+                "write_hold_ms": ms(self.db_latency),
+            }),
             Fault::None => json!({}),
         }
     }
@@ -79,6 +119,10 @@ pub struct ActiveFault {
     client_pause: ClientPause,
     /// The service's replicas, for the faults that act on them.
     service: Option<Arc<Replicas>>,
+    /// Where the proxies report what an aimed fault hit.
+    firings: Firings,
+    /// Whether the firings queue was found closed (nothing more will come).
+    firings_closed: bool,
     healed: bool,
 }
 
@@ -130,7 +174,16 @@ impl ActiveFault {
             cluster: cluster.clone(),
             client_pause: client_pause.clone(),
             service: service.clone(),
+            firings: Firings::new(),
+            firings_closed: false,
             healed: false,
+        };
+        let aim = |node: &crate::nodes::ServerHandle, aim: Aim| {
+            node.proxy()
+                .aim(aim, &guard.firings)
+                .map_err(|e| NodeError::Unsupported {
+                    action: format!("{fault}: {e}"),
+                })
         };
         match fault {
             Fault::None => {}
@@ -158,6 +211,21 @@ impl ActiveFault {
                 };
                 done.map_err(|e| NodeError::Service(e.to_string()))?;
             }
+            Fault::SlowWrites => aim(&cluster.postgres, params.slow_writes())?,
+            Fault::LostCommitAck => aim(&cluster.postgres, Aim::LostCommitAck)?,
+            Fault::SlowLockGrant => aim(
+                &cluster.redis,
+                Aim::SlowLockGrant {
+                    hold: params.grant_hold(),
+                },
+            )?,
+            Fault::LostRenewal => {
+                // Renewals only matter while the holder's work outlasts the lease: the
+                // writes are held as in slow-writes, and the renewals that should cover
+                // them are lost.
+                aim(&cluster.postgres, params.slow_writes())?;
+                aim(&cluster.redis, Aim::LostRenewal)?;
+            }
         }
         Ok(guard)
     }
@@ -165,6 +233,43 @@ impl ActiveFault {
     /// The fault held.
     pub fn fault(&self) -> Fault {
         self.fault
+    }
+
+    /// The next message an aimed fault acted on; never resolves for other faults, or
+    /// once nothing more can come.
+    pub async fn next_firing(&mut self) -> Option<Firing> {
+        if self.firings_closed {
+            return std::future::pending().await;
+        }
+        let next = self.firings.next().await;
+        if next.is_none() {
+            self.firings_closed = true;
+        }
+        next
+    }
+
+    /// A firing already reported and not yet taken, if any.
+    pub fn try_firing(&mut self) -> Option<Firing> {
+        self.firings.try_next()
+    }
+
+    /// How many firings were lost because the nemesis did not take them fast enough.
+    pub fn firings_dropped(&self) -> u64 {
+        self.firings.dropped()
+    }
+
+    /// Ends the fault like [`ActiveFault::heal`], and returns the firings reported before
+    /// the heal that were not taken yet.
+    pub async fn heal_keeping_firings(mut self) -> Result<Vec<Firing>, NodeError> {
+        let mut firings = Vec::new();
+        // Lift the aim first, so that nothing fires after the last take.
+        if self.fault.is_aimed() {
+            self.heal_now();
+        }
+        while let Some(f) = self.try_firing() {
+            firings.push(f);
+        }
+        self.heal().await.map(|()| firings)
     }
 
     /// Ends the fault; for a kill, restarts the server and waits until it is ready.
@@ -202,6 +307,11 @@ impl ActiveFault {
                         let _ = s.spawn(FAULTED_REPLICA);
                     }
                 }
+            }
+            // Acts on both proxies.
+            Fault::LostRenewal => {
+                self.cluster.postgres.proxy().heal();
+                self.cluster.redis.proxy().heal();
             }
             Fault::KillDb | Fault::KillRedis => {
                 if let Some(kind) = target(self.fault) {

@@ -187,7 +187,7 @@ impl Nemesis {
             ..OpValue::default()
         };
         self.log(OpType::Invoke, &start, value.clone(), None);
-        let guard = match ActiveFault::apply_to(
+        let mut guard = match ActiveFault::apply_to(
             fault,
             &self.params,
             &self.cluster,
@@ -205,19 +205,48 @@ impl Nemesis {
         self.log(OpType::Info, &start, value, None);
         self.status.set(Some(fault));
 
-        let stopped = wait_until(clock, window.stop, stop).await;
+        // Until the window ends, every message an aimed fault acts on is logged as it
+        // happens, so its event sits among the ops it delayed or cut.
+        let fire = F::from(format!("fire-{fault}").as_str());
+        let stopped = loop {
+            tokio::select! {
+                stopped = wait_until(clock, window.stop, stop) => break stopped,
+                Some(firing) = guard.next_firing() => self.log_firing(&fire, &firing),
+            }
+        };
 
         let end = F::from(format!("stop-{fault}").as_str());
         self.log(OpType::Invoke, &end, OpValue::default(), None);
-        let healed = guard.heal().await;
+        let dropped = guard.firings_dropped();
+        let healed = guard.heal_keeping_firings().await;
+        // Messages acted on just before the heal.
+        if let Ok(firings) = &healed {
+            for firing in firings {
+                self.log_firing(&fire, firing);
+            }
+        }
         self.status.set(None);
+        let value = OpValue {
+            detail: (dropped > 0).then(|| json!({"firings_not_logged": dropped})),
+            ..OpValue::default()
+        };
         self.log(
             OpType::Info,
             &end,
-            OpValue::default(),
+            value,
             healed.as_ref().err().map(|e| e.to_string()),
         );
-        healed.map(|()| stopped)
+        healed.map(|_| stopped)
+    }
+
+    /// Logs one message an aimed fault acted on: a lone `info` of `fire-<fault>` whose
+    /// `value.detail` names what was hit (see docs/history.md).
+    fn log_firing(&self, f: &F, firing: &crate::nodes::aim::Firing) {
+        let value = OpValue {
+            detail: Some(json!(firing)),
+            ..OpValue::default()
+        };
+        self.log(OpType::Info, f, value, None);
     }
 
     fn log(&self, kind: OpType, f: &F, value: OpValue, error: Option<String>) {

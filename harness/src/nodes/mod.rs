@@ -9,6 +9,7 @@
 //! Clients use [`ServerHandle::url`] (through the proxy); setup and the final read use
 //! [`ServerHandle::direct_url`], which no fault touches.
 
+pub mod aim;
 mod config;
 pub mod docker;
 mod external;
@@ -361,7 +362,12 @@ impl ServerHandle {
             Node::Local(s) => s.unix_socket().map(Upstream::Unix),
             Node::External | Node::Docker(_) => None,
         };
-        let proxy = FaultProxy::start_to(via.unwrap_or(Upstream::Tcp(upstream)))
+        // Each proxy follows its server's protocol, so aimed faults can act on messages.
+        let protocol = match kind {
+            ServerKind::Postgres => aim::Protocol::Postgres,
+            ServerKind::Redis => aim::Protocol::Redis,
+        };
+        let proxy = FaultProxy::start_following(via.unwrap_or(Upstream::Tcp(upstream)), protocol)
             .await
             .map_err(|e| NodeError::io(format!("start the {kind} proxy"), e))?;
         Ok(ServerHandle {

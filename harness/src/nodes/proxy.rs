@@ -9,6 +9,10 @@
 //! Latency keeps byte order: each chunk is stamped when it arrives and released at
 //! `arrival + delay`, in arrival order, by a writer task fed through a bounded queue (so a
 //! bandwidth limit back-pressures the sender instead of buffering without bound).
+//!
+//! A proxy started with a [`Protocol`] follows it on every connection, so an [`Aim`] can
+//! act on single messages (see [`super::aim`]); with no aim set a followed chunk is still
+//! relayed whole, straight away.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,9 +26,11 @@ use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
+
+use super::aim::{self, Aim, Armed, Firings, Follow, Piece, Plan, Protocol, Shared};
 
 /// The faults a proxy applies to the traffic it relays. The default is "no fault".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,9 +92,25 @@ enum Direction {
     Down,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct State {
     faults: ProxyFaults,
+    /// The aimed fault in force, if any.
+    armed: Option<Armed>,
+}
+
+/// Why an aimed fault cannot be set on a proxy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AimError {
+    /// The proxy does not follow the protocol the aim acts on.
+    #[error("this proxy does not follow the {wanted:?} protocol (it follows {has:?})")]
+    WrongProtocol {
+        /// What the aim needs.
+        wanted: Protocol,
+        /// What the proxy follows.
+        has: Protocol,
+    },
 }
 
 /// The open connections, so a reset (or dropping the proxy) can abort them all.
@@ -128,6 +150,7 @@ pub enum Upstream {
 pub struct FaultProxy {
     addr: SocketAddr,
     upstream: Upstream,
+    protocol: Protocol,
     state: watch::Sender<State>,
     connections: Arc<Connections>,
     accept: JoinHandle<()>,
@@ -149,8 +172,14 @@ impl FaultProxy {
         FaultProxy::start_to(Upstream::Tcp(upstream)).await
     }
 
-    /// Starts a proxy forwarding to a TCP address or a unix socket.
+    /// Starts a proxy forwarding to a TCP address or a unix socket, relaying bytes unread.
     pub async fn start_to(upstream: Upstream) -> io::Result<FaultProxy> {
+        FaultProxy::start_following(upstream, Protocol::Raw).await
+    }
+
+    /// Starts a proxy that follows `protocol` on every connection, so aimed faults can be
+    /// set on it ([`FaultProxy::aim`]).
+    pub async fn start_following(upstream: Upstream, protocol: Protocol) -> io::Result<FaultProxy> {
         let runtime = proxy_runtime()?;
         // Sockets belong to the runtime whose reactor polls them: bind on the proxy's.
         let listener = runtime
@@ -158,19 +187,22 @@ impl FaultProxy {
             .await
             .map_err(|_| gone())??;
         let addr = listener.local_addr()?;
-        let (state, rx) = watch::channel(State {
-            faults: ProxyFaults::default(),
-        });
+        let (state, rx) = watch::channel(State::default());
         let connections = Arc::new(Connections::default());
         let accept = runtime.spawn(accept_loop(
             listener,
-            upstream.clone(),
+            Route {
+                upstream: upstream.clone(),
+                protocol,
+                shared: Arc::new(Shared::default()),
+            },
             rx,
             connections.clone(),
         ));
         Ok(FaultProxy {
             addr,
             upstream,
+            protocol,
             state,
             connections,
             accept,
@@ -187,9 +219,34 @@ impl FaultProxy {
         &self.upstream
     }
 
+    /// The protocol it follows.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
     /// Replaces the active faults; open connections follow from their next chunk on.
     pub fn set(&self, faults: ProxyFaults) {
         self.state.send_modify(|s| s.faults = faults);
+    }
+
+    /// Sets an aimed fault (replacing any other aim); each message it acts on is reported
+    /// to `firings`. [`FaultProxy::heal`] lifts it; firings still queued can be taken
+    /// after that.
+    pub fn aim(&self, aim: Aim, firings: &Firings) -> Result<(), AimError> {
+        if aim.protocol() != self.protocol {
+            return Err(AimError::WrongProtocol {
+                wanted: aim.protocol(),
+                has: self.protocol,
+            });
+        }
+        let armed = Armed::new(aim, firings);
+        self.state.send_modify(|s| s.armed = Some(armed));
+        Ok(())
+    }
+
+    /// The aimed fault in force, if any.
+    pub fn aimed(&self) -> Option<Aim> {
+        self.state.borrow().armed.as_ref().map(|a| a.aim.clone())
     }
 
     /// The faults active now.
@@ -197,9 +254,9 @@ impl FaultProxy {
         self.state.borrow().faults
     }
 
-    /// Removes every fault; stalled connections resume.
+    /// Removes every fault, aimed ones included; stalled connections resume.
     pub fn heal(&self) {
-        self.set(ProxyFaults::default());
+        self.state.send_modify(|s| *s = State::default());
     }
 
     /// Closes every connection open now (clients see the connection drop); new ones work.
@@ -244,9 +301,17 @@ fn proxy_runtime() -> io::Result<tokio::runtime::Handle> {
     Ok(handle)
 }
 
+/// Where a proxy's connections go and how they are followed.
+#[derive(Clone)]
+struct Route {
+    upstream: Upstream,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
-    upstream: Upstream,
+    route: Route,
     rx: watch::Receiver<State>,
     connections: Arc<Connections>,
 ) {
@@ -263,10 +328,12 @@ async fn accept_loop(
         let registry = connections.clone();
         // Registered under the lock before the task can finish and deregister itself.
         let mut open = connections.lock();
+        let follows = aim::follow_connection(route.protocol, id, &route.shared);
         let task = tokio::spawn(relay(
             client,
-            upstream.clone(),
+            route.upstream.clone(),
             rx.clone(),
+            follows,
             Deregister(registry, id),
         ));
         open.insert(id, task.abort_handle());
@@ -302,6 +369,7 @@ async fn relay(
     client: TcpStream,
     upstream: Upstream,
     mut rx: watch::Receiver<State>,
+    follows: (Follow, Follow),
     _registered: Deregister,
 ) {
     // In a partition even the connection attempt does not reach the node.
@@ -320,20 +388,26 @@ async fn relay(
             };
             let _ = server.set_nodelay(true);
             let (sr, sw) = server.into_split();
-            relay_halves(cr, cw, sr, sw, rx).await;
+            relay_halves(cr, cw, sr, sw, rx, follows).await;
         }
         Upstream::Unix(path) => {
             let Ok(server) = UnixStream::connect(path).await else {
                 return;
             };
             let (sr, sw) = server.into_split();
-            relay_halves(cr, cw, sr, sw, rx).await;
+            relay_halves(cr, cw, sr, sw, rx, follows).await;
         }
     }
 }
 
-async fn relay_halves<CR, CW, SR, SW>(cr: CR, cw: CW, sr: SR, sw: SW, rx: watch::Receiver<State>)
-where
+async fn relay_halves<CR, CW, SR, SW>(
+    cr: CR,
+    cw: CW,
+    sr: SR,
+    sw: SW,
+    rx: watch::Receiver<State>,
+    (up_follow, down_follow): (Follow, Follow),
+) where
     CR: AsyncRead + Unpin + Send + 'static,
     CW: AsyncWrite + Unpin + Send + 'static,
     SR: AsyncRead + Unpin + Send + 'static,
@@ -341,10 +415,38 @@ where
 {
     // Each direction is its own task, so a wake-up polls only the side that is ready and
     // the two sides can run on different workers. Aborting this task drops the other.
-    let mut down = AbortOnDrop(tokio::spawn(pump(sr, cw, Direction::Down, rx.clone())));
-    if pump(cr, sw, Direction::Up, rx).await.is_ok() {
-        let _ = (&mut down.0).await;
+    let mut down = AbortOnDrop(tokio::spawn(pump(
+        sr,
+        cw,
+        Direction::Down,
+        rx.clone(),
+        down_follow,
+    )));
+    let up = pump(cr, sw, Direction::Up, rx, up_follow);
+    tokio::pin!(up);
+    tokio::select! {
+        ended = &mut up => {
+            if matches!(ended, Ok(Ended::Eof)) {
+                let _ = (&mut down.0).await;
+            }
+        }
+        ended = &mut down.0 => {
+            // A cut (lost-commit-ack) ends both directions at once: returning drops the
+            // client's and the server's sockets, which is the reset the client sees.
+            if !matches!(ended, Ok(Ok(Ended::Cut))) {
+                let _ = up.await;
+            }
+        }
     }
+}
+
+/// How one direction of a connection ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The sender closed its side.
+    Eof,
+    /// An aimed fault cut the connection.
+    Cut,
 }
 
 /// Aborts the delayed writer if the connection is dropped (reset), so queued bytes are
@@ -357,7 +459,8 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-type Chunk = (Instant, Vec<u8>);
+/// Bytes to write, when, and an optional signal that releases them earlier.
+type Chunk = (Instant, Vec<u8>, Option<oneshot::Receiver<()>>);
 
 enum Out<W> {
     /// Fast path: write each chunk as soon as it is read.
@@ -405,28 +508,74 @@ async fn pump<R, W>(
     to: W,
     dir: Direction,
     mut rx: watch::Receiver<State>,
-) -> io::Result<()>
+    mut follow: Follow,
+) -> io::Result<Ended>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let mut buf = vec![0u8; 64 * 1024];
-    let mut faults = rx.borrow_and_update().faults;
+    let (mut faults, mut armed) = {
+        let state = rx.borrow_and_update();
+        (state.faults, state.armed.clone())
+    };
     let mut out = Out::Direct(to);
     // Under a bandwidth limit, when the link is next free.
     let mut link_free = Instant::now();
+    // Stream offset of the next chunk, for the follower's byte ranges.
+    let mut pos: u64 = 0;
     loop {
         let n = from.read(&mut buf).await?;
         // One atomic load per chunk: the fault seen is the one active when it arrived.
         if rx.has_changed().map_err(|_| gone())? {
-            faults = rx.borrow_and_update().faults;
+            let state = rx.borrow_and_update();
+            faults = state.faults;
+            armed = state.armed.clone();
         }
         if n == 0 {
             let mut w = out.into_direct().await?;
-            return w.shutdown().await;
+            w.shutdown().await?;
+            return Ok(Ended::Eof);
         }
         if faults.blackhole {
             faults = wait_unblocked(&mut rx).await.ok_or_else(gone)?;
+        }
+        let start = pos;
+        pos += n as u64;
+        if let Plan::Act { pieces, cut } = follow.feed(&buf[..n], armed.as_ref()) {
+            let arrival = Instant::now();
+            for piece in pieces {
+                let (bytes, hold, early) = match piece {
+                    Piece::Bytes { range, hold, early } => {
+                        let slice =
+                            &buf[(range.start - start) as usize..(range.end - start) as usize];
+                        (std::borrow::Cow::Borrowed(slice), hold, early)
+                    }
+                    Piece::Insert(v) => (std::borrow::Cow::Owned(v), Duration::ZERO, None),
+                };
+                if bytes.is_empty() {
+                    continue;
+                }
+                if let (Out::Direct(w), true, None) = (&mut out, hold.is_zero(), &early) {
+                    w.write_all(&bytes).await?;
+                    continue;
+                }
+                out = std::mem::replace(&mut out, Out::Empty).into_queued(&rx);
+                if let Out::Queued { tx, .. } = &out {
+                    tx.send((arrival + hold, bytes.into_owned(), early))
+                        .await
+                        .map_err(|_| gone())?;
+                }
+            }
+            if cut {
+                // What came before the swallowed message is delivered, then the cut.
+                let mut w = std::mem::replace(&mut out, Out::Empty)
+                    .into_direct()
+                    .await?;
+                let _ = w.flush().await;
+                return Ok(Ended::Cut);
+            }
+            continue;
         }
         if !faults.delays(dir) {
             if !matches!(out, Out::Direct(_)) {
@@ -455,7 +604,7 @@ where
         }
         out = std::mem::replace(&mut out, Out::Empty).into_queued(&rx);
         if let Out::Queued { tx, .. } = &out {
-            tx.send((release, buf[..n].to_vec()))
+            tx.send((release, buf[..n].to_vec(), None))
                 .await
                 .map_err(|_| gone())?;
         }
@@ -467,8 +616,18 @@ async fn delayed_writer<W: AsyncWrite + Unpin>(
     mut chunks: mpsc::Receiver<Chunk>,
     mut rx: watch::Receiver<State>,
 ) -> io::Result<W> {
-    while let Some((release, chunk)) = chunks.recv().await {
-        tokio::time::sleep_until(release).await;
+    while let Some((release, chunk, early)) = chunks.recv().await {
+        match early {
+            // Released at `release`, or as soon as the signal comes (a dropped sender is
+            // no signal).
+            Some(mut signal) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(release) => {}
+                    Ok(()) = &mut signal => {}
+                }
+            }
+            None => tokio::time::sleep_until(release).await,
+        }
         // A partition that starts while bytes are queued holds them too.
         if rx.borrow().faults.blackhole {
             wait_unblocked(&mut rx).await.ok_or_else(gone)?;

@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub redis_latency: Duration,
     /// How long a `client-pause` stops a client between lock and write.
     pub client_pause: Duration,
+    /// Statements `slow-writes` holds besides the writes (`--slow-sql`).
+    pub slow_sql: Option<crate::nodes::aim::SlowSql>,
     /// Nominal length of a fault window, and of the healthy gap between windows.
     pub fault_for: Duration,
     /// Nominal length of the healthy gaps.
@@ -113,6 +115,7 @@ impl RunConfig {
             db_latency: Duration::from_millis(600),
             redis_latency: Duration::from_millis(600),
             client_pause: Duration::from_millis(1000),
+            slow_sql: None,
             fault_for: Duration::from_secs(4),
             heal_for: Duration::from_secs(2),
             op_timeout: Duration::from_millis(9800),
@@ -335,6 +338,8 @@ async fn run_on(
         redis_latency: cfg.redis_latency,
         jitter_pct: 10,
         client_pause: cfg.client_pause,
+        lock_ttl: cfg.lock_ttl,
+        slow_sql: cfg.slow_sql.clone(),
     };
     let nemesis = Nemesis::new(
         schedule,

@@ -254,15 +254,21 @@ fn describe(r: &Results) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lock_only_is_caught_under_db_latency_in_containers() {
+async fn lock_only_is_caught_under_slow_writes_in_containers() {
     let Some((_turn, images)) = turn().await else {
         return;
     };
     let store = TempDir::new("lock-only");
-    let mut cfg = config(DesignName::LockOnly, &[Fault::DbLatency], 1, images, &store);
-    // Catching the race is a matter of chance per write; make it near certain rather
-    // than flaky: every round trip during the window outlasts the whole lease, so a
-    // writer's transaction is still open long after the next holder took the lock.
+    let mut cfg = config(
+        DesignName::LockOnly,
+        &[Fault::SlowWrites],
+        1,
+        images,
+        &store,
+    );
+    // Aimed: every write during the window is held for four leases, so a writer's
+    // transaction is still open long after the next holder took the lock and passed its
+    // check (reads go at full speed).
     cfg.db_latency = Duration::from_millis(800);
     cfg.lock_ttl = Duration::from_millis(200);
     cfg.fault_for = Duration::from_secs(4);

@@ -5,6 +5,7 @@
 #[path = "../../../reports/tests/fixture/mod.rs"]
 mod fixture;
 
+mod aimed;
 mod cleanup;
 mod designs;
 mod docker;

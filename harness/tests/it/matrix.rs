@@ -51,7 +51,7 @@ const CELLS: [&str; 8] = [
     "--designs",
     "lock-only,db-exclusion",
     "--faults",
-    "none,db-latency",
+    "none,slow-writes",
     "--time-limit",
     "8s",
     "--jobs",
@@ -86,10 +86,11 @@ fn matrix_meets_expectations_flags_a_wrong_one_and_shards_merge_to_the_whole() {
     );
     let whole = read_matrix(&matrix_dirs(&whole_store)[0]);
     assert_eq!(whole.cells.len(), 4);
+    // The canary is aimed: every write in a window is held past the lease.
     let lock_only_latency = whole
         .cells
         .iter()
-        .find(|c| c.design == "lock-only" && c.fault == "db-latency")
+        .find(|c| c.design == "lock-only" && c.fault == "slow-writes")
         .unwrap();
     assert_eq!(lock_only_latency.expected, "invalid");
     assert!(
@@ -181,5 +182,37 @@ fn matrix_meets_expectations_flags_a_wrong_one_and_shards_merge_to_the_whole() {
             c.report
         );
     }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Regression: a hung cell used to hang the whole matrix. A cell still running at its
+/// deadline is stopped and reported as a harness error for that cell, and the matrix
+/// goes on to its verdict. (A deadline shorter than any run stands in for a hang.)
+#[test]
+fn a_cell_past_its_deadline_is_stopped_and_reported_as_a_harness_error() {
+    let root =
+        std::env::temp_dir().join(format!("overbook-matrix-deadline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let store = root.join("store");
+    let out = overbook(&[
+        "matrix",
+        "--designs",
+        "db-exclusion",
+        "--faults",
+        "none",
+        "--time-limit",
+        "30s",
+        "--cell-timeout",
+        "1s",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let m = read_matrix(&matrix_dirs(&store)[0]);
+    assert_eq!(m.cells.len(), 1);
+    let cell = &m.cells[0];
+    assert!(!cell.met);
+    assert_eq!(cell.verdict, None, "{cell:?}");
+    assert!(cell.summary.contains("deadline"), "{}", cell.summary);
     let _ = std::fs::remove_dir_all(&root);
 }

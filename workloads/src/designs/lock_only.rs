@@ -39,13 +39,23 @@ impl Design for LockOnly {
 
     fn caught_by(&self) -> &'static [Fault] {
         // The lease runs out while the holder is between its check and its insert: a
-        // slow or stalled database, or a stopped client.
-        &[Fault::DbLatency, Fault::PauseDb, Fault::ClientPause]
+        // slow or stalled database, a stopped client, a write held past the lease
+        // (slow-writes, and lost-renewal, which holds writes too), or a grant that
+        // arrives after the lease has gone to the next user (slow-lock-grant).
+        &[
+            Fault::DbLatency,
+            Fault::PauseDb,
+            Fault::ClientPause,
+            Fault::SlowWrites,
+            Fault::SlowLockGrant,
+            Fault::LostRenewal,
+        ]
     }
 
     fn survives(&self) -> &'static [Fault] {
-        // A lease-only design holds when nothing delays the holder.
-        &[Fault::None]
+        // A lease-only design holds when nothing delays the holder; a lost COMMIT answer
+        // leaves one booking whose user heard nothing, which is allowed.
+        &[Fault::None, Fault::LostCommitAck]
     }
 }
 

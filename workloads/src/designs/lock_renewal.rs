@@ -42,13 +42,20 @@ impl Design for LockRenewal {
     }
 
     fn caught_by(&self) -> &'static [Fault] {
-        // The heartbeat stops with the client in a stop-the-world pause.
-        &[Fault::ClientPause]
+        // The heartbeat stops with the client in a stop-the-world pause; its renewals are
+        // lost while a write is held (lost-renewal); a grant that arrives after the lease
+        // went to the next user is renewed by nobody (slow-lock-grant).
+        &[Fault::ClientPause, Fault::LostRenewal, Fault::SlowLockGrant]
     }
 
     fn survives(&self) -> &'static [Fault] {
-        // The heartbeat keeps the lease alive through a slow database.
-        &[Fault::None, Fault::DbLatency]
+        // The heartbeat keeps the lease alive through a slow database or slow writes.
+        &[
+            Fault::None,
+            Fault::DbLatency,
+            Fault::SlowWrites,
+            Fault::LostCommitAck,
+        ]
     }
 }
 
