@@ -2,7 +2,8 @@
 # Builds overbook/redis:7-offline and overbook/postgres:15-offline without any registry:
 # one Debian bookworm rootfs (debootstrap from the configured apt mirror) holding both
 # redis-server and postgresql-15, imported twice with a different entrypoint each.
-# Idempotent: exits at once when both images exist (FORCE=1 rebuilds).
+# Idempotent: exits at once when both images exist and were built from the current
+# entrypoints (a hash of them is a label of each image); FORCE=1 rebuilds.
 #
 # Usage: docker/build-offline-images.sh   (as root; needs debootstrap, installs it if missing)
 # Env:   MIRROR (default: first deb.debian.org-style URI in /etc/apt/sources.list*),
@@ -14,9 +15,13 @@ POSTGRES_TAG=${POSTGRES_TAG:-overbook/postgres:15-offline}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
 
-if [ "${FORCE:-0}" != 1 ] && docker image inspect "$REDIS_TAG" >/dev/null 2>&1 \
-    && docker image inspect "$POSTGRES_TAG" >/dev/null 2>&1; then
-    stamp "images $REDIS_TAG and $POSTGRES_TAG already exist; FORCE=1 rebuilds"
+# Images built from older entrypoints (e.g. before they took POSTGRES_PASSWORD) must not
+# be reused: their build is identified by a hash of the entrypoints.
+recipe=$(cat "$here/redis-entrypoint.sh" "$here/postgres-entrypoint.sh" | sha256sum | cut -c1-16)
+built() { docker image inspect -f '{{index .Config.Labels "overbook.recipe"}}' "$1" 2>/dev/null; }
+if [ "${FORCE:-0}" != 1 ] && [ "$(built "$REDIS_TAG")" = "$recipe" ] \
+    && [ "$(built "$POSTGRES_TAG")" = "$recipe" ]; then
+    stamp "images $REDIS_TAG and $POSTGRES_TAG are up to date; FORCE=1 rebuilds"
     exit 0
 fi
 
@@ -67,6 +72,7 @@ docker import \
     --change 'WORKDIR /data' \
     --change 'VOLUME /data' \
     --change 'LABEL overbook.image=redis' \
+    --change "LABEL overbook.recipe=$recipe" \
     "$work/rootfs.tar" "$REDIS_TAG" >/dev/null
 stamp "docker import $POSTGRES_TAG"
 docker import \
@@ -77,6 +83,7 @@ docker import \
     --change 'EXPOSE 5432' \
     --change 'VOLUME /var/lib/postgresql/data' \
     --change 'LABEL overbook.image=postgres' \
+    --change "LABEL overbook.recipe=$recipe" \
     "$work/rootfs.tar" "$POSTGRES_TAG" >/dev/null
 for id in $old; do
     docker rmi "$id" >/dev/null 2>&1 || true
