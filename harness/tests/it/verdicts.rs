@@ -91,9 +91,12 @@ fn conditions(r: &Results) -> &checkers::CheckResult {
 #[test]
 fn a_fault_schedule_that_cannot_fit_is_refused_before_anything_starts() {
     let store = TempDir::new("nofit");
-    // The example: 20 s of health then 40 s windows do not fit in 8 s.
+    // The example: 20 s of health then 40 s windows do not fit in 8 s. The fault
+    // is named: the default is now slow-writes, the run used db-latency.
     let out = overbook(&[
         "run",
+        "--fault",
+        "db-latency",
         "--lock-ttl",
         "5s",
         "--db-latency",
