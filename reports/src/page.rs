@@ -98,6 +98,10 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
             wanted.extend(a.ops.iter().copied());
         }
     }
+    // The closest call gets a zoomed timeline too, so its span must be found.
+    if let Some(m) = input.margin {
+        wanted.insert(m.closest.op);
+    }
     let mut spans = Spans::build(input.ops);
     spans.index_ops(&wanted);
     let end_time = spans.end_time;
@@ -451,7 +455,10 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
 
     out.push_str("<h2 id=\"margin\">How close it came</h2>\n");
     match input.margin {
-        Some(m) => margin_section(&mut out, m, input.holds, &input.windows, end_time),
+        Some(m) => {
+            margin_section(&mut out, m, input.holds, &input.windows, end_time);
+            near_miss(&mut out, m, &spans, &input.windows);
+        }
         None => {
             out.push_str("<p>No lease hold to measure");
             if let Some(r) = input.margin_reason {
@@ -607,6 +614,89 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         escape_into(out, &alert.rule);
         out.push_str("</pre>\n");
     }
+}
+
+/// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
+/// of the same lock just before it and the one just after. In a valid run this is the
+/// near miss: how much of the lease was left when the write landed, and how soon the
+/// next client took the lock. Holders are matched by lock key and acquisition time.
+fn near_miss(out: &mut String, m: &Margin, spans: &Spans<'_>, windows: &[Window]) {
+    let Some(i) = spans.span_of(m.closest.op) else {
+        return;
+    };
+    let me = &spans.spans[i];
+    let (Some(key), Some(acquired)) = (
+        m.closest.lock_key.as_deref(),
+        me.trace().and_then(|t| t.lock_acquired),
+    ) else {
+        return;
+    };
+    // The holders of the same lock right before and right after the closest call.
+    let mut before: Option<(u64, usize)> = None;
+    let mut after: Option<(u64, usize)> = None;
+    for (j, sp) in spans.spans.iter().enumerate() {
+        let Some(t) = sp.trace() else { continue };
+        let Some(at) = t.lock_acquired else { continue };
+        if j == i || t.lock_key.as_deref() != Some(key) {
+            continue;
+        }
+        if at < acquired && before.is_none_or(|(b, _)| at > b) {
+            before = Some((at, j));
+        } else if at >= acquired && after.is_none_or(|(a, _)| at < a) {
+            after = Some((at, j));
+        }
+    }
+    let mut ids: Vec<usize> = before.map(|(_, j)| j).into_iter().collect();
+    ids.push(i);
+    ids.extend(after.map(|(_, j)| j));
+    let lanes: Vec<Lane<'_, '_>> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, &j)| Lane {
+            label: lane_label(&letter(n), &spans.spans[j]),
+            span: &spans.spans[j],
+        })
+        .collect();
+    let me_letter = letter(usize::from(before.is_some()));
+    let c = &m.closest;
+    let left = c.lease_ms - c.critical_ms;
+    let mut caption = if left >= 0.0 {
+        format!(
+            "Near miss: {me_letter} (op {}) finished its critical section {} before its lease on {key} expired, using {}% of it.",
+            c.op,
+            dur((left * 1e6) as u64),
+            c.percent
+        )
+    } else {
+        format!(
+            "The closest call was no near miss: {me_letter} (op {}) finished its critical section {} after its lease on {key} expired ({}% of it).",
+            c.op,
+            dur((-left * 1e6) as u64),
+            c.percent
+        )
+    };
+    if let Some((at, j)) = after {
+        let next = letter(lanes.len() - 1);
+        let ended = me
+            .trace()
+            .and_then(|t| t.db_commit.or(t.confirmed))
+            .unwrap_or(acquired);
+        let gap = if at >= ended {
+            format!("{} after that", dur(at - ended))
+        } else {
+            format!("{} before that", dur(ended - at))
+        };
+        let _ = write!(
+            caption,
+            " The next holder, {next} (op {}), acquired the lock {gap}.",
+            spans.spans[j].last_index()
+        );
+    }
+    out.push_str("<h3>The closest call</h3>\n<p class=\"caption\">");
+    escape_into(out, &caption);
+    out.push_str("</p>\n");
+    out.push_str(LEGEND);
+    plot_or_note(out, plots::anomaly_timeline(&lanes, windows));
 }
 
 /// The HTML legend shared by every anomaly timeline.

@@ -61,8 +61,9 @@ fn double_booking_gets_a_zoomed_timeline_and_a_caption_telling_the_race() {
     assert!(dbl.contains("during db-latency"), "{dbl}");
     assert!(html.contains("The data is wrong"));
     assert!(html.contains("overbook run --design lock-only --faults db-latency --seed 7"));
-    // A timeline per anomaly, plus timeline, latency, throughput, lease and margin plots.
-    assert_eq!(html.matches("<svg").count(), n + 5);
+    // A timeline per anomaly, plus timeline, latency, throughput, lease and margin plots
+    // and the closest call's timeline.
+    assert_eq!(html.matches("<svg").count(), n + 6);
 }
 
 #[test]
@@ -212,7 +213,7 @@ fn anomaly_views_stay_complete_in_a_large_history() {
     // Every anomaly has its own timeline even though the run plots are down-sampled.
     assert!(html.contains("time buckets per lane"));
     let n = results.anomalies().count();
-    assert_eq!(html.matches("<svg").count(), n + 5);
+    assert_eq!(html.matches("<svg").count(), n + 6);
 }
 
 /// Regression: the anomaly view padded its time range with unchecked `t1 + pad`, which
@@ -309,7 +310,13 @@ fn how_close_it_came_shows_quantiles_counts_the_closest_call_and_a_plot() {
         "{s}"
     );
     // The plot: the warning line, the 100% line, the fault window shaded.
-    assert_eq!(s.matches("<svg").count(), 1);
+    // Two drawings: every hold, then the closest call zoomed in beside the next holder.
+    assert_eq!(s.matches("<svg").count(), 2);
+    assert!(
+        s.contains(&format!("The closest call was no near miss: A (op {}) finished its critical section 120 ms after its lease on room:101 expired (124% of it). The next holder, B (op ", m.closest.op)),
+        "{s}"
+    );
+    assert!(s.contains("acquired the lock 100 ms before that."), "{s}");
     assert!(s.contains("warning: 80% of the lease"));
     assert!(s.contains("100%: the lease expired before the commit"));
     assert!(s.contains("fault window"));
@@ -319,6 +326,52 @@ fn how_close_it_came_shows_quantiles_counts_the_closest_call_and_a_plot() {
         "{s}"
     );
     assert!(s.contains("<td>db-latency</td><td>0.500 s</td><td>2.000 s</td><td>2</td><td>50.0 ms</td><td>620.0 ms</td><td>620.0 ms</td><td>620.0 ms</td>"), "{s}");
+}
+
+/// A valid run whose closest call is a near miss: A's write lands with 15 ms of its
+/// 500 ms lease left, B takes the lock 10 ms after that and finds the room taken.
+#[test]
+fn a_valid_runs_closest_call_is_zoomed_in_and_captioned_a_near_miss() {
+    let mut b = Builder::default();
+    b.nemesis(ms(900), "start-db-latency");
+    b.book(ms(1000), 0, 101, "r-1");
+    b.book(ms(1200), 1, 101, "r-2");
+    b.done(
+        ms(1490),
+        0,
+        OpType::Ok,
+        Some(fixture::lock_trace(1000, 500, 1005, Some(1485), 1488)),
+        None,
+    );
+    let refused = Trace {
+        db_commit: None,
+        confirmed: None,
+        ..fixture::lock_trace(1495, 500, 1496, None, 1500)
+    };
+    b.done(ms(1502), 1, OpType::Fail, Some(refused), Some("room taken"));
+    b.nemesis(ms(1600), "stop-db-latency");
+    b.final_read(ms(1700), 2, &[(101, "r-1")]);
+    let (html, results) = render(b, &RunMeta::default());
+    artifact("reports-near-miss.html", &html);
+    assert_eq!(results.validity, Validity::Valid);
+    let s = section(&html, "margin");
+    assert!(s.contains("<h3>The closest call</h3>"), "{s}");
+    let caption = captions(s)
+        .into_iter()
+        .find(|c| c.starts_with("Near miss"))
+        .unwrap_or_else(|| panic!("no near-miss caption in {s}"));
+    assert!(
+        caption.contains("finished its critical section 15 ms before its lease on room:101 expired, using 97% of it."),
+        "{caption}"
+    );
+    assert!(
+        caption.contains("The next holder, B (op ")
+            && caption.ends_with("acquired the lock 10 ms after that."),
+        "{caption}"
+    );
+    // The zoomed timeline has a lane for each holder.
+    assert_eq!(s.matches("<svg").count(), 2);
+    assert!(s.contains("A: op ") && s.contains("B: op "), "{s}");
 }
 
 #[test]

@@ -153,6 +153,14 @@ async fn caught_under_db_latency(example: Example) {
         "{example:?}\n{}",
         describe(&r)
     );
+    // The service's own traces measure how far past its lease each write ran: a write
+    // of several 400 ms round trips under a 100 ms lease outlives it.
+    let m = verdict_of(&r, "lease-margin")
+        .margin
+        .as_ref()
+        .unwrap_or_else(|| panic!("{example:?}: the example's traces were not measured"));
+    assert!(m.holds > 0 && m.outlived > 0, "{example:?}: {m:?}");
+    assert!(m.max > 1.0, "{example:?}: {m:?}");
 }
 
 /// The pause settings of the module doc: 2 replicas, 2 rooms, 200 ms of work inside a
@@ -442,6 +450,19 @@ async fn a_failing_final_read_makes_the_verdict_unknown_with_its_reason() {
     assert!(ok.value.booking.unwrap() >= harness::sut::service::HANDLE_BASE);
     let detail = ok.value.detail.as_ref().unwrap();
     assert!(detail["service_id"].as_str().unwrap().starts_with("b-"));
+    // This service sends no trace: lease-margin says it cannot tell, never guesses.
+    let margin = verdict_of(&r, "lease-margin");
+    assert_eq!(margin.validity, Validity::Unknown, "{}", describe(&r));
+    assert!(margin.margin.is_none());
+    assert!(
+        margin
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no lock traces"),
+        "{}",
+        describe(&r)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
