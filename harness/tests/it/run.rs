@@ -130,13 +130,24 @@ async fn confirm_before_commit_loses_confirmed_bookings() {
 }
 
 /// Valid, yet close: with every round trip 400 ms slower, a booking's critical section
-/// (BEGIN, check, INSERT, COMMIT) takes well over 1.2 s, four 300 ms leases. The heartbeat
-/// renews every 100 ms, so the lease actually held ends at most one TTL after the last
-/// renewal before the commit: the section used at least 1.2 / 1.5 = 80% of it, whatever
-/// the renewals' timing. lease-margin must say so, and not decide the verdict.
+/// (check, INSERT, COMMIT: at least three round trips) takes at least 1.2 s. The heartbeat
+/// renews the 1 s lease every third of it, so the lease actually held ends at most one
+/// TTL after the last renewal before the commit: the section used at least
+/// 1.2 / 2.2 = 54% of it, whatever the renewals' timing, above a 50% warning. The lease is
+/// long so that a heartbeat starved by a busy machine (200 ms and more was seen with the
+/// cores loaded) still renews in time: lock-exclusion must stay valid too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lock_renewal_holds_under_db_latency_and_reports_its_near_misses() {
-    let r = run_checked(config(DesignName::LockRenewal, &[Fault::DbLatency], 4)).await;
+    let cfg = RunConfig {
+        lock_ttl: Duration::from_secs(1),
+        db_latency: Duration::from_millis(400),
+        fault_for: Duration::from_secs(3),
+        heal_for: Duration::from_millis(500),
+        time_limit: Duration::from_secs(8),
+        margin_warn: checkers::WarnFraction::new(0.5).unwrap(),
+        ..config(DesignName::LockRenewal, &[Fault::DbLatency], 4)
+    };
+    let r = run_checked(cfg).await;
     assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
     assert_eq!(
         checker(&r, "lock-exclusion").validity,
@@ -148,10 +159,10 @@ async fn lock_renewal_holds_under_db_latency_and_reports_its_near_misses() {
     let m = margin.margin.as_ref().expect("lock traces were measured");
     assert!(m.above_warn >= 1, "{}", describe(&r));
     assert_eq!(m.outlived, 0, "{}", describe(&r));
-    assert!(m.max >= 0.8 && m.max < 1.0, "{m:?}");
+    assert!(m.max >= 0.5 && m.max < 1.0, "{m:?}");
     assert!(
-        margin.summary.contains("used more than 80% of their lease")
-            || margin.summary.contains("used more than 80% of its lease"),
+        margin.summary.contains("used more than 50% of their lease")
+            || margin.summary.contains("used more than 50% of its lease"),
         "{}",
         margin.summary
     );
@@ -164,7 +175,7 @@ async fn lock_renewal_holds_under_db_latency_and_reports_its_near_misses() {
     );
     // The alert: a lease that would keep this p99.9 under the warning is longer.
     let alert = m.alert().expect("a measured run gets an alert");
-    assert!(alert.suggested_lease_ms > 300, "{alert:?}");
+    assert!(alert.suggested_lease_ms > 1000, "{alert:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
