@@ -20,8 +20,13 @@ pub struct ShrinkArgs {
     /// Runs per candidate (seeds from the run's own), to estimate how often it fails.
     #[arg(long, default_value_t = 3)]
     pub tries: u32,
-    /// A candidate still fails when at least this share of its tries with a verdict fail.
-    #[arg(long, default_value_t = 0.5)]
+    /// Runs of the shrunk configuration in all, budget permitting: its failure rate is
+    /// measured on these.
+    #[arg(long, default_value_t = 10)]
+    pub confirm: u32,
+    /// A candidate still fails when at least this share of its tries with a verdict fail
+    /// (0.8: with 3 tries, every one; a reproducer that fails half the time is not one).
+    #[arg(long, default_value_t = 0.8)]
     pub min_rate: f64,
 }
 

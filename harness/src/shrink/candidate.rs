@@ -114,7 +114,7 @@ pub fn run_once(
     c.set("--seed", &seed.to_string());
     c.set("--store", &store.display().to_string());
     let mut cmd = Command::new(exe);
-    cmd.args(c.options())
+    cmd.args(&c.words()[1..])
         .arg("--quiet")
         .arg("--outcome-file")
         .arg(&outcome)
