@@ -45,6 +45,36 @@ pub struct MatrixCell {
     pub measures: CellMeasures,
 }
 
+impl MatrixCell {
+    /// A cell of `design` under `fault` with `seed` whose run expected `expected` and
+    /// ended in `verdict`, met or not, with nothing else recorded: for matrices built by
+    /// hand (tests, tools), where only the verdicts matter.
+    pub fn bare(
+        design: &str,
+        fault: &str,
+        seed: u64,
+        expected: &str,
+        verdict: Option<Validity>,
+        met: bool,
+    ) -> MatrixCell {
+        MatrixCell {
+            ordinal: 0,
+            design: design.into(),
+            fault: fault.into(),
+            seed,
+            expected: expected.into(),
+            verdict,
+            met,
+            summary: String::new(),
+            reproduce: String::new(),
+            report: String::new(),
+            wall_ms: 1,
+            overhead_ms: 1,
+            measures: CellMeasures::default(),
+        }
+    }
+}
+
 /// What a run measured beyond its verdict, for the diff between nights and the trend:
 /// a canary caught later and later, a throughput drop, a lease margin creeping up are
 /// each a change worth reading before it turns into a miss.

@@ -248,23 +248,12 @@ mod tests {
 
     fn run(seed: u64, expected: &str, verdict: Option<Validity>, met: bool) -> MatrixCell {
         MatrixCell {
-            ordinal: seed as usize,
-            design: "lock-only".into(),
-            fault: "slow-writes".into(),
-            seed,
-            expected: expected.into(),
-            verdict,
-            met,
-            summary: String::new(),
-            reproduce: String::new(),
-            report: String::new(),
-            wall_ms: 1,
-            overhead_ms: 1,
             measures: CellMeasures {
                 first_anomaly_ms: (verdict == Some(Validity::Invalid)).then_some(seed * 100),
                 throughput: Some(seed as f64),
                 margin_max: Some(0.5 + seed as f64 / 10.0),
             },
+            ..MatrixCell::bare("lock-only", "slow-writes", seed, expected, verdict, met)
         }
     }
 

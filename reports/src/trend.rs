@@ -179,27 +179,23 @@ mod tests {
                 designs: vec!["lock-only".into()],
                 faults: vec!["slow-writes".into()],
                 cells: vec![MatrixCell {
-                    ordinal: 0,
-                    design: "lock-only".into(),
-                    fault: "slow-writes".into(),
-                    seed: 1,
-                    expected: "invalid".into(),
-                    verdict: Some(if met {
-                        Validity::Invalid
-                    } else {
-                        Validity::Valid
-                    }),
-                    met,
-                    summary: String::new(),
-                    reproduce: String::new(),
-                    report: String::new(),
-                    wall_ms: 1,
-                    overhead_ms: 1,
                     measures: CellMeasures {
                         first_anomaly_ms: first,
                         throughput: Some(10.0),
                         margin_max: Some(1.2),
                     },
+                    ..MatrixCell::bare(
+                        "lock-only",
+                        "slow-writes",
+                        1,
+                        "invalid",
+                        Some(if met {
+                            Validity::Invalid
+                        } else {
+                            Validity::Valid
+                        }),
+                        met,
+                    )
                 }],
             },
         }

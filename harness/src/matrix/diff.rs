@@ -355,24 +355,14 @@ mod tests {
     use reports::matrix::{CellMeasures, MatrixCell};
 
     fn cell(design: &str, fault: &str, seed: u64, met: bool, m: CellMeasures) -> MatrixCell {
+        let verdict = if met {
+            Validity::Invalid
+        } else {
+            Validity::Valid
+        };
         MatrixCell {
-            ordinal: 0,
-            design: design.into(),
-            fault: fault.into(),
-            seed,
-            expected: "invalid".into(),
-            verdict: Some(if met {
-                Validity::Invalid
-            } else {
-                Validity::Valid
-            }),
-            met,
-            summary: String::new(),
-            reproduce: String::new(),
-            report: String::new(),
-            wall_ms: 1,
-            overhead_ms: 1,
             measures: m,
+            ..MatrixCell::bare(design, fault, seed, "invalid", Some(verdict), met)
         }
     }
 

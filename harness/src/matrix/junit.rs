@@ -102,19 +102,9 @@ mod tests {
 
     fn cell(fault: &str, seed: u64, met: bool, verdict: Option<Validity>) -> MatrixCell {
         MatrixCell {
-            ordinal: 0,
-            design: "lock-only".into(),
-            fault: fault.into(),
-            seed,
-            expected: "invalid".into(),
-            verdict,
-            met,
             summary: "room <101> & more".into(),
             reproduce: format!("overbook run --seed {seed}"),
-            report: String::new(),
-            wall_ms: 1500,
-            overhead_ms: 300,
-            measures: Default::default(),
+            ..MatrixCell::bare("lock-only", fault, seed, "invalid", verdict, met)
         }
     }
 

@@ -315,8 +315,11 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
     let dir = scratch("shrink");
     let store = dir.join("store");
     let store_s = store.to_str().unwrap();
-    // The story, smaller: slow-writes holds every write of its window past the lease,
-    // and the window (3.5 s) has room for several takeovers of each room's lease.
+    // The story, smaller, with a wide race: slow-writes holds every write of its
+    // window for 1.5 s, three leases, so a user who takes over an expired lease has a
+    // whole second to check availability before the first one's insert commits (the
+    // story's own 600 ms against a 500 ms lease leaves 100 ms, which a loaded machine
+    // can eat); the window (3.5 s) has room for several such takeovers per room.
     let out = overbook(&[
         "run",
         "--design",
@@ -329,6 +332,8 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
         "6",
         "--rooms",
         "3",
+        "--db-latency",
+        "1500ms",
         "--fault-for",
         "3500ms",
         "--heal-for",
