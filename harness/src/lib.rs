@@ -13,7 +13,9 @@
 //! - [`nodes`]: the Redis and Postgres servers (local processes, docker, external), each
 //!   behind its fault [`nodes::proxy`]; [`nodes::process`] signals them and
 //!   [`nodes::reaper`] makes sure none outlives us.
-//! - [`matrix`]: every design under every fault, planned, sharded, merged, as JUnit.
+//! - [`matrix`]: every design under every fault, planned, sharded, merged, as JUnit;
+//!   diffed against last night, repeated for rates, drawn as a trend.
+//! - [`shrink`]: from a failing run, the smallest configuration that still fails.
 //! - [`store`]: a run's directory (every file name once), its metadata, the index page.
 //! - [`bench`]: the benchmarks behind `overbook bench`.
 //! - [`wire`]: the Postgres and Redis protocols followed message by message, so the
@@ -25,6 +27,7 @@ pub mod matrix;
 pub mod nemesis;
 pub mod nodes;
 pub mod run;
+pub mod shrink;
 pub mod store;
 pub mod sut;
 pub mod wire;

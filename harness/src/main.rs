@@ -21,11 +21,14 @@ fn main() -> ExitCode {
         }
         Command::Matrix(args) => match &args.command {
             Some(MatrixCommand::Merge(m)) => matrix::merge(m),
+            Some(MatrixCommand::Diff(d)) => matrix::diff::run(d),
+            Some(MatrixCommand::Trend(t)) => matrix::trend::run(t),
             None => matrix::run(args),
         },
         Command::Check(args) => cli::check::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Clean(args) => cli::clean::run(args),
+        Command::Shrink(args) => cli::shrink::run(args),
         Command::Report(args) => cli::report::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench::check::run(a),

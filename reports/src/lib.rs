@@ -7,9 +7,13 @@
 //! - `caption`: plain-words explanations of anomalies built from traces.
 //! - `index`: the store's run index.
 //! - [`matrix`]: the design matrix page and its data (`matrix.json`).
+//! - [`summary`]: a matrix cell's runs together: detection rate (Wilson), met/flaky/missed.
+//! - [`diff`]: what changed between two matrices, and its section of `matrix.html`.
+//! - [`trend`]: the last N matrices as one page: cells x nights, time to first anomaly.
 //! - [`html`]: escaping; everything from a history is escaped before it reaches the page.
 
 mod caption;
+pub mod diff;
 mod error;
 pub mod html;
 mod index;
@@ -18,6 +22,8 @@ pub mod meta;
 mod page;
 mod plots;
 mod spans;
+pub mod summary;
+pub mod trend;
 
 pub use error::RenderError;
 pub use index::render_index;

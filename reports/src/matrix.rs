@@ -40,6 +40,57 @@ pub struct MatrixCell {
     pub wall_ms: u64,
     /// Of which not spent testing (server start, schema, final read, checks), ms.
     pub overhead_ms: u64,
+    /// What the run measured beyond its verdict (absent in matrices written before).
+    #[serde(default)]
+    pub measures: CellMeasures,
+}
+
+impl MatrixCell {
+    /// A cell of `design` under `fault` with `seed` whose run expected `expected` and
+    /// ended in `verdict`, met or not, with nothing else recorded: for matrices built by
+    /// hand (tests, tools), where only the verdicts matter.
+    pub fn bare(
+        design: &str,
+        fault: &str,
+        seed: u64,
+        expected: &str,
+        verdict: Option<Validity>,
+        met: bool,
+    ) -> MatrixCell {
+        MatrixCell {
+            ordinal: 0,
+            design: design.into(),
+            fault: fault.into(),
+            seed,
+            expected: expected.into(),
+            verdict,
+            met,
+            summary: String::new(),
+            reproduce: String::new(),
+            report: String::new(),
+            wall_ms: 1,
+            overhead_ms: 1,
+            measures: CellMeasures::default(),
+        }
+    }
+}
+
+/// What a run measured beyond its verdict, for the diff between nights and the trend:
+/// a canary caught later and later, a throughput drop, a lease margin creeping up are
+/// each a change worth reading before it turns into a miss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CellMeasures {
+    /// Time from the first fault window's start to the first double booking, ms
+    /// (absent when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_anomaly_ms: Option<u64>,
+    /// Confirmed bookings per second of test time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
+    /// The largest fraction of its lease any critical section used (lease-margin's
+    /// max; absent when the run held no lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_max: Option<f64>,
 }
 
 /// A whole matrix (`matrix.json`): every cell this runner (or a merge) holds.
@@ -67,6 +118,16 @@ impl Matrix {
 /// Renders `matrix.html`. `store_prefix` is the path from the page to the store root, so
 /// each cell links to its run's report.
 pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
+    render_matrix_page(m, store_prefix, None)
+}
+
+/// Renders `matrix.html` with, when given, what changed since a baseline matrix first:
+/// the morning question is what changed, not what the hundred cells say.
+pub fn render_matrix_page(
+    m: &Matrix,
+    store_prefix: &str,
+    diff: Option<&crate::diff::MatrixDiff>,
+) -> String {
     let mut by_cell: BTreeMap<(&str, &str), Vec<&MatrixCell>> = BTreeMap::new();
     for c in &m.cells {
         by_cell
@@ -78,8 +139,12 @@ pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
     let mut out = String::with_capacity(4096 + m.cells.len() * 512);
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{MATRIX_STYLE}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{MATRIX_STYLE}\n{}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n",
+        crate::diff::DIFF_STYLE
     );
+    if let Some(d) = diff {
+        out.push_str(&crate::diff::render_diff(d));
+    }
     let _ = writeln!(
         out,
         "<p>Started {}; shards {}; {} cells, <b>{}</b>.</p>",
@@ -96,6 +161,7 @@ pub fn render_matrix(m: &Matrix, store_prefix: &str) -> String {
         "<p class=\"legend\"><span class=\"cell met\">met</span> verdict as expected \
          <span class=\"cell missed\">missed</span> a safe design with an anomaly (a finding), or an unsafe design not caught (a canary that did not sing) \
          <span class=\"cell either\">not asserted</span> an unsafe design under a fault that need not break it \
+         <span class=\"cell flaky\">flaky</span> the expectation held in some of the cell's runs only \
          <span class=\"cell error\">error</span> the harness failed</p>\n",
     );
     out.push_str("<table class=\"matrix\">\n<tr><th>design \\ fault</th>");
@@ -150,26 +216,41 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
         out.push_str("<td class=\"cell absent\">-</td>");
         return;
     }
-    let class = if cells.iter().any(|c| c.verdict.is_none()) {
-        "error"
-    } else if cells.iter().any(|c| !c.met) {
-        "missed"
-    } else if cells.iter().all(|c| c.expected == "either") {
-        "either"
-    } else {
-        "met"
+    let summary = crate::summary::summarize_cell(cells);
+    let class = match summary.status {
+        crate::summary::CellStatus::Error => "error",
+        crate::summary::CellStatus::Missed => "missed",
+        crate::summary::CellStatus::Flaky => "flaky",
+        crate::summary::CellStatus::Either => "either",
+        crate::summary::CellStatus::Met => "met",
     };
     let _ = write!(out, "<td class=\"cell {class}\">");
-    let caught = cells
-        .iter()
-        .filter(|c| c.verdict == Some(Validity::Invalid))
-        .count();
     let _ = write!(
         out,
-        "<div>expect {}</div><div>{caught}/{} invalid</div><div>",
+        "<div>expect {}</div><div>{}/{} invalid</div>",
         escape(&cells[0].expected),
+        summary.detection.hits,
         cells.len()
     );
+    if cells.len() > 1 {
+        let _ = write!(
+            out,
+            "<div title=\"detection rate, 95% Wilson interval\">{:.0}% [{:.0}-{:.0}%]</div>",
+            summary.detection.value() * 100.0,
+            summary.detection.low * 100.0,
+            summary.detection.high * 100.0
+        );
+    }
+    if let Some(m) = summary.margin_max {
+        // The worst lease margin: a valid cell at 95% is one slow write from a miss.
+        let close = if m > 0.8 { " close" } else { "" };
+        let _ = write!(
+            out,
+            "<div class=\"margin{close}\" title=\"largest fraction of a lease a critical section used\">margin {:.0}%</div>",
+            m * 100.0
+        );
+    }
+    out.push_str("<div>");
     for c in cells {
         let label = format!("s{}:{}", c.seed, c.verdict.map_or("error", |v| v.as_str()));
         if c.report.is_empty() {
@@ -191,7 +272,8 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
 const MATRIX_STYLE: &str =
     "table.matrix td.cell{min-width:9em;font-size:0.85em;vertical-align:top}\
 .cell.met{background:#d8f0d8}.cell.missed{background:#f6c6c6}.cell.either{background:#eeeeee}\
-.cell.error{background:#f3d08a}.cell.absent{color:#999}\
+.cell.error{background:#f3d08a}.cell.absent{color:#999}.cell.flaky{background:#f8e0a8}\
+.margin.close{font-weight:bold;color:#a00}\
 .legend .cell{display:inline-block;padding:0 .4em;margin:0 .2em}";
 
 #[cfg(test)]
@@ -218,6 +300,7 @@ mod tests {
             report: "x/y/report.html".into(),
             wall_ms: 1,
             overhead_ms: 1,
+            measures: CellMeasures::default(),
         }
     }
 

@@ -375,26 +375,7 @@ fn detect_one(
     let cfg = bench_config(design, vec![fault], 16, 5, time_limit, seed);
     let out = rt.block_on(run::run(&cfg))?;
     let history = crate::store::load_history(&out.dir.file(crate::store::HISTORY))?;
-    // The first double booking happened when the later of the two confirmations of the
-    // earliest anomaly arrived; it is timed from the first fault window's start.
-    let opened = checkers::fault_windows(&history)
-        .first()
-        .map_or(0, |w| w.start);
-    let first = out
-        .results
-        .checks
-        .iter()
-        .filter(|c| c.checker == "no-double-booking")
-        .flat_map(|c| &c.anomalies)
-        .filter_map(|a| {
-            a.ops
-                .iter()
-                .filter_map(|&i| history.ops().get(i as usize))
-                .map(|o| o.time)
-                .max()
-        })
-        .min()
-        .map(|t| t.saturating_sub(opened));
+    let first = crate::matrix::measure::first_double_booking_ns(&history, &out.results);
     let _ = std::fs::remove_dir_all(&cfg.store);
     Ok(Detection {
         caught: out.results.validity == Validity::Invalid,

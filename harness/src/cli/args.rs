@@ -35,6 +35,9 @@ pub enum Command {
     /// Remove what a killed run left: local temp dirs (server data) and the server
     /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
+    /// From a failing run's directory, search for the smallest configuration that still
+    /// fails (fewer users, rooms, seconds, fault windows, one fault), within a budget.
+    Shrink(crate::cli::shrink::ShrinkArgs),
 }
 
 /// `overbook clean`.
@@ -243,7 +246,7 @@ pub struct BenchProxyArgs {
 }
 
 /// `overbook run`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The design under test (see `docs/designs.md`): lock-only, check-then-insert,
     /// lock-renewal, lock-fencing, db-unique, db-exclusion, atomic-reserve, row-lock,
@@ -359,6 +362,10 @@ pub struct RunArgs {
     /// Also write the verdict as JSON to this file (used by `overbook matrix`).
     #[arg(long, hide = true)]
     pub outcome_file: Option<PathBuf>,
+    /// Run K times, seeds --seed, --seed+1, ...: report the detection rate with its 95%
+    /// confidence interval, and whether the expectation held in all, some (flaky) or none.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub repeat: u64,
     #[command(flatten)]
     pub service: ServiceArgs,
 }
@@ -402,8 +409,10 @@ pub struct MatrixArgs {
     /// Faults (columns), comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     pub faults: String,
-    /// Runs per (design, fault), with seeds --seed, --seed+1, ...
-    #[arg(long, default_value_t = 1)]
+    /// Runs per (design, fault), with seeds --seed, --seed+1, ... (`--repeat K` is the
+    /// same): each cell then reports its detection rate, and a cell whose expectation held
+    /// in some runs only is flaky.
+    #[arg(long, visible_alias = "repeat", default_value_t = 1)]
     pub seeds: u64,
     /// The first seed.
     #[arg(long, default_value_t = 1)]
@@ -433,6 +442,11 @@ pub struct MatrixArgs {
     /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
+    /// Compare with a previous matrix (its matrix.json or directory): the page shows what
+    /// changed first, JUnit marks regressions, and the exit code is 1 only on a
+    /// regression (or a new cell that fails).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
@@ -446,6 +460,38 @@ pub struct MatrixArgs {
 pub enum MatrixCommand {
     /// Join the matrix.json of several shards into one matrix page and one exit code.
     Merge(MatrixMergeArgs),
+    /// What changed between two matrices: regressions, fixes, new and gone cells, and
+    /// drift beyond noise. Exit 1 on a regression.
+    Diff(MatrixDiffArgs),
+    /// The last N matrices of a store as one page: cells x nights, and each canary's
+    /// time to first anomaly.
+    Trend(MatrixTrendArgs),
+}
+
+/// `overbook matrix diff OLD NEW`.
+#[derive(Debug, Args)]
+pub struct MatrixDiffArgs {
+    /// The earlier matrix: its matrix.json, or the directory holding it.
+    pub old: PathBuf,
+    /// The later matrix.
+    pub new: PathBuf,
+    /// Also write the diff as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the new matrix as JUnit, regressions marked, here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+/// `overbook matrix trend`.
+#[derive(Debug, Args)]
+pub struct MatrixTrendArgs {
+    /// Store root: reads STORE/matrix/*/matrix.json, writes STORE/matrix/trend.html.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// How many of the newest matrices (shards left out when a merge covers them).
+    #[arg(long, default_value_t = 14)]
+    pub last: usize,
 }
 
 /// `overbook matrix merge DIR...`.
@@ -463,6 +509,9 @@ pub struct MatrixMergeArgs {
     /// merged verdict then covers only the cells present.
     #[arg(long)]
     pub allow_partial: bool,
+    /// Compare the merged matrix with a previous one (see `matrix --baseline`).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.

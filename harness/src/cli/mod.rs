@@ -4,8 +4,10 @@
 mod args;
 pub mod check;
 pub mod clean;
+pub mod repeat;
 pub mod report;
 pub mod run;
+pub mod shrink;
 pub mod up;
 
 pub use args::*;

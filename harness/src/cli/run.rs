@@ -439,6 +439,9 @@ pub fn shell_quote(s: &str) -> String {
 
 /// Runs `overbook run` and returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    if args.repeat != 1 {
+        return crate::cli::repeat::run(args);
+    }
     let (cfg, expect) = config_from_args(args)?;
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
@@ -551,6 +554,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             command: cfg.command.clone(),
             wall_ms: outcome.wall.as_millis() as u64,
             overhead_ms: outcome.overhead.as_millis() as u64,
+            // Read back from disk only here: a plain run does not need them.
+            measures: crate::store::load_history(&outcome.dir.file(crate::store::HISTORY))
+                .map(|h| crate::matrix::measure::measures(&h, results))
+                .unwrap_or_default(),
         };
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -16,12 +16,17 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context};
 use checkers::Validity;
 use clap::Parser;
-use reports::matrix::{render_matrix, Matrix, MatrixCell};
+use reports::matrix::{render_matrix_page, Matrix, MatrixCell};
 use serde::{Deserialize, Serialize};
 use workloads::DesignName;
 
 use crate::cli::{MatrixArgs, MatrixMergeArgs};
+pub mod diff;
+pub mod junit;
+pub mod measure;
+pub mod nightly;
 pub mod plan;
+pub mod trend;
 
 use crate::nemesis::Fault;
 use crate::store::utc_stamp;
@@ -43,6 +48,9 @@ pub struct RunSummaryFile {
     pub wall_ms: u64,
     /// Of which not testing, ms.
     pub overhead_ms: u64,
+    /// What the run measured beyond its verdict (see [`measure`]).
+    #[serde(default)]
+    pub measures: reports::matrix::CellMeasures,
 }
 
 /// Runs `overbook matrix`.
@@ -114,6 +122,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
     // Every cell's arguments are checked before the first cell runs: a bad flag after
     // `--` must be one error now, not a harness error in every cell.
     validate_cells(args, &cells)?;
+    let baseline = nightly::load_baseline(args.baseline.as_deref())?;
     let plan_file = PlanFile {
         designs: designs.iter().map(|d| d.to_string()).collect(),
         faults: faults.iter().map(|f| f.to_string()).collect(),
@@ -150,7 +159,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         faults: faults.iter().map(|f| f.to_string()).collect(),
         cells: results,
     };
-    let code = write_matrix(&matrix, &out_dir, args.junit.as_deref())?;
+    let code = write_matrix(&matrix, &out_dir, args.junit.as_deref(), baseline.as_ref())?;
     let (wall, overhead): (u64, u64) = matrix
         .cells
         .iter()
@@ -176,6 +185,7 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
         bail!("matrix merge needs at least one matrix directory (each holding matrix.json)");
     }
     check_shards(&args.dirs, args.allow_partial)?;
+    let baseline = nightly::load_baseline(args.baseline.as_deref())?;
     let store_root = std::fs::canonicalize(&args.store)
         .with_context(|| format!("cannot open the store {}", args.store.display()))?;
     let mut merged: Option<Matrix> = None;
@@ -237,7 +247,8 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
         .join(format!("{started_at}-merged"));
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let written = write_matrix(&matrix, &out_dir, args.junit.as_deref());
+    nightly::write_merged_plan(&args.dirs, &matrix, &out_dir);
+    let written = write_matrix(&matrix, &out_dir, args.junit.as_deref(), baseline.as_ref());
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&out_dir);
     }
@@ -415,22 +426,42 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
 }
 
 /// Writes matrix.json, matrix.html and the JUnit file; prints the misses; returns the
-/// exit code (0 only when every cell met its expectation).
-fn write_matrix(matrix: &Matrix, out_dir: &Path, junit: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// exit code (0 only when every cell met its expectation; with a baseline, 0 unless a
+/// cell regressed or a new cell fails).
+fn write_matrix(
+    matrix: &Matrix,
+    out_dir: &Path,
+    junit: Option<&Path>,
+    baseline: Option<&diff::LoadedMatrix>,
+) -> anyhow::Result<ExitCode> {
+    let diff = baseline.map(|b| nightly::against(b, matrix, out_dir));
     std::fs::write(
         out_dir.join("matrix.json"),
         serde_json::to_vec_pretty(matrix)?,
     )?;
-    std::fs::write(out_dir.join("matrix.html"), render_matrix(matrix, "../../"))?;
+    std::fs::write(
+        out_dir.join("matrix.html"),
+        render_matrix_page(matrix, "../../", diff.as_ref()),
+    )?;
     if let Some(path) = junit {
-        std::fs::write(path, junit_xml(matrix))
+        std::fs::write(path, junit::junit_xml(matrix, diff.as_ref()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    nightly::print_rates(matrix);
+    let code = write_verdicts(matrix, out_dir);
+    match &diff {
+        Some(d) => nightly::finish(d, out_dir),
+        None => Ok(code),
+    }
+}
+
+/// Prints where the page is and the cells that missed; the exit code without a baseline.
+fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
     let missed: Vec<&MatrixCell> = matrix.cells.iter().filter(|c| !c.met).collect();
     println!("matrix: {}", out_dir.join("matrix.html").display());
     if missed.is_empty() {
         println!("every cell met its expectation");
-        Ok(ExitCode::SUCCESS)
+        ExitCode::SUCCESS
     } else {
         println!("{} cells did not meet their expectation:", missed.len());
         for c in &missed {
@@ -445,7 +476,7 @@ fn write_matrix(matrix: &Matrix, out_dir: &Path, junit: Option<&Path>) -> anyhow
                 c.reproduce
             );
         }
-        Ok(ExitCode::from(1))
+        ExitCode::from(1)
     }
 }
 
@@ -573,6 +604,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         report: String::new(),
         wall_ms,
         overhead_ms: 0,
+        measures: Default::default(),
     };
     match (status, summary) {
         (Ok(CellExit::TimedOut), _) => {
@@ -593,6 +625,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
             result.summary = s.summary;
             result.reproduce = s.command;
             result.overhead_ms = s.overhead_ms;
+            result.measures = s.measures;
             result.report = s
                 .dir
                 .strip_prefix(&args.store)
@@ -636,7 +669,7 @@ fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
 
 /// How a cell's child process ended.
 #[derive(Debug)]
-enum CellExit {
+pub(crate) enum CellExit {
     /// By itself.
     Exited(std::process::ExitStatus),
     /// Stopped at its deadline.
@@ -658,7 +691,7 @@ const CELL_GRACE: Duration = Duration::from_secs(15);
 /// Waits for a cell's child; at `deadline` interrupts it (its Ctrl-C handler heals and
 /// stops its servers), and kills it if it is still there `CELL_GRACE` later. Nothing it
 /// started outlives it either way (the reaper and the servers' parent-death signal).
-fn wait_until_deadline(
+pub(crate) fn wait_until_deadline(
     mut child: std::process::Child,
     deadline: Duration,
 ) -> std::io::Result<CellExit> {
@@ -692,7 +725,7 @@ fn wait_until_deadline(
     Ok(CellExit::TimedOut)
 }
 
-fn last_line(path: &Path) -> String {
+pub(crate) fn last_line(path: &Path) -> String {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| {
@@ -721,60 +754,6 @@ fn parse_list<T: Copy>(
         bail!("empty list");
     }
     Ok(out)
-}
-
-/// One JUnit testcase per cell; a missed expectation is a `failure` carrying the
-/// anomaly summary and the reproduce command, a harness failure an `error`.
-pub fn junit_xml(m: &Matrix) -> String {
-    let esc = reports::html::escape;
-    let failures = m
-        .cells
-        .iter()
-        .filter(|c| !c.met && c.verdict.is_some())
-        .count();
-    let errors = m.cells.iter().filter(|c| c.verdict.is_none()).count();
-    let time: u64 = m.cells.iter().map(|c| c.wall_ms).sum();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&format!(
-        "<testsuites name=\"overbook\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
-        m.cells.len(),
-        time as f64 / 1000.0
-    ));
-    out.push_str(&format!(
-        "<testsuite name=\"overbook matrix {}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
-        esc(&m.shards.join(" ")),
-        m.cells.len(),
-        time as f64 / 1000.0
-    ));
-    for c in &m.cells {
-        out.push_str(&format!(
-            "  <testcase classname=\"overbook.{}\" name=\"{} under {} (seed {})\" time=\"{:.3}\"",
-            esc(&c.design),
-            esc(&c.design),
-            esc(&c.fault),
-            c.seed,
-            c.wall_ms as f64 / 1000.0
-        ));
-        if c.met {
-            out.push_str("/>\n");
-            continue;
-        }
-        let (tag, message) = match c.verdict {
-            Some(v) => (
-                "failure",
-                format!("expected {}, got {}: {}", c.expected, v.as_str(), c.summary),
-            ),
-            None => ("error", format!("harness error: {}", c.summary)),
-        };
-        out.push_str(&format!(
-            ">\n    <{tag} message=\"{}\">{}\nreproduce: {}</{tag}>\n  </testcase>\n",
-            esc(&message),
-            esc(&message),
-            esc(&c.reproduce)
-        ));
-    }
-    out.push_str("</testsuite>\n</testsuites>\n");
-    out
 }
 
 /// Removes `.` and `..` components lexically (the path is already canonical up to them).
@@ -825,41 +804,5 @@ mod tests {
             normalize(Path::new("/a/b/m/x/../..")),
             PathBuf::from("/a/b")
         );
-    }
-
-    #[test]
-    fn junit_marks_misses_as_failures_and_escapes() {
-        let cell = |met, verdict| MatrixCell {
-            ordinal: 0,
-            design: "lock-only".into(),
-            fault: "db-latency".into(),
-            seed: 3,
-            expected: "invalid".into(),
-            verdict,
-            met,
-            summary: "room <101> & more".into(),
-            reproduce: "overbook run --seed 3".into(),
-            report: String::new(),
-            wall_ms: 1500,
-            overhead_ms: 300,
-        };
-        let m = Matrix {
-            started_at: "t".into(),
-            shards: vec!["1/1".into()],
-            designs: vec![],
-            faults: vec![],
-            cells: vec![
-                cell(true, Some(Validity::Invalid)),
-                cell(false, Some(Validity::Valid)),
-                cell(false, None),
-            ],
-        };
-        let xml = junit_xml(&m);
-        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""));
-        assert!(xml.contains(
-            "<failure message=\"expected invalid, got valid: room &lt;101&gt; &amp; more\""
-        ));
-        assert!(xml.contains("reproduce: overbook run --seed 3"));
-        assert!(xml.contains("<error message=\"harness error"));
     }
 }

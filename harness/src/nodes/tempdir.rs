@@ -101,6 +101,29 @@ pub(crate) fn create(what: &str) -> Result<PathBuf, NodeError> {
     Ok(dir)
 }
 
+/// A temp dir made by [`create`] and removed when dropped: a command's scratch space
+/// (e.g. the outcome files of `run --repeat`), gone even when the command fails.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Makes `$TMPDIR/overbook-<what>-XXXXXX`.
+    pub fn new(what: &str) -> Result<Scratch, NodeError> {
+        create(what).map(Scratch)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A temp dir of a run that is gone, and the processes still working inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {

@@ -10,6 +10,7 @@ mod cleanup;
 mod designs;
 mod docker;
 mod matrix;
+mod nightly;
 mod nodes;
 mod proxy;
 mod report;

@@ -7,14 +7,14 @@ use std::process::{Command, Output};
 
 use reports::matrix::Matrix;
 
-fn overbook(args: &[&str]) -> Output {
+pub(crate) fn overbook(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args(args)
         .output()
         .expect("overbook runs")
 }
 
-fn show(out: &Output) -> String {
+pub(crate) fn show(out: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stdout),

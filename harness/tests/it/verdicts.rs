@@ -374,6 +374,7 @@ fn shard_dir(store: &Path, name: &str, shard: &str, time_limit_ms: u64) -> PathB
             report: String::new(),
             wall_ms: 1,
             overhead_ms: 0,
+            measures: Default::default(),
         }],
     };
     std::fs::write(

@@ -1,0 +1,36 @@
+//! `overbook shrink RUN_DIR`: the arguments; the search is in [`crate::shrink`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::parse_duration;
+
+/// `overbook shrink`.
+#[derive(Debug, Clone, Args)]
+pub struct ShrinkArgs {
+    /// A failing run's directory (store/<test>/<stamp>): its meta.json holds the command
+    /// to shrink.
+    pub dir: PathBuf,
+    /// How long the search may take in all; it stops before a try that would not fit.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// Runs per candidate (seeds from the run's own), to estimate how often it fails.
+    #[arg(long, default_value_t = 3)]
+    pub tries: u32,
+    /// Runs of the shrunk configuration in all, budget permitting: its failure rate is
+    /// measured on these.
+    #[arg(long, default_value_t = 10)]
+    pub confirm: u32,
+    /// A candidate still fails when at least this share of its tries with a verdict fail
+    /// (0.8: with 3 tries, every one; a reproducer that fails half the time is not one).
+    #[arg(long, default_value_t = 0.8)]
+    pub min_rate: f64,
+}
+
+/// Runs `overbook shrink`.
+pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
+    crate::shrink::run(args)
+}
