@@ -167,10 +167,6 @@ pub struct ActiveFault {
     struck: bool,
     /// How far `clock-jump-redis` jumps.
     jump: Duration,
-    /// No strike before this instant (Redlock: until every lease taken before the
-    /// partition has run out, so the holder struck has its majority without the cut
-    /// nodes).
-    strike_after: std::time::Instant,
 }
 
 impl fmt::Debug for ActiveFault {
@@ -251,7 +247,6 @@ impl ActiveFault {
             replica: None,
             struck: false,
             jump: params.clock_jump(),
-            strike_after: std::time::Instant::now(),
         };
         let aim = |node: &crate::nodes::ServerHandle, aim: Aim| {
             node.proxy()
@@ -313,9 +308,6 @@ impl ActiveFault {
                             n.proxy().set(ProxyFaults::partition());
                         }
                     }
-                    // A lease taken just before the partition holds all five nodes; the
-                    // jump must hit a holder whose majority is exactly the other three.
-                    guard.strike_after = std::time::Instant::now() + params.lock_ttl;
                 }
                 aim(&cluster.postgres, params.held_work())?;
             }
@@ -340,6 +332,29 @@ impl ActiveFault {
             .unwrap_or(&self.cluster.redis)
     }
 
+    /// Whether the target node holds a lease the others cannot vouch for: one the cut
+    /// replica lacks (`failover-redis`), or one neither partitioned Redlock node holds
+    /// (`clock-jump-redis` on Redlock). A lease granted just before the cut was
+    /// replicated, or reached all five nodes: striking its holder would prove nothing, so
+    /// the strike waits for a holder whose lease really sits where the fault hits.
+    async fn lease_only_on_target(&self) -> Result<bool, NodeError> {
+        let others: Vec<usize> = match self.fault {
+            Fault::FailoverRedis => self.replica.into_iter().collect(),
+            _ => self.cut.clone(),
+        };
+        if others.is_empty() {
+            return Ok(true);
+        }
+        let mine = topology::leases(&self.lock_node().direct_url()).await?;
+        let mut elsewhere = Vec::new();
+        for i in others {
+            if let Some(n) = self.cluster.lock_node(i) {
+                elsewhere.extend(topology::leases(&n.direct_url()).await?);
+            }
+        }
+        Ok(mine.iter().any(|lease| !elsewhere.contains(lease)))
+    }
+
     /// The node the fault hits, for the history: its index and address.
     pub fn node(&self) -> usize {
         self.node
@@ -354,7 +369,7 @@ impl ActiveFault {
     pub async fn strike(&mut self, firing: &Firing) -> Result<Option<Firing>, NodeError> {
         // A booking's INSERT: a cancel's DELETE takes no lease.
         let holder_at_work = firing.server == "postgres" && firing.command == "INSERT";
-        if self.struck || !holder_at_work || std::time::Instant::now() < self.strike_after {
+        if self.struck || !holder_at_work || !self.lease_only_on_target().await? {
             return Ok(None);
         }
         let node = self.lock_node();

@@ -320,6 +320,39 @@ async fn replica_command(url: &str, args: &[&str]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The leases a node holds now (`lock:*` keys and their values), straight from it.
+pub(crate) async fn leases(url: &str) -> Result<Vec<(String, String)>, NodeError> {
+    let err = |e: redis::RedisError| NodeError::Redis {
+        what: "read the leases".into(),
+        reason: e.to_string(),
+    };
+    let read = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("lock:*")
+            .query_async(&mut conn)
+            .await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| NodeError::Redis {
+            what: "read the leases".into(),
+            reason: "no answer in 5 s".into(),
+        })?
+        .map_err(err)
+}
+
 /// Polls until every sentinel names the primary and the replica is linked to it.
 async fn wait_sentinel_ready(
     nodes: &[ServerHandle],
