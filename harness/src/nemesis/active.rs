@@ -316,7 +316,12 @@ impl ActiveFault {
                 // on exists on the primary only.
                 let replica = (0..nodes).find(|&i| i != node_ix).unwrap_or(0);
                 if let Some(r) = cluster.lock_node(replica) {
-                    topology::cut_replication(&r.direct_url()).await?;
+                    topology::cut_replication_between_leases(
+                        &node.direct_url(),
+                        &r.direct_url(),
+                        Duration::from_secs(2),
+                    )
+                    .await?;
                 }
                 guard.replica = Some(replica);
                 aim(&cluster.postgres, params.held_work())?;
@@ -332,9 +337,9 @@ impl ActiveFault {
             .unwrap_or(&self.cluster.redis)
     }
 
-    /// Whether the target node holds a lease the others cannot vouch for: one the cut
-    /// replica lacks (`failover-redis`), or one neither partitioned Redlock node holds
-    /// (`clock-jump-redis` on Redlock). A lease granted just before the cut was
+    /// Whether the target node holds a lease the others cannot vouch for: a room's lease
+    /// the cut replica has no copy of (`failover-redis`), or one neither partitioned
+    /// Redlock node has (`clock-jump-redis` on Redlock). A lease granted just before the cut was
     /// replicated, or reached all five nodes: striking its holder would prove nothing, so
     /// the strike waits for a holder whose lease really sits where the fault hits.
     async fn lease_only_on_target(&self) -> Result<bool, NodeError> {
@@ -352,7 +357,12 @@ impl ActiveFault {
                 elsewhere.extend(topology::leases(&n.direct_url()).await?);
             }
         }
-        Ok(mine.iter().any(|lease| !elsewhere.contains(lease)))
+        // By key, not by value: a stale copy of the room's lease elsewhere (granted
+        // before the cut, released after it) would still keep the second client out
+        // until it expired, and the strike would prove nothing.
+        Ok(mine
+            .iter()
+            .any(|(key, _)| !elsewhere.iter().any(|(k, _)| k == key)))
     }
 
     /// The node the fault hits, for the history: its index and address.

@@ -291,6 +291,38 @@ pub(crate) async fn cut_replication(url: &str) -> Result<(), NodeError> {
     replica_command(url, &["CLIENT", "KILL", "TYPE", "master"]).await
 }
 
+/// Cuts the replica's replication at a moment the primary holds no lease, so that every
+/// lease granted from then on exists on the primary only, and the replica holds no copy
+/// of any room's lease (a lease granted before the cut and released after it would stay
+/// on the replica until it expired). Each try freezes the primary's writes for a moment
+/// (`CLIENT PAUSE WRITE`), so the check and the cut see the same keyspace; after
+/// `within` without such a moment it cuts anyway. Returns whether the keyspace was empty.
+pub(crate) async fn cut_replication_between_leases(
+    primary_url: &str,
+    replica_url: &str,
+    within: Duration,
+) -> Result<bool, NodeError> {
+    let deadline = Instant::now() + within;
+    loop {
+        replica_command(primary_url, &["CLIENT", "PAUSE", "2000", "WRITE"]).await?;
+        let empty = leases(primary_url).await.map(|l| l.is_empty());
+        let last_try = Instant::now() >= deadline;
+        let cut = match empty {
+            Ok(true) => cut_replication(replica_url).await.map(|()| true),
+            Ok(false) if last_try => cut_replication(replica_url).await.map(|()| false),
+            Ok(false) => Ok(false),
+            Err(e) => Err(e),
+        };
+        replica_command(primary_url, &["CLIENT", "UNPAUSE"]).await?;
+        match cut {
+            Ok(true) => return Ok(true),
+            Ok(false) if last_try => return Ok(false),
+            Ok(false) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Gives the replica at `url` its `masterauth` back: it links again by itself.
 pub(crate) async fn restore_replication(url: &str, password: &str) -> Result<(), NodeError> {
     replica_command(url, &["CONFIG", "SET", "masterauth", password]).await

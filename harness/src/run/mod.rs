@@ -532,6 +532,13 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
     let ms = |d: Duration| format!("{} ms", d.as_millis());
     let mut params = std::collections::BTreeMap::new();
     params.insert("lock-ttl".to_string(), ms(cfg.lock_ttl));
+    params.insert(
+        "lock-service".to_string(),
+        format!("{} ({})", cfg.lock_service, cfg.lock_service.topology()),
+    );
+    if let Some(n) = cfg.fault_node {
+        params.insert("fault-node".to_string(), n.to_string());
+    }
     params.insert("db-latency".to_string(), ms(cfg.db_latency));
     params.insert("redis-latency".to_string(), ms(cfg.redis_latency));
     params.insert("client-pause".to_string(), ms(cfg.client_pause));
