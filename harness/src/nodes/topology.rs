@@ -185,18 +185,25 @@ async fn start_sentinel(
     let ports = free_ports(5)?;
     let (primary, replica) = (ports[0], ports[1]);
     let auth = format!("masterauth {password}");
+    // A primary waits 5 s by default for more replicas before a diskless full sync;
+    // there is only one, so the sync (and readiness) starts at once.
+    let no_sync_delay = "repl-diskless-sync-delay 0".to_string();
     let data = [
         NodeSpec {
             name: node_name(0),
             password: Some(password.to_string()),
-            conf: vec![auth.clone()],
+            conf: vec![auth.clone(), no_sync_delay.clone()],
             port: Some(primary),
             sentinel: false,
         },
         NodeSpec {
             name: node_name(1),
             password: Some(password.to_string()),
-            conf: vec![auth, format!("replicaof 127.0.0.1 {primary}")],
+            conf: vec![
+                auth,
+                no_sync_delay,
+                format!("replicaof 127.0.0.1 {primary}"),
+            ],
             port: Some(replica),
             sentinel: false,
         },
