@@ -474,7 +474,7 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
         out.push_str("<p>No faults were logged in this history.</p>\n");
     } else {
         out.push_str("<table>\n");
-        head(&mut out, &["fault", "from", "to", "length", "fired"]);
+        head(&mut out, &["fault", "hit", "from", "to", "length", "fired"]);
         for w in &input.windows {
             let fired = if w.firings.is_empty() {
                 String::new()
@@ -485,6 +485,7 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
                 &mut out,
                 &[
                     &w.name,
+                    w.hit.as_deref().unwrap_or(""),
                     &secs(w.start),
                     &secs(w.end),
                     &dur(w.end.saturating_sub(w.start)),

@@ -787,6 +787,7 @@ pub(crate) fn anomaly_timeline(
             .filter(|w| w.end >= lo && w.start <= hi)
             .map(|w| Window {
                 name: w.name.clone(),
+                hit: w.hit.clone(),
                 start: w.start.max(lo),
                 end: w.end.min(hi),
                 firings: w

@@ -145,6 +145,29 @@ pub(crate) struct Window {
     pub end: u64,
     /// When the fault acted on a message (held a write, swallowed an answer...), ns.
     pub firings: Vec<u64>,
+    /// Which lock-service node it hit, when its start names one: `redlock node 2
+    /// (127.0.0.1:40037)`.
+    pub hit: Option<String>,
+}
+
+/// The lock-service node a fault's start event names (`lock_service`, `node`,
+/// `node_addr` in its detail), if any.
+fn node_hit(history: &checkers::History, start_op: u64) -> Option<String> {
+    let detail = history
+        .ops()
+        .get(start_op as usize)?
+        .value
+        .detail
+        .as_ref()?;
+    let node = detail.get("node")?.as_u64()?;
+    let service = detail
+        .get("lock_service")
+        .and_then(|v| v.as_str())
+        .unwrap_or("redis");
+    Some(match detail.get("node_addr").and_then(|v| v.as_str()) {
+        Some(addr) => format!("{service} node {node} ({addr})"),
+        None => format!("{service} node {node}"),
+    })
 }
 
 /// The fault windows of a history, each with the instants its aimed fault fired. A firing
@@ -154,6 +177,7 @@ pub(crate) fn windows(history: &checkers::History) -> Vec<Window> {
     let mut windows: Vec<Window> = checkers::fault_windows(history)
         .into_iter()
         .map(|w| Window {
+            hit: node_hit(history, w.start_op),
             name: w.name,
             start: w.start,
             end: w.end,

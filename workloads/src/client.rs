@@ -9,19 +9,20 @@
 use std::time::Duration;
 
 use checkers::{OpType, OpValue, Trace};
-use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
-use crate::classify::{classify_pg, classify_redis, is_redis_connection_broken, is_retryable_pg};
+use crate::classify::{classify_pg, classify_redis, is_retryable_pg};
 use crate::classify::{Failure, PgStage};
 use crate::config::Config;
 use crate::design::{DesignName, LockUse, PausePoint};
 use crate::designs::lock_fencing::READ_FENCE;
 use crate::designs::{BookCtx, Db, StatementCache, TxError};
 use crate::error::WorkloadError;
-use crate::lease::{self, AcquireError, Heartbeat, Lease, LeaseKeys, StopTheWorld};
+use crate::lease::{self, AcquireError, Heartbeat, Lease, LeaseKeys, RedisLink, StopTheWorld};
+use crate::lock_service::LockEndpoints;
+use crate::redlock;
 use crate::request::{BookRequest, Outcome};
 use crate::schema::non_negative;
 use crate::RunClock;
@@ -29,6 +30,10 @@ use crate::RunClock;
 /// The longest a connect (TCP, startup, authentication) may take, Postgres or Redis: a
 /// server that accepts and then says nothing must not hang a client (or a test) forever.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a new session waits for each Redlock node: a paused node must not hold the
+/// session's opening for [`CONNECT_TIMEOUT`] when a majority is there.
+const REDLOCK_CONNECT: Duration = Duration::from_secs(1);
 
 /// How many times a transaction that hit 40001 / 40P01 is run in all.
 const MAX_ATTEMPTS: u32 = 5;
@@ -110,36 +115,25 @@ impl Drop for PgSession {
     }
 }
 
-/// The Redis side: a client to reconnect with and the current connection, if any.
-struct RedisLink {
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+/// How a client holds leases: one link (one Redis, or the Sentinel primary) or one per
+/// Redlock node.
+enum LockLink {
+    /// Boxed: one link is much larger than the Vec of Redlock's.
+    One(Box<RedisLink>),
+    Redlock(Vec<RedisLink>),
 }
 
-impl RedisLink {
-    /// The live connection, opening one if the last was broken. No response timeout:
-    /// the runner's op timeout decides when a stalled op becomes `info`.
-    async fn connection(&mut self) -> Result<&mut MultiplexedConnection, redis::RedisError> {
-        if self.conn.is_none() {
-            let config = redis::AsyncConnectionConfig::new()
-                .set_response_timeout(None)
-                .set_connection_timeout(Some(CONNECT_TIMEOUT));
-            let conn = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            self.conn = Some(conn);
-        }
-        match self.conn.as_mut() {
-            Some(conn) => Ok(conn),
-            None => unreachable!("connection was just set"),
-        }
-    }
-
-    fn note_error(&mut self, err: &redis::RedisError) {
-        if is_redis_connection_broken(err) {
-            self.conn = None;
-        }
+impl LockLink {
+    fn open(lock: &LockEndpoints) -> Result<LockLink, redis::RedisError> {
+        Ok(match lock {
+            LockEndpoints::Single(url) => LockLink::One(Box::new(RedisLink::to_node(url)?)),
+            LockEndpoints::Sentinel(s) => LockLink::One(Box::new(RedisLink::to_primary(s.clone()))),
+            LockEndpoints::Redlock(urls) => LockLink::Redlock(
+                urls.iter()
+                    .map(|u| RedisLink::to_node(u))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
     }
 }
 
@@ -174,7 +168,7 @@ pub struct Client {
     cfg: Config,
     pg_url: String,
     pg: Option<PgSession>,
-    redis: Option<RedisLink>,
+    lock: Option<LockLink>,
     world: StopTheWorld,
 }
 
@@ -188,18 +182,63 @@ impl Client {
         pg_url: &str,
         redis_url: &str,
     ) -> Result<Client, WorkloadError> {
+        let lock = LockEndpoints::Single(redis_url.to_string());
+        Client::connect_to(design, cfg, pg_url, &lock).await
+    }
+
+    /// [`Client::connect`] with leases from any lock service.
+    pub async fn connect_to(
+        design: DesignName,
+        cfg: Config,
+        pg_url: &str,
+        lock: &LockEndpoints,
+    ) -> Result<Client, WorkloadError> {
         if design.uses_lock() && cfg.lock_ttl.is_zero() {
             return Err(WorkloadError::InvalidConfig(format!(
                 "{design} needs a lease length above zero"
             )));
         }
+        if design.design().lock() == LockUse::RenewedLease
+            && matches!(lock, LockEndpoints::Redlock(_))
+        {
+            // A Redlock renewal would have to win a majority again within the validity
+            // left; overbook does not model it rather than model it wrongly.
+            return Err(WorkloadError::InvalidConfig(format!(
+                "{design} renews its lease on one Redis; renewal across a Redlock \
+                 majority is not implemented (use --lock-service single or sentinel)"
+            )));
+        }
         let pg = PgSession::connect(pg_url, design).await?;
-        let redis = if design.uses_lock() {
-            let mut link = RedisLink {
-                client: redis::Client::open(redis_url)?,
-                conn: None,
-            };
-            link.connection().await?;
+        let lock = if design.uses_lock() {
+            let mut link = LockLink::open(lock)?;
+            // Connect up front, so a lock service that is not there fails the session.
+            match &mut link {
+                LockLink::One(l) if matches!(lock, LockEndpoints::Sentinel(_)) => {
+                    // Mid-failover the sentinels may still name a dead primary: the
+                    // session opens anyway and its ops ask again.
+                    let _ = l.connection().await;
+                }
+                LockLink::One(l) => {
+                    l.connection().await?;
+                }
+                LockLink::Redlock(links) => {
+                    // A minority of nodes may be down (or paused: a connect that hangs),
+                    // so each gets a bounded try; at least a majority must answer.
+                    let tries = futures_util::future::join_all(
+                        links
+                            .iter_mut()
+                            .map(|l| tokio::time::timeout(REDLOCK_CONNECT, l.connection())),
+                    )
+                    .await;
+                    let up = tries.iter().filter(|t| matches!(t, Ok(Ok(_)))).count();
+                    if up < redlock::quorum(tries.len()) {
+                        return Err(WorkloadError::InvalidConfig(format!(
+                            "only {up} of {} redlock nodes answered",
+                            tries.len()
+                        )));
+                    }
+                }
+            }
             Some(link)
         } else {
             None
@@ -209,7 +248,7 @@ impl Client {
             cfg,
             pg_url: pg_url.to_string(),
             pg: Some(pg),
-            redis,
+            lock,
             world: StopTheWorld::default(),
         })
     }
@@ -283,19 +322,17 @@ impl Client {
         } else {
             None
         };
-        let heartbeat = match (&lease, &self.redis) {
-            (
-                Some(lease),
-                Some(RedisLink {
-                    conn: Some(conn), ..
-                }),
-            ) if self.design.design().lock() == LockUse::RenewedLease => Some(Heartbeat::start(
-                conn.clone(),
-                lease,
-                self.cfg.lock_ttl,
-                self.cfg.clock,
-                self.world.clone(),
-            )),
+        let renewed = self.design.design().lock() == LockUse::RenewedLease;
+        let heartbeat = match (&lease, &self.lock) {
+            (Some(lease), Some(LockLink::One(link))) if renewed => link.conn.as_ref().map(|conn| {
+                Heartbeat::start(
+                    conn.clone(),
+                    lease,
+                    self.cfg.lock_ttl,
+                    self.cfg.clock,
+                    self.world.clone(),
+                )
+            }),
             _ => None,
         };
         let mut paused_ms = None;
@@ -333,7 +370,7 @@ impl Client {
                 if refusal.replayed {
                     detail.insert("replayed".into(), true.into());
                 }
-                if refusal.stale_token {
+                if refusal.stale_token && matches!(self.lock, Some(LockLink::One(_))) {
                     if let Some(lease) = &lease {
                         self.seed_token_counter(req, lease).await;
                     }
@@ -512,34 +549,76 @@ impl Client {
     async fn take_lease(&mut self, req: &BookRequest, trace: &mut Trace) -> Result<Lease, Failure> {
         let ttl = self.cfg.lock_ttl;
         let fenced = self.design.design().lock() == LockUse::FencedLease;
-        let Some(link) = self.redis.as_mut() else {
-            return Err(Failure::fail("redis not connected"));
-        };
-        let conn = match link.connection().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                link.note_error(&e);
-                return Err(classify_redis(&e));
-            }
-        };
         // A waiter outlasts one whole lease (twice its length), so a stalled holder
         // hands the room over instead of every other user failing "lock busy".
+        let wait = ttl * LOCK_WAIT_LEASES;
         let keys = LeaseKeys::for_room(req.room);
-        match lease::acquire(conn, keys, ttl, fenced, ttl * LOCK_WAIT_LEASES).await {
-            Ok(lease) => {
-                trace.lock_key = Some(lease.keys.trace_name.clone());
-                trace.lock_acquired = Some(self.cfg.clock.now());
-                trace.lock_ttl_ms = Some(ttl.as_millis() as u64);
-                trace.token = lease.token;
-                Ok(lease)
-            }
-            Err(e) => {
-                if let AcquireError::Redis(re) = &e {
-                    link.note_error(re);
+        let (lease, ttl) = match self.lock.as_mut() {
+            None => return Err(Failure::fail("redis not connected")),
+            Some(LockLink::One(link)) => {
+                let conn = match link.connection().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        link.note_error(&e);
+                        return Err(classify_redis(&e));
+                    }
+                };
+                match lease::acquire(conn, keys, ttl, fenced, wait).await {
+                    Ok(lease) => (lease, ttl),
+                    Err(e) => {
+                        if let AcquireError::Redis(re) = &e {
+                            link.note_error(re);
+                        }
+                        return Err(e.failure());
+                    }
                 }
-                Err(e.failure())
             }
+            Some(LockLink::Redlock(links)) => {
+                let grant = redlock::acquire(links, &keys, ttl, wait)
+                    .await
+                    .map_err(|e| e.failure())?;
+                let lease = Lease {
+                    keys,
+                    value: grant.value,
+                    token: None,
+                };
+                // Held from the majority grant until the validity ends: what the
+                // lock-exclusion checker judges.
+                (lease, grant.validity)
+            }
+        };
+        trace.lock_key = Some(lease.keys.trace_name.clone());
+        trace.lock_acquired = Some(self.cfg.clock.now());
+        trace.lock_ttl_ms = Some(ttl.as_millis() as u64);
+        let mut lease = lease;
+        if fenced && matches!(self.lock, Some(LockLink::Redlock(_))) {
+            lease.token = Some(self.token_from_database(req).await?);
         }
+        trace.token = lease.token;
+        Ok(lease)
+    }
+
+    /// `lock-fencing` on Redlock: five independent counters make no monotonic token
+    /// (Kleppmann's point), so the token is the room's fence in Postgres plus one. Two
+    /// holders that read the same fence race on advancing it: the first to commit moves
+    /// it, the second finds its token no longer above the fence and is refused as stale.
+    /// The database keeps the order; Redlock only keeps most writers apart.
+    async fn token_from_database(&mut self, req: &BookRequest) -> Result<u64, Failure> {
+        let Some(session) = self.pg.as_ref() else {
+            return Err(Failure::fail("postgres not connected"));
+        };
+        let row = session
+            .client
+            .query_opt(READ_FENCE, &[&req.room_param()])
+            .await
+            .map_err(|e| classify_pg(&e, PgStage::BeforeCommit))?;
+        let fence = match row {
+            Some(row) => row
+                .try_get::<_, i64>(0)
+                .map_err(|e| classify_pg(&e, PgStage::BeforeCommit))?,
+            None => 0,
+        };
+        Ok(u64::try_from(fence).unwrap_or(0) + 1)
     }
 
     /// Releases the lease if still ours. `lock_released` is when the client stopped
@@ -548,14 +627,20 @@ impl Client {
     /// as the delete runs, before our reply comes back.
     async fn give_up_lease(&mut self, lease: &Lease, trace: &mut Trace) {
         trace.lock_released = Some(self.cfg.clock.now());
-        if let Some(link) = self.redis.as_mut() {
-            let released = match link.connection().await {
-                Ok(conn) => lease::release(conn, lease).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = released {
-                link.note_error(&e);
+        match self.lock.as_mut() {
+            Some(LockLink::One(link)) => {
+                let released = match link.connection().await {
+                    Ok(conn) => lease::release(conn, lease).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = released {
+                    link.note_error(&e);
+                }
             }
+            Some(LockLink::Redlock(links)) => {
+                redlock::release(links, &lease.keys, &lease.value, self.cfg.lock_ttl).await
+            }
+            None => {}
         }
     }
 
@@ -579,7 +664,7 @@ impl Client {
         let Ok(fence) = u64::try_from(fence) else {
             return;
         };
-        if let Some(link) = self.redis.as_mut() {
+        if let Some(LockLink::One(link)) = self.lock.as_mut() {
             let seeded = match link.connection().await {
                 Ok(conn) => lease::seed_counter(conn, &lease.keys, fence).await,
                 Err(e) => Err(e),

@@ -16,6 +16,7 @@ use tokio_postgres::IsolationLevel;
 use crate::designs::{DesignSteps, REGISTRY};
 use crate::error::WorkloadError;
 use crate::fault::Fault;
+use crate::lock_service::LockService;
 
 /// Whether and how a design takes a Redis lease per booking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,29 @@ pub trait Design: Send + Sync + 'static {
     fn survives(&self) -> &'static [Fault] {
         &[]
     }
+
+    /// [`Design::caught_by`] on a given lock service. The default follows from the lease
+    /// the design takes, so a design only overrides it to say something new:
+    /// - a lease without a fence (`lock-only`, `lock-renewal`) is also caught by
+    ///   `clock-jump-redis` on every service (on Redlock, Kleppmann's scenario: the jumped
+    ///   node is one of the holder's majority), and on Sentinel by `failover-redis`;
+    /// - on Redlock, `slow-lock-grant` no longer catches it: the held grant is one node's,
+    ///   the client gives up on that node after its timeout and holds a majority without it.
+    ///
+    /// A fenced lease and the database-enforced designs stay safe everywhere.
+    fn caught_by_on(&self, service: LockService) -> Vec<Fault> {
+        let mut faults = self.caught_by().to_vec();
+        if faults.is_empty() || !matches!(self.lock(), LockUse::Lease | LockUse::RenewedLease) {
+            return faults;
+        }
+        faults.push(Fault::ClockJumpRedis);
+        match service {
+            LockService::Single => {}
+            LockService::Sentinel => faults.push(Fault::FailoverRedis),
+            LockService::Redlock => faults.retain(|f| *f != Fault::SlowLockGrant),
+        }
+        faults
+    }
 }
 
 /// A handle on a registered design: cheap to copy, compared and ordered by name. The
@@ -155,6 +179,17 @@ impl DesignName {
     /// See [`Design::survives`].
     pub fn survives(&self) -> &'static [Fault] {
         self.0.survives()
+    }
+
+    /// See [`Design::caught_by_on`].
+    pub fn caught_by_on(&self, service: LockService) -> Vec<Fault> {
+        self.0.caught_by_on(service)
+    }
+
+    /// Whether the design can run on `service`: a renewed lease is renewed on one Redis,
+    /// and Redlock renewal (a majority again, within the validity) is not modelled.
+    pub fn runs_on(&self, service: LockService) -> bool {
+        !(service == LockService::Redlock && self.0.lock() == LockUse::RenewedLease)
     }
 }
 
@@ -235,6 +270,27 @@ mod tests {
             msg.contains("db-exclusion") && msg.contains("lock-only"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn expectations_follow_the_lock_service() {
+        let lock_only = DesignName::LockOnly;
+        let single = lock_only.caught_by_on(LockService::Single);
+        assert!(single.contains(&Fault::ClockJumpRedis) && single.contains(&Fault::SlowLockGrant));
+        assert!(!single.contains(&Fault::FailoverRedis));
+        assert!(lock_only
+            .caught_by_on(LockService::Sentinel)
+            .contains(&Fault::FailoverRedis));
+        let redlock = lock_only.caught_by_on(LockService::Redlock);
+        assert!(redlock.contains(&Fault::ClockJumpRedis) && redlock.contains(&Fault::ClientPause));
+        assert!(!redlock.contains(&Fault::SlowLockGrant));
+        // A fence and the database keep their promise on every service.
+        for service in LockService::ALL {
+            assert!(DesignName::LockFencing.caught_by_on(service).is_empty());
+            assert!(DesignName::DbExclusion.caught_by_on(service).is_empty());
+        }
+        assert!(!DesignName::LockRenewal.runs_on(LockService::Redlock));
+        assert!(DesignName::LockFencing.runs_on(LockService::Redlock));
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub enum Fault {
     SlowLockGrant,
     /// Lease renewals never reach Redis, so the lease lapses while its holder works.
     LostRenewal,
+    /// While a lease holder writes, one Redis node's expiry clock jumps forward by several
+    /// leases: its keys expire early (the jump's effect, produced by a script).
+    ClockJumpRedis,
+    /// Sentinel: while a holder of a lease granted on the primary writes (replication cut
+    /// before the grant), the primary is killed; the promoted replica never had the lease.
+    FailoverRedis,
 }
 
 /// What a fault acts on.
@@ -114,7 +120,7 @@ const fn row(
 
 /// The table, `none` first. Row order is the order of `--help`, the matrix and reports.
 #[rustfmt::skip]
-const TABLE: [FaultRow; 16] = [
+const TABLE: [FaultRow; 18] = [
     row(Fault::None, "none", Target::Nothing, Needs::Nothing,
         "no fault: the control run"),
     row(Fault::DbLatency, "db-latency", Target::Postgres, Needs::Proxy,
@@ -151,6 +157,13 @@ const TABLE: [FaultRow; 16] = [
     row(Fault::LostRenewal, "lost-renewal", Target::Redis, Needs::Proxy,
         "lease renewals (PEXPIRE, SET XX, a renewal script) never reach Redis: \
          the lease lapses while its holder works"),
+    row(Fault::ClockJumpRedis, "clock-jump-redis", Target::Redis, Needs::Proxy,
+        "while a lease holder's INSERT is held (half a lease), the --fault-node's clock \
+         jumps forward by several leases: every key's TTL is cut by the jump in one script"),
+    row(Fault::FailoverRedis, "failover-redis", Target::Redis, Needs::ProcessControl,
+        "sentinel: replication is cut; while a holder of a lease granted on the primary \
+         INSERT is held (half a lease), the primary is killed; Sentinel promotes the \
+         replica, which never had the lease"),
 ];
 
 /// Every fault in table order, for designs that break under all of them.
@@ -204,7 +217,12 @@ impl Fault {
     pub fn is_aimed(self) -> bool {
         matches!(
             self,
-            Fault::SlowWrites | Fault::LostCommitAck | Fault::SlowLockGrant | Fault::LostRenewal
+            Fault::SlowWrites
+                | Fault::LostCommitAck
+                | Fault::SlowLockGrant
+                | Fault::LostRenewal
+                | Fault::ClockJumpRedis
+                | Fault::FailoverRedis
         )
     }
 
@@ -280,7 +298,13 @@ mod tests {
             .collect();
         assert_eq!(
             process,
-            ["pause-db", "pause-redis", "kill-db", "kill-redis"]
+            [
+                "pause-db",
+                "pause-redis",
+                "kill-db",
+                "kill-redis",
+                "failover-redis"
+            ]
         );
     }
 
@@ -297,11 +321,18 @@ mod tests {
                 "slow-writes",
                 "lost-commit-ack",
                 "slow-lock-grant",
-                "lost-renewal"
+                "lost-renewal",
+                "clock-jump-redis",
+                "failover-redis"
             ]
         );
+        // Every aimed fault watches through a proxy; failover-redis also kills the primary.
         for f in Fault::all().iter().filter(|f| f.is_aimed()) {
-            assert_eq!(f.row().needs, Needs::Proxy, "{f}");
+            let expected = match f {
+                Fault::FailoverRedis => Needs::ProcessControl,
+                _ => Needs::Proxy,
+            };
+            assert_eq!(f.row().needs, expected, "{f}");
         }
     }
 }

@@ -12,10 +12,12 @@ use redis::aio::MultiplexedConnection;
 use redis::Script;
 use tokio::task::JoinHandle;
 
-use crate::classify::{classify_redis, Failure};
+use crate::classify::{classify_redis, is_redis_connection_broken, Failure};
+use crate::client::CONNECT_TIMEOUT;
+use crate::lock_service::SentinelEndpoints;
 use crate::RunClock;
 
-const RELEASE: &str = r"
+pub(crate) const RELEASE: &str = r"
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
@@ -78,6 +80,13 @@ pub(crate) enum AcquireError {
     Busy,
     /// Redis failed; the connection may need replacing.
     Redis(redis::RedisError),
+    /// Redlock: fewer nodes than a majority answered at all.
+    NoMajority {
+        /// Nodes that answered.
+        reachable: usize,
+        /// Nodes in the topology.
+        nodes: usize,
+    },
 }
 
 impl AcquireError {
@@ -85,6 +94,10 @@ impl AcquireError {
         match self {
             AcquireError::Busy => Failure::fail("lock busy"),
             AcquireError::Redis(e) => classify_redis(e),
+            // Nothing was granted on a majority, and what was granted was released.
+            AcquireError::NoMajority { reachable, nodes } => Failure::fail(format!(
+                "no redlock majority: {reachable} of {nodes} nodes answered"
+            )),
         }
     }
 }
@@ -246,4 +259,110 @@ impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// One Redis node of the lock service: a client to reconnect with and the current
+/// connection, if any. With Sentinel, the node is whichever is primary now: every
+/// reconnect asks the sentinels first (so a client follows a failover on its next op).
+pub(crate) struct RedisLink {
+    client: Option<redis::Client>,
+    sentinel: Option<SentinelEndpoints>,
+    pub(crate) conn: Option<MultiplexedConnection>,
+}
+
+impl RedisLink {
+    /// A link to one fixed node.
+    pub(crate) fn to_node(url: &str) -> Result<RedisLink, redis::RedisError> {
+        Ok(RedisLink {
+            client: Some(redis::Client::open(url)?),
+            sentinel: None,
+            conn: None,
+        })
+    }
+
+    /// A link to the primary the sentinels name.
+    pub(crate) fn to_primary(sentinel: SentinelEndpoints) -> RedisLink {
+        RedisLink {
+            client: None,
+            sentinel: Some(sentinel),
+            conn: None,
+        }
+    }
+
+    /// The live connection, opening one if the last was broken. No response timeout:
+    /// the runner's op timeout decides when a stalled op becomes `info`.
+    pub(crate) async fn connection(
+        &mut self,
+    ) -> Result<&mut MultiplexedConnection, redis::RedisError> {
+        if self.conn.is_none() {
+            if let Some(sentinel) = &self.sentinel {
+                // The primary may have changed since the last connection.
+                let url = primary_url(sentinel).await?;
+                self.client = Some(redis::Client::open(url)?);
+            }
+            let Some(client) = &self.client else {
+                return Err(no_primary("no sentinel answered"));
+            };
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(None)
+                .set_connection_timeout(Some(CONNECT_TIMEOUT));
+            let conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            self.conn = Some(conn);
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => unreachable!("connection was just set"),
+        }
+    }
+
+    /// Forgets the connection after an error that broke it (the next op reconnects).
+    pub(crate) fn note_error(&mut self, err: &redis::RedisError) {
+        if is_redis_connection_broken(err) {
+            self.conn = None;
+        }
+    }
+}
+
+fn no_primary(why: &str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::MasterNameNotFoundBySentinel,
+        "sentinel named no usable primary",
+        why.to_string(),
+    ))
+}
+
+/// Asks the sentinels, in order, for the primary, and routes the answer to that node's
+/// client URL (its fault proxy).
+///
+/// By hand rather than through the `redis` crate's sentinel client: that client connects
+/// to the address Sentinel reports, which is the node itself, past the fault proxy every
+/// client must go through; here the answer is only a key into
+/// [`SentinelEndpoints::routes`]. Each sentinel gets a short deadline, so a paused or
+/// partitioned one costs a moment, not the op.
+async fn primary_url(s: &SentinelEndpoints) -> Result<String, redis::RedisError> {
+    const ASK_TIMEOUT: Duration = Duration::from_millis(500);
+    let mut last = no_primary("no sentinel configured");
+    for url in &s.sentinels {
+        let ask = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.master_name)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(ASK_TIMEOUT, ask).await {
+            Ok(Ok(Some((host, port)))) => match s.route(&host, port) {
+                Some(url) => return Ok(url.to_string()),
+                None => last = no_primary(&format!("{host}:{port} is not a node of the run")),
+            },
+            Ok(Ok(None)) => last = no_primary("the sentinel does not know the primary"),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = no_primary("the sentinel did not answer in time"),
+        }
+    }
+    Err(last)
 }

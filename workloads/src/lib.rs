@@ -8,6 +8,8 @@
 //! - [`design`]: the [`Design`] trait (what each design declares) and [`DesignName`].
 //! - [`config`]: settings every client of a run shares.
 //! - [`schema`]: each design's tables and constraints ([`setup`]) and the final read.
+//! - [`lock_service`]: single Redis, Sentinel or Redlock, and how clients reach each;
+//!   [`redlock`]: the Redlock algorithm.
 //! - [`client`]: one simulated user process ([`Client`]) running a design.
 //! - [`classify`]: the one place errors become `fail` or `info`.
 //! - [`generator`]: the seeded, skewed request stream.
@@ -23,7 +25,9 @@ pub mod error;
 pub mod fault;
 pub mod generator;
 mod lease;
+pub mod lock_service;
 pub mod pause;
+pub mod redlock;
 pub mod request;
 pub mod schema;
 
@@ -35,6 +39,7 @@ pub use design::{Design, DesignName, LockUse, PausePoint, Schema};
 pub use error::WorkloadError;
 pub use fault::{Fault, FaultRow, Needs, Target};
 pub use generator::{Generator, GeneratorConfig};
+pub use lock_service::{LockEndpoints, LockService, SentinelEndpoints};
 pub use pause::ClientPause;
 pub use request::{BookRequest, Outcome, Request};
 pub use schema::{read_all, setup};

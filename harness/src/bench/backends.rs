@@ -6,6 +6,12 @@
 //! `Cluster::start` (start to both servers answering) and `Cluster::shutdown`. The docker
 //! figure includes creating the run's network and the containers; the local one includes
 //! initdb, which the containers do on first start too.
+//!
+//! Then each lock-service topology (`single`, `sentinel`, `redlock`) is started the same
+//! way and its own start-to-ready is printed (the lock service's first spawn to ready,
+//! Postgres starting beside it): Redlock's five nodes at once, Sentinel until every
+//! sentinel names the primary and the replica is linked. Sentinel and Redlock run on the
+//! local backend only so far; their docker column says so.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -13,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::BenchBackendsArgs;
-use crate::nodes::{docker, Backend, Cluster, NodeOptions};
+use crate::nodes::{docker, Backend, Cluster, LockService, NodeOptions};
 
 /// Start-to-ready and shutdown times of one backend over the rounds.
 #[derive(Debug, Default, Clone)]
@@ -93,8 +99,12 @@ pub fn run(args: &BenchBackendsArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(())
     });
+    let topologies = match result {
+        Ok(()) => rt.block_on(topologies(args.rounds, &docker_backend, &dir)),
+        Err(e) => Err(e),
+    };
     let _ = std::fs::remove_dir_all(&dir);
-    result?;
+    let topologies = topologies?;
     println!();
     println!(
         "{:<8} {:>12} {:>12} {:>12} {:>15}",
@@ -119,7 +129,65 @@ pub fn run(args: &BenchBackendsArgs) -> anyhow::Result<ExitCode> {
         "docker/local start-to-ready (p50): {:.2}x",
         quantile_ms(&containers.ready, 0.5) / quantile_ms(&local.ready, 0.5)
     );
+    println!();
+    println!(
+        "lock-service topologies, start to ready (p50 / max over {} rounds):",
+        args.rounds
+    );
+    println!("{:<9} {:>22} {:>22}", "service", "local", "docker");
+    for (service, local, docker) in &topologies {
+        let cell = |t: &Option<Vec<Duration>>| match t {
+            Some(t) => format!("{:.0} / {:.0} ms", quantile_ms(t, 0.5), quantile_ms(t, 1.0)),
+            None => "local backend only".to_string(),
+        };
+        println!(
+            "{:<9} {:>22} {:>22}",
+            service.name(),
+            cell(&Some(local.clone())),
+            cell(docker)
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts each lock-service topology `rounds` times on each backend that can start it,
+/// and returns its start-to-ready times: local, then docker (`None`: not supported).
+async fn topologies(
+    rounds: usize,
+    docker_backend: &Backend,
+    dir: &std::path::Path,
+) -> anyhow::Result<Vec<(LockService, Vec<Duration>, Option<Vec<Duration>>)>> {
+    let mut out = Vec::new();
+    for service in LockService::ALL {
+        let opts = NodeOptions {
+            lock_service: service,
+            ..NodeOptions::new(dir)
+        };
+        let docker_too = service == LockService::Single;
+        let (mut local, mut docker) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            local.push(topology_ready(&Backend::Local, &opts).await?);
+            if docker_too {
+                docker.push(topology_ready(docker_backend, &opts).await?);
+            }
+        }
+        println!(
+            "{:<9} local ready p50 {:>6.0} ms",
+            service.name(),
+            quantile_ms(&local, 0.5)
+        );
+        out.push((service, local, docker_too.then_some(docker)));
+    }
+    Ok(out)
+}
+
+async fn topology_ready(backend: &Backend, opts: &NodeOptions) -> anyhow::Result<Duration> {
+    let cluster = Cluster::start(backend, opts)
+        .await
+        .with_context(|| format!("start {} on {}", opts.lock_service, backend.name()))?;
+    let ready = cluster.topology.ready_in();
+    cluster.shutdown().await?;
+    Ok(ready)
 }
 
 #[cfg(test)]

@@ -368,6 +368,15 @@ pub struct RunArgs {
     pub repeat: u64,
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// Where the leases come from (docs/locks.md): single (one Redis), sentinel (a
+    /// primary, a replica and three sentinels) or redlock (five independent nodes).
+    #[arg(long, default_value = "single")]
+    pub lock_service: String,
+    /// The lock-service node that Redis faults hit (0-based: redlock 0-4, sentinel 0 the
+    /// first primary, 1 the replica). Default: node 0, or the current primary under
+    /// sentinel.
+    #[arg(long, value_name = "N")]
+    pub fault_node: Option<usize>,
 }
 
 /// Service mode: test the user's own booking service (docs/service.md) instead of a

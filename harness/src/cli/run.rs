@@ -68,6 +68,13 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     crate::nemesis::check_backend(&faults, &backend).map_err(|e| anyhow::anyhow!("{e}"))?;
     let service = service_spec(&args.service)?;
     check_service_faults(&faults, service.is_some())?;
+    let lock_service = check_lock_service(args, &faults, &backend)?;
+    if !design.runs_on(lock_service) {
+        bail!(
+            "--design {design} renews its lease on one Redis; renewal across a Redlock \
+             majority is not implemented (use --lock-service single or sentinel)"
+        );
+    }
     let expect = match args.expect.as_deref() {
         None => None,
         Some("valid") => Some(Expect::Valid),
@@ -118,6 +125,8 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         command: String::new(),
         progress: !args.quiet,
         service,
+        lock_service,
+        fault_node: args.fault_node,
     };
     check_schedule_fits(&cfg)?;
     let command = reproduce_command(&cfg, args);
@@ -341,6 +350,39 @@ fn print_alert(results: &checkers::Results) {
 }
 
 /// The command line that reproduces this run: every choice spelled out, the seed included.
+/// `--lock-service` and `--fault-node`, checked before anything starts: a known service,
+/// a node it has, a backend that can start it, and no fault that needs another one.
+fn check_lock_service(
+    args: &RunArgs,
+    faults: &[crate::nemesis::Fault],
+    backend: &crate::nodes::Backend,
+) -> anyhow::Result<workloads::LockService> {
+    use workloads::LockService;
+    let lock: LockService = args
+        .lock_service
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--lock-service: {e}"))?;
+    if let Some(n) = args.fault_node {
+        if n >= lock.data_nodes() {
+            bail!(
+                "--fault-node {n}: the {lock} lock service has nodes 0 to {}",
+                lock.data_nodes() - 1
+            );
+        }
+    }
+    if lock != LockService::Single && !matches!(backend, crate::nodes::Backend::Local) {
+        bail!(
+            "--lock-service {lock} starts its own topology, on --backend local only for now \
+             (got --backend {})",
+            backend.name()
+        );
+    }
+    if faults.contains(&crate::nemesis::Fault::FailoverRedis) && lock != LockService::Sentinel {
+        bail!("--fault failover-redis needs --lock-service sentinel (a replica to promote)");
+    }
+    Ok(lock)
+}
+
 fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let mut cmd = format!(
@@ -380,6 +422,12 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     }
     if let Some(rate) = cfg.rate {
         cmd.push_str(&format!(" --rate {rate}"));
+    }
+    if cfg.lock_service != workloads::LockService::Single {
+        cmd.push_str(&format!(" --lock-service {}", cfg.lock_service));
+    }
+    if let Some(n) = cfg.fault_node {
+        cmd.push_str(&format!(" --fault-node {n}"));
     }
     if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
         cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));

@@ -63,6 +63,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             keep: args.keep,
             redis_aof: args.redis_aof,
             max_connections: crate::nodes::DEFAULT_MAX_CONNECTIONS,
+            lock_service: workloads::LockService::Single,
         };
         let cluster = Arc::new(Cluster::start(&backend, &opts).await?);
         let mut held = Vec::new();

@@ -15,7 +15,7 @@ use workloads::ClientPause;
 use super::{target, Fault};
 use crate::nodes::aim::{Aim, Firing, Firings, SlowSql};
 use crate::nodes::proxy::ProxyFaults;
-use crate::nodes::{Cluster, NodeError};
+use crate::nodes::{clock, topology, Cluster, LockService, NodeError, ServerHandle};
 use crate::sut::service::{Replicas, FAULTED_REPLICA};
 
 /// How hard each fault hits.
@@ -33,6 +33,9 @@ pub struct FaultParams {
     pub lock_ttl: Duration,
     /// Statements `slow-writes` holds besides the writes (`--slow-sql`).
     pub slow_sql: Option<SlowSql>,
+    /// The lock-service node Redis faults hit (`--fault-node`); `None`: node 0, or the
+    /// current primary under Sentinel.
+    pub fault_node: Option<usize>,
 }
 
 impl Default for FaultParams {
@@ -45,6 +48,7 @@ impl Default for FaultParams {
             client_pause: Duration::from_millis(600),
             lock_ttl: Duration::from_millis(500),
             slow_sql: None,
+            fault_node: None,
         }
     }
 }
@@ -58,6 +62,26 @@ impl FaultParams {
     /// (a fifth of the lease, at least 50 ms), so the lease has surely expired in Redis.
     pub fn grant_hold(&self) -> Duration {
         self.lock_ttl + (self.lock_ttl / 5).max(Duration::from_millis(50))
+    }
+
+    /// How long `clock-jump-redis` and `failover-redis` hold a holder's booking INSERT:
+    /// half its lease. Alone this breaks nothing (the work fits the lease); it keeps the
+    /// holder at work while the lock service loses its lease, so the second holder
+    /// meets it there. Cancels and commits pass at full speed.
+    pub fn work_hold(&self) -> Duration {
+        self.lock_ttl / 2
+    }
+
+    /// How far `clock-jump-redis` jumps: several leases (four, at least a second), so
+    /// every lease on the node expires at once.
+    pub fn clock_jump(&self) -> Duration {
+        (self.lock_ttl * 4).max(Duration::from_secs(1))
+    }
+
+    fn held_work(&self) -> Aim {
+        Aim::SlowInserts {
+            hold: self.work_hold(),
+        }
     }
 
     fn slow_writes(&self) -> Aim {
@@ -105,6 +129,15 @@ impl FaultParams {
                 "drop": "lease renewals",
                 "write_hold_ms": ms(self.db_latency),
             }),
+            Fault::ClockJumpRedis => json!({
+                "jump_ms": ms(self.clock_jump()),
+                "insert_hold_ms": ms(self.work_hold()),
+            }),
+            Fault::FailoverRedis => json!({
+                "replication": "cut",
+                "then": "primary killed at its first lease grant",
+                "insert_hold_ms": ms(self.work_hold()),
+            }),
             Fault::None => json!({}),
         }
     }
@@ -124,6 +157,16 @@ pub struct ActiveFault {
     /// Whether the firings queue was found closed (nothing more will come).
     firings_closed: bool,
     healed: bool,
+    /// The lock-service node the fault hits (Redis faults).
+    node: usize,
+    /// Nodes partitioned until the strike (`clock-jump-redis` on Redlock).
+    cut: Vec<usize>,
+    /// The replica whose replication was cut (`failover-redis`).
+    replica: Option<usize>,
+    /// Whether the strike that follows a grant happened (a jump, a kill).
+    struck: bool,
+    /// How far `clock-jump-redis` jumps.
+    jump: Duration,
 }
 
 impl fmt::Debug for ActiveFault {
@@ -131,6 +174,7 @@ impl fmt::Debug for ActiveFault {
         f.debug_struct("ActiveFault")
             .field("fault", &self.fault)
             .field("healed", &self.healed)
+            .field("node", &self.node)
             .finish()
     }
 }
@@ -169,7 +213,28 @@ impl ActiveFault {
                 }
             }
         }
-        let guard = ActiveFault {
+        let node_ix = match params.fault_node {
+            Some(n) => n,
+            None => cluster.default_fault_node().await,
+        };
+        let nodes = cluster.lock_nodes().len();
+        let node = cluster
+            .lock_node(node_ix)
+            .ok_or_else(|| NodeError::Unsupported {
+                action: format!(
+                    "{fault} on --fault-node {node_ix} (the lock service has nodes 0 to {})",
+                    nodes - 1
+                ),
+            })?;
+        let service_kind = cluster.topology.service();
+        if fault == Fault::FailoverRedis && service_kind != LockService::Sentinel {
+            return Err(NodeError::Unsupported {
+                action: format!(
+                    "failover-redis needs --lock-service sentinel (not {service_kind})"
+                ),
+            });
+        }
+        let mut guard = ActiveFault {
             fault,
             cluster: cluster.clone(),
             client_pause: client_pause.clone(),
@@ -177,6 +242,11 @@ impl ActiveFault {
             firings: Firings::new(),
             firings_closed: false,
             healed: false,
+            node: node_ix,
+            cut: Vec::new(),
+            replica: None,
+            struck: false,
+            jump: params.clock_jump(),
         };
         let aim = |node: &crate::nodes::ServerHandle, aim: Aim| {
             node.proxy()
@@ -191,16 +261,16 @@ impl ActiveFault {
                 params.db_latency,
                 params.jitter(params.db_latency),
             )),
-            Fault::RedisLatency => cluster.redis.proxy().set(ProxyFaults::latency(
+            Fault::RedisLatency => node.proxy().set(ProxyFaults::latency(
                 params.redis_latency,
                 params.jitter(params.redis_latency),
             )),
             Fault::PauseDb => cluster.postgres.pause().await?,
-            Fault::PauseRedis => cluster.redis.pause().await?,
+            Fault::PauseRedis => node.pause().await?,
             Fault::KillDb => cluster.postgres.kill().await?,
-            Fault::KillRedis => cluster.redis.kill().await?,
+            Fault::KillRedis => node.kill().await?,
             Fault::PartitionDb => cluster.postgres.proxy().set(ProxyFaults::partition()),
-            Fault::PartitionRedis => cluster.redis.proxy().set(ProxyFaults::partition()),
+            Fault::PartitionRedis => node.proxy().set(ProxyFaults::partition()),
             Fault::ClientPause => client_pause.activate(params.client_pause),
             Fault::PauseService | Fault::KillService => {
                 let service = service.as_ref().expect("checked above");
@@ -214,7 +284,7 @@ impl ActiveFault {
             Fault::SlowWrites => aim(&cluster.postgres, params.slow_writes())?,
             Fault::LostCommitAck => aim(&cluster.postgres, Aim::LostCommitAck)?,
             Fault::SlowLockGrant => aim(
-                &cluster.redis,
+                node,
                 Aim::SlowLockGrant {
                     hold: params.grant_hold(),
                 },
@@ -224,10 +294,140 @@ impl ActiveFault {
                 // writes are held as in slow-writes, and the renewals that should cover
                 // them are lost.
                 aim(&cluster.postgres, params.slow_writes())?;
-                aim(&cluster.redis, Aim::LostRenewal)?;
+                aim(node, Aim::LostRenewal)?;
+            }
+            Fault::ClockJumpRedis => {
+                if service_kind == LockService::Redlock {
+                    // Kleppmann's scenario: the next two nodes are unreachable for the
+                    // acquisition that the jump follows, so its holder's majority is the
+                    // jumped node and the two before it; they come back at the jump,
+                    // and a second client builds its majority with the jumped node.
+                    guard.cut = vec![(node_ix + 1) % nodes, (node_ix + 2) % nodes];
+                    for &i in &guard.cut {
+                        if let Some(n) = cluster.lock_node(i) {
+                            n.proxy().set(ProxyFaults::partition());
+                        }
+                    }
+                }
+                aim(&cluster.postgres, params.held_work())?;
+            }
+            Fault::FailoverRedis => {
+                // Replication is cut before any grant is watched: every grant from now
+                // on exists on the primary only.
+                let replica = (0..nodes).find(|&i| i != node_ix).unwrap_or(0);
+                if let Some(r) = cluster.lock_node(replica) {
+                    topology::cut_replication_between_leases(
+                        &node.direct_url(),
+                        &r.direct_url(),
+                        Duration::from_secs(2),
+                    )
+                    .await?;
+                }
+                guard.replica = Some(replica);
+                aim(&cluster.postgres, params.held_work())?;
             }
         }
         Ok(guard)
+    }
+
+    /// The lock-service node the fault hits.
+    fn lock_node(&self) -> &ServerHandle {
+        self.cluster
+            .lock_node(self.node)
+            .unwrap_or(&self.cluster.redis)
+    }
+
+    /// Whether the target node holds a lease the others cannot vouch for: a room's lease
+    /// the cut replica has no copy of (`failover-redis`), or one neither partitioned
+    /// Redlock node has (`clock-jump-redis` on Redlock). A lease granted just before the cut was
+    /// replicated, or reached all five nodes: striking its holder would prove nothing, so
+    /// the strike waits for a holder whose lease really sits where the fault hits.
+    async fn lease_only_on_target(&self) -> Result<bool, NodeError> {
+        let others: Vec<usize> = match self.fault {
+            Fault::FailoverRedis => self.replica.into_iter().collect(),
+            _ => self.cut.clone(),
+        };
+        if others.is_empty() {
+            return Ok(true);
+        }
+        let mine = topology::leases(&self.lock_node().direct_url()).await?;
+        let mut elsewhere = Vec::new();
+        for i in others {
+            if let Some(n) = self.cluster.lock_node(i) {
+                elsewhere.extend(topology::leases(&n.direct_url()).await?);
+            }
+        }
+        // By key, not by value: a stale copy of the room's lease elsewhere (granted
+        // before the cut, released after it) would still keep the second client out
+        // until it expired, and the strike would prove nothing.
+        Ok(mine
+            .iter()
+            .any(|(key, _)| !elsewhere.iter().any(|(k, _)| k == key)))
+    }
+
+    /// The node the fault hits, for the history: its index and address.
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
+    /// Acts on a firing when the fault strikes inside a holder's critical section: at
+    /// the first booking INSERT held in the window (a client that books holds its lease,
+    /// granted just before), `clock-jump-redis` jumps the node's clock (and, on Redlock, ends the
+    /// partition of the next two nodes), `failover-redis` kills the primary. Striking at
+    /// a grant instead would mostly hit clients that find the room taken and let go at
+    /// once. Once per window; returns what it did, to log as a firing of its own.
+    pub async fn strike(&mut self, firing: &Firing) -> Result<Option<Firing>, NodeError> {
+        // A booking's INSERT: a cancel's DELETE takes no lease.
+        let holder_at_work = firing.server == "postgres" && firing.command == "INSERT";
+        if self.struck || !holder_at_work || !self.lease_only_on_target().await? {
+            return Ok(None);
+        }
+        let node = self.lock_node();
+        let target = Some(format!("node {} {}", self.node, node.direct_addr()));
+        let done = match self.fault {
+            Fault::ClockJumpRedis => {
+                let by = self.jump;
+                let jumped = clock::jump(&node.direct_url(), by).await?;
+                for &i in &self.cut {
+                    if let Some(n) = self.cluster.lock_node(i) {
+                        // Whatever the partition held is dropped with its connections,
+                        // as a network that lost those packets would: reset first, so
+                        // the heal cannot release a held request on its way.
+                        n.proxy().reset_connections();
+                        n.proxy().heal();
+                    }
+                }
+                Firing {
+                    server: "redis",
+                    action: "jumped",
+                    command: format!(
+                        "clock +{} ms: {} keys expired, {} shortened",
+                        by.as_millis(),
+                        jumped.expired,
+                        jumped.shortened
+                    ),
+                    kind: "clock",
+                    target,
+                    held_ms: None,
+                    connection: firing.connection,
+                }
+            }
+            Fault::FailoverRedis => {
+                node.kill().await?;
+                Firing {
+                    server: "redis",
+                    action: "killed",
+                    command: "SIGKILL".into(),
+                    kind: "failover",
+                    target,
+                    held_ms: None,
+                    connection: firing.connection,
+                }
+            }
+            _ => return Ok(None),
+        };
+        self.struck = true;
+        Ok(Some(done))
     }
 
     /// The fault held.
@@ -277,7 +477,21 @@ impl ActiveFault {
         self.healed = true;
         match self.fault {
             Fault::KillDb => self.cluster.postgres.restart().await,
-            Fault::KillRedis => self.cluster.redis.restart().await,
+            Fault::KillRedis => self.lock_node().restart().await,
+            Fault::FailoverRedis => {
+                self.heal_now();
+                let restarted = if self.struck {
+                    self.lock_node().restart().await
+                } else {
+                    Ok(())
+                };
+                let replica = self.replica.and_then(|r| self.cluster.lock_node(r));
+                if let Some(r) = replica {
+                    let password = r.password().unwrap_or_default().to_string();
+                    topology::restore_replication(&r.direct_url(), &password).await?;
+                }
+                restarted
+            }
             Fault::KillService => match &self.service {
                 Some(s) => s
                     .restart(FAULTED_REPLICA)
@@ -309,22 +523,49 @@ impl ActiveFault {
                 }
             }
             // Acts on both proxies.
-            Fault::LostRenewal => {
+            Fault::LostRenewal | Fault::ClockJumpRedis | Fault::FailoverRedis => {
                 self.cluster.postgres.proxy().heal();
-                self.cluster.redis.proxy().heal();
-            }
-            Fault::KillDb | Fault::KillRedis => {
-                if let Some(kind) = target(self.fault) {
-                    let _ = self.cluster.node(kind).respawn_now();
+                self.lock_node().proxy().heal();
+                for &i in &self.cut {
+                    if let Some(n) = self.cluster.lock_node(i) {
+                        n.proxy().heal();
+                    }
                 }
+                if self.fault == Fault::FailoverRedis && self.struck && !self.healed {
+                    // Dropped unhealed (an error, Ctrl-C): the primary comes back without
+                    // waiting, and the replica gets its password back in the background.
+                    let _ = self.lock_node().respawn_now();
+                    self.restore_replica_later();
+                }
+            }
+            Fault::KillDb => {
+                let _ = self.cluster.postgres.respawn_now();
+            }
+            Fault::KillRedis => {
+                let _ = self.lock_node().respawn_now();
             }
             _ => {
-                if let Some(kind) = target(self.fault) {
-                    let n = self.cluster.node(kind);
-                    n.proxy().heal();
-                    n.resume_now();
-                }
+                let n = match target(self.fault) {
+                    Some(crate::nodes::ServerKind::Redis) => self.lock_node(),
+                    Some(kind) => self.cluster.node(kind),
+                    None => return,
+                };
+                n.proxy().heal();
+                n.resume_now();
             }
+        }
+    }
+
+    /// From a drop: gives the cut replica its password back on the runtime, if any.
+    fn restore_replica_later(&self) {
+        let Some(r) = self.replica.and_then(|r| self.cluster.lock_node(r)) else {
+            return;
+        };
+        let (url, password) = (r.direct_url(), r.password().unwrap_or_default().to_string());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = topology::restore_replication(&url, &password).await;
+            });
         }
     }
 }

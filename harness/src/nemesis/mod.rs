@@ -173,6 +173,21 @@ impl Nemesis {
             if let Some(kind) = target(fault) {
                 obj.insert("target".into(), json!(kind.to_string()));
             }
+            if target(fault) == Some(ServerKind::Redis) {
+                // Which node of the topology it hits, for the report.
+                let node = match self.params.fault_node {
+                    Some(n) => n,
+                    None => self.cluster.default_fault_node().await,
+                };
+                obj.insert(
+                    "lock_service".into(),
+                    json!(self.cluster.topology.service().name()),
+                );
+                obj.insert("node".into(), json!(node));
+                if let Some(n) = self.cluster.lock_node(node) {
+                    obj.insert("node_addr".into(), json!(n.direct_addr().to_string()));
+                }
+            }
             if let (true, Some(service)) = (fault.needs_service(), &self.service) {
                 let i = crate::sut::service::FAULTED_REPLICA;
                 obj.insert("target".into(), json!("service"));
@@ -211,7 +226,18 @@ impl Nemesis {
         let stopped = loop {
             tokio::select! {
                 stopped = wait_until(clock, window.stop, stop) => break stopped,
-                Some(firing) = guard.next_firing() => self.log_firing(&fire, &firing),
+                Some(firing) = guard.next_firing() => {
+                    self.log_firing(&fire, &firing);
+                    // The faults that strike right after a grant do it now.
+                    match guard.strike(&firing).await {
+                        Ok(Some(struck)) => self.log_firing(&fire, &struck),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let value = OpValue::default();
+                            self.log(OpType::Info, &fire, value, Some(e.to_string()));
+                        }
+                    }
+                }
             }
         };
 

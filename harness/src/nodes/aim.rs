@@ -95,6 +95,13 @@ pub enum Aim {
         /// Statements held besides the writes.
         also: Option<SlowSql>,
     },
+    /// Postgres: every INSERT (a booking being written; a cancel's DELETE and every
+    /// COMMIT pass) is held for `hold` on its way to the server: a lease holder at work,
+    /// for the faults that strike during its critical section.
+    SlowInserts {
+        /// How long each INSERT is held.
+        hold: Duration,
+    },
     /// Postgres: the server's answer to a COMMIT that committed is swallowed and the
     /// connection cut, so the client cannot know whether it committed.
     LostCommitAck,
@@ -113,7 +120,9 @@ impl Aim {
     /// The protocol the aim needs its proxy to follow.
     pub fn protocol(&self) -> Protocol {
         match self {
-            Aim::SlowWrites { .. } | Aim::LostCommitAck => Protocol::Postgres,
+            Aim::SlowWrites { .. } | Aim::SlowInserts { .. } | Aim::LostCommitAck => {
+                Protocol::Postgres
+            }
             Aim::SlowLockGrant { .. } | Aim::LostRenewal => Protocol::Redis,
         }
     }
@@ -388,10 +397,13 @@ impl Follow {
                 let aim = armed
                     .filter(|_| !front.is_lost())
                     .and_then(|a| match &a.aim {
-                        Aim::SlowWrites { hold, jitter, also } => Some((a, *hold, *jitter, also)),
+                        Aim::SlowWrites { hold, jitter, also } => {
+                            Some((a, *hold, *jitter, also, false))
+                        }
+                        Aim::SlowInserts { hold } => Some((a, *hold, Duration::ZERO, &None, true)),
                         _ => None,
                     });
-                let Some((armed, hold, jitter, also)) = aim else {
+                let Some((armed, hold, jitter, also, inserts_only)) = aim else {
                     // Following only: the prepared statements' SQL is kept for later.
                     let _ = front.feed(chunk, |_| {});
                     return Plan::Pass;
@@ -408,6 +420,9 @@ impl Follow {
                     let Some((kind, table)) = slow_writes_kind(sql, also.as_ref()) else {
                         return;
                     };
+                    if inserts_only && first_word(sql) != "INSERT" {
+                        return;
+                    }
                     let mut held = hold;
                     if !jitter.is_zero() {
                         let extra = rand::rng().random_range(0..=jitter.as_micros() as u64);
@@ -563,6 +578,7 @@ impl Follow {
                     Aim::SlowLockGrant { hold } => Some((a, hold)),
                     _ => None,
                 });
+
                 let mut hold_from: Option<(u64, Duration, oneshot::Receiver<()>)> = None;
                 let mut pairing = lock(pairing);
                 let _ = replies.feed(chunk, |reply| {

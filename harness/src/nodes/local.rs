@@ -27,10 +27,32 @@ const POSTGRES_USER: &str = "postgres";
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How one Redis node of a lock-service topology differs from the plain server: its
+/// name (log and temp dir), the topology's shared password, extra config lines
+/// (replication, Sentinel), a port chosen in advance (other nodes' configs name it), and
+/// whether it runs as a sentinel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeSpec {
+    /// File stem of its log (`redis-3` -> `redis-3.log`); the kind's short name if empty.
+    pub(crate) name: String,
+    /// The password; a fresh random one if `None`.
+    pub(crate) password: Option<String>,
+    /// Config lines after `requirepass`.
+    pub(crate) conf: Vec<String>,
+    /// The port, when other nodes must know it before it starts.
+    pub(crate) port: Option<u16>,
+    /// `redis-server --sentinel`.
+    pub(crate) sentinel: bool,
+}
+
 /// A server process the harness owns.
 #[derive(Debug)]
 pub(crate) struct LocalServer {
     kind: ServerKind,
+    /// Config lines beyond the password (Redis topologies).
+    conf: Vec<String>,
+    /// Runs as a sentinel.
+    sentinel: bool,
     port: u16,
     /// The temp dir: Redis's working dir, or Postgres's data dir parent and socket dir.
     dir: PathBuf,
@@ -53,6 +75,7 @@ impl LocalServer {
     pub(crate) async fn start(
         kind: ServerKind,
         opts: &NodeOptions,
+        spec: &NodeSpec,
     ) -> Result<LocalServer, NodeError> {
         let (bin, initdb) = match kind {
             ServerKind::Redis => (
@@ -78,22 +101,29 @@ impl LocalServer {
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
         // mkdtemp: unpredictable, 0700, never an existing path or a symlink's target.
-        let dir = tempdir::create(kind.short_name())?;
+        let name = if spec.name.is_empty() {
+            kind.short_name().to_string()
+        } else {
+            spec.name.clone()
+        };
+        let dir = tempdir::create(&name)?;
         if !opts.keep {
             reaper::register_dir(&dir);
         }
         let mut server = LocalServer {
             kind,
+            conf: spec.conf.clone(),
+            sentinel: spec.sentinel,
             port: 0,
             dir,
-            log: opts.dir.join(format!("{}.log", kind.short_name())),
+            log: opts.dir.join(format!("{name}.log")),
             keep: opts.keep,
             redis_aof: opts.redis_aof,
             max_connections: opts.max_connections,
             bin,
             run_as,
             pid: Mutex::new(None),
-            password: super::random_password(),
+            password: spec.password.clone().unwrap_or_else(super::random_password),
         };
         if kind == ServerKind::Redis {
             server.write_redis_config()?;
@@ -104,8 +134,12 @@ impl LocalServer {
         // The free port is found by binding and releasing it, so another process may take
         // it before the server binds: retry with a fresh port when the server dies early.
         let mut last = None;
-        for _ in 0..3 {
-            server.port = free_port()?;
+        let attempts = if spec.port.is_some() { 1 } else { 3 };
+        for _ in 0..attempts {
+            server.port = match spec.port {
+                Some(port) => port,
+                None => free_port()?,
+            };
             server.spawn()?;
             match server.wait_ready().await {
                 Ok(()) => return Ok(server),
@@ -124,6 +158,7 @@ impl LocalServer {
     /// when the path would be too long for a socket address.
     pub(crate) fn unix_socket(&self) -> Option<PathBuf> {
         let path = match self.kind {
+            ServerKind::Redis if self.sentinel => return None,
             ServerKind::Redis => self.dir.join("redis.sock"),
             ServerKind::Postgres => self.dir.join(format!(".s.PGSQL.{}", self.port)),
         };
@@ -158,7 +193,12 @@ impl LocalServer {
     /// not on the command line, which every local user can read in /proc.
     fn write_redis_config(&self) -> Result<(), NodeError> {
         let path = self.redis_config();
-        write_private(&path, format!("requirepass {}\n", self.password).as_bytes())
+        let mut conf = format!("requirepass {}\n", self.password);
+        for line in &self.conf {
+            conf.push_str(line);
+            conf.push('\n');
+        }
+        write_private(&path, conf.as_bytes())
     }
 
     fn redis_config(&self) -> PathBuf {
@@ -268,6 +308,16 @@ impl LocalServer {
         let mut cmd = self.command(&self.bin)?;
         let port = self.port.to_string();
         match self.kind {
+            ServerKind::Redis if self.sentinel => {
+                // A sentinel rewrites its config file (what it learns), so the file is
+                // its own, in its 0700 dir; no data, so none of the data flags.
+                cmd.arg(self.redis_config())
+                    .arg("--sentinel")
+                    .args(["--port", &port, "--bind", "127.0.0.1"])
+                    .args(["--daemonize", "no", "--logfile", ""])
+                    .arg("--dir")
+                    .arg(&self.dir);
+            }
             ServerKind::Redis => {
                 // The config file first (redis-server's rule), the flags after it.
                 cmd.arg(self.redis_config())
@@ -499,7 +549,8 @@ pub(crate) async fn probe(
         .map_err(|_| "timed out".to_string())?
 }
 
-fn free_port() -> Result<u16, NodeError> {
+/// A port free now on loopback (another process may take it before we bind it).
+pub(crate) fn free_port() -> Result<u16, NodeError> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| NodeError::io("find a free port", e))?;
     l.local_addr()

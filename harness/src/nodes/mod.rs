@@ -10,6 +10,7 @@
 //! [`ServerHandle::direct_url`], which no fault touches.
 
 pub mod aim;
+pub mod clock;
 mod config;
 pub mod docker;
 mod external;
@@ -19,6 +20,7 @@ pub mod proxy;
 pub mod reaper;
 pub mod scratch;
 pub mod tempdir;
+pub mod topology;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,7 +31,9 @@ use std::time::Duration;
 use crate::nodes::proxy::{FaultProxy, Upstream};
 use docker::{DockerRun, DockerServer};
 pub(crate) use local::log_tail;
-use local::LocalServer;
+use local::{LocalServer, NodeSpec};
+pub use topology::Topology;
+pub use workloads::LockService;
 
 /// Where the servers come from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -100,6 +104,8 @@ pub struct NodeOptions {
     pub redis_aof: bool,
     /// Postgres's `max_connections` (servers overbook starts); see [`max_connections_for`].
     pub max_connections: u32,
+    /// The lock service's topology: one Redis, Sentinel, or Redlock's five nodes.
+    pub lock_service: LockService,
 }
 
 impl NodeOptions {
@@ -111,6 +117,7 @@ impl NodeOptions {
             keep: false,
             redis_aof: false,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            lock_service: LockService::Single,
         }
     }
 }
@@ -240,6 +247,14 @@ pub enum NodeError {
         /// The server's answer.
         reason: String,
     },
+    /// A Redis command overbook needed (a clock jump, cutting replication) failed.
+    #[error("redis: {what}: {reason}")]
+    Redis {
+        /// What was being done.
+        what: String,
+        /// The server's answer.
+        reason: String,
+    },
     /// An external URL could not be used.
     #[error("bad URL {url:?}: {reason}")]
     BadUrl {
@@ -299,6 +314,26 @@ impl ServerHandle {
         opts: &NodeOptions,
         run: Option<&Arc<DockerRun>>,
     ) -> Result<ServerHandle, NodeError> {
+        ServerHandle::start_as(kind, backend, opts, run, &NodeSpec::default()).await
+    }
+
+    /// [`ServerHandle::start`] for one node of a lock-service topology.
+    async fn start_as(
+        kind: ServerKind,
+        backend: &Backend,
+        opts: &NodeOptions,
+        run: Option<&Arc<DockerRun>>,
+        spec: &NodeSpec,
+    ) -> Result<ServerHandle, NodeError> {
+        if *spec != NodeSpec::default() && !matches!(backend, Backend::Local) {
+            return Err(NodeError::Unsupported {
+                action: format!(
+                    "--lock-service {} on --backend {}",
+                    opts.lock_service,
+                    backend.name()
+                ),
+            });
+        }
         let (node, upstream, login) = match backend {
             Backend::Docker { .. } => {
                 let run = run.ok_or_else(|| NodeError::Docker {
@@ -311,7 +346,7 @@ impl ServerHandle {
                 (Node::Docker(server), addr, login)
             }
             Backend::Local => {
-                let server = LocalServer::start(kind, opts).await?;
+                let server = LocalServer::start(kind, opts, spec).await?;
                 let addr = server.addr();
                 let login = server.login();
                 (Node::Local(server), addr, login)
@@ -704,11 +739,14 @@ fn quote(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The run's two servers.
+/// The run's servers: the lock service and the bookings database.
 #[derive(Debug)]
 pub struct Cluster {
-    /// The lock service.
+    /// The lock service's first node: the only one (`single`), the first primary
+    /// (`sentinel`), node 0 (`redlock`).
     pub redis: ServerHandle,
+    /// The lock service's other nodes and sentinels.
+    pub topology: Topology,
     /// The bookings database.
     pub postgres: ServerHandle,
     /// The run's schema, dropped at shutdown unless kept.
@@ -724,12 +762,12 @@ impl Cluster {
             Backend::Docker { images } => Some(DockerRun::create(images).await?),
             _ => None,
         };
-        let (redis, postgres) = tokio::join!(
-            ServerHandle::start(ServerKind::Redis, backend, opts, run.as_ref()),
+        let (lock, postgres) = tokio::join!(
+            topology::start(backend, opts, run.as_ref()),
             ServerHandle::start(ServerKind::Postgres, backend, opts, run.as_ref())
         );
         drop(run);
-        let (redis, mut postgres) = (redis?, postgres?);
+        let ((redis, topology), mut postgres) = (lock?, postgres?);
         // The designs' tables go in a schema of the run's own, on every backend alike.
         let schema = scratch::Scratch::create(
             scratch::ScratchKind::Schema,
@@ -741,6 +779,7 @@ impl Cluster {
         postgres.search_path = Some(schema.name().to_string());
         Ok(Cluster {
             redis,
+            topology,
             postgres,
             schema,
         })
@@ -759,9 +798,46 @@ impl Cluster {
         [&self.redis, &self.postgres]
     }
 
+    /// Data node `i` of the lock service (0 is [`Cluster::redis`]).
+    pub fn lock_node(&self, i: usize) -> Option<&ServerHandle> {
+        match i {
+            0 => Some(&self.redis),
+            _ => self.topology.more.get(i - 1),
+        }
+    }
+
+    /// Every data node of the lock service, node 0 first.
+    pub fn lock_nodes(&self) -> Vec<&ServerHandle> {
+        std::iter::once(&self.redis)
+            .chain(&self.topology.more)
+            .collect()
+    }
+
+    /// The lock-service node Redis faults hit when no `--fault-node` is given: the
+    /// current primary under Sentinel (asked of the sentinels), node 0 otherwise.
+    pub async fn default_fault_node(&self) -> usize {
+        match self.topology.service() {
+            LockService::Sentinel => self.topology.primary(&self.lock_nodes()).await.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// How clients reach the lock service (through the fault proxies).
+    pub fn lock_endpoints(&self) -> workloads::LockEndpoints {
+        self.topology.endpoints(&self.lock_nodes())
+    }
+
+    /// Every server of the run: the lock service's nodes and sentinels, then Postgres.
+    fn every_server(&self) -> Vec<&ServerHandle> {
+        let mut all = self.lock_nodes();
+        all.extend(&self.topology.sentinels);
+        all.push(&self.postgres);
+        all
+    }
+
     /// Removes every proxy fault and resumes paused servers.
     pub fn heal_all(&self) {
-        for n in self.nodes() {
+        for n in self.every_server() {
             n.proxy.heal();
             n.resume_now();
         }
@@ -779,7 +855,7 @@ impl Cluster {
         // Healed first: a paused or partitioned server cannot drop anything.
         self.heal_all();
         let dropped = self.schema.drop_now().await;
-        for n in self.nodes() {
+        for n in self.every_server() {
             n.shutdown();
         }
         dropped

@@ -97,6 +97,11 @@ pub struct RunConfig {
     pub progress: bool,
     /// Test the user's own service instead of `design` (`--service`).
     pub service: Option<ServiceSpec>,
+    /// Where the leases come from: one Redis, Sentinel, or Redlock (`--lock-service`).
+    pub lock_service: workloads::LockService,
+    /// The lock-service node that Redis faults hit (`--fault-node`); `None`: node 0, or
+    /// the current primary under Sentinel.
+    pub fault_node: Option<usize>,
 }
 
 impl RunConfig {
@@ -133,6 +138,8 @@ impl RunConfig {
             command: String::new(),
             progress: true,
             service: None,
+            lock_service: workloads::LockService::Single,
+            fault_node: None,
         }
     }
 
@@ -248,6 +255,7 @@ pub async fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                 keep: cfg.keep,
                 redis_aof: cfg.redis_aof,
                 max_connections: crate::nodes::max_connections_for(cfg.concurrency),
+                lock_service: cfg.lock_service,
             },
         )
         .await?,
@@ -340,6 +348,7 @@ async fn run_on(
         client_pause: cfg.client_pause,
         lock_ttl: cfg.lock_ttl,
         slow_sql: cfg.slow_sql.clone(),
+        fault_node: cfg.fault_node,
     };
     let nemesis = Nemesis::new(
         schedule,
@@ -523,6 +532,13 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
     let ms = |d: Duration| format!("{} ms", d.as_millis());
     let mut params = std::collections::BTreeMap::new();
     params.insert("lock-ttl".to_string(), ms(cfg.lock_ttl));
+    params.insert(
+        "lock-service".to_string(),
+        format!("{} ({})", cfg.lock_service, cfg.lock_service.topology()),
+    );
+    if let Some(n) = cfg.fault_node {
+        params.insert("fault-node".to_string(), n.to_string());
+    }
     params.insert("db-latency".to_string(), ms(cfg.db_latency));
     params.insert("redis-latency".to_string(), ms(cfg.redis_latency));
     params.insert("client-pause".to_string(), ms(cfg.client_pause));

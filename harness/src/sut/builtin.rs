@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use checkers::BookingRow;
-use workloads::{Client, Config, DesignName, Outcome, Request};
+use workloads::{Client, Config, DesignName, LockEndpoints, Outcome, Request};
 
 use super::{BoxFuture, Session, SutError, System};
 use crate::nodes::Cluster;
@@ -18,7 +18,7 @@ pub struct BuiltinSystem {
     cfg: Config,
     /// Through the fault proxies: what users get.
     pg_url: String,
-    redis_url: String,
+    lock: LockEndpoints,
     /// Straight to the server: setup and the final read.
     direct_pg_url: String,
     /// The longest a connect may take before it counts as failed.
@@ -37,7 +37,7 @@ impl BuiltinSystem {
             design,
             cfg,
             pg_url: cluster.postgres.url(),
-            redis_url: cluster.redis.url(),
+            lock: cluster.lock_endpoints(),
             direct_pg_url: cluster.postgres.direct_url(),
             connect_timeout,
         }
@@ -84,7 +84,7 @@ impl System for BuiltinSystem {
     fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>> {
         Box::pin(async move {
             let connect =
-                Client::connect(self.design, self.cfg.clone(), &self.pg_url, &self.redis_url);
+                Client::connect_to(self.design, self.cfg.clone(), &self.pg_url, &self.lock);
             match tokio::time::timeout(self.connect_timeout, connect).await {
                 Ok(Ok(client)) => Ok(Box::new(BuiltinSession(client)) as Box<dyn Session>),
                 Ok(Err(e)) => Err(SutError::Open(with_causes(&e))),

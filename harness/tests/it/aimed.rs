@@ -7,6 +7,7 @@
 //! outlasts the lease, every COMMIT answer in a window is lost, every lease grant is held
 //! past the lease's end, every renewal is dropped.
 
+use crate::verdict::{checker, describe};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -354,21 +355,6 @@ async fn run_checked(cfg: RunConfig) -> (Results, History) {
     let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
     let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
     (out.results, history)
-}
-
-fn checker<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
-    r.checks
-        .iter()
-        .find(|c| c.checker == name)
-        .unwrap_or_else(|| panic!("no checker {name}"))
-}
-
-fn describe(r: &Results) -> String {
-    r.checks
-        .iter()
-        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The `fire-<fault>` events of a history, as their details.

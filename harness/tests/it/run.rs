@@ -4,6 +4,7 @@
 //! Runs are short (a few seconds, time scaled down further than the CLI default) so the
 //! suite stays fast; each asserts on the checkers' verdict and on which checker fired.
 
+use crate::verdict::{checker, describe};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,21 +41,6 @@ async fn run_with_history(cfg: RunConfig) -> (Results, checkers::History) {
     let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
     let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
     (out.results, history)
-}
-
-fn checker<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
-    r.checks
-        .iter()
-        .find(|c| c.checker == name)
-        .unwrap_or_else(|| panic!("no checker {name}"))
-}
-
-fn describe(r: &Results) -> String {
-    r.checks
-        .iter()
-        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Regression: under db-latency this canary failed about 4 runs in 15 (every round trip

@@ -1,0 +1,450 @@
+//! Lock-service topologies: the Redis nodes (and sentinels) a run's leases come from,
+//! each behind its own fault proxy, all started at once.
+//!
+//! - `single`: one Redis, as before.
+//! - `redlock`: five independent Redis nodes sharing the run's password; nothing links
+//!   them, as the algorithm requires.
+//! - `sentinel`: a primary, one replica (`replicaof` the primary, `masterauth` the
+//!   password) and three sentinels (`redis-server --sentinel`, `requirepass` too), quorum
+//!   two, a short `down-after-milliseconds` so a failover completes within a few leases.
+//!
+//! Sentinel and the replica reach the nodes directly, never through a fault proxy: what a
+//! fault on a node's proxy models is the clients' network, and Sentinel answers with the
+//! nodes' own addresses, which the clients map back to the proxies
+//! ([`workloads::SentinelEndpoints::routes`]), so faults keep applying after a failover.
+//!
+//! Ready means ready for what clients need, not a settled cluster: every sentinel names
+//! the primary and the replica's link is up. The sentinels are told of each other and of
+//! the replica in their config files (`known-sentinel`, `known-replica`, their own
+//! `myid`), instead of discovering each other over two-second hello rounds, so they can
+//! agree on a failover from the start.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use workloads::{redlock, LockEndpoints, LockService, SentinelEndpoints};
+
+use super::docker::DockerRun;
+use super::local::NodeSpec;
+use super::{Backend, NodeError, NodeOptions, ServerHandle, ServerKind};
+
+/// The name Sentinel monitors the primary by.
+pub const MASTER_NAME: &str = "overbook";
+
+/// How long the sentinels wait before calling an unanswering primary down. Short, so a
+/// failover fits in a test; long enough that a loaded machine does not fail over by
+/// itself (a false failover would be a fault nobody injected).
+pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
+
+/// How long a topology may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The lock service's nodes beyond the first, and the sentinels.
+#[derive(Debug)]
+pub struct Topology {
+    service: LockService,
+    /// Data nodes 1.. (node 0 is the cluster's `redis`).
+    pub(crate) more: Vec<ServerHandle>,
+    /// The sentinels (`sentinel` only).
+    pub(crate) sentinels: Vec<ServerHandle>,
+    /// From the first spawn to ready.
+    ready_in: Duration,
+}
+
+impl Topology {
+    /// Which lock service this is.
+    pub fn service(&self) -> LockService {
+        self.service
+    }
+
+    /// The sentinels, each behind its proxy (empty unless `sentinel`).
+    pub fn sentinels(&self) -> &[ServerHandle] {
+        &self.sentinels
+    }
+
+    /// How long the whole topology took from the first spawn to ready.
+    pub fn ready_in(&self) -> Duration {
+        self.ready_in
+    }
+
+    /// How clients reach it: `nodes` are the data nodes, node 0 first.
+    pub(crate) fn endpoints(&self, nodes: &[&ServerHandle]) -> LockEndpoints {
+        match self.service {
+            LockService::Single => LockEndpoints::Single(nodes[0].url()),
+            LockService::Redlock => LockEndpoints::Redlock(nodes.iter().map(|n| n.url()).collect()),
+            LockService::Sentinel => LockEndpoints::Sentinel(SentinelEndpoints {
+                sentinels: self.sentinels.iter().map(|s| s.url()).collect(),
+                master_name: MASTER_NAME.to_string(),
+                routes: nodes
+                    .iter()
+                    .map(|n| (n.direct_addr().to_string(), n.url()))
+                    .collect(),
+            }),
+        }
+    }
+
+    /// The index of the data node the sentinels name as primary now (`sentinel` only;
+    /// `None` when none answers or the answer is not one of `nodes`).
+    pub(crate) async fn primary(&self, nodes: &[&ServerHandle]) -> Option<usize> {
+        for s in &self.sentinels {
+            if let Ok(Some(addr)) = ask_primary(&s.direct_url()).await {
+                return nodes.iter().position(|n| n.direct_addr() == addr);
+            }
+        }
+        None
+    }
+}
+
+/// Starts the lock service `opts.lock_service` names: node 0 and the rest.
+pub(crate) async fn start(
+    backend: &Backend,
+    opts: &NodeOptions,
+    run: Option<&Arc<DockerRun>>,
+) -> Result<(ServerHandle, Topology), NodeError> {
+    let started = Instant::now();
+    let service = opts.lock_service;
+    let password = super::random_password();
+    let (nodes, sentinels) = match service {
+        LockService::Single => (
+            vec![ServerHandle::start(ServerKind::Redis, backend, opts, run).await?],
+            Vec::new(),
+        ),
+        LockService::Redlock => {
+            let specs: Vec<NodeSpec> = (0..redlock::NODES)
+                .map(|i| NodeSpec {
+                    name: node_name(i),
+                    password: Some(password.clone()),
+                    ..NodeSpec::default()
+                })
+                .collect();
+            (start_all(&specs, backend, opts, run).await?, Vec::new())
+        }
+        LockService::Sentinel => start_sentinel(&password, backend, opts, run).await?,
+    };
+    let mut nodes = nodes.into_iter();
+    let first = nodes.next().ok_or_else(|| NodeError::Docker {
+        what: "start the lock service".into(),
+        reason: "no node".into(),
+    })?;
+    let topology = Topology {
+        service,
+        more: nodes.collect(),
+        sentinels,
+        ready_in: started.elapsed(),
+    };
+    Ok((first, topology))
+}
+
+/// Node 0 keeps the single server's name (`redis.log`); the others are numbered.
+fn node_name(i: usize) -> String {
+    match i {
+        0 => "redis".to_string(),
+        i => format!("redis-{i}"),
+    }
+}
+
+/// Starts every node of `specs` at once; all or nothing (a node that started is stopped
+/// when the others fail, by its drop).
+async fn start_all(
+    specs: &[NodeSpec],
+    backend: &Backend,
+    opts: &NodeOptions,
+    run: Option<&Arc<DockerRun>>,
+) -> Result<Vec<ServerHandle>, NodeError> {
+    join_all(
+        specs
+            .iter()
+            .map(|s| ServerHandle::start_as(ServerKind::Redis, backend, opts, run, s)),
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// `n` distinct free loopback ports (held together while chosen, so never the same twice).
+fn free_ports(n: usize) -> Result<Vec<u16>, NodeError> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NodeError::io("find free ports", e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::io("find free ports", e))
+}
+
+async fn start_sentinel(
+    password: &str,
+    backend: &Backend,
+    opts: &NodeOptions,
+    run: Option<&Arc<DockerRun>>,
+) -> Result<(Vec<ServerHandle>, Vec<ServerHandle>), NodeError> {
+    let ports = free_ports(5)?;
+    let (primary, replica) = (ports[0], ports[1]);
+    let auth = format!("masterauth {password}");
+    // A primary waits 5 s by default for more replicas before a diskless full sync;
+    // there is only one, so the sync (and readiness) starts at once.
+    let no_sync_delay = "repl-diskless-sync-delay 0".to_string();
+    let data = [
+        NodeSpec {
+            name: node_name(0),
+            password: Some(password.to_string()),
+            conf: vec![auth.clone(), no_sync_delay.clone()],
+            port: Some(primary),
+            sentinel: false,
+        },
+        NodeSpec {
+            name: node_name(1),
+            password: Some(password.to_string()),
+            conf: vec![
+                auth,
+                no_sync_delay,
+                format!("replicaof 127.0.0.1 {primary}"),
+            ],
+            port: Some(replica),
+            sentinel: false,
+        },
+    ];
+    let ids: Vec<String> = (0..3)
+        .map(|_| super::random_password() + "00000000")
+        .collect();
+    let sentinel_ports = &ports[2..];
+    let specs: Vec<NodeSpec> = (0..3)
+        .map(|i| {
+            let mut conf = vec![
+                format!("sentinel myid {}", ids[i]),
+                format!("sentinel monitor {MASTER_NAME} 127.0.0.1 {primary} 2"),
+                format!("sentinel auth-pass {MASTER_NAME} {password}"),
+                format!("sentinel sentinel-pass {password}"),
+                format!(
+                    "sentinel down-after-milliseconds {MASTER_NAME} {}",
+                    DOWN_AFTER.as_millis()
+                ),
+                format!("sentinel failover-timeout {MASTER_NAME} 3000"),
+                format!("sentinel parallel-syncs {MASTER_NAME} 1"),
+                format!("sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica}"),
+            ];
+            for j in (0..3).filter(|&j| j != i) {
+                conf.push(format!(
+                    "sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {} {}",
+                    sentinel_ports[j], ids[j]
+                ));
+            }
+            NodeSpec {
+                name: format!("sentinel-{i}"),
+                password: Some(password.to_string()),
+                conf,
+                port: Some(sentinel_ports[i]),
+                sentinel: true,
+            }
+        })
+        .collect();
+    // The data nodes and the sentinels all at once: a sentinel that finds the primary
+    // not up yet simply retries.
+    let (nodes, sentinels) = tokio::join!(
+        start_all(&data, backend, opts, run),
+        start_all(&specs, backend, opts, run)
+    );
+    let (nodes, sentinels) = (nodes?, sentinels?);
+    wait_sentinel_ready(&nodes, &sentinels).await?;
+    Ok((nodes, sentinels))
+}
+
+/// What a sentinel names as the primary, straight from it.
+async fn ask_primary(url: &str) -> Result<Option<SocketAddr>, redis::RedisError> {
+    let ask = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg(MASTER_NAME)
+            .query_async::<Option<(String, u16)>>(&mut conn)
+            .await
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .map_err(|_| {
+            redis::RedisError::from((redis::ErrorKind::Io, "sentinel did not answer in time"))
+        })??;
+    Ok(answer.and_then(|(host, port)| format!("{host}:{port}").parse().ok()))
+}
+
+/// Whether the replica's link to its primary is up, straight from it.
+async fn replica_linked(url: &str) -> bool {
+    let ask = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO")
+            .arg("replication")
+            .query_async::<String>(&mut conn)
+            .await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ask).await,
+        Ok(Ok(info)) if info.contains("master_link_status:up")
+    )
+}
+
+/// Cuts the replication of the replica at `url` (straight to it): its `masterauth` is
+/// set to a wrong password and its link to the primary closed, so it reconnects and is
+/// refused. Sentinel does not repair `masterauth`, and still sees both nodes up, so
+/// nothing fails over until the primary really dies. Undone by [`restore_replication`].
+pub(crate) async fn cut_replication(url: &str) -> Result<(), NodeError> {
+    let wrong = format!("cut-by-overbook-{}", super::random_password());
+    replica_command(url, &["CONFIG", "SET", "masterauth", &wrong]).await?;
+    replica_command(url, &["CLIENT", "KILL", "TYPE", "master"]).await
+}
+
+/// Cuts the replica's replication at a moment the primary holds no lease, so that every
+/// lease granted from then on exists on the primary only, and the replica holds no copy
+/// of any room's lease (a lease granted before the cut and released after it would stay
+/// on the replica until it expired). Each try freezes the primary's writes for a moment
+/// (`CLIENT PAUSE WRITE`), so the check and the cut see the same keyspace; after
+/// `within` without such a moment it cuts anyway. Returns whether the keyspace was empty.
+pub(crate) async fn cut_replication_between_leases(
+    primary_url: &str,
+    replica_url: &str,
+    within: Duration,
+) -> Result<bool, NodeError> {
+    let deadline = Instant::now() + within;
+    loop {
+        replica_command(primary_url, &["CLIENT", "PAUSE", "2000", "WRITE"]).await?;
+        let empty = leases(primary_url).await.map(|l| l.is_empty());
+        let last_try = Instant::now() >= deadline;
+        let cut = match empty {
+            Ok(true) => cut_replication(replica_url).await.map(|()| true),
+            Ok(false) if last_try => cut_replication(replica_url).await.map(|()| false),
+            Ok(false) => Ok(false),
+            Err(e) => Err(e),
+        };
+        replica_command(primary_url, &["CLIENT", "UNPAUSE"]).await?;
+        match cut {
+            Ok(true) => return Ok(true),
+            Ok(false) if last_try => return Ok(false),
+            Ok(false) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Gives the replica at `url` its `masterauth` back: it links again by itself.
+pub(crate) async fn restore_replication(url: &str, password: &str) -> Result<(), NodeError> {
+    replica_command(url, &["CONFIG", "SET", "masterauth", password]).await
+}
+
+async fn replica_command(url: &str, args: &[&str]) -> Result<(), NodeError> {
+    let err = |e: redis::RedisError| NodeError::Redis {
+        what: args[..2].join(" "),
+        reason: e.to_string(),
+    };
+    let client = redis::Client::open(url).map_err(err)?;
+    let run = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query_async::<redis::Value>(&mut conn).await
+    };
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .map_err(|_| NodeError::Redis {
+            what: args[..2].join(" "),
+            reason: "no answer in 5 s".into(),
+        })?
+        .map_err(err)?;
+    Ok(())
+}
+
+/// The leases a node holds now (`lock:*` keys and their values), straight from it.
+pub(crate) async fn leases(url: &str) -> Result<Vec<(String, String)>, NodeError> {
+    let err = |e: redis::RedisError| NodeError::Redis {
+        what: "read the leases".into(),
+        reason: e.to_string(),
+    };
+    let read = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("lock:*")
+            .query_async(&mut conn)
+            .await?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .map_err(|_| NodeError::Redis {
+            what: "read the leases".into(),
+            reason: "no answer in 5 s".into(),
+        })?
+        .map_err(err)
+}
+
+/// Polls until every sentinel names the primary and the replica is linked to it.
+async fn wait_sentinel_ready(
+    nodes: &[ServerHandle],
+    sentinels: &[ServerHandle],
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let primary = nodes[0].direct_addr();
+    loop {
+        let named = join_all(sentinels.iter().map(ask_primary_url)).await;
+        let all_named = named.iter().all(|a| *a == Some(primary));
+        if all_named && replica_linked(&nodes[1].direct_url()).await {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(NodeError::NotReady {
+                kind: ServerKind::Redis,
+                addr: primary,
+                waited: started.elapsed(),
+                reason: format!(
+                    "sentinels name {named:?} as primary (want {primary}), or the replica is \
+                     not linked"
+                ),
+                log_tail: sentinels
+                    .first()
+                    .and_then(|s| s.log_path())
+                    .map(super::log_tail)
+                    .unwrap_or_default(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ask_primary_url(s: &ServerHandle) -> Option<SocketAddr> {
+    ask_primary(&s.direct_url()).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let ports = free_ports(5).unwrap();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 5);
+    }
+
+    #[test]
+    fn node_zero_keeps_the_single_servers_name() {
+        assert_eq!(node_name(0), "redis");
+        assert_eq!(node_name(4), "redis-4");
+    }
+}
