@@ -415,6 +415,10 @@ pub struct MatrixArgs {
     /// Designs (rows), comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     pub designs: String,
+    /// Lock services, comma-separated, or `all` (single, sentinel, redlock): each design
+    /// gets a row per service, named `design@service` off a single Redis (docs/locks.md).
+    #[arg(long, default_value = "single", value_name = "SERVICES")]
+    pub lock_services: String,
     /// Faults (columns), comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     pub faults: String,

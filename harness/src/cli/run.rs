@@ -349,7 +349,6 @@ fn print_alert(results: &checkers::Results) {
     }
 }
 
-/// The command line that reproduces this run: every choice spelled out, the seed included.
 /// `--lock-service` and `--fault-node`, checked before anything starts: a known service,
 /// a node it has, a backend that can start it, and no fault that needs another one.
 fn check_lock_service(
@@ -383,6 +382,7 @@ fn check_lock_service(
     Ok(lock)
 }
 
+/// The command line that reproduces this run: every choice spelled out, the seed included.
 fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let mut cmd = format!(

@@ -19,6 +19,7 @@ use clap::Parser;
 use reports::matrix::{render_matrix_page, Matrix, MatrixCell};
 use serde::{Deserialize, Serialize};
 use workloads::DesignName;
+use workloads::LockService;
 
 use crate::cli::{MatrixArgs, MatrixMergeArgs};
 pub mod diff;
@@ -58,15 +59,30 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
     let service = crate::cli::run::service_spec(&args.service)?;
     // One row for a service; else the designs asked for.
     let designs: Vec<Row> = if service.is_some() {
+        if args.lock_services != "single" {
+            bail!("--lock-services is for the built-in designs; a --service takes its leases from the one Redis in REDIS_URL");
+        }
         vec![Row::Service]
     } else {
-        parse_list(&args.designs, DesignName::all(), |s| {
+        let designs = parse_list(&args.designs, DesignName::all(), |s| {
             s.parse::<DesignName>().map_err(|e| e.to_string())
         })
-        .context("--designs")?
-        .into_iter()
-        .map(Row::Design)
-        .collect()
+        .context("--designs")?;
+        let services = parse_list(&args.lock_services, &LockService::ALL, |s| {
+            s.parse::<LockService>().map_err(|e| e.to_string())
+        })
+        .context("--lock-services")?;
+        // Service-major, so each lock service's rows stand together on the page; a
+        // design that cannot run on a service (lock-renewal on Redlock) has no row there.
+        services
+            .iter()
+            .flat_map(|&l| {
+                designs
+                    .iter()
+                    .filter(move |d| d.runs_on(l))
+                    .map(move |&d| Row::Design(d, l))
+            })
+            .collect()
     };
     // `all` means every fault the row can take: the service faults need a service, and
     // client-pause needs a hook inside a built-in design.
@@ -375,52 +391,63 @@ fn check_shards(dirs: &[PathBuf], allow_partial: bool) -> anyhow::Result<()> {
 /// Checks every cell's `overbook run` arguments as the cell would parse them: the flags
 /// after `--`, their ranges, and that each cell's fault fits the time limit.
 fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
-    let Some(first) = cells.first() else {
-        return Ok(());
-    };
     let time_limit = format!("{}ms", args.time_limit.as_millis());
-    let seed = first.seed.to_string();
-    // The cell's system under test, spelled as the cell's own command line spells it.
-    let row: Vec<String> = match first.design {
-        Row::Design(d) => vec!["--design".to_string(), d.as_str().to_string()],
-        Row::Service => service_args(&args.service),
-    };
-    let mut argv: Vec<&str> = vec!["overbook", "run"];
-    argv.extend(row.iter().map(String::as_str));
-    argv.extend([
-        "--fault",
-        first.fault.name(),
-        "--seed",
-        &seed,
-        "--time-limit",
-        &time_limit,
-        "--quiet",
-    ]);
-    argv.extend(args.run_args.iter().map(String::as_str));
-    let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
-        anyhow::anyhow!(
-            "the run options after `--` ({}) are not valid for `overbook run`: {}",
-            args.run_args.join(" "),
-            e.to_string().trim()
-        )
-    })?;
-    let crate::cli::Command::Run(run_args) = cli.command else {
-        bail!("the run options after `--` changed the subcommand");
-    };
-    let (cfg, _) = crate::cli::run::config_from_args(&run_args)
-        .with_context(|| format!("--time-limit {time_limit} -- {}", args.run_args.join(" ")))?;
-    for cell in cells {
-        let cell_cfg = crate::run::RunConfig {
-            faults: vec![cell.fault],
-            seed: cell.seed,
-            ..cfg.clone()
+    // Each row once (a lock service may refuse the backend the run options ask for),
+    // then every cell's schedule against its row's configuration.
+    let mut rows: Vec<Row> = cells.iter().map(|c| c.design).collect();
+    rows.sort();
+    rows.dedup();
+    for row in rows {
+        let Some(first) = cells.iter().find(|c| c.design == row) else {
+            continue;
         };
-        crate::cli::run::check_schedule_fits(&cell_cfg).with_context(|| {
-            format!(
-                "cell {} under {} (seed {})",
-                cell.design, cell.fault, cell.seed
+        let seed = first.seed.to_string();
+        // The cell's system under test, spelled as the cell's own command line spells it.
+        let subject: Vec<String> = match row {
+            Row::Design(..) => row.design_args(),
+            Row::Service => service_args(&args.service),
+        };
+        let mut argv: Vec<&str> = vec!["overbook", "run"];
+        argv.extend(subject.iter().map(String::as_str));
+        argv.extend([
+            "--fault",
+            first.fault.name(),
+            "--seed",
+            &seed,
+            "--time-limit",
+            &time_limit,
+            "--quiet",
+        ]);
+        argv.extend(args.run_args.iter().map(String::as_str));
+        let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
+            anyhow::anyhow!(
+                "the run options after `--` ({}) are not valid for `overbook run`: {}",
+                args.run_args.join(" "),
+                e.to_string().trim()
             )
         })?;
+        let crate::cli::Command::Run(run_args) = cli.command else {
+            bail!("the run options after `--` changed the subcommand");
+        };
+        let (cfg, _) = crate::cli::run::config_from_args(&run_args).with_context(|| {
+            format!(
+                "row {row}: --time-limit {time_limit} -- {}",
+                args.run_args.join(" ")
+            )
+        })?;
+        for cell in cells.iter().filter(|c| c.design == row) {
+            let cell_cfg = crate::run::RunConfig {
+                faults: vec![cell.fault],
+                seed: cell.seed,
+                ..cfg.clone()
+            };
+            crate::cli::run::check_schedule_fits(&cell_cfg).with_context(|| {
+                format!(
+                    "cell {} under {} (seed {})",
+                    cell.design, cell.fault, cell.seed
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -538,8 +565,8 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
     let mut cmd = Command::new(exe);
     cmd.arg("run");
     match cell.design {
-        Row::Design(d) => {
-            cmd.args(["--design", d.as_str()]);
+        Row::Design(..) => {
+            cmd.args(cell.design.design_args());
         }
         Row::Service => {
             cmd.args(service_args(&args.service));
@@ -573,7 +600,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
     };
     let wall_ms = started.elapsed().as_millis() as u64;
     let subject = match cell.design {
-        Row::Design(d) => format!("--design {d}"),
+        Row::Design(..) => cell.design.design_args().join(" "),
         Row::Service => service_args(&args.service)
             .iter()
             .map(|a| crate::cli::run::shell_quote(a))

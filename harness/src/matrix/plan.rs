@@ -1,12 +1,12 @@
-//! The matrix plan: which (design, fault, seed) cells exist, what each is expected to
-//! show, and which shard runs which. Pure values, decided before anything runs, so that
+//! The matrix plan: which (design on a lock service, fault, seed) cells exist, what each
+//! is expected to show, and which shard runs which. Pure values, decided before anything runs, so that
 //! N CI runners given the same arguments split the same cell list without talking.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use workloads::DesignName;
+use workloads::{DesignName, LockService};
 
 use crate::nemesis::Fault;
 
@@ -37,33 +37,84 @@ impl FromStr for Expectation {
     }
 }
 
-/// What a matrix row tests: a built-in design, or the user's service (`--service`).
+/// What a matrix row tests: a built-in design on a lock service, or the user's service
+/// (`--service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Row {
-    /// A built-in design.
-    Design(DesignName),
+    /// A built-in design, taking its leases from a lock service.
+    Design(DesignName, LockService),
     /// The service given by `matrix --service CMD`.
     Service,
 }
 
 impl Row {
-    /// The row's name on the page: the design's, or `service`.
-    pub fn as_str(&self) -> &'static str {
+    /// The row's name on the page and its key across nights: the design's (`lock-only`)
+    /// on a single Redis, `design@service` (`lock-only@redlock`) on the others, or
+    /// `service`. A single-Redis row keeps the name it had before lock services, so
+    /// yesterday's matrix still compares.
+    pub fn name(&self) -> String {
         match self {
-            Row::Design(d) => d.as_str(),
-            Row::Service => "service",
+            Row::Design(d, LockService::Single) => d.as_str().to_string(),
+            Row::Design(d, l) => format!("{d}@{l}"),
+            Row::Service => "service".to_string(),
+        }
+    }
+
+    /// The `overbook run` arguments that select this row's design and lock service
+    /// (not the service row's command: the matrix adds those).
+    pub fn design_args(&self) -> Vec<String> {
+        match self {
+            Row::Design(d, l) => {
+                let mut args = vec!["--design".to_string(), d.as_str().to_string()];
+                if *l != LockService::Single {
+                    args.extend(["--lock-service".to_string(), l.name().to_string()]);
+                }
+                args
+            }
+            Row::Service => Vec::new(),
+        }
+    }
+
+    /// Whether the row can take `fault` at all: `failover-redis` needs Sentinel's
+    /// replica to promote, and nothing else depends on the lock service.
+    pub fn takes(&self, fault: Fault) -> bool {
+        match self {
+            Row::Design(_, l) => fault != Fault::FailoverRedis || *l == LockService::Sentinel,
+            Row::Service => fault != Fault::FailoverRedis,
         }
     }
 }
 
 impl fmt::Display for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.name())
     }
 }
 
-/// `--expect DESIGN:FAULT=VERDICT` (or `FAULT=VERDICT` for the service row): the user's
-/// own expectation for some cells, replacing the design's declaration (e.g. to assert
+impl FromStr for Row {
+    type Err = String;
+    /// `service`, `DESIGN` (single Redis) or `DESIGN@SERVICE`.
+    fn from_str(s: &str) -> Result<Row, String> {
+        if s == "service" {
+            return Ok(Row::Service);
+        }
+        let (design, service) = match s.split_once('@') {
+            Some((d, l)) => (
+                d,
+                l.parse()
+                    .map_err(|e: workloads::WorkloadError| e.to_string())?,
+            ),
+            None => (s, LockService::Single),
+        };
+        let design: DesignName = design
+            .parse()
+            .map_err(|e: workloads::WorkloadError| e.to_string())?;
+        Ok(Row::Design(design, service))
+    }
+}
+
+/// `--expect DESIGN[@SERVICE]:FAULT=VERDICT` (or `FAULT=VERDICT` for the service row): the
+/// user's own expectation for some cells, replacing the design's declaration (e.g. to assert
 /// that a design of theirs is caught).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectOverride {
@@ -79,19 +130,11 @@ impl FromStr for ExpectOverride {
     type Err = String;
     fn from_str(s: &str) -> Result<ExpectOverride, String> {
         let bad = || {
-            format!("--expect takes DESIGN:FAULT=valid|invalid|either (e.g. lock-only:none=invalid), or FAULT=... for --service, got {s:?}")
+            format!("--expect takes DESIGN[@LOCK-SERVICE]:FAULT=valid|invalid|either (e.g. lock-only:none=invalid, lock-only@redlock:client-pause=invalid), or FAULT=... for --service, got {s:?}")
         };
         let (cell, verdict) = s.split_once('=').ok_or_else(bad)?;
         let (design, fault) = match cell.split_once(':') {
-            Some(("service", fault)) => (Row::Service, fault),
-            Some((design, fault)) => (
-                Row::Design(
-                    design
-                        .parse()
-                        .map_err(|e: workloads::WorkloadError| e.to_string())?,
-                ),
-                fault,
-            ),
+            Some((row, fault)) => (row.parse::<Row>()?, fault),
             None => (Row::Service, cell),
         };
         Ok(ExpectOverride {
@@ -103,20 +146,22 @@ impl FromStr for ExpectOverride {
 }
 
 impl Expectation {
-    /// What a row is expected to show under `fault`: a design's own declaration; a
-    /// service is expected to hold (the user says otherwise with `--expect`).
+    /// What a row is expected to show under `fault`: a design's own declaration on its
+    /// lock service; a service is expected to hold (the user says otherwise with
+    /// `--expect`).
     pub fn of_row(row: Row, fault: Fault) -> Expectation {
         match row {
-            Row::Design(d) => Expectation::of(d, fault),
+            Row::Design(d, l) => Expectation::of(d, l, fault),
             Row::Service => Expectation::Valid,
         }
     }
 
-    /// What `design` is expected to show under `fault`, from the design's own declaration.
-    pub fn of(design: DesignName, fault: Fault) -> Expectation {
+    /// What `design` on `service` is expected to show under `fault`, from the design's
+    /// own declaration ([`DesignName::caught_by_on`]).
+    pub fn of(design: DesignName, service: LockService, fault: Fault) -> Expectation {
         if design.is_safe() {
             Expectation::Valid
-        } else if design.caught_by().contains(&fault) {
+        } else if design.caught_by_on(service).contains(&fault) {
             Expectation::Invalid
         } else if design.survives().contains(&fault) {
             Expectation::Valid
@@ -191,8 +236,9 @@ impl fmt::Display for Shard {
     }
 }
 
-/// Every cell of designs x faults x seeds, in a fixed order (design-major, as the page
-/// reads), seeds `first_seed..first_seed + seeds`.
+/// Every cell of rows x faults x seeds, in a fixed order (row-major, as the page reads),
+/// seeds `first_seed..first_seed + seeds`. A fault a row cannot take (`failover-redis`
+/// off Sentinel) makes no cell.
 /// `overrides` replace the designs' own expectations for the cells they name.
 pub fn plan(
     designs: &[Row],
@@ -203,7 +249,7 @@ pub fn plan(
 ) -> Vec<Cell> {
     let mut cells = Vec::new();
     for &design in designs {
-        for &fault in faults {
+        for &fault in faults.iter().filter(|f| design.takes(**f)) {
             let expect = overrides
                 .iter()
                 .rev()
@@ -229,7 +275,10 @@ mod tests {
 
     #[test]
     fn shards_partition_the_plan_exactly() {
-        let rows: Vec<Row> = DesignName::all().iter().map(|&d| Row::Design(d)).collect();
+        let rows: Vec<Row> = DesignName::all()
+            .iter()
+            .flat_map(|&d| LockService::ALL.map(|l| Row::Design(d, l)))
+            .collect();
         let cells = plan(&rows, Fault::all(), 3, 1, &[]);
         for n in 1..=5 {
             let mut seen: Vec<usize> = (1..=n)
@@ -257,25 +306,37 @@ mod tests {
     #[test]
     fn expectations_follow_the_designs_declarations() {
         assert_eq!(
-            Expectation::of(DesignName::DbExclusion, Fault::DbLatency),
+            Expectation::of(
+                DesignName::DbExclusion,
+                LockService::Single,
+                Fault::DbLatency
+            ),
             Expectation::Valid
         );
         assert_eq!(
-            Expectation::of(DesignName::LockOnly, Fault::DbLatency),
+            Expectation::of(DesignName::LockOnly, LockService::Single, Fault::DbLatency),
             Expectation::Invalid
         );
         assert_eq!(
-            Expectation::of(DesignName::LockRenewal, Fault::ClientPause),
+            Expectation::of(
+                DesignName::LockRenewal,
+                LockService::Single,
+                Fault::ClientPause
+            ),
             Expectation::Invalid
         );
         // Declared survivable by the design itself.
         assert_eq!(
-            Expectation::of(DesignName::LockRenewal, Fault::DbLatency),
+            Expectation::of(
+                DesignName::LockRenewal,
+                LockService::Single,
+                Fault::DbLatency
+            ),
             Expectation::Valid
         );
         // Neither declared caught nor survived: not asserted.
         assert_eq!(
-            Expectation::of(DesignName::LockOnly, Fault::KillRedis),
+            Expectation::of(DesignName::LockOnly, LockService::Single, Fault::KillRedis),
             Expectation::Either
         );
     }
@@ -289,7 +350,7 @@ mod override_tests {
     fn overrides_replace_the_declared_expectation_of_their_cell_only() {
         let o: ExpectOverride = "lock-only:none=invalid".parse().unwrap();
         let cells = plan(
-            &[Row::Design(DesignName::LockOnly)],
+            &[Row::Design(DesignName::LockOnly, LockService::Single)],
             &[Fault::None, Fault::DbLatency],
             1,
             1,
@@ -298,7 +359,7 @@ mod override_tests {
         assert_eq!(cells[0].expect, Expectation::Invalid);
         assert_eq!(cells[1].expect, Expectation::Invalid);
         assert_eq!(
-            Expectation::of(DesignName::LockOnly, Fault::None),
+            Expectation::of(DesignName::LockOnly, LockService::Single, Fault::None),
             Expectation::Valid
         );
         let svc: ExpectOverride = "kill-service=invalid".parse().unwrap();
@@ -319,8 +380,88 @@ mod override_tests {
             "nope:none=valid",
             "lock-only:nope=valid",
             "lock-only:none=maybe",
+            "lock-only@zookeeper:none=valid",
         ] {
             assert!(bad.parse::<ExpectOverride>().is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_service_tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_named_by_design_and_lock_service_and_parse_back() {
+        let single = Row::Design(DesignName::LockOnly, LockService::Single);
+        let redlock = Row::Design(DesignName::LockOnly, LockService::Redlock);
+        assert_eq!(single.name(), "lock-only");
+        assert_eq!(redlock.name(), "lock-only@redlock");
+        assert_eq!(single.design_args(), ["--design", "lock-only"]);
+        assert_eq!(
+            redlock.design_args(),
+            ["--design", "lock-only", "--lock-service", "redlock"]
+        );
+        for row in [single, redlock, Row::Service] {
+            assert_eq!(row.name().parse::<Row>(), Ok(row));
+        }
+        assert!("lock-only@nope".parse::<Row>().is_err());
+    }
+
+    #[test]
+    fn the_lock_service_axis_declares_its_own_expectations_and_skips_what_cannot_run() {
+        let rows: Vec<Row> = LockService::ALL
+            .map(|l| Row::Design(DesignName::LockOnly, l))
+            .to_vec();
+        let faults = [
+            Fault::FailoverRedis,
+            Fault::ClockJumpRedis,
+            Fault::SlowLockGrant,
+        ];
+        let cells = plan(&rows, &faults, 1, 1, &[]);
+        let got: Vec<(String, &str, &str)> = cells
+            .iter()
+            .map(|c| (c.design.name(), c.fault.name(), c.expect.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("lock-only".to_string(), "clock-jump-redis", "invalid"),
+                ("lock-only".to_string(), "slow-lock-grant", "invalid"),
+                (
+                    "lock-only@sentinel".to_string(),
+                    "failover-redis",
+                    "invalid"
+                ),
+                (
+                    "lock-only@sentinel".to_string(),
+                    "clock-jump-redis",
+                    "invalid"
+                ),
+                (
+                    "lock-only@sentinel".to_string(),
+                    "slow-lock-grant",
+                    "invalid"
+                ),
+                (
+                    "lock-only@redlock".to_string(),
+                    "clock-jump-redis",
+                    "invalid"
+                ),
+                // One node's held grant does not stop a majority: not declared caught.
+                ("lock-only@redlock".to_string(), "slow-lock-grant", "either"),
+            ]
+        );
+        // The database-enforced designs are expected to hold on every service.
+        for l in LockService::ALL {
+            assert_eq!(
+                Expectation::of(DesignName::DbExclusion, l, Fault::ClockJumpRedis),
+                Expectation::Valid
+            );
+        }
+        let o: ExpectOverride = "lock-only@redlock:slow-lock-grant=valid".parse().unwrap();
+        let cells = plan(&rows, &[Fault::SlowLockGrant], 1, 1, &[o]);
+        let expects: Vec<&str> = cells.iter().map(|c| c.expect.as_str()).collect();
+        assert_eq!(expects, ["invalid", "invalid", "valid"]);
     }
 }
