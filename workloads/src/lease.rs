@@ -347,7 +347,11 @@ async fn primary_url(s: &SentinelEndpoints) -> Result<String, redis::RedisError>
     for url in &s.sentinels {
         let ask = async {
             let client = redis::Client::open(url.as_str())?;
-            let mut conn = client.get_multiplexed_async_connection().await?;
+            // Bounded by ASK_TIMEOUT as a whole, not by the library's own timeout.
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
                 .arg(&s.master_name)

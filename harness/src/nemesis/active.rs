@@ -337,9 +337,9 @@ impl ActiveFault {
             .unwrap_or(&self.cluster.redis)
     }
 
-    /// Whether the target node holds a lease the others cannot vouch for: a room's lease
-    /// the cut replica has no copy of (`failover-redis`), or one neither partitioned
-    /// Redlock node has (`clock-jump-redis` on Redlock). A lease granted just before the cut was
+    /// Whether the target node holds a lease, and one the others cannot vouch for: a
+    /// room's lease the cut replica has no copy of (`failover-redis`), or one neither
+    /// partitioned Redlock node has (`clock-jump-redis` on Redlock). A lease granted just before the cut was
     /// replicated, or reached all five nodes: striking its holder would prove nothing, so
     /// the strike waits for a holder whose lease really sits where the fault hits.
     async fn lease_only_on_target(&self) -> Result<bool, NodeError> {
@@ -347,10 +347,15 @@ impl ActiveFault {
             Fault::FailoverRedis => self.replica.into_iter().collect(),
             _ => self.cut.clone(),
         };
+        // A holder whose work outlived its lease (a loaded machine) leaves nothing to
+        // strike at: wait for one whose lease is there.
+        let mine = topology::leases(&self.lock_node().direct_url()).await?;
+        if mine.is_empty() {
+            return Ok(false);
+        }
         if others.is_empty() {
             return Ok(true);
         }
-        let mine = topology::leases(&self.lock_node().direct_url()).await?;
         let mut elsewhere = Vec::new();
         for i in others {
             if let Some(n) = self.cluster.lock_node(i) {
