@@ -48,7 +48,12 @@ pub fn check_backend(faults: &[Fault], backend: &Backend) -> Result<(), NemesisE
     if backend.owns_processes() {
         return Ok(());
     }
-    match faults.iter().find(|f| f.needs_process()) {
+    // clock-jump-redis rewrites the TTL of every key on the server: on a Redis someone
+    // else runs, those are their keys, which overbook never touches.
+    match faults
+        .iter()
+        .find(|f| f.needs_process() || **f == Fault::ClockJumpRedis)
+    {
         Some(f) => Err(NodeError::Unsupported {
             action: f.name().to_string(),
         }
@@ -319,5 +324,11 @@ mod tests {
         );
         assert!(check_backend(&[Fault::PartitionDb, Fault::ClientPause], &ext).is_ok());
         assert!(check_backend(&[Fault::KillRedis], &Backend::Local).is_ok());
+        // The jump cuts every key's TTL: never on a server with someone else's keys.
+        let err = check_backend(&[Fault::ClockJumpRedis], &ext).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("clock-jump-redis needs a backend that owns"));
+        assert!(check_backend(&[Fault::ClockJumpRedis], &Backend::Local).is_ok());
     }
 }
