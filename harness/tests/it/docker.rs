@@ -15,6 +15,8 @@ use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
 use harness::run::{run, RunConfig};
 use workloads::DesignName;
 
+use crate::verdict::describe;
+
 static SERIAL: tokio::sync::Mutex<Option<Result<Images, String>>> =
     tokio::sync::Mutex::const_new(None);
 
@@ -243,14 +245,6 @@ fn validity(r: &Results, checker: &str) -> Validity {
         .find(|c| c.checker == checker)
         .unwrap_or_else(|| panic!("no checker {checker}"))
         .validity
-}
-
-fn describe(r: &Results) -> String {
-    r.checks
-        .iter()
-        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -31,6 +31,8 @@ use harness::run::{run, RunConfig};
 use harness::sut::service::ServiceSpec;
 use workloads::DesignName;
 
+use crate::verdict::{checker, describe};
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -108,18 +110,6 @@ async fn run_checked(cfg: RunConfig) -> (Results, History) {
     (out.results, history)
 }
 
-fn verdict_of<'a>(r: &'a Results, name: &str) -> &'a checkers::CheckResult {
-    r.checks.iter().find(|c| c.checker == name).unwrap()
-}
-
-fn describe(r: &Results) -> String {
-    r.checks
-        .iter()
-        .map(|c| format!("{} {}: {}", c.checker, c.validity.as_str(), c.summary))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Which faults started without an error, by name.
 fn fired(h: &History) -> Vec<String> {
     h.ops()
@@ -148,14 +138,14 @@ async fn caught_under_db_latency(example: Example) {
     let (r, h) = run_checked(cfg).await;
     assert!(fired(&h).iter().filter(|f| *f == "db-latency").count() >= 3);
     assert_eq!(
-        verdict_of(&r, "no-double-booking").validity,
+        checker(&r, "no-double-booking").validity,
         Validity::Invalid,
         "{example:?}\n{}",
         describe(&r)
     );
     // The service's own traces measure how far past its lease each write ran: a write
     // of several 400 ms round trips under a 100 ms lease outlives it.
-    let m = verdict_of(&r, "lease-margin")
+    let m = checker(&r, "lease-margin")
         .margin
         .as_ref()
         .unwrap_or_else(|| panic!("{example:?}: the example's traces were not measured"));
@@ -185,7 +175,7 @@ async fn caught_under_pause_service(example: Example) {
     let (r, h) = run_checked(pause_config(example, "buggy", &[Fault::PauseService], 1)).await;
     assert!(fired(&h).iter().filter(|f| *f == "pause-service").count() >= 8);
     assert_eq!(
-        verdict_of(&r, "no-double-booking").validity,
+        checker(&r, "no-double-booking").validity,
         Validity::Invalid,
         "{example:?}\n{}",
         describe(&r)
@@ -451,7 +441,7 @@ async fn a_failing_final_read_makes_the_verdict_unknown_with_its_reason() {
     let detail = ok.value.detail.as_ref().unwrap();
     assert!(detail["service_id"].as_str().unwrap().starts_with("b-"));
     // This service sends no trace: lease-margin says it cannot tell, never guesses.
-    let margin = verdict_of(&r, "lease-margin");
+    let margin = checker(&r, "lease-margin");
     assert_eq!(margin.validity, Validity::Unknown, "{}", describe(&r));
     assert!(margin.margin.is_none());
     assert!(
