@@ -288,19 +288,10 @@ mod tests {
         met: bool,
     ) -> MatrixCell {
         MatrixCell {
-            ordinal: 0,
-            design: design.into(),
-            fault: fault.into(),
-            seed: 1,
-            expected: expected.into(),
-            verdict,
-            met,
             summary: "<b>room 101</b>".into(),
             reproduce: "overbook run --design x".into(),
             report: "x/y/report.html".into(),
-            wall_ms: 1,
-            overhead_ms: 1,
-            measures: CellMeasures::default(),
+            ..MatrixCell::bare(design, fault, 1, expected, verdict, met)
         }
     }
 

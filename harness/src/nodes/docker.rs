@@ -398,17 +398,7 @@ impl DockerServer {
 
     /// How clients log in: the default user with the run's password.
     pub(crate) fn login(&self) -> super::Login {
-        match self.kind {
-            ServerKind::Redis => super::Login::Redis {
-                userinfo: format!(":{}@", self.password),
-                db: String::new(),
-            },
-            ServerKind::Postgres => super::Login::Postgres {
-                user: "postgres".into(),
-                password: Some(self.password.clone()),
-                dbname: "postgres".into(),
-            },
-        }
+        super::Login::owned(self.kind, &self.password)
     }
 
     pub(crate) fn log_path(&self) -> &Path {

@@ -176,17 +176,7 @@ impl LocalServer {
 
     /// How clients log in: the superuser / default user with the run's password.
     pub(crate) fn login(&self) -> super::Login {
-        match self.kind {
-            ServerKind::Redis => super::Login::Redis {
-                userinfo: format!(":{}@", self.password),
-                db: String::new(),
-            },
-            ServerKind::Postgres => super::Login::Postgres {
-                user: "postgres".into(),
-                password: Some(self.password.clone()),
-                dbname: "postgres".into(),
-            },
-        }
+        super::Login::owned(self.kind, &self.password)
     }
 
     /// Writes Redis's config file (0600, in the 0700 temp dir): the password goes there,

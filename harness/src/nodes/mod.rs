@@ -288,6 +288,24 @@ pub(crate) enum Login {
     },
 }
 
+impl Login {
+    /// How clients log in to a server overbook started (local or docker): the default
+    /// user (Redis) or the `postgres` superuser, with the run's password.
+    pub(crate) fn owned(kind: ServerKind, password: &str) -> Login {
+        match kind {
+            ServerKind::Redis => Login::Redis {
+                userinfo: format!(":{password}@"),
+                db: String::new(),
+            },
+            ServerKind::Postgres => Login::Postgres {
+                user: "postgres".into(),
+                password: Some(password.to_string()),
+                dbname: "postgres".into(),
+            },
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Node {
     Local(LocalServer),
