@@ -10,7 +10,7 @@ use checkers::{Headline, Validity};
 use workloads::DesignName;
 
 use crate::cli::RunArgs;
-use crate::nemesis::{time_needed, Fault, Schedule, ScheduleConfig};
+use crate::nemesis::{time_needed, Fault};
 use crate::nodes::Backend;
 use crate::run::{self, RunConfig};
 use crate::sut::service::ServiceSpec;
@@ -288,13 +288,7 @@ fn check_ranges(args: &RunArgs) -> anyhow::Result<()> {
 /// the time limit: it would run, inject nothing (or less than asked) and could only end
 /// in a vacuous verdict.
 pub fn check_schedule_fits(cfg: &RunConfig) -> anyhow::Result<()> {
-    let schedule = Schedule::plan(&ScheduleConfig {
-        faults: cfg.faults.clone(),
-        time_limit: cfg.time_limit,
-        fault_for: cfg.fault_for,
-        heal_for: cfg.heal_for,
-        seed: cfg.seed,
-    });
+    let schedule = cfg.schedule();
     let missing = schedule.missing(&cfg.faults);
     if missing.is_empty() {
         return Ok(());

@@ -91,8 +91,10 @@ fn settle(pids: &[i32], sig: i32) {
     }
 }
 
-/// Whether the (child) process `pid` has exited, without reaping it.
-pub(crate) fn has_exited(pid: i32) -> bool {
+/// How the (child) process `pid` ended, without reaping it: `None` while it runs;
+/// `Some(None)` when it is gone but its status cannot be read (not our child any more:
+/// already reaped); `Some(Some(info))` with its exit status otherwise.
+pub(crate) fn peek_exit(pid: i32) -> Option<Option<libc::siginfo_t>> {
     // SAFETY: waitid fills the zeroed siginfo we own; WNOWAIT leaves the zombie in place
     // so the group can still be signalled by its pgid before the pid is released.
     unsafe {
@@ -103,9 +105,20 @@ pub(crate) fn has_exited(pid: i32) -> bool {
             &mut info,
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         );
-        // ECHILD: not our child any more (already reaped), i.e. gone.
-        rc != 0 || info.si_pid() != 0
+        if rc != 0 {
+            // ECHILD: not our child any more (already reaped), i.e. gone.
+            Some(None)
+        } else if info.si_pid() == 0 {
+            None
+        } else {
+            Some(Some(info))
+        }
     }
+}
+
+/// Whether the (child) process `pid` has exited, without reaping it.
+pub(crate) fn has_exited(pid: i32) -> bool {
+    peek_exit(pid).is_some()
 }
 
 /// Reaps the exited child `pid`.

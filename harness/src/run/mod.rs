@@ -173,6 +173,20 @@ impl RunConfig {
     }
 }
 
+impl RunConfig {
+    /// The run's fault schedule: a pure function of the faults, their timings and the
+    /// seed, so checking that it fits and running it see the same windows.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::plan(&ScheduleConfig {
+            faults: self.faults.clone(),
+            time_limit: self.time_limit,
+            fault_for: self.fault_for,
+            heal_for: self.heal_for,
+            seed: self.seed,
+        })
+    }
+}
+
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -334,13 +348,7 @@ async fn run_on(
         aim_at_free: cfg.aim_at_free,
     })));
 
-    let schedule = Schedule::plan(&ScheduleConfig {
-        faults: cfg.faults.clone(),
-        time_limit: cfg.time_limit,
-        fault_for: cfg.fault_for,
-        heal_for: cfg.heal_for,
-        seed: cfg.seed,
-    });
+    let schedule = cfg.schedule();
     let params = FaultParams {
         db_latency: cfg.db_latency,
         redis_latency: cfg.redis_latency,

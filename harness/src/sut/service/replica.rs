@@ -319,29 +319,16 @@ impl Drop for Replicas {
 
 /// How child `pid` exited, if it did (without reaping it).
 fn exit_status(pid: i32) -> Option<String> {
-    // SAFETY: waitid fills the zeroed siginfo we own; WNOWAIT leaves the zombie for the
-    // reaper's usual path.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        if rc != 0 {
-            return Some("exited".into());
+    let Some(info) = process::peek_exit(pid)? else {
+        return Some("exited".into());
+    };
+    // SAFETY: `info` was filled by waitid for an exited child, whose status field is set.
+    let status = unsafe { info.si_status() };
+    Some(match info.si_code {
+        libc::CLD_EXITED if status == 127 => {
+            "exit code 127: the shell could not find the command".into()
         }
-        if info.si_pid() == 0 {
-            return None;
-        }
-        let status = info.si_status();
-        Some(match info.si_code {
-            libc::CLD_EXITED if status == 127 => {
-                "exit code 127: the shell could not find the command".into()
-            }
-            libc::CLD_EXITED => format!("exit code {status}"),
-            _ => format!("killed by signal {status}"),
-        })
-    }
+        libc::CLD_EXITED => format!("exit code {status}"),
+        _ => format!("killed by signal {status}"),
+    })
 }
