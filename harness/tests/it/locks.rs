@@ -150,12 +150,18 @@ fn assert_caught(r: &Results) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn single_lock_only_is_caught_by_clock_jump_redis() {
-    let cfg = config(
-        DesignName::LockOnly,
-        Fault::ClockJumpRedis,
-        LockService::Single,
-        21,
-    );
+    // One room and a calendar that never fills, as on Redlock: a contender is always
+    // there when the jump frees the lease.
+    let cfg = RunConfig {
+        rooms: 1,
+        window_days: 3650,
+        ..config(
+            DesignName::LockOnly,
+            Fault::ClockJumpRedis,
+            LockService::Single,
+            21,
+        )
+    };
     let (r, h) = run_checked(cfg).await;
     let jumped = strike(&h, Fault::ClockJumpRedis, "jumped");
     assert_eq!(jumped["target"].as_str().map(|t| &t[..6]), Some("node 0"));
