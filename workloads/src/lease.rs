@@ -261,6 +261,9 @@ impl Drop for Heartbeat {
     }
 }
 
+/// How long a Sentinel client tries the primary it was told of before asking again.
+const SENTINEL_PRIMARY_CONNECT: Duration = Duration::from_secs(2);
+
 /// One Redis node of the lock service: a client to reconnect with and the current
 /// connection, if any. With Sentinel, the node is whichever is primary now: every
 /// reconnect asks the sentinels first (so a client follows a failover on its next op).
@@ -303,9 +306,19 @@ impl RedisLink {
             let Some(client) = &self.client else {
                 return Err(no_primary("no sentinel answered"));
             };
+            // A Sentinel client that cannot reach the primary it was told of asks the
+            // sentinels again, soon: a dead primary's address may not answer at all (a
+            // crashed host, a stopped container: no reset, the SYN just goes
+            // unanswered), and waiting out CONNECT_TIMEOUT there would outlast the
+            // failover that replaces it. Long enough for a handshake under
+            // `redis-latency` (two round trips).
+            let connect_timeout = match self.sentinel {
+                Some(_) => SENTINEL_PRIMARY_CONNECT,
+                None => CONNECT_TIMEOUT,
+            };
             let config = redis::AsyncConnectionConfig::new()
                 .set_response_timeout(None)
-                .set_connection_timeout(Some(CONNECT_TIMEOUT));
+                .set_connection_timeout(Some(connect_timeout));
             let conn = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;

@@ -363,10 +363,10 @@ fn check_lock_service(
             );
         }
     }
-    if lock != LockService::Single && !matches!(backend, crate::nodes::Backend::Local) {
+    if lock != LockService::Single && !backend.owns_processes() {
         bail!(
-            "--lock-service {lock} starts its own topology, on --backend local only for now \
-             (got --backend {})",
+            "--lock-service {lock} starts its own topology of Redis servers, so it needs \
+             --backend local or docker (--backend {} brings one Redis of its own)",
             backend.name()
         );
     }

@@ -1,11 +1,13 @@
-//! The `docker` backend: one Redis and one Postgres container per run, on a private bridge
-//! network of their own, driven through the engine's API (bollard).
+//! The `docker` backend: one container per server of a run (Postgres, and every node and
+//! sentinel of the lock service), on a private bridge network of their own, driven
+//! through the engine's API (bollard).
 //!
 //! Everything a run creates carries the labels `overbook=1`, `overbook.run=<run id>` and
 //! `overbook.pid=<our pid>`, so concurrent runs never touch each other's containers and
 //! `overbook clean` can tell a killed run's leftovers (dead pid) from a live run's.
 //!
-//! Each container gets a fixed address on its run's network (`.2` Redis, `.3` Postgres):
+//! Each container gets a fixed address on its run's network (`.2` Redis, `.3` Postgres,
+//! a topology's other Redis nodes `.4` on and its sentinels `.20` on):
 //! `docker kill` + `docker start` keeps the container's writable layer (Postgres's data) and,
 //! with a fixed address, the fault proxy's upstream stays valid across the restart. A
 //! dynamic address could change on restart and strand the proxy on a dead address.
@@ -32,6 +34,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use super::topology::NodeSpec;
 use super::{NodeError, NodeOptions, ServerKind};
 
 /// The image used for Redis when none is given (the official one).
@@ -257,6 +260,24 @@ impl DockerRun {
             ServerKind::Postgres => offset(self.subnet, 3),
         }
     }
+
+    /// Data node `i` of the lock service: node 0 is the plain Redis's `.2`, the others
+    /// `.4` on (Postgres keeps `.3`, whatever the topology).
+    pub(crate) fn lock_node_addr(&self, i: usize) -> SocketAddr {
+        let host = if i == 0 { 2 } else { 3 + i };
+        SocketAddr::from((offset(self.subnet, host_byte(host)), REDIS_PORT))
+    }
+
+    /// Sentinel `i`: `.20` on. Sentinels listen on Redis's port too (each has its own
+    /// address, so nothing clashes, and one probe fits every node).
+    pub(crate) fn sentinel_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((offset(self.subnet, host_byte(20 + i)), REDIS_PORT))
+    }
+}
+
+/// A host number on a run's /24; topologies have a handful of nodes, far below 254.
+fn host_byte(host: usize) -> u8 {
+    u8::try_from(host).unwrap_or(u8::MAX).min(254)
 }
 
 impl Drop for DockerRun {
@@ -299,19 +320,37 @@ pub(crate) struct DockerServer {
 
 impl DockerServer {
     /// Creates and starts the container on the run's network, then waits until it answers.
+    /// `spec` says how a node of a lock-service topology differs (name, address, shared
+    /// password, replication or Sentinel config); the default is the plain server.
     pub(crate) async fn start(
         kind: ServerKind,
         run: &Arc<DockerRun>,
         opts: &NodeOptions,
+        spec: &NodeSpec,
     ) -> Result<DockerServer, NodeError> {
         let began = Instant::now();
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
         let docker = connect().await?;
-        let name = format!("overbook-{}-{}", run.id, kind.short_name());
-        let ip = run.ip(kind);
-        let password = super::random_password();
-        let (port, cmd, env) = match kind {
+        let node = if spec.name.is_empty() {
+            kind.short_name()
+        } else {
+            spec.name.as_str()
+        };
+        let name = format!("overbook-{}-{node}", run.id);
+        let addr = match spec.addr {
+            Some(addr) => addr,
+            None => SocketAddr::from((
+                run.ip(kind),
+                match kind {
+                    ServerKind::Redis => REDIS_PORT,
+                    ServerKind::Postgres => POSTGRES_PORT,
+                },
+            )),
+        };
+        let password = spec.password.clone().unwrap_or_else(super::random_password);
+        let (cmd, env) = match kind {
+            ServerKind::Redis if spec.sentinel => sentinel_command(&password, addr, &spec.conf),
             ServerKind::Redis => {
                 // Flags only: both the official image's entrypoint and ours prepend
                 // `redis-server`; later flags win over the image's defaults.
@@ -323,7 +362,17 @@ impl DockerServer {
                     .map(String::from)
                     .collect();
                 flags.extend(["--requirepass".to_string(), password.clone()]);
-                (REDIS_PORT, flags, vec![])
+                flags.extend(["--port".to_string(), addr.port().to_string()]);
+                // A topology's config lines, as flags: `replicaof HOST PORT` is
+                // `--replicaof HOST PORT` (redis-server reads any option so).
+                for line in &spec.conf {
+                    let mut words = line.split_whitespace();
+                    if let Some(option) = words.next() {
+                        flags.push(format!("--{option}"));
+                        flags.extend(words.map(String::from));
+                    }
+                }
+                (flags, vec![])
             }
             ServerKind::Postgres => {
                 let mut cmd = vec!["postgres".to_string()];
@@ -334,7 +383,6 @@ impl DockerServer {
                 // scram-sha-256 for every host. The environment of a container is
                 // readable by the engine's users only, not in `ps`.
                 (
-                    POSTGRES_PORT,
                     cmd,
                     vec![
                         format!("POSTGRES_PASSWORD={password}"),
@@ -358,7 +406,7 @@ impl DockerServer {
                     run.network.clone(),
                     EndpointSettings {
                         ipam_config: Some(EndpointIpamConfig {
-                            ipv4_address: Some(ip.to_string()),
+                            ipv4_address: Some(addr.ip().to_string()),
                             ..Default::default()
                         }),
                         ..Default::default()
@@ -373,8 +421,8 @@ impl DockerServer {
             _network: run.clone(),
             docker,
             name: name.clone(),
-            addr: SocketAddr::from((ip, port)),
-            log: opts.dir.join(format!("{}.log", kind.short_name())),
+            addr,
+            log: opts.dir.join(format!("{node}.log")),
             paused: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             ready_in: Duration::ZERO,
@@ -569,6 +617,31 @@ impl DockerServer {
             vec![(self.name.clone(), self.log.clone())],
         );
     }
+}
+
+/// A sentinel's command and environment. Sentinel insists on a config file it can
+/// rewrite, and the images take none: a shell in the container writes it from the
+/// environment (readable by the engine's users only, unlike a command line, which every
+/// local user sees in `ps`) into a private file, then becomes the sentinel.
+fn sentinel_command(
+    password: &str,
+    addr: SocketAddr,
+    conf: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let mut file = format!(
+        "port {}\nbind 0.0.0.0\nprotected-mode no\nrequirepass {password}\n",
+        addr.port()
+    );
+    for line in conf {
+        file.push_str(line);
+        file.push('\n');
+    }
+    let script = "umask 077 && printf '%s' \"$OVERBOOK_SENTINEL_CONF\" > /tmp/sentinel.conf \
+                  && exec redis-server /tmp/sentinel.conf --sentinel";
+    (
+        vec!["sh".into(), "-c".into(), script.into()],
+        vec![format!("OVERBOOK_SENTINEL_CONF={file}")],
+    )
 }
 
 impl Drop for DockerServer {

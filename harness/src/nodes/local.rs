@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::topology::NodeSpec;
 use super::{process, reaper, tempdir};
 use super::{NodeError, NodeOptions, ServerKind};
 
@@ -26,24 +27,6 @@ const POSTGRES_USER: &str = "postgres";
 
 /// How long a server gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How one Redis node of a lock-service topology differs from the plain server: its
-/// name (log and temp dir), the topology's shared password, extra config lines
-/// (replication, Sentinel), a port chosen in advance (other nodes' configs name it), and
-/// whether it runs as a sentinel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct NodeSpec {
-    /// File stem of its log (`redis-3` -> `redis-3.log`); the kind's short name if empty.
-    pub(crate) name: String,
-    /// The password; a fresh random one if `None`.
-    pub(crate) password: Option<String>,
-    /// Config lines after `requirepass`.
-    pub(crate) conf: Vec<String>,
-    /// The port, when other nodes must know it before it starts.
-    pub(crate) port: Option<u16>,
-    /// `redis-server --sentinel`.
-    pub(crate) sentinel: bool,
-}
 
 /// A server process the harness owns.
 #[derive(Debug)]
@@ -134,10 +117,10 @@ impl LocalServer {
         // The free port is found by binding and releasing it, so another process may take
         // it before the server binds: retry with a fresh port when the server dies early.
         let mut last = None;
-        let attempts = if spec.port.is_some() { 1 } else { 3 };
+        let attempts = if spec.addr.is_some() { 1 } else { 3 };
         for _ in 0..attempts {
-            server.port = match spec.port {
-                Some(port) => port,
+            server.port = match spec.addr {
+                Some(addr) => addr.port(),
                 None => free_port()?,
             };
             server.spawn()?;

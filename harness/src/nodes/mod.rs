@@ -3,8 +3,9 @@
 //! - `local` (the default): the harness spawns and owns the servers, so every fault works,
 //!   process faults (pause, kill) included.
 //! - `external`: servers given by URL; nothing is started, only proxy faults apply.
-//! - `docker`: one Redis and one Postgres container per run on a private network; pause
-//!   and kill go through the engine (freezer, SIGKILL), see [`docker`].
+//! - `docker`: one container per server (Postgres, and each node and sentinel of the lock
+//!   service) on the run's private network; pause and kill go through the engine
+//!   (freezer, SIGKILL), see [`docker`].
 //!
 //! Clients use [`ServerHandle::url`] (through the proxy); setup and the final read use
 //! [`ServerHandle::direct_url`], which no fault touches.
@@ -31,7 +32,8 @@ use std::time::Duration;
 use crate::nodes::proxy::{FaultProxy, Upstream};
 use docker::{DockerRun, DockerServer};
 pub(crate) use local::log_tail;
-use local::{LocalServer, NodeSpec};
+use local::LocalServer;
+use topology::NodeSpec;
 pub use topology::Topology;
 pub use workloads::LockService;
 
@@ -343,7 +345,7 @@ impl ServerHandle {
         run: Option<&Arc<DockerRun>>,
         spec: &NodeSpec,
     ) -> Result<ServerHandle, NodeError> {
-        if *spec != NodeSpec::default() && !matches!(backend, Backend::Local) {
+        if *spec != NodeSpec::default() && !backend.owns_processes() {
             return Err(NodeError::Unsupported {
                 action: format!(
                     "--lock-service {} on --backend {}",
@@ -358,7 +360,7 @@ impl ServerHandle {
                     what: format!("start {kind}"),
                     reason: "no network for the run (start through Cluster::start)".into(),
                 })?;
-                let server = DockerServer::start(kind, run, opts).await?;
+                let server = DockerServer::start(kind, run, opts, spec).await?;
                 let addr = server.addr();
                 let login = server.login();
                 (Node::Docker(server), addr, login)

@@ -13,6 +13,11 @@
 //! nodes' own addresses, which the clients map back to the proxies
 //! ([`workloads::SentinelEndpoints::routes`]), so faults keep applying after a failover.
 //!
+//! Both backends that start servers start topologies: locally every node is a process on
+//! a loopback port chosen in advance; on docker every node is a container at a fixed
+//! address on the run's network (`.2`, then `.4` on; sentinels `.20` on), and the configs name
+//! those addresses, which Sentinel then answers with and clients route as locally.
+//!
 //! Ready means ready for what clients need, not a settled cluster: every sentinel names
 //! the primary and the replica's link is up. The sentinels are told of each other and of
 //! the replica in their config files (`known-sentinel`, `known-replica`, their own
@@ -27,7 +32,6 @@ use futures_util::future::join_all;
 use workloads::{redlock, LockEndpoints, LockService, SentinelEndpoints};
 
 use super::docker::DockerRun;
-use super::local::NodeSpec;
 use super::{Backend, NodeError, NodeOptions, ServerHandle, ServerKind};
 
 /// The name Sentinel monitors the primary by.
@@ -40,6 +44,25 @@ pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
 
 /// How long a topology may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How one Redis node of a lock-service topology differs from the plain server, on
+/// either backend that starts servers: its name (log, temp dir, container), the
+/// topology's shared password, extra config lines (replication, Sentinel), an address
+/// chosen in advance (other nodes' configs name it), and whether it runs as a sentinel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeSpec {
+    /// File stem of its log (`redis-3` -> `redis-3.log`); the kind's short name if empty.
+    pub(crate) name: String,
+    /// The password; a fresh random one if `None`.
+    pub(crate) password: Option<String>,
+    /// Config lines after `requirepass`, as in a redis.conf (`replicaof HOST PORT`).
+    pub(crate) conf: Vec<String>,
+    /// Where it listens, when other nodes must know it before it starts: a loopback port
+    /// (local) or the node's fixed address on the run's network (docker).
+    pub(crate) addr: Option<SocketAddr>,
+    /// `redis-server --sentinel`.
+    pub(crate) sentinel: bool,
+}
 
 /// The lock service's nodes beyond the first, and the sentinels.
 #[derive(Debug)]
@@ -112,10 +135,13 @@ pub(crate) async fn start(
             Vec::new(),
         ),
         LockService::Redlock => {
+            // Locally each node finds its own free port; on a docker network each needs an
+            // address of its own (they would all take node 0's otherwise).
             let specs: Vec<NodeSpec> = (0..redlock::NODES)
                 .map(|i| NodeSpec {
                     name: node_name(i),
                     password: Some(password.clone()),
+                    addr: run.map(|r| r.lock_node_addr(i)),
                     ..NodeSpec::default()
                 })
                 .collect();
@@ -176,14 +202,36 @@ fn free_ports(n: usize) -> Result<Vec<u16>, NodeError> {
         .map_err(|e| NodeError::io("find free ports", e))
 }
 
+/// Where Sentinel's data nodes (primary, replica) and three sentinels will listen, fixed
+/// before any starts since each config names the others: free loopback ports locally,
+/// the nodes' fixed addresses on a docker run's network.
+fn sentinel_addresses(
+    run: Option<&Arc<DockerRun>>,
+) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), NodeError> {
+    Ok(match run {
+        Some(run) => (
+            (0..2).map(|i| run.lock_node_addr(i)).collect(),
+            (0..3).map(|i| run.sentinel_addr(i)).collect(),
+        ),
+        None => {
+            let loopback = |port| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let ports = free_ports(5)?;
+            (
+                ports[..2].iter().copied().map(loopback).collect(),
+                ports[2..].iter().copied().map(loopback).collect(),
+            )
+        }
+    })
+}
+
 async fn start_sentinel(
     password: &str,
     backend: &Backend,
     opts: &NodeOptions,
     run: Option<&Arc<DockerRun>>,
 ) -> Result<(Vec<ServerHandle>, Vec<ServerHandle>), NodeError> {
-    let ports = free_ports(5)?;
-    let (primary, replica) = (ports[0], ports[1]);
+    let (addrs, sentinel_addrs) = sentinel_addresses(run)?;
+    let (primary, replica) = (addrs[0], addrs[1]);
     let auth = format!("masterauth {password}");
     // A primary waits 5 s by default for more replicas before a diskless full sync;
     // there is only one, so the sync (and readiness) starts at once.
@@ -193,7 +241,7 @@ async fn start_sentinel(
             name: node_name(0),
             password: Some(password.to_string()),
             conf: vec![auth.clone(), no_sync_delay.clone()],
-            port: Some(primary),
+            addr: Some(primary),
             sentinel: false,
         },
         NodeSpec {
@@ -202,21 +250,24 @@ async fn start_sentinel(
             conf: vec![
                 auth,
                 no_sync_delay,
-                format!("replicaof 127.0.0.1 {primary}"),
+                format!("replicaof {} {}", primary.ip(), primary.port()),
             ],
-            port: Some(replica),
+            addr: Some(replica),
             sentinel: false,
         },
     ];
     let ids: Vec<String> = (0..3)
         .map(|_| super::random_password() + "00000000")
         .collect();
-    let sentinel_ports = &ports[2..];
     let specs: Vec<NodeSpec> = (0..3)
         .map(|i| {
             let mut conf = vec![
                 format!("sentinel myid {}", ids[i]),
-                format!("sentinel monitor {MASTER_NAME} 127.0.0.1 {primary} 2"),
+                format!(
+                    "sentinel monitor {MASTER_NAME} {} {} 2",
+                    primary.ip(),
+                    primary.port()
+                ),
                 format!("sentinel auth-pass {MASTER_NAME} {password}"),
                 format!("sentinel sentinel-pass {password}"),
                 format!(
@@ -225,19 +276,26 @@ async fn start_sentinel(
                 ),
                 format!("sentinel failover-timeout {MASTER_NAME} 3000"),
                 format!("sentinel parallel-syncs {MASTER_NAME} 1"),
-                format!("sentinel known-replica {MASTER_NAME} 127.0.0.1 {replica}"),
+                format!(
+                    "sentinel known-replica {MASTER_NAME} {} {}",
+                    replica.ip(),
+                    replica.port()
+                ),
             ];
             for j in (0..3).filter(|&j| j != i) {
+                let at = sentinel_addrs[j];
                 conf.push(format!(
-                    "sentinel known-sentinel {MASTER_NAME} 127.0.0.1 {} {}",
-                    sentinel_ports[j], ids[j]
+                    "sentinel known-sentinel {MASTER_NAME} {} {} {}",
+                    at.ip(),
+                    at.port(),
+                    ids[j]
                 ));
             }
             NodeSpec {
                 name: format!("sentinel-{i}"),
                 password: Some(password.to_string()),
                 conf,
-                port: Some(sentinel_ports[i]),
+                addr: Some(sentinel_addrs[i]),
                 sentinel: true,
             }
         })

@@ -22,10 +22,15 @@ pub fn init() {
         .with_writer(io::stderr)
         .with_target(false)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
+    // The engine client logs every request body at debug level, and a container's body
+    // holds its server's password (a flag, an environment variable): run.log is kept and
+    // shared (CI artifacts), so it gets the engine client's info lines only.
     let file = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(RunLogWriter)
-        .with_filter(EnvFilter::new("debug,tokio_postgres=info,redis=info"));
+        .with_filter(EnvFilter::new(
+            "debug,tokio_postgres=info,redis=info,bollard=info",
+        ));
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)

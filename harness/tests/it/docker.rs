@@ -69,7 +69,7 @@ fn offline_images() -> Result<Images, String> {
 }
 
 /// Takes the turn and returns the images, or prints why and returns `None` (skip).
-async fn turn() -> Option<(
+pub(crate) async fn turn() -> Option<(
     tokio::sync::MutexGuard<'static, Option<Result<Images, String>>>,
     Images,
 )> {
@@ -95,7 +95,7 @@ async fn turn() -> Option<(
 }
 
 /// Everything labelled with this process's pid: must be empty once a test is done.
-async fn ours_left() -> Vec<String> {
+pub(crate) async fn ours_left() -> Vec<String> {
     let engine = docker::connect().await.unwrap();
     docker::list_ours(&engine)
         .await
@@ -329,26 +329,25 @@ async fn db_exclusion_holds_under_container_faults() {
 /// assertion fails first).
 struct RunChild {
     child: std::process::Child,
-    _store: TempDir,
+    store: TempDir,
 }
 
 impl RunChild {
-    fn spawn(images: &Images, name: &str) -> RunChild {
+    /// `overbook run` on the docker backend, with `more` arguments.
+    fn spawn(images: &Images, name: &str, more: &[&str]) -> RunChild {
         let store = TempDir::new(name);
         let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
             .args(["run", "--backend", "docker", "--design", "db-exclusion"])
             .args(["--time-limit", "60s", "--redis-image", &images.redis])
             .args(["--postgres-image", &images.postgres])
+            .args(more)
             .arg("--store")
             .arg(&store.0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        RunChild {
-            child,
-            _store: store,
-        }
+        RunChild { child, store }
     }
 
     fn pid(&self) -> i32 {
@@ -367,15 +366,35 @@ impl RunChild {
             .collect()
     }
 
-    /// Waits until both containers and the network exist.
-    async fn wait_up(&self) -> Vec<String> {
+    /// Waits until `containers` containers and the network exist.
+    async fn wait_up(&self, containers: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.ours().await.len() < 3 && Instant::now() < deadline {
+        while self.ours().await.len() < containers + 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let up = self.ours().await;
-        assert_eq!(up.len(), 3, "two containers and a network: {up:?}");
+        assert_eq!(
+            up.len(),
+            containers + 1,
+            "{containers} containers and a network: {up:?}"
+        );
         up
+    }
+
+    /// The run's `run.log` (the store holds this one run).
+    fn run_log(&self) -> String {
+        let mut dirs = vec![self.store.0.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.file_name().is_some_and(|n| n == "run.log") {
+                    return std::fs::read_to_string(path).unwrap();
+                }
+            }
+        }
+        panic!("no run.log under {}", self.store.0.display())
     }
 }
 
@@ -387,14 +406,15 @@ impl Drop for RunChild {
 }
 
 /// Ctrl-C in the middle of a run: the signal thread removes the run's containers and
-/// network before the harness exits.
+/// network before the harness exits; a Sentinel topology's too (primary, replica, three
+/// sentinels, Postgres).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_removes_the_runs_containers() {
     let Some((_turn, images)) = turn().await else {
         return;
     };
-    let mut run = RunChild::spawn(&images, "ctrl-c");
-    run.wait_up().await;
+    let mut run = RunChild::spawn(&images, "ctrl-c", &["--lock-service", "sentinel"]);
+    run.wait_up(6).await;
     // SAFETY: kill(2) on our own child's pid, which `run` has not reaped yet.
     assert_eq!(unsafe { libc::kill(run.pid(), libc::SIGINT) }, 0);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -407,6 +427,13 @@ async fn ctrl_c_removes_the_runs_containers() {
     };
     assert_eq!(status.code(), Some(128 + libc::SIGINT), "{status:?}");
     assert_eq!(run.ours().await, Vec::<String>::new());
+    // The engine client's debug lines carry each container's request body, passwords
+    // included: none of them may reach the run's log, which is kept and shared.
+    let log = run.run_log();
+    assert!(log.contains("run starting"), "{log}");
+    for secret in ["requirepass", "POSTGRES_PASSWORD", "OVERBOOK_SENTINEL_CONF"] {
+        assert!(!log.contains(secret), "run.log holds {secret}:\n{log}");
+    }
 }
 
 /// A `kill -9`ed harness cannot clean up; `overbook clean` must then remove its
@@ -416,8 +443,8 @@ async fn clean_removes_what_a_killed_run_left() {
     let Some((_turn, images)) = turn().await else {
         return;
     };
-    let mut run = RunChild::spawn(&images, "clean");
-    let before = run.wait_up().await;
+    let mut run = RunChild::spawn(&images, "clean", &[]);
+    let before = run.wait_up(2).await;
     let clean = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
             .arg("clean")

@@ -307,3 +307,88 @@ fn h_fault(h: &History) -> Fault {
         .and_then(|name| name.parse().ok())
         .expect("a fault window")
 }
+
+/// The topologies in containers (the docker backend, offline images; skipped with the
+/// reason when there is no engine): each node its own container at a fixed address on
+/// the run's network, Sentinel naming those addresses, process faults through the engine
+/// (`docker kill`, the freezer), the rest through each node's proxy as locally. The
+/// scenarios are the local ones, aimed the same way.
+mod in_containers {
+    use super::*;
+    use crate::docker::{ours_left, turn};
+    use harness::nodes::Backend;
+
+    fn in_docker(images: harness::nodes::docker::Images, cfg: RunConfig) -> RunConfig {
+        RunConfig {
+            backend: Backend::Docker { images },
+            ..cfg
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sentinel_lock_only_is_caught_by_failover_redis() {
+        let Some((_turn, images)) = turn().await else {
+            return;
+        };
+        let cfg = in_docker(images, failover_config(DesignName::LockOnly, 22));
+        let (r, h) = run_checked(cfg).await;
+        let killed = strike(&h, Fault::FailoverRedis, "killed");
+        assert_eq!(killed["kind"], "failover", "{killed}");
+        assert_caught(&r);
+        assert_eq!(ours_left().await, Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redlock_lock_only_is_caught_by_clock_jump_redis_on_a_majority_member() {
+        let Some((_turn, images)) = turn().await else {
+            return;
+        };
+        let cfg = RunConfig {
+            fault_node: Some(2),
+            rooms: 1,
+            window_days: 3650,
+            ..redlock_config(DesignName::LockOnly, Fault::ClockJumpRedis, 24)
+        };
+        let (r, h) = run_checked(in_docker(images, cfg)).await;
+        let jumped = strike(&h, Fault::ClockJumpRedis, "jumped");
+        assert_eq!(jumped["target"].as_str().map(|t| &t[..6]), Some("node 2"));
+        assert_caught(&r);
+        assert_eq!(ours_left().await, Vec::<String>::new());
+    }
+
+    /// A frozen container is a minority node down: db-exclusion stays valid and
+    /// bookings go on (the freezer, not a signal, stops node 4).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn db_exclusion_stays_valid_on_redlock_with_a_minority_container_paused() {
+        let Some((_turn, images)) = turn().await else {
+            return;
+        };
+        let cfg = RunConfig {
+            fault_node: Some(4),
+            lock_ttl: Duration::from_secs(3),
+            ..redlock_config(DesignName::DbExclusion, Fault::PauseRedis, 25)
+        };
+        let (r, h) = run_checked(in_docker(images, cfg)).await;
+        assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
+        assert!(ok_books(&r) > 0, "{}", describe(&r));
+        let start = h
+            .ops()
+            .iter()
+            .find(|o| o.f.as_str() == "start-pause-redis")
+            .and_then(|o| o.value.detail.clone())
+            .expect("the window's start names its node");
+        assert_eq!(
+            (start["lock_service"].as_str(), start["node"].as_u64()),
+            (Some("redlock"), Some(4)),
+            "{start}"
+        );
+        // Valid includes run-conditions: the pause was applied ("fired"), or no verdict.
+        assert_eq!(
+            checker(&r, "run-conditions").validity,
+            Validity::Valid,
+            "{}",
+            describe(&r)
+        );
+        assert_eq!(ours_left().await, Vec::<String>::new());
+    }
+}
