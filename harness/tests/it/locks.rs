@@ -330,7 +330,13 @@ mod in_containers {
         let Some((_turn, images)) = turn().await else {
             return;
         };
-        let cfg = in_docker(images, failover_config(DesignName::LockOnly, 22));
+        // One room, as locally: every user waits for the struck lease.
+        let cfg = RunConfig {
+            rooms: 1,
+            window_days: 3650,
+            ..failover_config(DesignName::LockOnly, 22)
+        };
+        let cfg = in_docker(images, cfg);
         let (r, h) = run_checked(cfg).await;
         let killed = strike(&h, Fault::FailoverRedis, "killed");
         assert_eq!(killed["kind"], "failover", "{killed}");
