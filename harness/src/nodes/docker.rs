@@ -885,6 +885,51 @@ mod tests {
     }
 
     #[test]
+    fn topology_nodes_get_distinct_addresses_apart_from_postgres() {
+        let run = DockerRun {
+            id: "r".into(),
+            network: "n".into(),
+            subnet: Ipv4Addr::new(10, 213, 9, 0),
+            images: Images::offline(),
+        };
+        let mut hosts: Vec<Ipv4Addr> = (0..5).map(|i| *ipv4(&run.lock_node_addr(i))).collect();
+        hosts.extend((0..3).map(|i| *ipv4(&run.sentinel_addr(i))));
+        hosts.push(run.ip(ServerKind::Postgres));
+        assert_eq!(
+            hosts[0],
+            run.ip(ServerKind::Redis),
+            "node 0 is the plain Redis"
+        );
+        let mut distinct = hosts.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), hosts.len(), "{hosts:?}");
+        assert!(hosts.iter().all(|h| h.octets()[..3] == [10, 213, 9]));
+    }
+
+    fn ipv4(addr: &SocketAddr) -> &Ipv4Addr {
+        match addr {
+            SocketAddr::V4(a) => a.ip(),
+            SocketAddr::V6(_) => panic!("a run's network is IPv4"),
+        }
+    }
+
+    #[test]
+    fn a_sentinels_password_is_in_its_environment_not_its_command() {
+        let conf = vec!["sentinel auth-pass overbook s3cret".to_string()];
+        let addr = SocketAddr::from((Ipv4Addr::new(10, 213, 9, 20), REDIS_PORT));
+        let (cmd, env) = sentinel_command("s3cret", addr, &conf);
+        assert!(cmd.iter().all(|a| !a.contains("s3cret")), "{cmd:?}");
+        let file = env[0].strip_prefix("OVERBOOK_SENTINEL_CONF=").unwrap();
+        assert!(file.contains("requirepass s3cret\n"), "{file}");
+        assert!(
+            file.contains("sentinel auth-pass overbook s3cret\n"),
+            "{file}"
+        );
+        assert!(file.starts_with("port 6379\n"), "{file}");
+    }
+
+    #[test]
     fn a_dead_pid_marks_a_leftover() {
         let mut l = Leftover {
             what: "container",
