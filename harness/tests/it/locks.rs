@@ -178,7 +178,19 @@ async fn single_lock_only_is_caught_by_clock_jump_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_lock_only_is_caught_by_failover_redis() {
-    let (r, h) = run_checked(failover_config(DesignName::LockOnly, 22)).await;
+    // One room and a calendar that never fills. With three rooms a lease held across
+    // the kill could be on a cold room: once the replica was promoted, the first users
+    // to reach it took the other rooms' leases, the rest queued behind those holders'
+    // held INSERTs (a waiter waits up to two 12 s leases), and nobody asked for the cold
+    // room before its holder was done: failed over, nothing overlapped. With one room
+    // every user waits for the struck lease, so the first to reach the promoted replica
+    // takes it while its first holder's INSERT is still held.
+    let cfg = RunConfig {
+        rooms: 1,
+        window_days: 3650,
+        ..failover_config(DesignName::LockOnly, 22)
+    };
+    let (r, h) = run_checked(cfg).await;
     let killed = strike(&h, Fault::FailoverRedis, "killed");
     assert_eq!(killed["kind"], "failover", "{killed}");
     assert_caught(&r);
