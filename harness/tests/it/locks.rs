@@ -178,7 +178,19 @@ async fn single_lock_only_is_caught_by_clock_jump_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_lock_only_is_caught_by_failover_redis() {
-    let (r, h) = run_checked(failover_config(DesignName::LockOnly, 22)).await;
+    // One room and a calendar that never fills. With three rooms a lease held across
+    // the kill could be on a cold room: once the replica was promoted, the first users
+    // to reach it took the other rooms' leases, the rest queued behind those holders'
+    // held INSERTs (a waiter waits up to two 12 s leases), and nobody asked for the cold
+    // room before its holder was done: failed over, nothing overlapped. With one room
+    // every user waits for the struck lease, so the first to reach the promoted replica
+    // takes it while its first holder's INSERT is still held.
+    let cfg = RunConfig {
+        rooms: 1,
+        window_days: 3650,
+        ..failover_config(DesignName::LockOnly, 22)
+    };
+    let (r, h) = run_checked(cfg).await;
     let killed = strike(&h, Fault::FailoverRedis, "killed");
     assert_eq!(killed["kind"], "failover", "{killed}");
     assert_caught(&r);
@@ -223,10 +235,26 @@ async fn redlock_lock_only_is_caught_by_clock_jump_redis_on_a_majority_member() 
 /// A minority node down costs Redlock nothing: bookings go on, and nothing is broken.
 /// A 3 s lease: no critical section outlives it however loaded the machine, so any
 /// overlap would be Redlock's.
+///
+/// The window is long and starts late because the schedule runs on the run clock, which
+/// starts before the schema is set up and before any user has opened a session: at load
+/// 13 setup alone took up to 1.8 s, so a 3.5 s window from 0.5 s was half gone before
+/// the first session opened. While node 4 is paused each new session waits a second
+/// for it, and each acquisition and release waits its node timeout (600 ms), so the
+/// first grant comes over a second after the clients start and then about two a second
+/// (against dozens a second with the node killed: it refuses at once). One run (load 13)
+/// had its window at 1.8-3.5 s, its first op at 2.8 s and its only grant at 3.44 s, 10
+/// ms before the heal: a little more load and none is granted, the failure seen about
+/// once in 17 runs. A healthy 1.5 s first lets the sessions open on five live nodes,
+/// and a window of at least 4.5 s leaves seconds of working clients under the fault
+/// even when setup eats some of it.
 async fn redlock_survives_on_a_minority(fault: Fault, seed: u64) {
     let cfg = RunConfig {
         fault_node: Some(4),
         lock_ttl: Duration::from_secs(3),
+        heal_for: Duration::from_millis(1500),
+        fault_for: Duration::from_secs(6),
+        time_limit: Duration::from_secs(9),
         ..redlock_config(DesignName::LockOnly, fault, seed)
     };
     let (r, h) = run_checked(cfg).await;
