@@ -92,6 +92,19 @@ impl Schedule {
         Schedule { windows }
     }
 
+    /// The same windows, each `offset` later: a run plans its windows from the moment
+    /// its clients start, but its clock (history times) starts before its setup, so the
+    /// windows move by however long setup took. Without this a slow setup (seconds on a
+    /// loaded machine) ate the first healthy period and part of the first window before
+    /// any client was there to feel the fault.
+    pub fn after(mut self, offset: Duration) -> Schedule {
+        for w in &mut self.windows {
+            w.start += offset;
+            w.stop += offset;
+        }
+        self
+    }
+
     /// The distinct faults the schedule uses.
     pub fn faults(&self) -> BTreeSet<Fault> {
         self.windows.iter().map(|w| w.fault).collect()
@@ -129,6 +142,18 @@ mod tests {
             fault_for: Duration::from_secs(3),
             heal_for: Duration::from_secs(2),
             seed,
+        }
+    }
+
+    #[test]
+    fn a_schedule_moves_whole_by_the_setup_time() {
+        let plan = Schedule::plan(&cfg(vec![Fault::PauseDb, Fault::DbLatency], 5));
+        let moved = plan.clone().after(Duration::from_millis(1800));
+        assert_eq!(plan.windows.len(), moved.windows.len());
+        for (a, b) in plan.windows.iter().zip(&moved.windows) {
+            assert_eq!(b.fault, a.fault);
+            assert_eq!(b.start - a.start, Duration::from_millis(1800));
+            assert_eq!(b.stop - b.start, a.stop - a.start);
         }
     }
 

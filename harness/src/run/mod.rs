@@ -348,7 +348,8 @@ async fn run_on(
         aim_at_free: cfg.aim_at_free,
     })));
 
-    let schedule = cfg.schedule();
+    // Windows count from the clients' start, which is now: setup is done.
+    let schedule = cfg.schedule().after(clock.elapsed());
     let params = FaultParams {
         db_latency: cfg.db_latency,
         redis_latency: cfg.redis_latency,

@@ -53,8 +53,18 @@ fn redlock_config(design: DesignName, fault: Fault, seed: u64) -> RunConfig {
 /// calling the primary down, then agree and promote, about a second more): a 12 s lease,
 /// whose holder's INSERT is held 6 s, leaves the promoted replica's users seconds to
 /// take the lease while the first holder still works, however loaded the machine.
+///
+/// One room and a calendar that never fills. With three rooms a lease held across the
+/// kill could be on a cold room: once the replica was promoted, the first users to
+/// reach it took the other rooms' leases, the rest queued behind those holders' held
+/// INSERTs (a waiter waits up to two 12 s leases), and nobody asked for the cold room
+/// before its holder was done: failed over, nothing overlapped (seen locally and in
+/// containers). With one room every user waits for the struck lease, so the first to
+/// reach the promoted replica takes it while its first holder's INSERT is still held.
 fn failover_config(design: DesignName, seed: u64) -> RunConfig {
     RunConfig {
+        rooms: 1,
+        window_days: 3650,
         lock_ttl: Duration::from_secs(12),
         time_limit: Duration::from_secs(12),
         fault_for: Duration::from_secs(10),
@@ -178,19 +188,7 @@ async fn single_lock_only_is_caught_by_clock_jump_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_lock_only_is_caught_by_failover_redis() {
-    // One room and a calendar that never fills. With three rooms a lease held across
-    // the kill could be on a cold room: once the replica was promoted, the first users
-    // to reach it took the other rooms' leases, the rest queued behind those holders'
-    // held INSERTs (a waiter waits up to two 12 s leases), and nobody asked for the cold
-    // room before its holder was done: failed over, nothing overlapped. With one room
-    // every user waits for the struck lease, so the first to reach the promoted replica
-    // takes it while its first holder's INSERT is still held.
-    let cfg = RunConfig {
-        rooms: 1,
-        window_days: 3650,
-        ..failover_config(DesignName::LockOnly, 22)
-    };
-    let (r, h) = run_checked(cfg).await;
+    let (r, h) = run_checked(failover_config(DesignName::LockOnly, 22)).await;
     let killed = strike(&h, Fault::FailoverRedis, "killed");
     assert_eq!(killed["kind"], "failover", "{killed}");
     assert_caught(&r);
@@ -358,13 +356,7 @@ mod in_containers {
         let Some((_turn, images)) = turn().await else {
             return;
         };
-        // One room, as locally: every user waits for the struck lease.
-        let cfg = RunConfig {
-            rooms: 1,
-            window_days: 3650,
-            ..failover_config(DesignName::LockOnly, 22)
-        };
-        let cfg = in_docker(images, cfg);
+        let cfg = in_docker(images, failover_config(DesignName::LockOnly, 22));
         let (r, h) = run_checked(cfg).await;
         let killed = strike(&h, Fault::FailoverRedis, "killed");
         assert_eq!(killed["kind"], "failover", "{killed}");
