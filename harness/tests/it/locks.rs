@@ -234,18 +234,14 @@ async fn redlock_lock_only_is_caught_by_clock_jump_redis_on_a_majority_member() 
 /// A 3 s lease: no critical section outlives it however loaded the machine, so any
 /// overlap would be Redlock's.
 ///
-/// The window is long and starts late because the schedule runs on the run clock, which
-/// starts before the schema is set up and before any user has opened a session: at load
-/// 13 setup alone took up to 1.8 s, so a 3.5 s window from 0.5 s was half gone before
-/// the first session opened. While node 4 is paused each new session waits a second
-/// for it, and each acquisition and release waits its node timeout (600 ms), so the
-/// first grant comes over a second after the clients start and then about two a second
-/// (against dozens a second with the node killed: it refuses at once). One run (load 13)
-/// had its window at 1.8-3.5 s, its first op at 2.8 s and its only grant at 3.44 s, 10
-/// ms before the heal: a little more load and none is granted, the failure seen about
-/// once in 17 runs. A healthy 1.5 s first lets the sessions open on five live nodes,
-/// and a window of at least 4.5 s leaves seconds of working clients under the fault
-/// even when setup eats some of it.
+/// The window is long and starts late. While node 4 is paused each new session waits a
+/// second for it, and each acquisition and release waits its node timeout (600 ms), so
+/// the first grant comes over a second after the clients start and then about two a
+/// second (against dozens a second with the node killed: it refuses at once). One run
+/// at load 13 had its only grant 10 ms before the heal: its windows then still counted
+/// from before setup (1.8 s of it), which they no longer do. A healthy 1.5 s first lets
+/// the sessions open on five live nodes, and a window of at least 4.5 s leaves seconds
+/// of working clients under the fault.
 async fn redlock_survives_on_a_minority(fault: Fault, seed: u64) {
     let cfg = RunConfig {
         fault_node: Some(4),
