@@ -283,3 +283,26 @@ fn process_faults_are_refused_for_external_servers_before_anything_starts() {
         "{stderr}"
     );
 }
+
+#[test]
+fn another_lock_service_is_refused_for_external_servers_before_anything_starts() {
+    // Nothing listens on port 1: a refusal that came after connecting would fail
+    // differently, so the message proves the check comes first.
+    let out = Command::new(BIN)
+        .args(["run", "--backend", "external", "--redis-url"])
+        .args([
+            "redis://127.0.0.1:1/",
+            "--postgres-url",
+            "host=127.0.0.1 port=1",
+        ])
+        .args(["--lock-service", "redlock"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--lock-service redlock starts its own topology")
+            && stderr.contains("--backend local or docker"),
+        "{stderr}"
+    );
+}
