@@ -213,10 +213,7 @@ impl ActiveFault {
                 }
             }
         }
-        let node_ix = match params.fault_node {
-            Some(n) => n,
-            None => cluster.default_fault_node().await,
-        };
+        let node_ix = cluster.fault_node(params.fault_node).await;
         let nodes = cluster.lock_nodes().len();
         let node = cluster
             .lock_node(node_ix)

@@ -169,7 +169,15 @@ impl Nemesis {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<bool, NodeError> {
         let fault = window.fault;
-        let mut detail = self.params.detail(fault);
+        // The lock-service node the fault hits, resolved once (under Sentinel by asking
+        // the sentinels): the window's start event names the node the fault then hits,
+        // even if the primary changes in between.
+        let node = self.cluster.fault_node(self.params.fault_node).await;
+        let params = FaultParams {
+            fault_node: Some(node),
+            ..self.params.clone()
+        };
+        let mut detail = params.detail(fault);
         if let Some(obj) = detail.as_object_mut() {
             obj.insert(
                 "planned_ms".into(),
@@ -180,10 +188,6 @@ impl Nemesis {
             }
             if target(fault) == Some(ServerKind::Redis) {
                 // Which node of the topology it hits, for the report.
-                let node = match self.params.fault_node {
-                    Some(n) => n,
-                    None => self.cluster.default_fault_node().await,
-                };
                 obj.insert(
                     "lock_service".into(),
                     json!(self.cluster.topology.service().name()),
@@ -209,7 +213,7 @@ impl Nemesis {
         self.log(OpType::Invoke, &start, value.clone(), None);
         let mut guard = match ActiveFault::apply_to(
             fault,
-            &self.params,
+            &params,
             &self.cluster,
             &self.client_pause,
             self.service.as_ref(),

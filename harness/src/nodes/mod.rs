@@ -833,12 +833,15 @@ impl Cluster {
             .collect()
     }
 
-    /// The lock-service node Redis faults hit when no `--fault-node` is given: the
+    /// The lock-service node Redis faults hit: `asked` (`--fault-node`), or else the
     /// current primary under Sentinel (asked of the sentinels), node 0 otherwise.
-    pub async fn default_fault_node(&self) -> usize {
-        match self.topology.service() {
-            LockService::Sentinel => self.topology.primary(&self.lock_nodes()).await.unwrap_or(0),
-            _ => 0,
+    pub async fn fault_node(&self, asked: Option<usize>) -> usize {
+        match (asked, self.topology.service()) {
+            (Some(n), _) => n,
+            (None, LockService::Sentinel) => {
+                self.topology.primary(&self.lock_nodes()).await.unwrap_or(0)
+            }
+            (None, _) => 0,
         }
     }
 
