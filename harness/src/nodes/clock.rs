@@ -54,31 +54,25 @@ pub struct Jumped {
 /// Jumps the expiry clock of the Redis at `url` (straight to the server, past its
 /// proxy) forward by `by`.
 pub async fn jump(url: &str, by: Duration) -> Result<Jumped, NodeError> {
-    tokio::time::timeout(JUMP_TIMEOUT, jump_now(url, by))
-        .await
-        .map_err(|_| NodeError::Redis {
-            what: "clock jump".into(),
-            reason: format!("no answer in {JUMP_TIMEOUT:?}"),
-        })?
-}
-
-/// The longest a jump may take: the nemesis waits for it.
-const JUMP_TIMEOUT: Duration = Duration::from_secs(5);
-
-async fn jump_now(url: &str, by: Duration) -> Result<Jumped, NodeError> {
     let err = |e: redis::RedisError| NodeError::Redis {
         what: "clock jump".into(),
         reason: e.to_string(),
     };
-    let client = redis::Client::open(url).map_err(err)?;
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&super::topology::no_response_timeout())
+    let (expired, shortened): (u64, u64) =
+        super::topology::exchange(url, JUMP_TIMEOUT, |mut conn| async move {
+            Script::new(JUMP)
+                .arg(by.as_millis().max(1) as u64)
+                .invoke_async(&mut conn)
+                .await
+        })
         .await
-        .map_err(err)?;
-    let (expired, shortened): (u64, u64) = Script::new(JUMP)
-        .arg(by.as_millis().max(1) as u64)
-        .invoke_async(&mut conn)
-        .await
+        .ok_or_else(|| NodeError::Redis {
+            what: "clock jump".into(),
+            reason: format!("no answer in {JUMP_TIMEOUT:?}"),
+        })?
         .map_err(err)?;
     Ok(Jumped { expired, shortened })
 }
+
+/// The longest a jump may take: the nemesis waits for it.
+const JUMP_TIMEOUT: Duration = Duration::from_secs(5);

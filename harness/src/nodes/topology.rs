@@ -320,43 +320,53 @@ pub(crate) fn no_response_timeout() -> redis::AsyncConnectionConfig {
         .set_connection_timeout(Some(Duration::from_secs(5)))
 }
 
-/// What a sentinel names as the primary, straight from it.
-async fn ask_primary(url: &str) -> Result<Option<SocketAddr>, redis::RedisError> {
-    let ask = async {
+/// One exchange of overbook's own with the Redis (or sentinel) at `url`, straight to it:
+/// a fresh connection, then `talk`, all of it bounded by `within`. `None` when it did
+/// not finish in time; each caller says what that means for it.
+pub(crate) async fn exchange<T, Fut>(
+    url: &str,
+    within: Duration,
+    talk: impl FnOnce(redis::aio::MultiplexedConnection) -> Fut,
+) -> Option<Result<T, redis::RedisError>>
+where
+    Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
+{
+    let run = async {
         let client = redis::Client::open(url)?;
-        let mut conn = client
+        let conn = client
             .get_multiplexed_async_connection_with_config(&no_response_timeout())
             .await?;
+        talk(conn).await
+    };
+    tokio::time::timeout(within, run).await.ok()
+}
+
+/// What a sentinel names as the primary, straight from it.
+async fn ask_primary(url: &str) -> Result<Option<SocketAddr>, redis::RedisError> {
+    let answer = exchange(url, Duration::from_secs(1), |mut conn| async move {
         redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(MASTER_NAME)
             .query_async::<Option<(String, u16)>>(&mut conn)
             .await
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(1), ask)
-        .await
-        .map_err(|_| {
-            redis::RedisError::from((redis::ErrorKind::Io, "sentinel did not answer in time"))
-        })??;
+    })
+    .await
+    .ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Io, "sentinel did not answer in time"))
+    })??;
     Ok(answer.and_then(|(host, port)| format!("{host}:{port}").parse().ok()))
 }
 
 /// Whether the replica's link to its primary is up, straight from it.
 async fn replica_linked(url: &str) -> bool {
-    let ask = async {
-        let client = redis::Client::open(url)?;
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&no_response_timeout())
-            .await?;
+    let info = exchange(url, Duration::from_secs(1), |mut conn| async move {
         redis::cmd("INFO")
             .arg("replication")
             .query_async::<String>(&mut conn)
             .await
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), ask).await,
-        Ok(Ok(info)) if info.contains("master_link_status:up")
-    )
+    })
+    .await;
+    matches!(info, Some(Ok(info)) if info.contains("master_link_status:up"))
 }
 
 /// Cuts the replication of the replica at `url` (straight to it): its `masterauth` is
@@ -384,14 +394,12 @@ pub(crate) async fn cut_replication_between_leases(
     loop {
         replica_command(primary_url, &["CLIENT", "PAUSE", "2000", "WRITE"]).await?;
         // A read that fails (a loaded machine) counts as "not empty": try again.
-        let empty: Result<bool, NodeError> =
-            Ok(leases(primary_url).await.is_ok_and(|l| l.is_empty()));
+        let empty = leases(primary_url).await.is_ok_and(|l| l.is_empty());
         let last_try = Instant::now() >= deadline;
-        let cut = match empty {
-            Ok(true) => cut_replication(replica_url).await.map(|()| true),
-            Ok(false) if last_try => cut_replication(replica_url).await.map(|()| false),
-            Ok(false) => Ok(false),
-            Err(e) => Err(e),
+        let cut = if empty || last_try {
+            cut_replication(replica_url).await.map(|()| empty)
+        } else {
+            Ok(false)
         };
         replica_command(primary_url, &["CLIENT", "UNPAUSE"]).await?;
         match cut {
@@ -413,24 +421,19 @@ async fn replica_command(url: &str, args: &[&str]) -> Result<(), NodeError> {
         what: args[..2].join(" "),
         reason: e.to_string(),
     };
-    let client = redis::Client::open(url).map_err(err)?;
-    let run = async {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&no_response_timeout())
-            .await?;
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    exchange(url, Duration::from_secs(5), |mut conn| async move {
         cmd.query_async::<redis::Value>(&mut conn).await
-    };
-    tokio::time::timeout(Duration::from_secs(5), run)
-        .await
-        .map_err(|_| NodeError::Redis {
-            what: args[..2].join(" "),
-            reason: "no answer in 5 s".into(),
-        })?
-        .map_err(err)?;
+    })
+    .await
+    .ok_or_else(|| NodeError::Redis {
+        what: args[..2].join(" "),
+        reason: "no answer in 5 s".into(),
+    })?
+    .map_err(err)?;
     Ok(())
 }
 
@@ -440,11 +443,7 @@ pub(crate) async fn leases(url: &str) -> Result<Vec<(String, String)>, NodeError
         what: "read the leases".into(),
         reason: e.to_string(),
     };
-    let read = async {
-        let client = redis::Client::open(url)?;
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&no_response_timeout())
-            .await?;
+    let read = |mut conn: redis::aio::MultiplexedConnection| async move {
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg("lock:*")
             .query_async(&mut conn)
@@ -460,9 +459,9 @@ pub(crate) async fn leases(url: &str) -> Result<Vec<(String, String)>, NodeError
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect())
     };
-    tokio::time::timeout(Duration::from_secs(5), read)
+    exchange(url, Duration::from_secs(5), read)
         .await
-        .map_err(|_| NodeError::Redis {
+        .ok_or_else(|| NodeError::Redis {
             what: "read the leases".into(),
             reason: "no answer in 5 s".into(),
         })?
