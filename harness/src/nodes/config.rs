@@ -17,6 +17,24 @@ pub(crate) fn redis_flags(aof: bool) -> Vec<&'static str> {
     flags
 }
 
+/// A redis.conf for a server overbook starts: `first` lines (where it listens, when
+/// the command line cannot say it), then the password, then a topology's own lines
+/// (replication, Sentinel): a local server's config file and a sentinel's, which keep
+/// the password off the command line.
+pub(crate) fn redis_conf(first: &[&str], password: &str, lines: &[String]) -> String {
+    let mut conf = String::new();
+    for line in first {
+        conf.push_str(line);
+        conf.push('\n');
+    }
+    conf.push_str(&format!("requirepass {password}\n"));
+    for line in lines {
+        conf.push_str(line);
+        conf.push('\n');
+    }
+    conf
+}
+
 /// Postgres settings (`-c name=value`), beyond where it listens. Durability on: a kill
 /// must not lose a committed booking. Connections: `max_connections`, from the run's
 /// needs ([`super::max_connections_for`]).
@@ -38,6 +56,16 @@ const POSTGRES_SETTINGS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_conf_lists_where_it_listens_then_the_password_then_the_topology() {
+        let lines = vec!["replicaof 10.0.0.2 6379".to_string()];
+        assert_eq!(
+            redis_conf(&["port 6379"], "pw", &lines),
+            "port 6379\nrequirepass pw\nreplicaof 10.0.0.2 6379\n"
+        );
+        assert_eq!(redis_conf(&[], "pw", &[]), "requirepass pw\n");
+    }
 
     #[test]
     fn durability_is_on_and_aof_is_fsynced_always() {

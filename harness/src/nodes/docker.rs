@@ -332,11 +332,7 @@ impl DockerServer {
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
         let docker = connect().await?;
-        let node = if spec.name.is_empty() {
-            kind.short_name()
-        } else {
-            spec.name.as_str()
-        };
+        let node = spec.stem(kind);
         let name = format!("overbook-{}-{node}", run.id);
         let addr = match spec.addr {
             Some(addr) => addr,
@@ -628,14 +624,9 @@ fn sentinel_command(
     addr: SocketAddr,
     conf: &[String],
 ) -> (Vec<String>, Vec<String>) {
-    let mut file = format!(
-        "port {}\nbind 0.0.0.0\nprotected-mode no\nrequirepass {password}\n",
-        addr.port()
-    );
-    for line in conf {
-        file.push_str(line);
-        file.push('\n');
-    }
+    let port = format!("port {}", addr.port());
+    let listen = [port.as_str(), "bind 0.0.0.0", "protected-mode no"];
+    let file = super::config::redis_conf(&listen, password, conf);
     let script = "umask 077 && printf '%s' \"$OVERBOOK_SENTINEL_CONF\" > /tmp/sentinel.conf \
                   && exec redis-server /tmp/sentinel.conf --sentinel";
     (

@@ -84,12 +84,8 @@ impl LocalServer {
         std::fs::create_dir_all(&opts.dir)
             .map_err(|e| NodeError::io(format!("create {}", opts.dir.display()), e))?;
         // mkdtemp: unpredictable, 0700, never an existing path or a symlink's target.
-        let name = if spec.name.is_empty() {
-            kind.short_name().to_string()
-        } else {
-            spec.name.clone()
-        };
-        let dir = tempdir::create(&name)?;
+        let name = spec.stem(kind);
+        let dir = tempdir::create(name)?;
         if !opts.keep {
             reaper::register_dir(&dir);
         }
@@ -166,11 +162,7 @@ impl LocalServer {
     /// not on the command line, which every local user can read in /proc.
     fn write_redis_config(&self) -> Result<(), NodeError> {
         let path = self.redis_config();
-        let mut conf = format!("requirepass {}\n", self.password);
-        for line in &self.conf {
-            conf.push_str(line);
-            conf.push('\n');
-        }
+        let conf = super::config::redis_conf(&[], &self.password, &self.conf);
         write_private(&path, conf.as_bytes())
     }
 

@@ -64,6 +64,18 @@ pub(crate) struct NodeSpec {
     pub(crate) sentinel: bool,
 }
 
+impl NodeSpec {
+    /// The node's file stem (log, temp dir, container): its name, or the kind's short
+    /// name for the plain server.
+    pub(crate) fn stem(&self, kind: ServerKind) -> &str {
+        if self.name.is_empty() {
+            kind.short_name()
+        } else {
+            &self.name
+        }
+    }
+}
+
 /// The lock service's nodes beyond the first, and the sentinels.
 #[derive(Debug)]
 pub struct Topology {
