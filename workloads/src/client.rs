@@ -198,15 +198,8 @@ impl Client {
                 "{design} needs a lease length above zero"
             )));
         }
-        if design.design().lock() == LockUse::RenewedLease
-            && matches!(lock, LockEndpoints::Redlock(_))
-        {
-            // A Redlock renewal would have to win a majority again within the validity
-            // left; overbook does not model it rather than model it wrongly.
-            return Err(WorkloadError::InvalidConfig(format!(
-                "{design} renews its lease on one Redis; renewal across a Redlock \
-                 majority is not implemented (use --lock-service single or sentinel)"
-            )));
+        if let Some(why) = design.refusal_on(lock.service()) {
+            return Err(WorkloadError::InvalidConfig(why));
         }
         let pg = PgSession::connect(pg_url, design).await?;
         let lock = if design.uses_lock() {

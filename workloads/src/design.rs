@@ -191,6 +191,19 @@ impl DesignName {
     pub fn runs_on(&self, service: LockService) -> bool {
         !(service == LockService::Redlock && self.0.lock() == LockUse::RenewedLease)
     }
+
+    /// Why the design cannot run on `service` (`None` when it can), in one wording for
+    /// the command line and the client alike. A Redlock renewal would have to win a
+    /// majority again within the validity left; overbook does not model it rather than
+    /// model it wrongly.
+    pub fn refusal_on(&self, service: LockService) -> Option<String> {
+        (!self.runs_on(service)).then(|| {
+            format!(
+                "{self} renews its lease on one Redis; renewal across a Redlock majority \
+                 is not implemented (use --lock-service single or sentinel)"
+            )
+        })
+    }
 }
 
 impl PartialEq for DesignName {
@@ -291,6 +304,12 @@ mod tests {
         }
         assert!(!DesignName::LockRenewal.runs_on(LockService::Redlock));
         assert!(DesignName::LockFencing.runs_on(LockService::Redlock));
+        let why = DesignName::LockRenewal.refusal_on(LockService::Redlock);
+        assert!(why.is_some_and(|w| w.starts_with("lock-renewal renews its lease on one Redis")));
+        assert_eq!(
+            DesignName::LockRenewal.refusal_on(LockService::Sentinel),
+            None
+        );
     }
 
     #[test]

@@ -69,11 +69,8 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     let service = service_spec(&args.service)?;
     check_service_faults(&faults, service.is_some())?;
     let lock_service = check_lock_service(args, &faults, &backend)?;
-    if !design.runs_on(lock_service) {
-        bail!(
-            "--design {design} renews its lease on one Redis; renewal across a Redlock \
-             majority is not implemented (use --lock-service single or sentinel)"
-        );
+    if let Some(why) = design.refusal_on(lock_service) {
+        bail!("--design {why}");
     }
     let expect = match args.expect.as_deref() {
         None => None,
