@@ -1,6 +1,7 @@
 //! The matrix plan: which (design on a lock service, fault, seed) cells exist, what each
-//! is expected to show, and which shard runs which. Pure values, decided before anything runs, so that
-//! N CI runners given the same arguments split the same cell list without talking.
+//! is expected to show, and which shard runs which. Pure values, decided before anything
+//! runs, so that N CI runners given the same arguments split the same cell list without
+//! talking.
 
 use std::fmt;
 use std::str::FromStr;

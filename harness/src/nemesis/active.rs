@@ -336,9 +336,10 @@ impl ActiveFault {
 
     /// Whether the target node holds a lease, and one the others cannot vouch for: a
     /// room's lease the cut replica has no copy of (`failover-redis`), or one neither
-    /// partitioned Redlock node has (`clock-jump-redis` on Redlock). A lease granted just before the cut was
-    /// replicated, or reached all five nodes: striking its holder would prove nothing, so
-    /// the strike waits for a holder whose lease really sits where the fault hits.
+    /// partitioned Redlock node has (`clock-jump-redis` on Redlock). A lease granted just
+    /// before the cut was replicated, or reached all five nodes: striking its holder
+    /// would prove nothing, so the strike waits for a holder whose lease really sits
+    /// where the fault hits.
     async fn lease_only_on_target(&self) -> Result<bool, NodeError> {
         let others: Vec<usize> = match self.fault {
             Fault::FailoverRedis => self.replica.into_iter().collect(),
@@ -374,8 +375,9 @@ impl ActiveFault {
 
     /// Acts on a firing when the fault strikes inside a holder's critical section: at
     /// the first booking INSERT held in the window (a client that books holds its lease,
-    /// granted just before), `clock-jump-redis` jumps the node's clock (and, on Redlock, ends the
-    /// partition of the next two nodes), `failover-redis` kills the primary. Striking at
+    /// granted just before), `clock-jump-redis` jumps the node's clock (and, on Redlock,
+    /// ends the partition of the next two nodes), `failover-redis` kills the primary.
+    /// Striking at
     /// a grant instead would mostly hit clients that find the room taken and let go at
     /// once. Once per window; returns what it did, to log as a firing of its own.
     pub async fn strike(&mut self, firing: &Firing) -> Result<Option<Firing>, NodeError> {

@@ -578,7 +578,6 @@ impl Follow {
                     Aim::SlowLockGrant { hold } => Some((a, hold)),
                     _ => None,
                 });
-
                 let mut hold_from: Option<(u64, Duration, oneshot::Receiver<()>)> = None;
                 let mut pairing = lock(pairing);
                 let _ = replies.feed(chunk, |reply| {

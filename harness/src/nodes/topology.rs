@@ -15,8 +15,8 @@
 //!
 //! Both backends that start servers start topologies: locally every node is a process on
 //! a loopback port chosen in advance; on docker every node is a container at a fixed
-//! address on the run's network (`.2`, then `.4` on; sentinels `.20` on), and the configs name
-//! those addresses, which Sentinel then answers with and clients route as locally.
+//! address on the run's network (`.2`, then `.4` on; sentinels `.20` on), and the configs
+//! name those addresses, which Sentinel then answers with and clients route as locally.
 //!
 //! Ready means ready for what clients need, not a settled cluster: every sentinel names
 //! the primary and the replica's link is up. The sentinels are told of each other and of
