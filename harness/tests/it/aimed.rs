@@ -7,7 +7,7 @@
 //! outlasts the lease, every COMMIT answer in a window is lost, every lease grant is held
 //! past the lease's end, every renewal is dropped.
 
-use crate::verdict::{checker, describe};
+use crate::verdict::{checker, describe, ok_books};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -368,10 +368,6 @@ fn firings(h: &History, fault: Fault) -> Vec<serde_json::Value> {
             o.value.detail.clone().expect("a firing names what it hit")
         })
         .collect()
-}
-
-fn ok_books(r: &Results) -> u64 {
-    r.stats.counts.get("book").map_or(0, |c| c.ok)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -15,7 +15,7 @@ use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
 use harness::run::{run, RunConfig};
 use workloads::DesignName;
 
-use crate::verdict::describe;
+use crate::verdict::{checker, describe, ok_books};
 
 static SERIAL: tokio::sync::Mutex<Option<Result<Images, String>>> =
     tokio::sync::Mutex::const_new(None);
@@ -239,14 +239,6 @@ async fn run_checked(cfg: RunConfig) -> Results {
     out.results
 }
 
-fn validity(r: &Results, checker: &str) -> Validity {
-    r.checks
-        .iter()
-        .find(|c| c.checker == checker)
-        .unwrap_or_else(|| panic!("no checker {checker}"))
-        .validity
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lock_only_is_caught_under_slow_writes_in_containers() {
     let Some((_turn, images)) = turn().await else {
@@ -278,13 +270,13 @@ async fn lock_only_is_caught_under_slow_writes_in_containers() {
     eprintln!("{}", describe(&r));
     assert_eq!(r.validity, Validity::Invalid, "{}", describe(&r));
     assert_eq!(
-        validity(&r, "no-double-booking"),
+        checker(&r, "no-double-booking").validity,
         Validity::Invalid,
         "{}",
         describe(&r)
     );
     assert_eq!(
-        validity(&r, "lock-exclusion"),
+        checker(&r, "lock-exclusion").validity,
         Validity::Invalid,
         "{}",
         describe(&r)
@@ -311,7 +303,7 @@ async fn db_exclusion_holds_under_container_faults() {
     cfg.heal_for = Duration::from_millis(400);
     let r = run_checked(cfg).await;
     assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
-    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    let ok_books = ok_books(&r);
     assert!(
         ok_books > 0,
         "no booking succeeded, the run proves nothing:\n{}",

@@ -9,7 +9,7 @@
 //! `client-pause` stops the holder longer than its whole lease. Every test also checks
 //! that no server of its run is left running.
 
-use crate::verdict::{checker, describe};
+use crate::verdict::{checker, describe, ok_books};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -142,10 +142,6 @@ fn strike(h: &History, fault: Fault, action: &str) -> serde_json::Value {
         .find(|d| d["action"] == action)
         .cloned()
         .unwrap_or_else(|| panic!("no {action} firing: {fired:?}"))
-}
-
-fn ok_books(r: &Results) -> u64 {
-    r.stats.counts.get("book").map_or(0, |c| c.ok)
 }
 
 fn assert_caught(r: &Results) {

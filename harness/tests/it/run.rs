@@ -4,7 +4,7 @@
 //! Runs are short (a few seconds, time scaled down further than the CLI default) so the
 //! suite stays fast; each asserts on the checkers' verdict and on which checker fired.
 
-use crate::verdict::{checker, describe};
+use crate::verdict::{checker, describe, ok_books};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -190,7 +190,7 @@ async fn holds(design: DesignName) {
         "{design} must hold:\n{}",
         describe(&r)
     );
-    let ok_books = r.stats.counts.get("book").map_or(0, |c| c.ok);
+    let ok_books = ok_books(&r);
     assert!(
         ok_books > 0,
         "{design}: no booking succeeded, the run proves nothing:\n{}",

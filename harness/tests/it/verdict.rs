@@ -19,3 +19,8 @@ pub fn describe(r: &Results) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// How many bookings the run confirmed: a valid verdict over none proves nothing.
+pub fn ok_books(r: &Results) -> u64 {
+    r.stats.counts.get("book").map_or(0, |c| c.ok)
+}
