@@ -480,7 +480,14 @@ pub(crate) async fn leases(url: &str) -> Result<Vec<(String, String)>, NodeError
         .map_err(err)
 }
 
-/// Polls until every sentinel names the primary and the replica is linked to it.
+/// Polls until every sentinel names the primary, is connected to it, and the replica is
+/// linked to it.
+///
+/// Naming is not enough: a sentinel names the primary of its config file before it has
+/// ever reached it, and one whose links are still not up a second after its start
+/// (containers come up in their own order) calls the primary down, agrees with another
+/// and fails over before the run has begun. Seen in containers: the fault then struck
+/// the promoted replica, and every lease sat on the old primary.
 async fn wait_sentinel_ready(
     nodes: &[ServerHandle],
     sentinels: &[ServerHandle],
@@ -490,7 +497,13 @@ async fn wait_sentinel_ready(
     loop {
         let named = join_all(sentinels.iter().map(ask_primary_url)).await;
         let all_named = named.iter().all(|a| *a == Some(primary));
-        if all_named && replica_linked(&nodes[1].direct_url()).await {
+        if all_named
+            && join_all(sentinels.iter().map(sees_primary_up))
+                .await
+                .into_iter()
+                .all(|up| up)
+            && replica_linked(&nodes[1].direct_url()).await
+        {
             return Ok(());
         }
         if started.elapsed() > READY_TIMEOUT {
@@ -513,6 +526,39 @@ async fn wait_sentinel_ready(
     }
 }
 
+/// Whether the sentinel `s` is connected to the primary and finds it up, with its
+/// replica and both other sentinels known (`SENTINEL MASTER`).
+async fn sees_primary_up(s: &ServerHandle) -> bool {
+    let fields = exchange(
+        &s.direct_url(),
+        Duration::from_secs(1),
+        |mut conn| async move {
+            redis::cmd("SENTINEL")
+                .arg("MASTER")
+                .arg(MASTER_NAME)
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+        },
+    )
+    .await;
+    matches!(fields, Some(Ok(fields)) if primary_up(&fields))
+}
+
+/// Reads `SENTINEL MASTER`'s field/value list: flags exactly `master` (not
+/// `disconnected`, `s_down`, `o_down`, nor mid-failover), one replica, two other
+/// sentinels.
+fn primary_up(fields: &[String]) -> bool {
+    let field = |name: &str| {
+        fields
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && kv[0] == name)
+            .map(|kv| kv[1].as_str())
+    };
+    field("flags") == Some("master")
+        && field("num-slaves") == Some("1")
+        && field("num-other-sentinels") == Some("2")
+}
+
 async fn ask_primary_url(s: &ServerHandle) -> Option<SocketAddr> {
     ask_primary(&s.direct_url()).await.ok().flatten()
 }
@@ -528,6 +574,30 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), 5);
+    }
+
+    #[test]
+    fn a_primary_is_up_for_a_sentinel_only_once_connected_and_complete() {
+        let reply = |flags: &str, slaves: &str, others: &str| -> Vec<String> {
+            [
+                "name",
+                MASTER_NAME,
+                "flags",
+                flags,
+                "num-slaves",
+                slaves,
+                "num-other-sentinels",
+                others,
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        assert!(primary_up(&reply("master", "1", "2")));
+        assert!(!primary_up(&reply("master,disconnected", "1", "2")));
+        assert!(!primary_up(&reply("master,s_down", "1", "2")));
+        assert!(!primary_up(&reply("master", "0", "2")));
+        assert!(!primary_up(&reply("master", "1", "1")));
+        assert!(!primary_up(&[]));
     }
 
     #[test]
