@@ -184,9 +184,14 @@ pub struct Stay {
 }
 
 impl Stay {
-    /// Whether two stays share at least one night of the same room.
+    /// Whether two stays share at least one night of the same room. A stay with no
+    /// night (check-out not after check-in: a malformed read row) shares none.
     pub fn overlaps(&self, other: &Stay) -> bool {
-        self.room == other.room && self.from < other.to && other.from < self.to
+        self.room == other.room
+            && self.from < other.to
+            && other.from < self.to
+            && self.is_well_formed()
+            && other.is_well_formed()
     }
 
     /// The nights both stays share, as a half-open `[from, to)`, if any.

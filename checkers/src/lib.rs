@@ -2,6 +2,7 @@
 //! beyond reading a history.
 //!
 //! - [`date`]: calendar dates as day numbers.
+//! - [`header`]: the run header that opens a run's history ([`RunHeader`], [`Guard`]).
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
 //!   ([`Stay`], [`RoomNight`], [`Trace`]).
 //! - [`read`]: the streaming JSONL reader ([`read_history`], [`HistoryReader`]) and
@@ -18,6 +19,7 @@
 pub mod checks;
 pub mod date;
 mod hash;
+pub mod header;
 pub mod history;
 pub mod pairing;
 pub mod read;
@@ -30,6 +32,7 @@ pub mod text;
 pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFractionError};
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
+pub use header::{Guard, RunHeader};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
 pub use pairing::{BookOp, History};
 pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};

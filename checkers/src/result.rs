@@ -3,6 +3,7 @@
 //! Results are plain serde data so `reports/` can render them without re-checking, and
 //! `results.json` can be read back by CI tooling.
 
+use crate::header::Guard;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::margin::Margin;
@@ -250,9 +251,18 @@ pub enum Headline {
     /// stale write accepted. The run is invalid.
     DataWrong,
     /// lock-exclusion found two holders of one lock at once, yet every data checker is
-    /// valid (and no safeguard invalid): the lock failed, the database held. The lesson
-    /// of the seed story. The run is valid, or invalid only under `--strict-lock`.
+    /// valid (and no safeguard invalid), under a design whose database guards the
+    /// invariant (a constraint, or a fence): the lock failed, the database held. The
+    /// lesson of the seed story. The run is valid, or invalid only under `--strict-lock`.
     LockFailedDatabaseHeld,
+    /// lock-exclusion found two holders under a design whose only guard is the lock: the
+    /// design failed, whatever nights the two holders happened to book (a double booking
+    /// waiting for two users to ask for one night). The run is invalid.
+    LockFailedUnguarded,
+    /// lock-exclusion found two holders and the data checkers are valid, but the history
+    /// does not say what guards the invariant (no run header): no claim that a database
+    /// held. Valid, or invalid under `--strict-lock`.
+    LockFailedDataHeld,
     /// lock-exclusion found two holders and made the run invalid (`--strict-lock`), but
     /// whether the data held is unknown (a data checker lacked what it needs).
     LockFailed,
@@ -268,6 +278,8 @@ impl Headline {
         match self {
             Headline::DataWrong => "data-wrong",
             Headline::LockFailedDatabaseHeld => "lock-failed-database-held",
+            Headline::LockFailedUnguarded => "lock-failed-unguarded",
+            Headline::LockFailedDataHeld => "lock-failed-data-held",
             Headline::LockFailed => "lock-failed",
             Headline::Unknown => "unknown",
             Headline::AllHeld => "all-held",
@@ -279,6 +291,12 @@ impl Headline {
         match self {
             Headline::DataWrong => "the data is wrong",
             Headline::LockFailedDatabaseHeld => "the lock failed, the database held",
+            Headline::LockFailedUnguarded => {
+                "the lock failed under a design that trusts it: nothing else guards the room-nights"
+            }
+            Headline::LockFailedDataHeld => {
+                "the lock failed; the data shows no anomaly (what guards it is not declared)"
+            }
             Headline::LockFailed => "the lock failed; whether the database held is unknown",
             Headline::Unknown => "unknown: the checkers lacked what they needed",
             Headline::AllHeld => "no anomalies",
@@ -311,9 +329,10 @@ pub struct Verdict {
     pub unknown_reasons: Vec<UnknownReason>,
 }
 
-/// Composes the run's verdict and headline from its checkers' results: the one place
-/// where roles turn into a verdict (see [`Role`] and [`Headline`] for the rules).
-pub fn verdict(checks: &[CheckResult]) -> Verdict {
+/// Composes the run's verdict and headline from its checkers' results and what guards
+/// the invariant (the run header's, `None` when undeclared): the one place where roles
+/// turn into a verdict (see [`Role`] and [`Headline`] for the rules).
+pub fn verdict(checks: &[CheckResult], guard: Option<Guard>) -> Verdict {
     let invalid_by: Vec<String> = checks
         .iter()
         .filter(|c| c.deciding && c.validity == Validity::Invalid)
@@ -352,8 +371,12 @@ pub fn verdict(checks: &[CheckResult]) -> Verdict {
     let data_held = data.peek().is_some() && data.all(|c| c.validity == Validity::Valid);
     let headline = if data_wrong {
         Headline::DataWrong
-    } else if lock_failed && data_held {
+    } else if lock_failed && guard == Some(Guard::Lock) {
+        Headline::LockFailedUnguarded
+    } else if lock_failed && data_held && guard.is_some_and(Guard::is_in_database) {
         Headline::LockFailedDatabaseHeld
+    } else if lock_failed && data_held {
+        Headline::LockFailedDataHeld
     } else {
         match validity {
             Validity::Invalid => Headline::LockFailed,
@@ -386,6 +409,9 @@ pub struct Results {
     pub checks: Vec<CheckResult>,
     /// Counts, latencies, rates and fault windows.
     pub stats: crate::stats::Stats,
+    /// What guards the invariant, from the run header (`None`: undeclared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
 }
 
 /// [`Results`] as JSON may hold it: files written before the headline existed get it
@@ -401,11 +427,13 @@ struct ResultsJson {
     unknown_reasons: Option<Vec<UnknownReason>>,
     checks: Vec<CheckResult>,
     stats: crate::stats::Stats,
+    #[serde(default)]
+    guard: Option<Guard>,
 }
 
 impl From<ResultsJson> for Results {
     fn from(j: ResultsJson) -> Results {
-        let v = verdict(&j.checks);
+        let v = verdict(&j.checks, j.guard);
         Results {
             validity: j.validity,
             headline: j.headline.unwrap_or(v.headline),
@@ -413,14 +441,19 @@ impl From<ResultsJson> for Results {
             unknown_reasons: j.unknown_reasons.unwrap_or(v.unknown_reasons),
             checks: j.checks,
             stats: j.stats,
+            guard: j.guard,
         }
     }
 }
 
 impl Results {
-    /// The results of `checks` with the verdict composed by [`verdict`].
-    pub fn new(checks: Vec<CheckResult>, stats: crate::stats::Stats) -> Results {
-        let v = verdict(&checks);
+    /// The results of `checks` with the verdict composed by [`verdict`] under `guard`.
+    pub fn new(
+        checks: Vec<CheckResult>,
+        stats: crate::stats::Stats,
+        guard: Option<Guard>,
+    ) -> Results {
+        let v = verdict(&checks, guard);
         Results {
             validity: v.validity,
             headline: v.headline,
@@ -428,6 +461,7 @@ impl Results {
             unknown_reasons: v.unknown_reasons,
             checks,
             stats,
+            guard,
         }
     }
 
@@ -521,7 +555,7 @@ mod tests {
             ((U, I, V, false), (I, DataWrong)),
         ];
         for ((data, fencing, lock, strict), (validity, headline)) in table {
-            let v = verdict(&run(data, fencing, lock, strict));
+            let v = verdict(&run(data, fencing, lock, strict), Some(Guard::Database));
             assert_eq!(
                 (v.validity, v.headline),
                 (validity, headline),
@@ -532,12 +566,15 @@ mod tests {
 
     #[test]
     fn the_reasons_name_only_what_made_it_so() {
-        let v = verdict(&run(
-            Validity::Invalid,
-            Validity::Invalid,
-            Validity::Invalid,
-            false,
-        ));
+        let v = verdict(
+            &run(
+                Validity::Invalid,
+                Validity::Invalid,
+                Validity::Invalid,
+                false,
+            ),
+            None,
+        );
         assert_eq!(v.invalid_by, ["no-double-booking", "db-state", "fencing"]);
 
         let mut checks = run(
@@ -547,7 +584,7 @@ mod tests {
             false,
         );
         checks[1].reason = checks[0].reason.clone();
-        let v = verdict(&checks);
+        let v = verdict(&checks, None);
         assert_eq!(
             v.unknown_reasons,
             [UnknownReason {
@@ -566,7 +603,31 @@ mod tests {
             Validity::Invalid,
             false,
         )];
-        assert_eq!(verdict(&only_lock).headline, Headline::AllHeld);
+        let g = Some(Guard::Database);
+        assert_eq!(verdict(&only_lock, g).headline, Headline::AllHeld);
+    }
+
+    /// Issue 22: lock-only under clock-jump ran VALID with "the lock failed, the database
+    /// held" when its two holders happened to book different nights. The database held
+    /// nothing there: only the lock guards lock-only.
+    #[test]
+    fn the_headline_follows_what_guards_the_invariant() {
+        use Headline::*;
+        let checks = run(Validity::Valid, Validity::Unknown, Validity::Invalid, false);
+        let headline = |g| verdict(&checks, g).headline;
+        assert_eq!(headline(Some(Guard::Database)), LockFailedDatabaseHeld);
+        assert_eq!(headline(Some(Guard::Fencing)), LockFailedDatabaseHeld);
+        assert_eq!(headline(Some(Guard::Lock)), LockFailedUnguarded);
+        assert_eq!(headline(Some(Guard::Nothing)), LockFailedDataHeld);
+        assert_eq!(headline(None), LockFailedDataHeld);
+        // The data wrong says so first, whatever the guard.
+        let wrong = run(
+            Validity::Invalid,
+            Validity::Unknown,
+            Validity::Invalid,
+            false,
+        );
+        assert_eq!(verdict(&wrong, Some(Guard::Lock)).headline, DataWrong);
     }
 
     #[test]
@@ -592,12 +653,13 @@ mod tests {
             ]
         );
         assert_eq!(r.validity, Validity::Valid);
-        assert_eq!(r.headline, Headline::LockFailedDatabaseHeld);
+        // Written before the guard was declared: no claim that a database held.
+        assert_eq!(r.headline, Headline::LockFailedDataHeld);
         // And what we write now reads back the same.
         let again: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(again, r);
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["headline"], "lock-failed-database-held");
+        assert_eq!(json["headline"], "lock-failed-data-held");
         assert_eq!(json["checks"][2]["role"], "lock");
         assert_eq!(json["checks"][2]["deciding"], false);
     }

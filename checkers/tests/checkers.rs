@@ -6,6 +6,7 @@ use checkers::checks::{
     ConfirmedIsDurable, DbState, FailedIsAbsent, Fencing, Idempotency, LockExclusion,
     NoDoubleBooking,
 };
+use checkers::Guard;
 use checkers::{check_all, fault_windows, CheckOptions, Checker, OpType, Role, Trace, Validity, F};
 use common::{row, H};
 
@@ -333,27 +334,56 @@ fn two_holders_of_one_lease_are_named_with_the_expiry() {
             row(101, "2026-12-05", "2026-12-07", "b"),
         ],
     );
-    let r = LockExclusion { strict: false }.check(&h.history());
+    let r = LockExclusion {
+        strict: false,
+        trusted: false,
+    }
+    .check(&h.history());
     assert_eq!(r.validity, Validity::Invalid);
     assert!(!r.deciding);
     assert_eq!(
         r.anomalies[0].message,
         format!("lock room:101 held by ops {first} and {second} at once: op {second} acquired at 5.020 s while op {first} held it until 6.100 s (lease expired at 5.000 s)")
     );
-    // The lock failed, the database held: the run stays valid unless strict.
+    // Nothing declares what guards the data: no claim that a database held.
     let all = check_all(&h.history(), &CheckOptions::default());
+    assert_eq!(all.validity, Validity::Valid);
+    assert_eq!(all.headline, checkers::Headline::LockFailedDataHeld);
+    // The lock failed, the database held: the run stays valid unless strict.
+    let db = CheckOptions {
+        guard: Some(Guard::Database),
+        ..CheckOptions::default()
+    };
+    let all = check_all(&h.history(), &db);
     assert_eq!(all.validity, Validity::Valid);
     assert_eq!(all.headline, checkers::Headline::LockFailedDatabaseHeld);
     let strict = check_all(
         &h.history(),
         &CheckOptions {
             strict_lock: true,
-            ..CheckOptions::default()
+            ..db
         },
     );
     assert_eq!(strict.validity, Validity::Invalid);
     assert_eq!(strict.invalid_by, ["lock-exclusion"]);
     assert_eq!(strict.headline, checkers::Headline::LockFailedDatabaseHeld);
+    // Issue 22: under a design whose only guard is the lock, two holders at once is the
+    // design failing, though these two booked different nights.
+    let trusted = check_all(
+        &h.history(),
+        &CheckOptions {
+            guard: Some(Guard::Lock),
+            ..CheckOptions::default()
+        },
+    );
+    assert_eq!(trusted.validity, Validity::Invalid);
+    assert_eq!(trusted.invalid_by, ["lock-exclusion"]);
+    assert_eq!(trusted.headline, checkers::Headline::LockFailedUnguarded);
+    assert!(trusted.check("lock-exclusion").unwrap().anomalies[0]
+        .message
+        .starts_with(&format!(
+            "the lock failed under a design that trusts it: lock room:101 held by ops {first} and {second} at once"
+        )));
 }
 
 #[test]
@@ -364,7 +394,11 @@ fn sequential_holders_and_lockless_histories() {
     h.end_book_traced(1, Ok, 1, lock(0, Some(100), Some(1)));
     h.invoke_book(2, 101, "2026-12-05", "2026-12-07", "b");
     h.end_book_traced(2, Ok, 2, lock(100, None, Some(2)));
-    let r = LockExclusion { strict: false }.check(&h.history());
+    let r = LockExclusion {
+        strict: false,
+        trusted: false,
+    }
+    .check(&h.history());
     assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
     assert_eq!(Fencing.check(&h.history()).validity, Validity::Valid);
 

@@ -146,47 +146,59 @@ fn each_history_rule_is_enforced_with_its_field() {
     }
 }
 
-/// Regression: a final-read row whose check-out is not after its check-in used to be
-/// accepted and then judged by db-state as if the database held a stay, giving a false
-/// anomaly (or hiding a real one). It is a read error naming the line and the row.
+/// A final-read row whose check-out is not after its check-in is no stay: it was first
+/// judged by db-state as if it were one (a false anomaly), then made the whole history
+/// unusable, which let a buggy service's read abort its own run (issue 22). It reads, and
+/// db-state names it as a finding about whoever wrote it.
 #[test]
-fn reversed_or_zero_night_read_rows_are_read_errors() {
+fn reversed_or_zero_night_read_rows_read_and_are_db_state_findings() {
     let read = r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"read"}"#;
     for (row, message) in [
         (
             r#"{"room":1,"from":"2026-12-05","to":"2026-12-03","request":"r-2"}"#,
-            "row of request r-2: check-out 2026-12-03 is not after check-in 2026-12-05 (a stay has at least one night)",
+            "the final read (op 1) holds a row that is no stay: request r-2, room 1, check-out 2026-12-03 is not after check-in 2026-12-05",
         ),
         (
             r#"{"room":1,"from":"2026-12-03","to":"2026-12-03","request":"r-2"}"#,
-            "row of request r-2: check-out 2026-12-03 is not after check-in 2026-12-03 (a stay has at least one night)",
+            "the final read (op 1) holds a row that is no stay: request r-2, room 1, check-out 2026-12-03 is not after check-in 2026-12-03",
         ),
     ] {
         let done = format!(
             r#"{{"index":1,"time":2,"process":1,"type":"ok","f":"read","value":{{"bookings":[{{"room":1,"from":"2026-12-01","to":"2026-12-02","request":"r-1"}},{row}]}}}}"#
         );
-        let e = err(&lines(&[read, &done]));
-        assert_eq!(
-            e.to_string(),
-            format!("line 2: field `value.bookings[1].to`: {message}")
-        );
+        let h = read_history(lines(&[read, &done]).as_bytes()).unwrap();
+        let r = checkers::check_all(&h, &checkers::CheckOptions::default());
+        let db = r.check("db-state").unwrap();
+        assert_eq!(db.validity, checkers::Validity::Invalid);
+        let msgs: Vec<&str> = db.anomalies.iter().map(|a| a.message.as_str()).collect();
+        assert_eq!(msgs, [message]);
     }
 }
 
 /// Regression: `Trace::lease_expiry` added `lock_ttl_ms * 1_000_000` unchecked, which
-/// panics in debug builds and wraps in release (a lease "expiring" before it began). A
-/// lease that ends past the clock's range is a read error naming the line.
+/// panics in debug builds and wraps in release (a lease "expiring" before it began). Then
+/// such a trace made the history unusable, so a service's absurd trace aborted its run
+/// (issue 22). It reads; the lock checkers leave that op out and say so.
 #[test]
-fn a_lease_ending_past_the_clock_is_a_read_error() {
+fn a_lease_ending_past_the_clock_is_left_out_of_the_lock_checks() {
     let done = r#"{"index":1,"time":20,"process":1,"type":"ok","f":"book","value":{"trace":{"lock_key":"room:101","lock_acquired":11,"lock_ttl_ms":18446744073709,"lock_renewed":[1000000]}}}"#;
-    let e = err(&lines(&[INV, done]));
-    assert_eq!(
-        e.to_string(),
-        "line 2: field `value.trace.lock_ttl_ms`: a lease of 18446744073709 ms granted at 1000000 ns ends past the clock's range (u64 nanoseconds)"
+    let h = read_history(lines(&[INV, done]).as_bytes()).unwrap();
+    assert_eq!(h.bad_traces(), [1]);
+    assert!(h.traced().is_empty());
+    let r = checkers::check_all(&h, &checkers::CheckOptions::default());
+    let lock = r.check("lock-exclusion").unwrap();
+    assert_eq!(lock.validity, checkers::Validity::Unknown);
+    assert!(
+        lock.summary
+            .contains("1 trace ignored (its lease ends past the clock's range: op 1)"),
+        "{}",
+        lock.summary
     );
-    // The same lease from an earlier grant ends just inside the clock's range, and reads.
+    // The same lease from an earlier grant ends just inside the clock's range.
     let fits = done.replace("[1000000]", "[12]");
-    assert!(read_history(lines(&[INV, &fits]).as_bytes()).is_ok());
+    let h = read_history(lines(&[INV, &fits]).as_bytes()).unwrap();
+    assert_eq!(h.traced(), [1]);
+    assert!(h.bad_traces().is_empty());
 }
 
 #[test]

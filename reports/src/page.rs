@@ -195,6 +195,25 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
                 }
             );
         }
+        Headline::LockFailedUnguarded => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout bad\"><b>The lock failed under a design that trusts it.</b> Two clients held the same lock at once ({}), and nothing else guards the room-nights: a double booking waiting for two users to ask for one night, whatever nights these two booked.</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+            );
+        }
+        Headline::LockFailedDataHeld => {
+            let _ = writeln!(
+                out,
+                "<p class=\"callout\"><b>The lock failed; the data shows no anomaly.</b> Two clients held the same lock at once ({}); the history does not declare what guards the room-nights, so no claim is made that a database held.{}</p>",
+                plural(lock_findings, "lock-exclusion finding", "lock-exclusion findings"),
+                if input.validity == Validity::Invalid {
+                    " The run is invalid because lock-exclusion decides it (--strict-lock)."
+                } else {
+                    ""
+                }
+            );
+        }
         Headline::LockFailed => {
             let _ = writeln!(
                 out,

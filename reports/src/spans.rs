@@ -88,6 +88,10 @@ impl<'a> Spans<'a> {
             let Process::Client(p) = op.process else {
                 continue;
             };
+            // A client opening its session asked nothing of the data: not drawn.
+            if op.f.as_str() == checkers::checks::conditions::OPEN {
+                continue;
+            }
             if op.kind == OpType::Invoke {
                 open.insert(p, spans.len());
                 spans.push(Span {

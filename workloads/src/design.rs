@@ -11,6 +11,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
+use checkers::Guard;
 use tokio_postgres::IsolationLevel;
 
 use crate::designs::{DesignSteps, REGISTRY};
@@ -93,6 +94,20 @@ pub trait Design: Send + Sync + 'static {
         LockUse::None
     }
 
+    /// What guards the one-stay-per-room-night invariant: it decides what two lease
+    /// holders at once mean (under [`Guard::Lock`] the design failed, whatever nights
+    /// they booked; under a database guard the lock failed and the database held). By
+    /// default it follows the lease: a plain or renewed lease trusts the lock, a fenced
+    /// one the fence, and no lease the database. A design whose lease is only an
+    /// optimisation over a constraint, or that has no guard at all, says so.
+    fn guard(&self) -> Guard {
+        match self.lock() {
+            LockUse::Lease | LockUse::RenewedLease => Guard::Lock,
+            LockUse::FencedLease => Guard::Fencing,
+            LockUse::None => Guard::Database,
+        }
+    }
+
     /// Where a client pause stops it, when it holds a lease.
     fn pause_point(&self) -> PausePoint {
         PausePoint::AfterLease
@@ -164,6 +179,11 @@ impl DesignName {
     /// (the safe designs run with `--expect valid`, the others are canaries).
     pub fn is_safe(&self) -> bool {
         self.0.caught_by().is_empty()
+    }
+
+    /// What guards the invariant ([`Design::guard`]).
+    pub fn guard(&self) -> Guard {
+        self.design().guard()
     }
 
     /// Whether the design takes a Redis lease per booking.

@@ -11,10 +11,16 @@ use crate::result::{thousands, Anomaly, CheckResult, Role};
 /// No two ops held the same lock over overlapping `[lock_acquired, end)`, where `end` is
 /// when the client released it, else when its lease expired, else its completion. A
 /// finding with the data checkers valid is the lesson of the seed story: the lock failed,
-/// the database held. Decides the run only with `strict`.
+/// the database held. Decides the run with `strict`, and always under a design whose
+/// only guard is the lock (`trusted`): there two holders at once is the design failing,
+/// a double booking waiting for two users to ask for one night, whatever nights they
+/// happened to book.
 pub struct LockExclusion {
     /// Whether findings make the run invalid.
     pub strict: bool,
+    /// Whether the design trusts the lock alone ([`crate::Guard::Lock`]): findings then
+    /// decide the run and say so.
+    pub trusted: bool,
 }
 
 struct Hold {
@@ -34,7 +40,7 @@ impl Checker for LockExclusion {
     }
 
     fn deciding(&self) -> bool {
-        self.role().decides(self.strict)
+        self.role().decides(self.strict || self.trusted)
     }
 
     fn check(&self, h: &History) -> CheckResult {
@@ -55,8 +61,15 @@ impl Checker for LockExclusion {
                 completion: i,
             });
         }
+        let ignored = ignored_traces(h);
         if holds.is_empty() {
-            return CheckResult::unknown(self, "no lock traces");
+            return CheckResult::unknown(
+                self,
+                match &ignored {
+                    Some(note) => format!("no usable lock traces; {note}"),
+                    None => "no lock traces".to_string(),
+                },
+            );
         }
         let mut n = 0u64;
         let mut anomalies = Vec::new();
@@ -75,6 +88,11 @@ impl Checker for LockExclusion {
                             .map(|e| format!(" (lease expired at {})", secs(e)))
                             .unwrap_or_default();
                         let (a, b) = (prev.completion, hold.completion);
+                        let trusted = if self.trusted {
+                            "the lock failed under a design that trusts it: "
+                        } else {
+                            ""
+                        };
                         let mut ops: Vec<u64> = [a, b]
                             .into_iter()
                             .flat_map(|c| [h.partner(c).unwrap_or(c) as u64, c as u64])
@@ -88,7 +106,7 @@ impl Checker for LockExclusion {
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
-                                "lock {key} held by ops {} and {} at once: op {b} acquired at {} while op {a} held it until {}{expired}",
+                                "{trusted}lock {key} held by ops {} and {} at once: op {b} acquired at {} while op {a} held it until {}{expired}",
                                 a.min(b),
                                 a.max(b),
                                 secs(hold.start),
@@ -103,12 +121,41 @@ impl Checker for LockExclusion {
                 }
             }
         }
-        CheckResult::from_anomalies(
-            self,
-            format!("{} lock holds checked", thousands(n)),
-            anomalies,
-        )
+        let mut checked = format!("{} lock holds checked", thousands(n));
+        if let Some(note) = &ignored {
+            checked.push_str("; ");
+            checked.push_str(note);
+            if anomalies.is_empty() {
+                // Those holds may have overlapped: nothing vouches for them.
+                return CheckResult::unknown(self, checked);
+            }
+        }
+        CheckResult::from_anomalies(self, checked, anomalies)
     }
+}
+
+/// What the lock checks left out: traces whose lease ends past the clock's range
+/// ([`History::bad_traces`]), counted and named, e.g. "2 traces ignored (their lease
+/// ends past the clock's range: ops 14, 90)".
+pub(crate) fn ignored_traces(h: &History) -> Option<String> {
+    let bad = h.bad_traces();
+    if bad.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = bad.iter().take(5).map(|i| i.to_string()).collect();
+    let more = if bad.len() > 5 { ", ..." } else { "" };
+    Some(if bad.len() == 1 {
+        format!(
+            "1 trace ignored (its lease ends past the clock's range: op {})",
+            shown[0]
+        )
+    } else {
+        format!(
+            "{} traces ignored (their lease ends past the clock's range: ops {}{more})",
+            thousands(bad.len() as u64),
+            shown.join(", ")
+        )
+    })
 }
 
 /// Per lock key, in commit order, no `ok` booking was accepted with a fencing token lower
@@ -132,7 +179,8 @@ impl Checker for Fencing {
 
     fn check(&self, h: &History) -> CheckResult {
         let mut writes: FastMap<&str, Vec<Write>> = FastMap::default();
-        for &i in h.traced() {
+        // A token needs no lease arithmetic: traces left out of the lease checks count.
+        for &i in h.traced().iter().chain(h.bad_traces()) {
             let i = i as usize;
             let op = &h.ops()[i];
             if op.kind != OpType::Ok || op.f != F::Book {

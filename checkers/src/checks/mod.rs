@@ -4,19 +4,24 @@
 //!   failed-is-absent, db-state, idempotency.
 //! - [`lock`]: what the lock and its tokens did: lock-exclusion, fencing.
 //! - [`margin`]: how close each lease hold came to outliving its lease: lease-margin.
+//! - [`conditions`]: whether the run tested what it claims (faults struck, bookings
+//!   confirmed, users connected): run-conditions.
 //! - stats live in [`crate::stats`].
 
 pub mod bookings;
+pub mod conditions;
 pub mod lock;
 pub mod margin;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::header::{Guard, RunHeader};
 use crate::pairing::History;
 use crate::result::{CheckResult, Results, Role};
 use crate::stats::StatsChecker;
 
 pub use bookings::{ConfirmedIsDurable, DbState, FailedIsAbsent, Idempotency, NoDoubleBooking};
+pub use conditions::{Conditions, FaultCount, RunConditions};
 pub use lock::{Fencing, LockExclusion};
 pub use margin::{LeaseMargin, WarnFraction};
 
@@ -45,6 +50,29 @@ pub struct CheckOptions {
     /// The fraction of its lease above which lease-margin counts a critical section as a
     /// close call (`--margin-warn`, 0.8 by default).
     pub margin_warn: WarnFraction,
+    /// What guards the invariant (`None`: undeclared). Under [`Guard::Lock`] the
+    /// lock-exclusion findings decide the run.
+    pub guard: Option<Guard>,
+}
+
+impl CheckOptions {
+    /// These options with what the history's run header says: the run's own
+    /// `--strict-lock`, `--margin-warn` and guard, so that checking a history alone
+    /// decides what its run decided. What the caller set explicitly wins (a stricter
+    /// lock, a warning fraction other than the default, a guard).
+    pub fn with_header(mut self, header: Option<&RunHeader>) -> CheckOptions {
+        let Some(header) = header else {
+            return self;
+        };
+        self.strict_lock |= header.strict_lock;
+        if self.margin_warn == WarnFraction::DEFAULT {
+            if let Some(w) = header.margin_warn.and_then(|w| WarnFraction::new(w).ok()) {
+                self.margin_warn = w;
+            }
+        }
+        self.guard = self.guard.or(header.guard);
+        self
+    }
 }
 
 /// Every checker but stats, in the order results list them ([`check_all`] adds the
@@ -59,10 +87,12 @@ pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
         Box::new(Fencing),
         Box::new(LockExclusion {
             strict: opts.strict_lock,
+            trusted: opts.guard == Some(Guard::Lock),
         }),
         Box::new(LeaseMargin {
             warn: opts.margin_warn,
         }),
+        Box::new(RunConditions),
     ]
 }
 
@@ -95,15 +125,17 @@ pub fn run_checker(c: &dyn Checker, h: &History) -> CheckResult {
 }
 
 /// Runs every checker and composes the run's verdict and headline with
-/// [`crate::result::verdict`].
+/// [`crate::result::verdict`]. The history's run header, if any, adds the run's own
+/// options ([`CheckOptions::with_header`]): the verdict is a function of the history.
 pub fn check_all(h: &History, opts: &CheckOptions) -> Results {
+    let opts = &opts.with_header(h.header());
     let mut checks: Vec<CheckResult> = all_checkers(opts)
         .iter()
         .map(|c| run_checker(c.as_ref(), h))
         .collect();
     let stats = crate::stats::stats(h);
     checks.push(crate::stats::stats_result(&stats));
-    Results::new(checks, stats)
+    Results::new(checks, stats, opts.guard)
 }
 
 /// A time on the history's clock (ns) as seconds with millisecond precision: "5.020 s".

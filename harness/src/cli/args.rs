@@ -404,6 +404,12 @@ pub struct ServiceArgs {
     /// Instances of the service, each on its own port; the users are spread across them.
     #[arg(long, default_value_t = 1)]
     pub replicas: usize,
+    /// What guards one stay per room-night in the service: `database` (a constraint, an
+    /// atomic update: two lock holders at once is the lock failing, the database
+    /// holding), `lock` (the lease alone: two holders at once is the service failing,
+    /// INVALID), `fencing` or `nothing`.
+    #[arg(long, value_name = "GUARD", requires = "service")]
+    pub guard: Option<checkers::Guard>,
 }
 
 /// `overbook matrix`.

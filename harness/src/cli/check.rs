@@ -32,6 +32,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         &CheckOptions {
             strict_lock: args.strict_lock,
             margin_warn: args.margin_warn,
+            guard: None,
         },
     );
     if let Some(path) = &args.report {
@@ -77,7 +78,12 @@ pub fn summary(r: &Results) -> String {
         }
         if c.role == Role::Lock
             && c.validity == Validity::Invalid
-            && r.headline == Headline::LockFailedDatabaseHeld
+            && matches!(
+                r.headline,
+                Headline::LockFailedDatabaseHeld
+                    | Headline::LockFailedUnguarded
+                    | Headline::LockFailedDataHeld
+            )
         {
             let _ = writeln!(s, "    {}", r.headline.phrase());
         }
@@ -182,12 +188,14 @@ mod tests {
         );
     }
 
-    /// Regression: a reversed final-read row was judged as a stay (a false db-state
-    /// anomaly, exit 1) instead of making the input unusable (exit 2).
+    /// Regression: a reversed final-read row was judged as a stay (a false overlap),
+    /// then made the input unusable (exit 2), which let a buggy service's read abort
+    /// its own run. It is a db-state finding naming the row (issue 22).
     #[test]
-    fn a_reversed_read_row_makes_the_input_unusable() {
-        let p = corpus("malformed/line2-value.bookings[1].to--reversed-read-row.jsonl");
-        let msg = format!("{:#}", load_history(&p).unwrap_err());
-        assert!(msg.ends_with("line 2: field `value.bookings[1].to`: row of request r-2: check-out 2026-12-02 is not after check-in 2026-12-04 (a stay has at least one night)"), "{msg}");
+    fn a_reversed_read_row_is_a_db_state_finding() {
+        let r = check("invalid/db-state--reversed-read-row.jsonl");
+        let s = summary(&r);
+        assert!(s.contains("    the final read (op 1) holds a row that is no stay: request r-2, room 101, check-out 2026-12-02 is not after check-in 2026-12-04\n"), "{s}");
+        assert!(s.ends_with("verdict: invalid (db-state)\n"), "{s}");
     }
 }

@@ -39,6 +39,7 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<(PathBuf, Validity)> {
         &CheckOptions {
             strict_lock,
             margin_warn,
+            guard: None,
         },
     );
     let out = dir.join(store::REPORT);

@@ -124,6 +124,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         service,
         lock_service,
         fault_node: args.fault_node,
+        guard: args.service.guard,
     };
     check_schedule_fits(&cfg)?;
     let command = reproduce_command(&cfg, args);
@@ -443,6 +444,9 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         if let Some(sql) = &spec.read_sql {
             cmd.push_str(&format!(" --read-sql {}", shell_quote(sql)));
         }
+        if let Some(g) = cfg.guard {
+            cmd.push_str(&format!(" --guard {g}"));
+        }
         if let Some(d) = &spec.dir {
             cmd.push_str(&format!(
                 " --service-dir {}",
@@ -526,8 +530,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if results.headline == Headline::LockFailedDatabaseHeld {
-        println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice.");
+    match results.headline {
+        Headline::LockFailedDatabaseHeld => println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice."),
+        Headline::LockFailedUnguarded => println!("\n  The lock failed (two holders at once) under a design that trusts it: nothing else guards the room-nights."),
+        Headline::LockFailedDataHeld => println!("\n  The lock failed (two holders at once); the data shows no anomaly (what guards it is not declared)."),
+        _ => {}
     }
     print_alert(results);
     print_service_notes(&outcome.notes);
@@ -576,7 +583,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "  expected invalid: the canary did not sing (the harness did not catch {}){}",
                 cfg.design,
-                if outcome.conditions.any_fault_fired() {
+                if outcome.conditions.any_fault_struck() {
                     ""
                 } else {
                     "; no fault ran (--fault none): only plain concurrency was tried"

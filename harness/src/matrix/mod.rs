@@ -691,6 +691,9 @@ fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
     if let Some(d) = &s.service_dir {
         out.extend(["--service-dir".to_string(), d.display().to_string()]);
     }
+    if let Some(g) = s.guard {
+        out.extend(["--guard".to_string(), g.to_string()]);
+    }
     out
 }
 

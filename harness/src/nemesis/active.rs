@@ -167,6 +167,11 @@ pub struct ActiveFault {
     struck: bool,
     /// How far `clock-jump-redis` jumps.
     jump: Duration,
+    /// The strike counter this fault's window is judged by, as it stood when applied
+    /// (a proxy's hits, the clients' pauses entered); see [`ActiveFault::strikes`].
+    baseline: u64,
+    /// Whether applying it delivered its signal (pause and kill faults).
+    signalled: bool,
 }
 
 impl fmt::Debug for ActiveFault {
@@ -244,6 +249,8 @@ impl ActiveFault {
             replica: None,
             struck: false,
             jump: params.clock_jump(),
+            baseline: 0,
+            signalled: false,
         };
         let aim = |node: &crate::nodes::ServerHandle, aim: Aim| {
             node.proxy()
@@ -252,6 +259,7 @@ impl ActiveFault {
                     action: format!("{fault}: {e}"),
                 })
         };
+        guard.baseline = guard.strike_counter();
         match fault {
             Fault::None => {}
             Fault::DbLatency => cluster.postgres.proxy().set(ProxyFaults::latency(
@@ -324,7 +332,60 @@ impl ActiveFault {
                 aim(&cluster.postgres, params.held_work())?;
             }
         }
+        // Applying a process fault returned only once its signal was delivered.
+        guard.signalled = matches!(
+            fault,
+            Fault::PauseDb
+                | Fault::PauseRedis
+                | Fault::KillDb
+                | Fault::KillRedis
+                | Fault::PauseService
+                | Fault::KillService
+        );
         Ok(guard)
+    }
+
+    /// The counter a latency, partition or client-pause fault's strikes are read from:
+    /// the target proxy's hits, or the pauses clients entered; 0 for other faults.
+    fn strike_counter(&self) -> u64 {
+        match self.fault {
+            Fault::DbLatency | Fault::PartitionDb => self.cluster.postgres.proxy().hits(),
+            Fault::RedisLatency | Fault::PartitionRedis => self.lock_node().proxy().hits(),
+            Fault::ClientPause => self.client_pause.entered(),
+            _ => 0,
+        }
+    }
+
+    /// What the fault struck in its window so far, for faults judged by a counter rather
+    /// than by their firings (`None` for those; the nemesis counts their firings that
+    /// [`is_strike`]): a window that opened is not a strike.
+    /// - latency: chunks of the system under test's traffic delayed at the proxy;
+    /// - partition: chunks or connection attempts held;
+    /// - client pause: pauses the clients entered;
+    /// - pause and kill: the signal was delivered (1);
+    /// - clock jump and failover: the jump or kill under a holder happened (1), not the
+    ///   held INSERTs that wait for it.
+    pub fn counted_strikes(&self) -> Option<u64> {
+        let delta = self.strike_counter().saturating_sub(self.baseline);
+        match self.fault {
+            Fault::DbLatency
+            | Fault::RedisLatency
+            | Fault::PartitionDb
+            | Fault::PartitionRedis
+            | Fault::ClientPause => Some(delta),
+            Fault::PauseDb
+            | Fault::PauseRedis
+            | Fault::PauseService
+            | Fault::KillDb
+            | Fault::KillRedis
+            | Fault::KillService => Some(u64::from(self.signalled)),
+            Fault::ClockJumpRedis | Fault::FailoverRedis => Some(u64::from(self.struck)),
+            Fault::None => Some(0),
+            Fault::SlowWrites
+            | Fault::LostCommitAck
+            | Fault::SlowLockGrant
+            | Fault::LostRenewal => None,
+        }
     }
 
     /// The lock-service node the fault hits.
@@ -571,6 +632,36 @@ impl ActiveFault {
                 let _ = topology::restore_replication(&url, &password).await;
             });
         }
+    }
+}
+
+/// What one strike of `fault` is, for the window's stop event and the reasons a run
+/// that was never struck gives.
+pub fn strike_unit(fault: Fault) -> &'static str {
+    match fault {
+        Fault::None => "strikes",
+        Fault::DbLatency | Fault::RedisLatency => "chunks delayed",
+        Fault::PartitionDb | Fault::PartitionRedis => "chunks or connects held",
+        Fault::ClientPause => "client pauses entered",
+        Fault::PauseDb | Fault::PauseRedis | Fault::PauseService => "processes stopped",
+        Fault::KillDb | Fault::KillRedis | Fault::KillService => "processes killed",
+        Fault::ClockJumpRedis => "clock jumps under a holder",
+        Fault::FailoverRedis => "primaries killed under a holder",
+        Fault::SlowWrites => "writes held",
+        Fault::LostCommitAck => "COMMIT answers swallowed",
+        Fault::SlowLockGrant => "lease grants held",
+        Fault::LostRenewal => "renewals dropped",
+    }
+}
+
+/// Whether a firing of `fault` is one of its strikes: for `lost-renewal` only a dropped
+/// renewal (the writes it also holds only make room for one to matter); for the faults
+/// judged by [`ActiveFault::counted_strikes`] none; for other aimed faults every one.
+pub fn is_strike(fault: Fault, firing: &Firing) -> bool {
+    match fault {
+        Fault::LostRenewal => firing.server == "redis",
+        Fault::SlowWrites | Fault::LostCommitAck | Fault::SlowLockGrant => true,
+        _ => false,
     }
 }
 

@@ -232,10 +232,13 @@ impl Nemesis {
         // Until the window ends, every message an aimed fault acts on is logged as it
         // happens, so its event sits among the ops it delayed or cut.
         let fire = F::from(format!("fire-{fault}").as_str());
+        // The firings that are this fault's strikes (see `active::is_strike`).
+        let mut fired = 0u64;
         let stopped = loop {
             tokio::select! {
                 stopped = wait_until(clock, window.stop, stop) => break stopped,
                 Some(firing) = guard.next_firing() => {
+                    fired += u64::from(active::is_strike(fault, &firing));
                     self.log_firing(&fire, &firing);
                     // The faults that strike right after a grant do it now.
                     match guard.strike(&firing).await {
@@ -253,16 +256,32 @@ impl Nemesis {
         let end = F::from(format!("stop-{fault}").as_str());
         self.log(OpType::Invoke, &end, OpValue::default(), None);
         let dropped = guard.firings_dropped();
+        // Read before the heal: a kill's restart or a proxy's heal is no strike.
+        let counted = guard.counted_strikes();
         let healed = guard.heal_keeping_firings().await;
         // Messages acted on just before the heal.
         if let Ok(firings) = &healed {
             for firing in firings {
+                fired += u64::from(active::is_strike(fault, firing));
                 self.log_firing(&fire, firing);
             }
         }
         self.status.set(None);
+        // Firings the nemesis could not take in time were acted on all the same (for
+        // lost-renewal they may be held writes, so they count only where every firing is
+        // a strike).
+        let unlogged = if fault == Fault::LostRenewal {
+            0
+        } else {
+            dropped
+        };
+        let struck = counted.unwrap_or(fired + unlogged);
+        let mut detail = json!({"struck": struck, "unit": active::strike_unit(fault)});
+        if dropped > 0 {
+            detail["firings_not_logged"] = json!(dropped);
+        }
         let value = OpValue {
-            detail: (dropped > 0).then(|| json!({"firings_not_logged": dropped})),
+            detail: Some(detail),
             ..OpValue::default()
         };
         self.log(

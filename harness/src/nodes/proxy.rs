@@ -121,6 +121,16 @@ pub enum AimError {
 struct Connections {
     next_id: AtomicU64,
     open: Mutex<BTreeMap<u64, AbortHandle>>,
+    /// Chunks a latency fault delayed, and chunks or connection attempts a partition
+    /// held, ever: the nemesis reads it before and after a window to tell whether the
+    /// fault struck any traffic at all (a window that opened is not a strike).
+    hits: AtomicU64,
+}
+
+impl Connections {
+    fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Connections {
@@ -264,6 +274,12 @@ impl FaultProxy {
         self.connections.abort_all();
     }
 
+    /// How many chunks a latency fault has delayed and how many chunks or connection
+    /// attempts a partition has held, since the proxy started.
+    pub fn hits(&self) -> u64 {
+        self.connections.hits.load(Ordering::Relaxed)
+    }
+
     /// How many client connections are open through the proxy.
     pub fn open_connections(&self) -> usize {
         self.connections.lock().len()
@@ -370,12 +386,16 @@ async fn relay(
     upstream: Upstream,
     mut rx: watch::Receiver<State>,
     follows: (Follow, Follow),
-    _registered: Deregister,
+    registered: Deregister,
 ) {
     // In a partition even the connection attempt does not reach the node.
+    if rx.borrow().faults.blackhole {
+        registered.0.hit();
+    }
     if wait_unblocked(&mut rx).await.is_none() {
         return;
     }
+    let hits = registered.0.clone();
     // Requests and replies are small; Nagle would add its own delay to ours.
     let _ = client.set_nodelay(true);
     let (cr, cw) = client.into_split();
@@ -388,14 +408,14 @@ async fn relay(
             };
             let _ = server.set_nodelay(true);
             let (sr, sw) = server.into_split();
-            relay_halves(cr, cw, sr, sw, rx, follows).await;
+            relay_halves(cr, cw, sr, sw, rx, follows, hits).await;
         }
         Upstream::Unix(path) => {
             let Ok(server) = UnixStream::connect(path).await else {
                 return;
             };
             let (sr, sw) = server.into_split();
-            relay_halves(cr, cw, sr, sw, rx, follows).await;
+            relay_halves(cr, cw, sr, sw, rx, follows, hits).await;
         }
     }
 }
@@ -407,6 +427,7 @@ async fn relay_halves<CR, CW, SR, SW>(
     sw: SW,
     rx: watch::Receiver<State>,
     (up_follow, down_follow): (Follow, Follow),
+    hits: Arc<Connections>,
 ) where
     CR: AsyncRead + Unpin + Send + 'static,
     CW: AsyncWrite + Unpin + Send + 'static,
@@ -421,8 +442,9 @@ async fn relay_halves<CR, CW, SR, SW>(
         Direction::Down,
         rx.clone(),
         down_follow,
+        hits.clone(),
     )));
-    let up = pump(cr, sw, Direction::Up, rx, up_follow);
+    let up = pump(cr, sw, Direction::Up, rx, up_follow, hits);
     tokio::pin!(up);
     tokio::select! {
         ended = &mut up => {
@@ -509,6 +531,7 @@ async fn pump<R, W>(
     dir: Direction,
     mut rx: watch::Receiver<State>,
     mut follow: Follow,
+    hits: Arc<Connections>,
 ) -> io::Result<Ended>
 where
     R: AsyncRead + Unpin,
@@ -538,6 +561,7 @@ where
             return Ok(Ended::Eof);
         }
         if faults.blackhole {
+            hits.hit();
             faults = wait_unblocked(&mut rx).await.ok_or_else(gone)?;
         }
         let start = pos;
@@ -590,6 +614,7 @@ where
             }
             continue;
         }
+        hits.hit();
         let arrival = Instant::now();
         let mut delay = faults.base_delay(dir);
         if !faults.jitter.is_zero() && !delay.is_zero() {

@@ -16,12 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub mod conditions;
 pub mod log;
 pub mod recorder;
 mod worker;
 
-pub use conditions::Conditions;
+pub use checkers::checks::Conditions;
 
 use checkers::{CheckOptions, History, OpType, OpValue, Process, Results, F};
 use workloads::{ClientPause, Config, DesignName, Generator, GeneratorConfig, RunClock};
@@ -102,6 +101,9 @@ pub struct RunConfig {
     /// The lock-service node that Redis faults hit (`--fault-node`); `None`: node 0, or
     /// the current primary under Sentinel.
     pub fault_node: Option<usize>,
+    /// What guards the invariant in a service under test (`--guard`; the built-in designs
+    /// declare their own): `database` unless said otherwise.
+    pub guard: Option<checkers::Guard>,
 }
 
 impl RunConfig {
@@ -140,6 +142,35 @@ impl RunConfig {
             service: None,
             lock_service: workloads::LockService::Single,
             fault_node: None,
+            guard: None,
+        }
+    }
+
+    /// What guards the invariant in what the run tests: the design's declaration, or
+    /// in service mode `--guard` (the database unless said otherwise).
+    pub fn guard(&self) -> checkers::Guard {
+        match &self.service {
+            Some(_) => self.guard.unwrap_or(checkers::Guard::Database),
+            None => self.design.guard(),
+        }
+    }
+
+    /// The run header that opens the history: what the run asked for, so that its
+    /// verdict is a function of the history alone.
+    pub fn header(&self) -> checkers::RunHeader {
+        checkers::RunHeader {
+            users: Some(self.concurrency as u64),
+            faults: Some(
+                self.faults
+                    .iter()
+                    .filter(|f| **f != Fault::None)
+                    .map(|f| f.to_string())
+                    .collect(),
+            ),
+            guard: Some(self.guard()),
+            strict_lock: self.strict_lock,
+            margin_warn: Some(self.margin_warn.get()),
+            subject: Some(self.subject()),
         }
     }
 
@@ -247,14 +278,9 @@ pub struct Progress {
     pub fail: AtomicU64,
     /// Completed info.
     pub info: AtomicU64,
-    /// Sessions opened.
-    pub sessions: AtomicU64,
-    /// Attempts to open a session that failed: infrastructure errors, not ops.
-    pub open_failures: AtomicU64,
-    /// Simulated users that never opened a session in the whole run.
-    pub never_connected: AtomicU64,
-    /// The first such failure's error.
-    pub first_open_error: Mutex<Option<String>>,
+    /// Whether a client has failed to open a session yet (the first failure is logged
+    /// as a warning; every one is an `open` op in the history).
+    pub open_failed: AtomicBool,
 }
 
 /// Runs one test end to end and writes its store directory.
@@ -334,6 +360,14 @@ async fn run_on(
     system.setup().await?;
 
     let recorder = Arc::new(Recorder::create(&dir.file(store::HISTORY), clock)?);
+    let header = cfg.header();
+    recorder.record(
+        Process::Nemesis,
+        OpType::Info,
+        F::from(checkers::header::RUN_HEADER),
+        header.to_op().value,
+        None,
+    );
     let test_started = Instant::now();
     let setup_overhead = started.elapsed();
 
@@ -397,8 +431,9 @@ async fn run_on(
     let next_process = Arc::new(AtomicU64::new(0));
     let deadline = tokio::time::Instant::now() + cfg.time_limit;
     let mut workers = Vec::new();
-    for _ in 0..cfg.concurrency {
+    for user in 0..cfg.concurrency {
         let w = Worker {
+            user: user as u64,
             op_timeout: cfg.op_timeout,
             retry: cfg.retry,
             system: system.clone(),
@@ -475,16 +510,11 @@ async fn run_on(
     let notes = system.notes();
     recorder.finish()?;
 
-    let history = History::from_ops(recorder.ops())?;
-    let mut results = checkers::check_all(
-        &history,
-        &CheckOptions {
-            strict_lock: cfg.strict_lock,
-            margin_warn: cfg.margin_warn,
-        },
-    );
-    let conditions = Conditions::of(&cfg.faults, cfg.concurrency as u64, &history, &progress);
-    conditions::apply(&mut results, &conditions);
+    // Record, then check what was recorded: the verdict is computed from the history
+    // file, exactly as `overbook check history.jsonl` computes it.
+    let history = read_recorded(&dir.file(store::HISTORY))?;
+    let results = checkers::check_all(&history, &CheckOptions::default());
+    let conditions = Conditions::of(&history).unwrap_or_default();
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.file(name);
         std::fs::write(&path, bytes).map_err(|source| RunError::Store { path, source })
@@ -534,6 +564,15 @@ async fn run_on(
         conditions,
         interrupted,
     })
+}
+
+/// Reads back the history the recorder wrote, as `overbook check` would.
+fn read_recorded(path: &std::path::Path) -> Result<History, RunError> {
+    let file = std::fs::File::open(path).map_err(|source| RunError::Store {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(checkers::read_history(std::io::BufReader::new(file))?)
 }
 
 /// What the report says about how the run was made.

@@ -26,6 +26,9 @@ pub(super) struct Worker {
     pub(super) deadline: tokio::time::Instant,
     pub(super) stopping: Arc<AtomicBool>,
     pub(super) pace: Option<Duration>,
+    /// The slot's number (0-based), recorded with each `open` so the history tells which
+    /// users never got a session.
+    pub(super) user: u64,
 }
 
 impl Worker {
@@ -35,18 +38,24 @@ impl Worker {
 
     pub(super) async fn run(self) {
         let mut client: Option<(Process, Box<dyn Session>)> = None;
+        // A process whose open failed (definitely no session) tries again.
+        let mut opening: Option<Process> = None;
         let mut next_at = tokio::time::Instant::now();
-        let mut ever_opened = false;
         while !self.is_over() {
             let (process, c) = match client.take() {
                 Some(pc) => pc,
-                None => match self.connect().await {
-                    Some(pc) => {
-                        ever_opened = true;
-                        pc
+                None => {
+                    let process = opening.take().unwrap_or_else(|| {
+                        Process::Client(self.next_process.fetch_add(1, Ordering::SeqCst))
+                    });
+                    match self.connect(process).await {
+                        Some(session) => (process, session),
+                        None => {
+                            opening = Some(process);
+                            continue;
+                        }
                     }
-                    None => continue,
-                },
+                }
             };
             let mut c = c;
             if let Some(pace) = self.pace {
@@ -66,40 +75,36 @@ impl Worker {
                 client = Some((process, c));
             }
         }
-        if !ever_opened {
-            // A user who never got a session tested nothing (a refused login, a full
-            // server): counted apart from reconnects during a fault, which are expected.
-            self.progress
-                .never_connected
-                .fetch_add(1, Ordering::Relaxed);
-        }
     }
 
-    /// Opens a session for a fresh process. Failing to open is not an op (nothing was
-    /// asked of the system), so it is retried until the time limit; but it is an
-    /// infrastructure error the verdict depends on (a run whose users mostly could not
-    /// connect tested nothing), so every failure is counted and the first one kept.
-    async fn connect(&self) -> Option<(Process, Box<dyn Session>)> {
+    /// Opens a session for `process`, recorded as an `open` op (`ok`, or `fail` with
+    /// the error): nothing is asked of the system's data, so a failed open is definite
+    /// and the process tries again until the time limit. The verdict depends on these
+    /// (a run whose users mostly could not connect tested nothing), so they are in the
+    /// history, where `run-conditions` counts them.
+    async fn connect(&self, process: Process) -> Option<Box<dyn Session>> {
+        let open = F::from(checkers::checks::conditions::OPEN);
+        let value = OpValue {
+            detail: Some(serde_json::json!({ "user": self.user })),
+            ..OpValue::default()
+        };
+        self.recorder
+            .record(process, OpType::Invoke, open.clone(), value, None);
         let error = match tokio::time::timeout(self.op_timeout, self.system.open()).await {
             Ok(Ok(session)) => {
-                self.progress.sessions.fetch_add(1, Ordering::Relaxed);
-                return Some((
-                    Process::Client(self.next_process.fetch_add(1, Ordering::SeqCst)),
-                    session,
-                ));
+                self.recorder
+                    .record(process, OpType::Ok, open, OpValue::default(), None);
+                return Some(session);
             }
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("opening a session: timed out after {:?}", self.op_timeout),
         };
         tracing::debug!("connect: {error}");
-        if self.progress.open_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+        if !self.progress.open_failed.swap(true, Ordering::Relaxed) {
             tracing::warn!("a client could not connect: {error}");
         }
-        self.progress
-            .first_open_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(error);
+        self.recorder
+            .record(process, OpType::Fail, open, OpValue::default(), Some(error));
         // Back off: a refused or timed-out connect must not spin.
         tokio::time::sleep(Duration::from_millis(100)).await;
         None

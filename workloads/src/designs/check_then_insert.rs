@@ -9,6 +9,8 @@
 //! on the same room at once; a slow database widens the window. Caught by
 //! `no-double-booking` and `db-state`.
 
+use checkers::Guard;
+
 use crate::design::Design;
 use crate::fault::Fault;
 
@@ -24,6 +26,11 @@ impl Design for CheckThenInsert {
 
     fn description(&self) -> &'static str {
         "unsafe: READ COMMITTED check-then-insert with no lock and no constraint"
+    }
+
+    /// No lock, no constraint: nothing but the check's timing.
+    fn guard(&self) -> Guard {
+        Guard::Nothing
     }
 
     fn caught_by(&self) -> &'static [Fault] {

@@ -13,6 +13,8 @@
 //! anyway is retried. `lock-exclusion` may still show overlapping leases: the lock
 //! failed, the database held.
 
+use checkers::Guard;
+
 use crate::design::{Design, LockUse, Schema};
 
 use super::{BookCtx, BookFuture, Db, DesignSteps, TxError};
@@ -47,6 +49,11 @@ impl Design for DbUnique {
 
     fn lock(&self) -> LockUse {
         LockUse::Lease
+    }
+
+    /// The lease only saves work: the unique index refuses the second night.
+    fn guard(&self) -> Guard {
+        Guard::Database
     }
 }
 
