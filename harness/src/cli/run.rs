@@ -116,6 +116,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         backend,
         store: args.store.clone(),
         keep: args.keep,
+        share: args.share,
         redis_aof: args.redis_aof,
         strict_lock: args.strict_lock,
         margin_warn: args.margin_warn,
@@ -598,7 +599,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .map(|h| crate::matrix::measure::measures(&h, results))
                 .unwrap_or_default(),
         };
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+        crate::store::write_file(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let (Some(Expect::Invalid), Validity::Invalid) = (expect, results.validity) {

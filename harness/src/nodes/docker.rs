@@ -735,7 +735,7 @@ async fn save_log(docker: &Docker, name: &str, path: &Path) {
         out.extend_from_slice(&chunk.into_bytes());
     }
     if !out.is_empty() {
-        let _ = std::fs::write(path, out);
+        let _ = crate::store::write_file(path, out);
     }
 }
 

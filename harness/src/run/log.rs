@@ -39,7 +39,7 @@ pub fn init() {
 
 /// Sends the debug log to `path` from now on (the run's `run.log`).
 pub fn attach(path: &Path) -> io::Result<()> {
-    let file = File::create(path)?;
+    let file = crate::store::create_file(path, false)?;
     *slot().lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
     Ok(())
 }

@@ -431,7 +431,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         candidates: search.candidates,
         seconds,
     };
-    std::fs::write(
+    crate::store::write_file(
         work.join("shrink.json"),
         serde_json::to_vec_pretty(&result)?,
     )
