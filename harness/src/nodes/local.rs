@@ -180,10 +180,8 @@ impl LocalServer {
     }
 
     fn open_log(&self) -> Result<File, NodeError> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
+        // Appended to across restarts; never through a link, private as its directory.
+        crate::store::create_file(&self.log, true)
             .map_err(|e| NodeError::io(format!("open log {}", self.log.display()), e))
     }
 

@@ -85,7 +85,8 @@ impl Recorder {
             kind,
             f,
             value,
-            error,
+            // An error may quote an address it failed on: the history is kept and shared.
+            error: error.map(|e| checkers::text::redact_credentials(&e).into_owned()),
         };
         inner.next_index += 1;
         // A write error must not stop the run mid-fault (the nemesis still has to heal);

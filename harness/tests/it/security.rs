@@ -1,0 +1,126 @@
+//! Run directories are untrusted input and secrets stay secret (issue 23): each test
+//! names the item it pins, against real servers (`overbook up`) or the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_overbook");
+
+/// A fresh scratch directory for one test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("overbook-sec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files(&p));
+        } else if !t.is_symlink() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The password in a conninfo string (`password=...`, unquoted as overbook writes it).
+fn conninfo_password(conninfo: &str) -> String {
+    conninfo
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("password="))
+        .expect("the direct address carries a password")
+        .trim_matches('\'')
+        .to_string()
+}
+
+/// Issue 23.2: `connect_direct`'s error carried the direct address with `password=...`
+/// into run.log, the history (a failed read's `error`) and stderr; with `--backend
+/// external` it is the user's real password. The final read of a design whose Postgres
+/// is gone fails, and its error names the server but not the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_names_the_server_but_never_its_password() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use harness::sut::System;
+    let logs = Scratch::new("redact");
+    let cluster = std::sync::Arc::new(
+        Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+            .await
+            .unwrap(),
+    );
+    let password = conninfo_password(&cluster.postgres.direct_url());
+    assert!(password.len() >= 8, "a password worth looking for");
+    let cfg = workloads::Config::new(workloads::RunClock::start(), workloads::ClientPause::new());
+    let system = harness::sut::builtin::BuiltinSystem::new(
+        workloads::DesignName::DbUnique,
+        cfg,
+        &cluster,
+        std::time::Duration::from_secs(2),
+    );
+    cluster.postgres.kill().await.unwrap();
+    let err = system
+        .read_all()
+        .await
+        .expect_err("no server, no read")
+        .to_string();
+    assert!(
+        err.contains("connecting to postgres at host=127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&password),
+        "the error leaks the password: {err}"
+    );
+    assert!(err.contains("password=***"), "{err}");
+}
+
+/// Issue 23.2: run directories and their files were world-readable (0755/0644), and
+/// they hold the run's logs and errors.
+#[test]
+fn a_run_directory_is_private_unless_shared() {
+    let store = Scratch::new("private");
+    let run = |share: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--design", "db-unique", "--fault", "none"])
+            .args(["--time-limit", "1s", "--concurrency", "2", "-q", "--store"])
+            .arg(store.0.join(if share { "shared" } else { "private" }));
+        if share {
+            cmd.arg("--share");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(false);
+    run(true);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (sub, dir_mode, file_mode) in [("private", 0o700, 0o600), ("shared", 0o755, 0o644)] {
+        let written = files(&store.0.join(sub));
+        assert!(written.iter().any(|f| f.ends_with("history.jsonl")));
+        for f in written {
+            // The index sits at the store's root, the run's files in its directory.
+            assert_eq!(mode(&f), file_mode, "{}", f.display());
+            assert_eq!(mode(f.parent().unwrap()), dir_mode, "{}", f.display());
+        }
+    }
+}
