@@ -124,3 +124,60 @@ fn a_run_directory_is_private_unless_shared() {
         }
     }
 }
+
+/// A run directory as a fork's CI artifact could carry it: a failing run whose command
+/// is `command` (results from a real invalid history, so shrink accepts it).
+fn planted_run(root: &Path, command: &str) -> PathBuf {
+    let dir = root.join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkers/testdata/invalid");
+    let history = std::fs::read_dir(corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let h = harness::store::load_history(&history).unwrap();
+    let results = checkers::check_all(&h, &checkers::CheckOptions::default());
+    assert_eq!(results.validity, checkers::Validity::Invalid);
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec(&results).unwrap(),
+    )
+    .unwrap();
+    let meta = reports::RunMeta {
+        command: command.to_string(),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+    dir
+}
+
+/// Issue 23.1: `overbook shrink RUN_DIR` ran the shell command in a copied run's
+/// meta.json (`--service 'id > FILE; exit 1'`) as the current user, with no prompt.
+/// Now it shows it and refuses without --trust-run (stdin is not a terminal here).
+#[test]
+fn shrink_refuses_a_run_directorys_service_without_trust() {
+    let scratch = Scratch::new("shrink-trust");
+    let marker = scratch.0.join("pwned");
+    let command = format!(
+        "overbook run --service 'id > {}; exit 1' --fault none --time-limit 1s",
+        marker.display()
+    );
+    let dir = planted_run(&scratch.0, &command);
+    let out = Command::new(BIN)
+        .args(["shrink", "--budget", "20s", "--tries", "1"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!marker.exists(), "the run directory's command ran");
+    assert!(stderr.contains("--trust-run"), "{stderr}");
+    assert!(
+        stderr.contains("--service id > "),
+        "the command is shown: {stderr}"
+    );
+    assert!(!dir.join("shrink").exists(), "nothing started: {stderr}");
+}
