@@ -425,7 +425,17 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
     }
     if args.backend != "local" {
-        cmd.push_str(&format!(" --backend {}", args.backend));
+        cmd.push_str(&format!(" --backend {}", shell_quote(&args.backend)));
+    }
+    // External servers' URLs carry their passwords, which a reproduce command (printed,
+    // kept in meta.json and reports) must not: it names the variables to supply instead.
+    for (flag, url, var) in [
+        ("--redis-url", &args.redis_url, EXTERNAL_REDIS_VAR),
+        ("--postgres-url", &args.postgres_url, EXTERNAL_POSTGRES_VAR),
+    ] {
+        if url.is_some() {
+            cmd.push_str(&format!(" {flag} \"${var}\""));
+        }
     }
     if let Some(spec) = &cfg.service {
         // The design is not used in service mode: name the service instead.
@@ -460,11 +470,17 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         ("--postgres-image", &args.postgres_image),
     ] {
         if let Some(image) = image {
-            cmd.push_str(&format!(" {flag} {image}"));
+            cmd.push_str(&format!(" {flag} {}", shell_quote(image)));
         }
     }
     cmd
 }
+
+/// The variable a reproduce command reads the external Redis URL from (never written out:
+/// it holds a password).
+pub const EXTERNAL_REDIS_VAR: &str = "OVERBOOK_REDIS_URL";
+/// The variable a reproduce command reads the external Postgres URL from.
+pub const EXTERNAL_POSTGRES_VAR: &str = "OVERBOOK_POSTGRES_URL";
 
 /// `s` as one shell word: as it is when it is plain, else in single quotes.
 pub fn shell_quote(s: &str) -> String {
@@ -552,7 +568,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         "  history:   {}",
         outcome.dir.file("history.jsonl").display()
     );
-    println!("  reproduce: {}", cfg.command);
+    println!("  reproduce: {}", for_terminal(&cfg.command));
+    if cfg.command.contains(EXTERNAL_REDIS_VAR) {
+        println!(
+            "             (set {EXTERNAL_REDIS_VAR} and {EXTERNAL_POSTGRES_VAR} to the servers' URLs first)"
+        );
+    }
 
     let problems = outcome.conditions.problems();
     if !problems.is_empty() {
@@ -618,14 +639,16 @@ fn print_service_notes(notes: &std::collections::BTreeMap<String, String>) {
         return;
     }
     println!();
+    // The values are the service's words (its log, its answers): escaped for the terminal.
     for (k, v) in notes {
+        let k = for_terminal(k);
         if v.contains('\n') || k.starts_with("service log tail") {
             println!("  {k}:");
             for line in v.lines() {
-                println!("    | {line}");
+                println!("    | {}", for_terminal(line));
             }
         } else {
-            println!("  {k}: {v}");
+            println!("  {k}: {}", for_terminal(v));
         }
     }
 }

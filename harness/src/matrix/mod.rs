@@ -491,16 +491,18 @@ fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         println!("{} cells did not meet their expectation:", missed.len());
+        // A merged matrix.json is anyone's file: every string from it is escaped.
+        use checkers::text::for_terminal;
         for c in &missed {
             println!(
                 "  {} under {} (seed {}): expected {}, got {}: {}\n    reproduce: {}",
-                c.design,
-                c.fault,
+                for_terminal(&c.design),
+                for_terminal(&c.fault),
                 c.seed,
-                c.expected,
+                for_terminal(&c.expected.to_string()),
                 c.verdict.map_or("harness error", |v| v.as_str()),
-                checkers::text::for_terminal(&c.summary),
-                c.reproduce
+                for_terminal(&c.summary),
+                for_terminal(&c.reproduce)
             );
         }
         ExitCode::from(1)

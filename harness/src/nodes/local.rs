@@ -607,7 +607,9 @@ pub(crate) fn log_tail(path: &Path) -> String {
     let mut bytes = Vec::new();
     let _ = f.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
+    // Each line escaped for a terminal: the tail is printed, and a server or a service
+    // may have written escapes that set the title or clear the screen.
+    let lines: Vec<_> = text.lines().map(checkers::text::for_terminal).collect();
     lines[lines.len().saturating_sub(12)..].join("\n")
 }
 

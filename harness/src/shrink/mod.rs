@@ -450,7 +450,10 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  {} with {}", result.rate, result.to);
     println!("  from {from} (the original run failed)");
-    println!("  reproduce: {}", result.command);
+    println!(
+        "  reproduce: {}",
+        checkers::text::for_terminal(&result.command)
+    );
     println!("  report:    {}", result.report.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -181,3 +181,88 @@ fn shrink_refuses_a_run_directorys_service_without_trust() {
     );
     assert!(!dir.join("shrink").exists(), "nothing started: {stderr}");
 }
+
+/// Whether `text` holds a raw terminal control or bidi override (what for_terminal
+/// escapes): ESC, BEL, CSI, U+202E and friends.
+fn has_raw_escape(text: &str) -> bool {
+    text.chars()
+        .any(|c| c != '\n' && checkers::text::is_escaped(c))
+}
+
+/// Issue 23.6: a service's log tail on a start-up failure was printed raw (a service set
+/// the terminal title and cleared the screen), as were merged matrices' cells.
+#[test]
+fn foreign_text_reaches_the_terminal_escaped() {
+    let scratch = Scratch::new("escapes");
+    // A service that writes escapes and a bidi override to its log and dies at start.
+    let out = Command::new(BIN)
+        .args(["run", "--service"])
+        .arg(r"printf '\033]0;PWNED\007\033[2J\342\200\256 boom\n'; exit 1")
+        .args(["--fault", "none", "--time-limit", "1s", "-q", "--store"])
+        .arg(scratch.0.join("store"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r"\x1b]0;PWNED\x07"),
+        "the tail is shown: {stderr}"
+    );
+    assert!(!has_raw_escape(&stderr), "{stderr:?}");
+    assert!(!has_raw_escape(&stdout), "{stdout:?}");
+
+    // matrix merge's "did not meet" list and its reproduce lines.
+    let dir = scratch.0.join("store/matrix/a");
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = harness::matrix::PlanFile {
+        designs: vec!["db-unique".into()],
+        faults: vec!["none".into()],
+        seeds: 1,
+        seed: 1,
+        time_limit_ms: 1000,
+        expect: vec![],
+        run_args: vec![],
+        shard: "1/1".into(),
+        cells: 1,
+    };
+    std::fs::write(dir.join("plan.json"), serde_json::to_vec(&plan).unwrap()).unwrap();
+    let matrix = reports::matrix::Matrix {
+        started_at: "x".into(),
+        shards: vec!["1/1".into()],
+        designs: plan.designs.clone(),
+        faults: plan.faults.clone(),
+        cells: vec![reports::matrix::MatrixCell {
+            ordinal: 0,
+            design: "db-unique\u{1b}[2J".into(),
+            fault: "none\u{202e}".into(),
+            seed: 1,
+            expected: "valid".into(),
+            verdict: Some(checkers::Validity::Invalid),
+            met: false,
+            summary: "x".into(),
+            reproduce: "overbook run \u{1b}]0;PWNED\u{7}".into(),
+            report: String::new(),
+            wall_ms: 1,
+            overhead_ms: 0,
+            measures: Default::default(),
+        }],
+    };
+    std::fs::write(
+        dir.join("matrix.json"),
+        serde_json::to_vec(&matrix).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["matrix", "merge", "--store"])
+        .arg(scratch.0.join("store"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("did not meet"), "{stdout}{stderr}");
+    assert!(stdout.contains(r"\x1b]0;PWNED"), "{stdout}");
+    assert!(!has_raw_escape(&stdout), "{stdout:?}");
+    assert!(!has_raw_escape(&stderr), "{stderr:?}");
+}
