@@ -675,3 +675,56 @@ pub fn one_line_summary(results: &checkers::Results) -> String {
         found.join("; ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn command_of(argv: &[&str]) -> String {
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not a run")
+        };
+        config_from_args(&args).unwrap().0.command
+    }
+
+    /// Issue 23.10: an external run's reproduce command left out the URLs (it did not
+    /// reproduce), and images were not shell-quoted.
+    #[test]
+    fn reproduce_commands_name_external_urls_without_passwords_and_quote_images() {
+        let cmd = command_of(&[
+            "overbook",
+            "run",
+            "--backend",
+            "external",
+            "--redis-url",
+            "redis://:S3cr3t@10.0.0.1:6379/0",
+            "--postgres-url",
+            "host=10.0.0.2 password=S3cr3t",
+            "--fault",
+            "none",
+        ]);
+        assert!(!cmd.contains("S3cr3t"), "{cmd}");
+        assert!(
+            cmd.contains(
+                r#"--redis-url "$OVERBOOK_REDIS_URL" --postgres-url "$OVERBOOK_POSTGRES_URL""#
+            ),
+            "{cmd}"
+        );
+        let cmd = command_of(&[
+            "overbook",
+            "run",
+            "--redis-image",
+            "my redis;rm -rf x",
+            "--postgres-image",
+            "pg:15",
+            "--fault",
+            "none",
+        ]);
+        assert!(cmd.contains("--redis-image 'my redis;rm -rf x'"), "{cmd}");
+        let words = crate::shrink::command::RunCommand::parse(&cmd).unwrap();
+        assert_eq!(words.get("--redis-image"), Some("my redis;rm -rf x"));
+        assert_eq!(words.get("--postgres-image"), Some("pg:15"));
+    }
+}
