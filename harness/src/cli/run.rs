@@ -131,6 +131,10 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     Ok((RunConfig { command, ..cfg }, expect))
 }
 
+/// The most replicas of a service a run starts: each is a process, a port and a share of
+/// the users' connections; thousands end at "too many open files" mid-start.
+pub const MAX_REPLICAS: usize = 64;
+
 /// The service asked for by `--service` and its companions, checked.
 pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<ServiceSpec>> {
     let Some(command) = &args.service else {
@@ -142,8 +146,11 @@ pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<Ser
     if command.trim().is_empty() {
         bail!("--service: the command is empty");
     }
-    if args.replicas == 0 {
-        bail!("--replicas must be at least 1");
+    if !(1..=MAX_REPLICAS).contains(&args.replicas) {
+        bail!(
+            "--replicas {} is out of range: allowed 1 to {MAX_REPLICAS} (each is a process with its own port and connections)",
+            args.replicas
+        );
     }
     if args.service_ready_timeout.is_zero() {
         bail!("--service-ready-timeout must be positive");
@@ -726,5 +733,37 @@ mod tests {
         let words = crate::shrink::command::RunCommand::parse(&cmd).unwrap();
         assert_eq!(words.get("--redis-image"), Some("my redis;rm -rf x"));
         assert_eq!(words.get("--postgres-image"), Some("pg:15"));
+    }
+
+    /// Issue 23.9: `--replicas` had no bound and a large one failed mid-start at "too
+    /// many open files"; it is refused up front.
+    #[test]
+    fn replicas_are_bounded() {
+        let parse = |n: &str| {
+            let cli = crate::cli::Cli::try_parse_from([
+                "overbook",
+                "run",
+                "--service",
+                "true",
+                "--replicas",
+                n,
+                "--fault",
+                "none",
+            ])
+            .unwrap();
+            let crate::cli::Command::Run(args) = cli.command else {
+                panic!("not a run")
+            };
+            config_from_args(&args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(parse("64").is_ok());
+        let e = parse("100000").unwrap_err();
+        assert!(
+            e.contains("--replicas 100000 is out of range: allowed 1 to 64"),
+            "{e}"
+        );
+        assert!(parse("0").is_err());
     }
 }
