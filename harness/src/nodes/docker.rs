@@ -911,6 +911,21 @@ mod tests {
         }
     }
 
+    /// Issue 23.12: docker/compose.yml's servers require a password from the
+    /// environment, and Redis's is not on its command line.
+    #[test]
+    fn the_compose_file_requires_a_password_kept_off_the_command_line() {
+        let compose = include_str!("../../../docker/compose.yml");
+        assert!(!compose.contains("--requirepass"), "{compose}");
+        assert!(!compose.contains("trust"), "{compose}");
+        assert_eq!(
+            compose.matches("${OVERBOOK_PASSWORD:?").count(),
+            2,
+            "both servers require it"
+        );
+        assert!(compose.contains("POSTGRES_HOST_AUTH_METHOD: scram-sha-256"));
+    }
+
     /// Issue 23.3: a data node's `--requirepass`/`--masterauth` were on its command line,
     /// visible in `ps` during start-up.
     #[test]
