@@ -251,14 +251,11 @@ pub(crate) fn cancel_path(id: &Value) -> String {
 #[cfg(test)]
 mod tests {
 
-    /// Issue 23.9: every op answer could be 64 MiB (16 users x 60 MB peaked at 432 MB).
-    /// An op's answer is capped at 1 MiB, the final read's separately at 64 MiB.
-    #[tokio::test]
-    async fn an_answer_past_its_cap_is_broken_not_read() {
+    /// A real HTTP server on a free port that answers one request with `body_len` bytes.
+    async fn serve_once(body_len: usize) -> SocketAddr {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let body_len = MAX_OP_ANSWER + 1;
         tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut req = [0u8; 1024];
@@ -267,6 +264,15 @@ mod tests {
             let _ = s.write_all(head.as_bytes()).await;
             let _ = s.write_all(&vec![b' '; body_len]).await;
         });
+        addr
+    }
+
+    /// Issue 23.9: every op answer could be 64 MiB (16 users x 60 MB peaked at 432 MB).
+    /// An op's answer is capped at 1 MiB, the final read's separately at 64 MiB.
+    #[tokio::test]
+    async fn an_answer_past_its_cap_is_broken_not_read() {
+        let body_len = MAX_OP_ANSWER + 1;
+        let addr = serve_once(body_len).await;
         let mut c = Connection::open(addr).await.unwrap();
         match c
             .send(
@@ -281,16 +287,7 @@ mod tests {
             a => panic!("an over-cap answer was read: {a:?}"),
         }
         // The final read's larger cap, on a second server.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut req = [0u8; 1024];
-            let _ = s.read(&mut req).await;
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
-            let _ = s.write_all(head.as_bytes()).await;
-            let _ = s.write_all(&vec![b' '; body_len]).await;
-        });
+        let addr = serve_once(body_len).await;
         let mut c = Connection::open(addr).await.unwrap();
         match c
             .send(Method::GET, "/bookings", None, MAX_READ_ANSWER)
