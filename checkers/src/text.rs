@@ -64,6 +64,111 @@ pub fn push_escaped(out: &mut String, c: char) {
     };
 }
 
+/// What a redacted password reads as.
+pub const REDACTED: &str = "***";
+
+/// `s` with every password in it replaced by [`REDACTED`], whatever form the address
+/// takes: a URL's userinfo (`postgresql://u:p@h`, `redis://:p@h`), a libpq conninfo
+/// `password=...` (quoted or not) and a query's `?password=` / `&password=`. Errors
+/// carry the address they failed on, and they end up in `run.log`, the history and on
+/// stderr, all kept and shared as CI artifacts: every error path goes through here.
+/// Text without a password is returned borrowed.
+pub fn redact_credentials(s: &str) -> Cow<'_, str> {
+    if !s.contains("://") && !s.to_ascii_lowercase().contains("password") {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let url = rest.find("://");
+        let key = find_password_key(rest);
+        let url = match (url, key) {
+            (None, None) => break,
+            (Some(u), Some((k, _))) if k < u => None,
+            (u, _) => u,
+        };
+        match (url, key) {
+            (Some(u), _) => {
+                let auth_start = u + 3;
+                out.push_str(&rest[..auth_start]);
+                rest = &rest[auth_start..];
+                let end = rest
+                    .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+                    .unwrap_or(rest.len());
+                let authority = &rest[..end];
+                if let Some(at) = authority.rfind('@') {
+                    let userinfo = &authority[..at];
+                    match userinfo.find(':') {
+                        Some(colon) => {
+                            out.push_str(&userinfo[..=colon]);
+                            out.push_str(REDACTED);
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push_str(&authority[at..]);
+                    rest = &rest[end..];
+                }
+            }
+            (None, Some((k, value_start))) => {
+                out.push_str(&rest[..value_start]);
+                let in_query = k > 0 && matches!(rest.as_bytes()[k - 1], b'?' | b'&');
+                let value = &rest[value_start..];
+                let len = if in_query {
+                    value
+                        .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+                        .unwrap_or(value.len())
+                } else {
+                    conninfo_value_len(value)
+                };
+                out.push_str(REDACTED);
+                rest = &value[len..];
+            }
+            (None, None) => unreachable!("no address and no key ended the loop above"),
+        }
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The first `password=` key (any case, not the tail of a longer word such as
+/// `nopassword=`), as (where the key starts, where its value starts).
+fn find_password_key(s: &str) -> Option<(usize, usize)> {
+    const KEY: &str = "password";
+    let lower = s.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(KEY) {
+        let k = from + i;
+        let before_ok = k == 0 || !lower.as_bytes()[k - 1].is_ascii_alphanumeric();
+        let after = &lower[k + KEY.len()..];
+        let eq = after.len() - after.trim_start().len();
+        if before_ok && after[eq..].starts_with('=') {
+            let v = k + KEY.len() + eq + 1;
+            let spaces = s[v..].len() - s[v..].trim_start().len();
+            return Some((k, v + spaces));
+        }
+        from = k + KEY.len();
+    }
+    None
+}
+
+/// The length of a libpq conninfo value at the start of `v`: a single-quoted string
+/// with backslash escapes, or everything up to whitespace.
+fn conninfo_value_len(v: &str) -> usize {
+    if !v.starts_with('\'') {
+        return v.find(char::is_whitespace).unwrap_or(v.len());
+    }
+    let mut escaped = false;
+    for (i, c) in v.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '\'' => return i + 1,
+            _ => {}
+        }
+    }
+    v.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +207,56 @@ mod tests {
                 proptest::prop_assert_eq!(out.as_ref(), s.as_str());
             }
         }
+    }
+
+    /// Issue 23.2: connect_direct's error carried `password=...` into run.log, the
+    /// history and stderr. Every form an address takes is redacted.
+    #[test]
+    fn credentials_are_redacted_in_every_address_form() {
+        let cases = [
+            (
+                "connecting to postgresql://overbook:S3cr3t@127.0.0.1:5432/db failed",
+                "connecting to postgresql://overbook:***@127.0.0.1:5432/db failed",
+            ),
+            (
+                "redis://:S3cr3t@127.0.0.1:6379/0",
+                "redis://:***@127.0.0.1:6379/0",
+            ),
+            ("redis://user@host/0", "redis://user@host/0"),
+            (
+                "http://127.0.0.1:4000/bookings",
+                "http://127.0.0.1:4000/bookings",
+            ),
+            (
+                "postgres at host=127.0.0.1 port=5 user=o dbname=d password=S3cr3t: timed out",
+                "postgres at host=127.0.0.1 port=5 user=o dbname=d password=*** timed out",
+            ),
+            (
+                r"host=h password='p w\' x' dbname=d",
+                "host=h password=*** dbname=d",
+            ),
+            ("host=h PASSWORD = S3cr3t", "host=h PASSWORD = ***"),
+            (
+                "postgresql://h/db?user=u&password=S3cr3t&sslmode=disable",
+                "postgresql://h/db?user=u&password=***&sslmode=disable",
+            ),
+            (
+                "postgresql://h/db?password=S3cr3t",
+                "postgresql://h/db?password=***",
+            ),
+            (
+                "two: redis://:a@h1/0,redis://:b@h2/0",
+                "two: redis://:***@h1/0,redis://:***@h2/0",
+            ),
+            ("nopassword=x stays", "nopassword=x stays"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(redact_credentials(raw), want, "{raw}");
+            assert!(!redact_credentials(raw).contains("S3cr3t"), "{raw}");
+        }
+        assert!(matches!(
+            redact_credentials("no secrets here"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -42,7 +42,18 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("overbook: error: {err:#}");
+            // The error may name an address (redacted) and quote a service's log or a
+            // run directory's contents (escaped line by line for the terminal).
+            let text = format!("{err:#}");
+            let text = checkers::text::redact_credentials(&text);
+            for (i, line) in text.lines().enumerate() {
+                let line = checkers::text::for_terminal(line);
+                if i == 0 {
+                    eprintln!("overbook: error: {line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
             ExitCode::from(EXIT_HARNESS_ERROR)
         }
     }

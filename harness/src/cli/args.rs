@@ -346,6 +346,10 @@ pub struct RunArgs {
     /// Keep the servers' data directories after the run.
     #[arg(long)]
     pub keep: bool,
+    /// Make the run directory readable by other local users (0755, files 0644); by
+    /// default it is 0700 and its files 0600, since logs and errors name the servers.
+    #[arg(long)]
+    pub share: bool,
     /// Run Redis with AOF persistence, so a restart keeps its locks.
     #[arg(long)]
     pub redis_aof: bool,

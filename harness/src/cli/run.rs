@@ -116,6 +116,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         backend,
         store: args.store.clone(),
         keep: args.keep,
+        share: args.share,
         redis_aof: args.redis_aof,
         strict_lock: args.strict_lock,
         margin_warn: args.margin_warn,
@@ -131,6 +132,10 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     Ok((RunConfig { command, ..cfg }, expect))
 }
 
+/// The most replicas of a service a run starts: each is a process, a port and a share of
+/// the users' connections; thousands end at "too many open files" mid-start.
+pub const MAX_REPLICAS: usize = 64;
+
 /// The service asked for by `--service` and its companions, checked.
 pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<ServiceSpec>> {
     let Some(command) = &args.service else {
@@ -142,8 +147,11 @@ pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<Ser
     if command.trim().is_empty() {
         bail!("--service: the command is empty");
     }
-    if args.replicas == 0 {
-        bail!("--replicas must be at least 1");
+    if !(1..=MAX_REPLICAS).contains(&args.replicas) {
+        bail!(
+            "--replicas {} is out of range: allowed 1 to {MAX_REPLICAS} (each is a process with its own port and connections)",
+            args.replicas
+        );
     }
     if args.service_ready_timeout.is_zero() {
         bail!("--service-ready-timeout must be positive");
@@ -425,7 +433,17 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
     }
     if args.backend != "local" {
-        cmd.push_str(&format!(" --backend {}", args.backend));
+        cmd.push_str(&format!(" --backend {}", shell_quote(&args.backend)));
+    }
+    // External servers' URLs carry their passwords, which a reproduce command (printed,
+    // kept in meta.json and reports) must not: it names the variables to supply instead.
+    for (flag, url, var) in [
+        ("--redis-url", &args.redis_url, EXTERNAL_REDIS_VAR),
+        ("--postgres-url", &args.postgres_url, EXTERNAL_POSTGRES_VAR),
+    ] {
+        if url.is_some() {
+            cmd.push_str(&format!(" {flag} \"${var}\""));
+        }
     }
     if let Some(spec) = &cfg.service {
         // The design is not used in service mode: name the service instead.
@@ -463,11 +481,17 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         ("--postgres-image", &args.postgres_image),
     ] {
         if let Some(image) = image {
-            cmd.push_str(&format!(" {flag} {image}"));
+            cmd.push_str(&format!(" {flag} {}", shell_quote(image)));
         }
     }
     cmd
 }
+
+/// The variable a reproduce command reads the external Redis URL from (never written out:
+/// it holds a password).
+pub const EXTERNAL_REDIS_VAR: &str = "OVERBOOK_REDIS_URL";
+/// The variable a reproduce command reads the external Postgres URL from.
+pub const EXTERNAL_POSTGRES_VAR: &str = "OVERBOOK_POSTGRES_URL";
 
 /// `s` as one shell word: as it is when it is plain, else in single quotes.
 pub fn shell_quote(s: &str) -> String {
@@ -558,7 +582,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         "  history:   {}",
         outcome.dir.file("history.jsonl").display()
     );
-    println!("  reproduce: {}", cfg.command);
+    println!("  reproduce: {}", for_terminal(&cfg.command));
+    if cfg.command.contains(EXTERNAL_REDIS_VAR) {
+        println!(
+            "             (set {EXTERNAL_REDIS_VAR} and {EXTERNAL_POSTGRES_VAR} to the servers' URLs first)"
+        );
+    }
 
     let problems = outcome.conditions.problems();
     if !problems.is_empty() {
@@ -605,7 +634,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 .map(|h| crate::matrix::measure::measures(&h, results))
                 .unwrap_or_default(),
         };
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+        crate::store::write_file(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let (Some(Expect::Invalid), Validity::Invalid) = (expect, results.validity) {
@@ -624,14 +653,16 @@ fn print_service_notes(notes: &std::collections::BTreeMap<String, String>) {
         return;
     }
     println!();
+    // The values are the service's words (its log, its answers): escaped for the terminal.
     for (k, v) in notes {
+        let k = for_terminal(k);
         if v.contains('\n') || k.starts_with("service log tail") {
             println!("  {k}:");
             for line in v.lines() {
-                println!("    | {line}");
+                println!("    | {}", for_terminal(line));
             }
         } else {
-            println!("  {k}: {v}");
+            println!("  {k}: {}", for_terminal(v));
         }
     }
 }
@@ -656,5 +687,90 @@ pub fn one_line_summary(results: &checkers::Results) -> String {
         format!("no anomalies; {}", results.validity.as_str())
     } else {
         found.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn command_of(argv: &[&str]) -> String {
+        let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not a run")
+        };
+        config_from_args(&args).unwrap().0.command
+    }
+
+    /// Issue 23.10: an external run's reproduce command left out the URLs (it did not
+    /// reproduce), and images were not shell-quoted.
+    #[test]
+    fn reproduce_commands_name_external_urls_without_passwords_and_quote_images() {
+        let cmd = command_of(&[
+            "overbook",
+            "run",
+            "--backend",
+            "external",
+            "--redis-url",
+            "redis://:S3cr3t@10.0.0.1:6379/0",
+            "--postgres-url",
+            "host=10.0.0.2 password=S3cr3t",
+            "--fault",
+            "none",
+        ]);
+        assert!(!cmd.contains("S3cr3t"), "{cmd}");
+        assert!(
+            cmd.contains(
+                r#"--redis-url "$OVERBOOK_REDIS_URL" --postgres-url "$OVERBOOK_POSTGRES_URL""#
+            ),
+            "{cmd}"
+        );
+        let cmd = command_of(&[
+            "overbook",
+            "run",
+            "--redis-image",
+            "my redis;rm -rf x",
+            "--postgres-image",
+            "pg:15",
+            "--fault",
+            "none",
+        ]);
+        assert!(cmd.contains("--redis-image 'my redis;rm -rf x'"), "{cmd}");
+        let words = crate::shrink::command::RunCommand::parse(&cmd).unwrap();
+        assert_eq!(words.get("--redis-image"), Some("my redis;rm -rf x"));
+        assert_eq!(words.get("--postgres-image"), Some("pg:15"));
+    }
+
+    /// Issue 23.9: `--replicas` had no bound and a large one failed mid-start at "too
+    /// many open files"; it is refused up front.
+    #[test]
+    fn replicas_are_bounded() {
+        let parse = |n: &str| {
+            let cli = crate::cli::Cli::try_parse_from([
+                "overbook",
+                "run",
+                "--service",
+                "true",
+                "--replicas",
+                n,
+                "--fault",
+                "none",
+            ])
+            .unwrap();
+            let crate::cli::Command::Run(args) = cli.command else {
+                panic!("not a run")
+            };
+            config_from_args(&args)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(parse("64").is_ok());
+        let e = parse("100000").unwrap_err();
+        assert!(
+            e.contains("--replicas 100000 is out of range: allowed 1 to 64"),
+            "{e}"
+        );
+        assert!(parse("0").is_err());
     }
 }

@@ -28,6 +28,13 @@ pub struct ShrinkArgs {
     /// (0.8: with 3 tries, every one; a reproducer that fails half the time is not one).
     #[arg(long, default_value_t = 0.8)]
     pub min_rate: f64,
+    /// Run what the run directory names that executes or connects beyond overbook's own
+    /// servers (a --service command, a --schema file, a --service-dir, a --read-sql
+    /// query, external URLs, images) without asking. A run directory is input from
+    /// whoever made it (a CI artifact, a fork's): without this flag those values are
+    /// shown and need a yes on a terminal, and anything else refuses them.
+    #[arg(long)]
+    pub trust_run: bool,
 }
 
 /// Runs `overbook shrink`.

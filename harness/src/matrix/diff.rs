@@ -334,11 +334,11 @@ pub fn run(args: &MatrixDiffArgs) -> anyhow::Result<ExitCode> {
     let d = diff(&old, &new, Thresholds::DEFAULT);
     print(&d);
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&d)?)
+        crate::store::write_file(path, serde_json::to_vec_pretty(&d)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, super::junit::junit_xml(&new.matrix, Some(&d)))
+        crate::store::write_file(path, super::junit::junit_xml(&new.matrix, Some(&d)))
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok(if fails(&d) {

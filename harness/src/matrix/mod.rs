@@ -163,7 +163,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         args.jobs
     );
 
-    std::fs::write(out_dir.join(PLAN), serde_json::to_vec_pretty(&plan_file)?)
+    crate::store::write_file(out_dir.join(PLAN), serde_json::to_vec_pretty(&plan_file)?)
         .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
     let exe = std::env::current_exe().context("cannot find the overbook executable")?;
     let started = Instant::now();
@@ -462,16 +462,16 @@ fn write_matrix(
     baseline: Option<&diff::LoadedMatrix>,
 ) -> anyhow::Result<ExitCode> {
     let diff = baseline.map(|b| nightly::against(b, matrix, out_dir));
-    std::fs::write(
+    crate::store::write_file(
         out_dir.join("matrix.json"),
         serde_json::to_vec_pretty(matrix)?,
     )?;
-    std::fs::write(
+    crate::store::write_file(
         out_dir.join("matrix.html"),
         render_matrix_page(matrix, "../../", diff.as_ref()),
     )?;
     if let Some(path) = junit {
-        std::fs::write(path, junit::junit_xml(matrix, diff.as_ref()))
+        crate::store::write_file(path, junit::junit_xml(matrix, diff.as_ref()))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     nightly::print_rates(matrix);
@@ -491,16 +491,18 @@ fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         println!("{} cells did not meet their expectation:", missed.len());
+        // A merged matrix.json is anyone's file: every string from it is escaped.
+        use checkers::text::for_terminal;
         for c in &missed {
             println!(
                 "  {} under {} (seed {}): expected {}, got {}: {}\n    reproduce: {}",
-                c.design,
-                c.fault,
+                for_terminal(&c.design),
+                for_terminal(&c.fault),
                 c.seed,
-                c.expected,
+                for_terminal(&c.expected.to_string()),
                 c.verdict.map_or("harness error", |v| v.as_str()),
-                checkers::text::for_terminal(&c.summary),
-                c.reproduce
+                for_terminal(&c.summary),
+                for_terminal(&c.reproduce)
             );
         }
         ExitCode::from(1)

@@ -40,7 +40,7 @@ pub fn against(baseline: &LoadedMatrix, matrix: &Matrix, out_dir: &Path) -> Matr
 pub fn finish(d: &MatrixDiff, out_dir: &Path) -> anyhow::Result<ExitCode> {
     diff::print(d);
     let path = out_dir.join("diff.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(d)?)
+    crate::store::write_file(&path, serde_json::to_vec_pretty(d)?)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(if diff::fails(d) {
         ExitCode::from(1)
@@ -95,6 +95,6 @@ pub fn write_merged_plan(dirs: &[std::path::PathBuf], matrix: &Matrix, out_dir: 
         ..first.clone()
     };
     if let Ok(bytes) = serde_json::to_vec_pretty(&plan) {
-        let _ = std::fs::write(out_dir.join(PLAN), bytes);
+        let _ = crate::store::write_file(out_dir.join(PLAN), bytes);
     }
 }

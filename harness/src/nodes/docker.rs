@@ -348,27 +348,15 @@ impl DockerServer {
         let (cmd, env) = match kind {
             ServerKind::Redis if spec.sentinel => sentinel_command(&password, addr, &spec.conf),
             ServerKind::Redis => {
-                // Flags only: both the official image's entrypoint and ours prepend
-                // `redis-server`; later flags win over the image's defaults.
                 // The container listens on a bridge any local user can reach: a
-                // password is the door. (redis-server replaces its command line with
-                // its title at start, so the flag does not linger in `ps`.)
-                let mut flags: Vec<String> = super::config::redis_flags(opts.redis_aof)
+                // password is the door. It and `masterauth` go in a config file written
+                // from the environment, as for a sentinel: a `--requirepass` flag was
+                // visible in `ps` until redis-server replaced its title.
+                let flags = super::config::redis_flags(opts.redis_aof)
                     .into_iter()
                     .map(String::from)
                     .collect();
-                flags.extend(["--requirepass".to_string(), password.clone()]);
-                flags.extend(["--port".to_string(), addr.port().to_string()]);
-                // A topology's config lines, as flags: `replicaof HOST PORT` is
-                // `--replicaof HOST PORT` (redis-server reads any option so).
-                for line in &spec.conf {
-                    let mut words = line.split_whitespace();
-                    if let Some(option) = words.next() {
-                        flags.push(format!("--{option}"));
-                        flags.extend(words.map(String::from));
-                    }
-                }
-                (flags, vec![])
+                data_node_command(&password, addr, &spec.conf, flags)
             }
             ServerKind::Postgres => {
                 let mut cmd = vec!["postgres".to_string()];
@@ -635,6 +623,24 @@ fn sentinel_command(
     )
 }
 
+/// A data node's command and environment: its password and a topology's lines
+/// (`replicaof`, `masterauth`) in a private config file written from the environment,
+/// the password-free `flags` on the command line after it.
+fn data_node_command(
+    password: &str,
+    addr: SocketAddr,
+    conf: &[String],
+    flags: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let port = format!("port {}", addr.port());
+    let file = super::config::redis_conf(&[port.as_str()], password, conf);
+    let script = "umask 077 && printf '%s' \"$OVERBOOK_REDIS_CONF\" > /tmp/redis.conf \
+                  && exec redis-server /tmp/redis.conf \"$@\"";
+    let mut cmd: Vec<String> = vec!["sh".into(), "-c".into(), script.into(), "redis".into()];
+    cmd.extend(flags);
+    (cmd, vec![format!("OVERBOOK_REDIS_CONF={file}")])
+}
+
 impl Drop for DockerServer {
     fn drop(&mut self) {
         self.shutdown();
@@ -735,7 +741,7 @@ async fn save_log(docker: &Docker, name: &str, path: &Path) {
         out.extend_from_slice(&chunk.into_bytes());
     }
     if !out.is_empty() {
-        let _ = std::fs::write(path, out);
+        let _ = crate::store::write_file(path, out);
     }
 }
 
@@ -903,6 +909,44 @@ mod tests {
             SocketAddr::V4(a) => a.ip(),
             SocketAddr::V6(_) => panic!("a run's network is IPv4"),
         }
+    }
+
+    /// Issue 23.12: docker/compose.yml's servers require a password from the
+    /// environment, and Redis's is not on its command line.
+    #[test]
+    fn the_compose_file_requires_a_password_kept_off_the_command_line() {
+        let compose = include_str!("../../../docker/compose.yml");
+        assert!(!compose.contains("--requirepass"), "{compose}");
+        assert!(!compose.contains("trust"), "{compose}");
+        assert_eq!(
+            compose.matches("${OVERBOOK_PASSWORD:?").count(),
+            2,
+            "both servers require it"
+        );
+        assert!(compose.contains("POSTGRES_HOST_AUTH_METHOD: scram-sha-256"));
+    }
+
+    /// Issue 23.3: a data node's `--requirepass`/`--masterauth` were on its command line,
+    /// visible in `ps` during start-up.
+    #[test]
+    fn a_data_nodes_password_is_in_its_environment_not_its_command() {
+        let conf = vec![
+            "replicaof 10.213.9.2 6379".to_string(),
+            "masterauth s3cret".to_string(),
+        ];
+        let addr = SocketAddr::from((Ipv4Addr::new(10, 213, 9, 3), REDIS_PORT));
+        let flags = crate::nodes::config::redis_flags(false)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let (cmd, env) = data_node_command("s3cret", addr, &conf, flags);
+        assert!(cmd.iter().all(|a| !a.contains("s3cret")), "{cmd:?}");
+        assert!(cmd.iter().any(|a| a == "--appendonly"), "{cmd:?}");
+        let file = env[0].strip_prefix("OVERBOOK_REDIS_CONF=").unwrap();
+        assert_eq!(
+            file,
+            "port 6379\nrequirepass s3cret\nreplicaof 10.213.9.2 6379\nmasterauth s3cret\n"
+        );
     }
 
     #[test]

@@ -180,10 +180,8 @@ impl LocalServer {
     }
 
     fn open_log(&self) -> Result<File, NodeError> {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
+        // Appended to across restarts; never through a link, private as its directory.
+        crate::store::create_file(&self.log, true)
             .map_err(|e| NodeError::io(format!("open log {}", self.log.display()), e))
     }
 
@@ -604,8 +602,33 @@ pub(crate) fn log_tail(path: &Path) -> String {
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = f.seek(SeekFrom::Start(len.saturating_sub(2048)));
-    let mut text = String::new();
-    let _ = f.read_to_string(&mut text);
-    let lines: Vec<&str> = text.lines().collect();
+    // Bytes, decoded lossily: the cut may fall inside a multi-byte character, and a
+    // server or service may write any bytes; either must not empty the tail.
+    let mut bytes = Vec::new();
+    let _ = f.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    // Each line escaped for a terminal: the tail is printed, and a server or a service
+    // may have written escapes that set the title or clear the screen.
+    let lines: Vec<_> = text.lines().map(checkers::text::for_terminal).collect();
     lines[lines.len().saturating_sub(12)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23.7: the 2 KiB cut fell inside a multi-byte character (or the log held one
+    /// invalid byte) and `read_to_string` returned nothing: the real error vanished.
+    #[test]
+    fn a_log_tail_survives_a_cut_character_and_invalid_bytes() {
+        let path = std::env::temp_dir().join(format!("overbook-tail-{}.log", std::process::id()));
+        // 'é' is two bytes; 2047 of them leave the cut in the middle of one.
+        let mut log = "é".repeat(2047).into_bytes();
+        log.extend_from_slice(b"\nbad byte \xff here\nFATAL: the real error\n");
+        std::fs::write(&path, &log).unwrap();
+        let tail = log_tail(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert!(tail.ends_with("FATAL: the real error"), "{tail:?}");
+        assert!(tail.contains("bad byte \u{fffd} here"), "{tail:?}");
+    }
 }

@@ -19,7 +19,7 @@ fn slot() -> &'static Mutex<Option<File>> {
 /// Installs the global subscriber. `RUST_LOG` overrides the stderr level (default `warn`).
 pub fn init() {
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(io::stderr)
+        .with_writer(|| Redacting(io::stderr()))
         .with_target(false)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
     // The engine client logs every request body at debug level, and a container's body
@@ -39,7 +39,7 @@ pub fn init() {
 
 /// Sends the debug log to `path` from now on (the run's `run.log`).
 pub fn attach(path: &Path) -> io::Result<()> {
-    let file = File::create(path)?;
+    let file = crate::store::create_file(path, false)?;
     *slot().lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
     Ok(())
 }
@@ -53,12 +53,29 @@ struct RunLogLine;
 impl Write for RunLogLine {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if let Some(f) = slot().lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            f.write_all(buf)?;
+            Redacting(f).write_all(buf)?;
         }
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Writes log lines with every password redacted ([`checkers::text::redact_credentials`]):
+/// a line may quote an address or an error that names one, and both run.log and a CI's
+/// stderr are kept and shared. A line is one `write` call, so no address is split.
+struct Redacting<W>(W);
+
+impl<W: Write> Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0
+            .write_all(checkers::text::redact_credentials(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 

@@ -84,6 +84,8 @@ pub struct RunConfig {
     pub store: PathBuf,
     /// Keep server data directories after the run.
     pub keep: bool,
+    /// The run directory readable by other local users (`--share`); private otherwise.
+    pub share: bool,
     /// Redis with AOF persistence (a restart keeps locks).
     pub redis_aof: bool,
     /// Count lock-exclusion findings towards the verdict.
@@ -134,6 +136,7 @@ impl RunConfig {
             backend: Backend::Local,
             store: PathBuf::from("store"),
             keep: false,
+            share: false,
             redis_aof: false,
             strict_lock: false,
             margin_warn: checkers::WarnFraction::DEFAULT,
@@ -327,7 +330,7 @@ fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
             .collect::<Vec<_>>()
             .join("+")
     );
-    let dir = RunDir::create(&cfg.store, &test).map_err(|source| RunError::Store {
+    let dir = RunDir::create(&cfg.store, &test, cfg.share).map_err(|source| RunError::Store {
         path: cfg.store.join(&test),
         source,
     })?;
@@ -517,7 +520,10 @@ async fn run_on(
     let conditions = Conditions::of(&history).unwrap_or_default();
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.file(name);
-        std::fs::write(&path, bytes).map_err(|source| RunError::Store { path, source })
+        store::write_file(&path, bytes).map_err(|e| RunError::Store {
+            path,
+            source: e.source,
+        })
     };
     write(
         store::RESULTS,
@@ -540,10 +546,14 @@ async fn run_on(
         store::META,
         &serde_json::to_vec_pretty(&meta).expect("meta serialises"),
     )?;
-    write(
-        store::REPORT,
+    // The report only renders what is on disk now: failing to write it (a full disk)
+    // must not cost the run its verdict.
+    if let Err(e) = store::write_file(
+        dir.file(store::REPORT),
         reports::render_run(&history, &results, &meta).as_bytes(),
-    )?;
+    ) {
+        store::warn(&e);
+    }
     // Bookkeeping of the store as a whole: a failure here must not cost the run its
     // verdict, which is already on disk.
     if let Err(e) = dir.mark_latest() {

@@ -44,13 +44,13 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates (truncates) the history file at `path`.
+    /// Creates the history file at `path` (a new file, never through a link).
     pub fn create(path: &Path, clock: RunClock) -> Result<Recorder, RecorderError> {
         let io = |source| RecorderError::Io {
             path: path.display().to_string(),
             source,
         };
-        let file = File::create(path).map_err(io)?;
+        let file = crate::store::create_file(path, false).map_err(io)?;
         Ok(Recorder {
             clock,
             path: path.display().to_string(),
@@ -85,7 +85,8 @@ impl Recorder {
             kind,
             f,
             value,
-            error,
+            // An error may quote an address it failed on: the history is kept and shared.
+            error: error.map(|e| checkers::text::redact_credentials(&e).into_owned()),
         };
         inner.next_index += 1;
         // A write error must not stop the run mid-fault (the nemesis still has to heal);

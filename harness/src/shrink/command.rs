@@ -98,6 +98,29 @@ impl RunCommand {
     }
 }
 
+/// The values of a parsed `overbook run` that execute something or reach beyond the
+/// servers overbook starts, as (flag, value): the service command, its schema file and
+/// directory, the final-read query, external URLs and images. When the command came from
+/// a run directory (someone else's), these are shown and need the user's trust before
+/// anything replays them (`--trust-run`).
+pub fn foreign_inputs(args: &crate::cli::RunArgs) -> Vec<(&'static str, String)> {
+    let s = &args.service;
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    [
+        ("--service", s.service.clone()),
+        ("--schema", path(&s.schema)),
+        ("--service-dir", path(&s.service_dir)),
+        ("--read-sql", s.read_sql.clone()),
+        ("--redis-url", args.redis_url.clone()),
+        ("--postgres-url", args.postgres_url.clone()),
+        ("--redis-image", args.redis_image.clone()),
+        ("--postgres-image", args.postgres_image.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, v)| v.map(|v| (flag, v)))
+    .collect()
+}
+
 impl fmt::Display for RunCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let quoted: Vec<String> = self.0.iter().map(|w| shell_quote(w)).collect();

@@ -274,6 +274,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
             meta_path.display()
         );
     };
+    trust(dir, &command::foreign_inputs(&run_args), args.trust_run)?;
     let (cfg, _) = crate::cli::run::config_from_args(&run_args)?;
     if !(1..=1000).contains(&args.tries) {
         bail!("--tries {} is out of range: allowed 1 to 1000", args.tries);
@@ -431,7 +432,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         candidates: search.candidates,
         seconds,
     };
-    std::fs::write(
+    crate::store::write_file(
         work.join("shrink.json"),
         serde_json::to_vec_pretty(&result)?,
     )
@@ -449,9 +450,48 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  {} with {}", result.rate, result.to);
     println!("  from {from} (the original run failed)");
-    println!("  reproduce: {}", result.command);
+    println!(
+        "  reproduce: {}",
+        checkers::text::for_terminal(&result.command)
+    );
     println!("  report:    {}", result.report.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to replay `inputs` (what the run directory's command would execute or
+/// connect to) unless the user trusts them: `--trust-run`, or a yes typed on a terminal
+/// after seeing each one. Shown escaped: they are someone else's words.
+fn trust(
+    dir: &std::path::Path,
+    inputs: &[(&'static str, String)],
+    trusted: bool,
+) -> anyhow::Result<()> {
+    use checkers::text::{for_terminal, redact_credentials};
+    use std::io::{BufRead, IsTerminal, Write};
+    if inputs.is_empty() || trusted {
+        return Ok(());
+    }
+    let mut shown = format!(
+        "{} asks to run or connect to what its maker chose:\n",
+        for_terminal(&dir.display().to_string())
+    );
+    for (flag, value) in inputs {
+        shown.push_str(&format!(
+            "  {flag} {}\n",
+            for_terminal(&redact_credentials(value))
+        ));
+    }
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!("{shown}run these? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(());
+        }
+        bail!("not trusted: nothing was run");
+    }
+    bail!("{shown}a run directory is someone else's input: check these, then give --trust-run to run them")
 }
 
 /// Whether `c` is a configuration `overbook run` accepts (every fault has a window).

@@ -62,14 +62,5 @@ pub fn summaries(store: &Path) -> std::io::Result<Vec<RunSummary>> {
 /// On failure the temporary file is removed and the error names the path.
 pub fn write_index(store: &Path) -> Result<(), StoreError> {
     let html = render_index(&summaries(store).map_err(|e| StoreError::at(store, e))?);
-    let tmp = store.join(format!(".index-{}.html", std::process::id()));
-    let index = store.join(super::INDEX);
-    std::fs::write(&tmp, html).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        StoreError::at(&tmp, e)
-    })?;
-    std::fs::rename(&tmp, &index).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        StoreError::at(&index, e)
-    })
+    super::write_file(store.join(super::INDEX), html.as_bytes())
 }

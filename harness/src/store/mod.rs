@@ -46,7 +46,12 @@ pub struct RunDir {
 impl RunDir {
     /// Creates a fresh run directory under `root` for `test`. Two runs started in the same
     /// millisecond (a parallel matrix) get distinct directories: creation is exclusive.
-    pub fn create(root: &Path, test: &str) -> io::Result<RunDir> {
+    /// The directory is 0700 (its logs and errors may name the servers and the service),
+    /// 0755 when `share` (`--share`); the files written into it follow its mode
+    /// ([`write_file`], [`create_file`]).
+    pub fn create(root: &Path, test: &str, share: bool) -> io::Result<RunDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mode = if share { 0o755 } else { 0o700 };
         let test = sanitize(test);
         let base = utc_stamp(SystemTime::now());
         for attempt in 0..1000 {
@@ -56,8 +61,11 @@ impl RunDir {
                 format!("{base}-{attempt}")
             };
             let path = root.join(&test).join(&stamp);
-            std::fs::create_dir_all(path.parent().expect("joined path has a parent"))?;
-            match std::fs::create_dir(&path) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(path.parent().expect("joined path has a parent"))?;
+            match std::fs::DirBuilder::new().mode(mode).create(&path) {
                 Ok(()) => {
                     return Ok(RunDir {
                         path,
@@ -118,6 +126,71 @@ impl StoreError {
             source,
         }
     }
+}
+
+/// The mode of a file written into `dir`: 0600, plus read for group and others where
+/// the directory grants it (a `--share`d run directory is 0755, so its files are 0644).
+fn file_mode(dir: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let dir_mode = std::fs::metadata(dir).map_or(0, |m| m.permissions().mode());
+    0o600 | (dir_mode & 0o044)
+}
+
+/// Writes `bytes` to `path` whole or not at all, never through a link: into a new file
+/// of an unpredictable name in the same directory (created exclusively, so a planted
+/// link or file there fails the write instead of redirecting it), then renamed over
+/// `path` (a rename replaces a link at `path`, it does not follow it). A reader sees
+/// the old file or the new one, never a truncated one (a full disk leaves the old).
+pub fn write_file(path: impl AsRef<Path>, bytes: impl AsRef<[u8]>) -> Result<(), StoreError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let (path, bytes) = (path.as_ref(), bytes.as_ref());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(file_mode(dir))
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::at(path, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StoreError::at(path, e)
+    })
+}
+
+/// Creates `path` for writing as it grows (a history, a log): exclusively and without
+/// following a link (`O_NOFOLLOW`), with `append` reopening an existing file (a restarted
+/// service's log) still refusing a link. Its mode follows the directory's ([`RunDir::create`]).
+pub fn create_file(path: &Path, append: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut o = std::fs::OpenOptions::new();
+    if append {
+        o.append(true).create(true);
+    } else {
+        o.write(true).create_new(true);
+    }
+    o.custom_flags(libc::O_NOFOLLOW)
+        .mode(file_mode(dir))
+        .open(path)
 }
 
 /// Reports a failure of the store's bookkeeping (`latest`, `index.html`) as a warning:
@@ -183,7 +256,7 @@ pub fn write_report(
     results: &Results,
     meta: &RunMeta,
 ) -> anyhow::Result<()> {
-    std::fs::write(path, reports::render_run(history, results, meta))
+    write_file(path, reports::render_run(history, results, meta).as_bytes())
         .with_context(|| format!("cannot write report {}", path.display()))
 }
 
@@ -228,8 +301,8 @@ mod tests {
     #[test]
     fn concurrent_runs_get_distinct_dirs_and_latest_follows_the_newest() {
         let root = std::env::temp_dir().join(format!("overbook-store-{}", std::process::id()));
-        let a = RunDir::create(&root, "lock-only-db latency").unwrap();
-        let b = RunDir::create(&root, "lock-only-db latency").unwrap();
+        let a = RunDir::create(&root, "lock-only-db latency", false).unwrap();
+        let b = RunDir::create(&root, "lock-only-db latency", false).unwrap();
         assert_ne!(a.path, b.path);
         assert_eq!(a.test, "lock-only-db_latency");
         a.mark_latest().unwrap();
@@ -238,6 +311,48 @@ mod tests {
             std::fs::canonicalize(root.join("latest")).unwrap(),
             std::fs::canonicalize(&b.path).unwrap()
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Issue 23.5: `overbook report DIR` followed a symlinked `report.html` and overwrote
+    /// its target; a full disk left a truncated file in place of the old one.
+    #[test]
+    fn writes_replace_a_link_instead_of_following_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("overbook-nofollow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = RunDir::create(&root, "t", false).unwrap();
+        let victim = root.join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let report = dir.file(REPORT);
+        std::os::unix::fs::symlink(&victim, &report).unwrap();
+        write_file(&report, b"<html>").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(&report).unwrap(), "<html>");
+        assert!(!std::fs::symlink_metadata(&report).unwrap().is_symlink());
+        // Private by default: the directory 0700, its files 0600.
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path), 0o700);
+        assert_eq!(mode(&report), 0o600);
+        // A growing file refuses a planted link too.
+        let log = dir.file(RUN_LOG);
+        std::os::unix::fs::symlink(&victim, &log).unwrap();
+        assert!(create_file(&log, false).is_err());
+        assert!(create_file(&log, true).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(&dir.path)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty());
+        // --share: 0755 and 0644.
+        let shared = RunDir::create(&root.join("shared"), "t", true).unwrap();
+        let f = shared.file(RESULTS);
+        write_file(&f, b"{}").unwrap();
+        assert_eq!(mode(&shared.path), 0o755);
+        assert_eq!(mode(&f), 0o644);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

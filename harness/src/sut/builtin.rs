@@ -45,17 +45,15 @@ impl BuiltinSystem {
 
     async fn connect_direct(&self) -> Result<tokio_postgres::Client, String> {
         let connect = tokio_postgres::connect(&self.direct_pg_url, tokio_postgres::NoTls);
+        // The address names the server in the error, never its password: errors reach
+        // run.log, the history (a failed read's error) and stderr.
+        let at = checkers::text::redact_credentials(&self.direct_pg_url);
         // Setup and the final read are not ops: a tiny --op-timeout must not starve them.
         let timeout = self.connect_timeout.max(Duration::from_secs(10));
         let (client, conn) = tokio::time::timeout(timeout, connect)
             .await
-            .map_err(|_| {
-                format!(
-                    "connecting to postgres at {} timed out after {timeout:?}",
-                    self.direct_pg_url
-                )
-            })?
-            .map_err(|e| format!("connecting to postgres at {}: {e}", self.direct_pg_url))?;
+            .map_err(|_| format!("connecting to postgres at {at} timed out after {timeout:?}"))?
+            .map_err(|e| format!("connecting to postgres at {at}: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -16,6 +16,7 @@ mod nodes;
 mod proxy;
 mod report;
 mod run;
+mod security;
 mod service;
 mod verdict;
 mod verdicts;

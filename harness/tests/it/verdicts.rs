@@ -345,7 +345,7 @@ fn matrix_arguments_are_checked_before_the_first_cell() {
 }
 
 /// A matrix shard directory as `overbook matrix` writes it: plan.json and matrix.json.
-fn shard_dir(store: &Path, name: &str, shard: &str, time_limit_ms: u64) -> PathBuf {
+pub(crate) fn shard_dir(store: &Path, name: &str, shard: &str, time_limit_ms: u64) -> PathBuf {
     let dir = store.join("matrix").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let plan = harness::matrix::PlanFile {

@@ -16,9 +16,13 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-/// The largest answer read: an op's answer is a few hundred bytes, a final read of a long
-/// run a few megabytes. Past this the answer is malformed rather than a memory hog.
-const MAX_ANSWER: usize = 64 << 20;
+/// The largest answer to one booking or cancel (1 MiB): a few hundred bytes are expected,
+/// and 16 users reading 60 MB bodies at once held 432 MB. Past it the op is `info` with
+/// an error saying so (docs/service.md).
+pub(crate) const MAX_OP_ANSWER: usize = 1 << 20;
+/// The largest final read (`GET /bookings`, 64 MiB): a long run's is a few megabytes.
+/// Past it the read fails with an error saying so.
+pub(crate) const MAX_READ_ANSWER: usize = 64 << 20;
 
 /// One keep-alive HTTP/1.1 connection to a replica.
 pub(crate) struct Connection {
@@ -66,12 +70,14 @@ impl Connection {
         !self.sender.is_closed() && self.sender.ready().await.is_ok()
     }
 
-    /// Sends one request and reads the whole answer.
+    /// Sends one request and reads the whole answer, at most `cap` bytes of it (an answer
+    /// past the cap is `Broken`, with the cap in its words, and is not read further).
     pub(crate) async fn send(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+        cap: usize,
     ) -> Answer {
         if let Err(e) = self.sender.ready().await {
             return Answer::Broken(format!("connection closed: {e}"));
@@ -93,8 +99,11 @@ impl Connection {
             Err(e) => return Answer::Broken(describe(&e)),
         };
         let status = resp.status().as_u16();
-        match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
+        match Limited::new(resp.into_body(), cap).collect().await {
             Ok(b) => Answer::Http(status, b.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Answer::Broken(format!(
+                "the answer ({status}) is larger than overbook reads for this request ({cap} bytes; docs/service.md)"
+            )),
             Err(e) => Answer::Broken(format!("reading the answer: {e}")),
         }
     }
@@ -115,7 +124,7 @@ fn describe(e: &hyper::Error) -> String {
 pub(crate) async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
     let attempt = async {
         let mut c = Connection::open(addr).await?;
-        match c.send(Method::GET, path, None).await {
+        match c.send(Method::GET, path, None, MAX_OP_ANSWER).await {
             Answer::Http(status, _) => Ok(status),
             Answer::Broken(e) => Err(e),
         }
@@ -241,6 +250,53 @@ pub(crate) fn cancel_path(id: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// A real HTTP server on a free port that answers one request with `body_len` bytes.
+    async fn serve_once(body_len: usize) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).await;
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {body_len}\r\n\r\n");
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&vec![b' '; body_len]).await;
+        });
+        addr
+    }
+
+    /// Issue 23.9: every op answer could be 64 MiB (16 users x 60 MB peaked at 432 MB).
+    /// An op's answer is capped at 1 MiB, the final read's separately at 64 MiB.
+    #[tokio::test]
+    async fn an_answer_past_its_cap_is_broken_not_read() {
+        let body_len = MAX_OP_ANSWER + 1;
+        let addr = serve_once(body_len).await;
+        let mut c = Connection::open(addr).await.unwrap();
+        match c
+            .send(
+                Method::POST,
+                "/bookings",
+                Some(b"{}".to_vec()),
+                MAX_OP_ANSWER,
+            )
+            .await
+        {
+            Answer::Broken(e) => assert!(e.contains("larger than overbook reads"), "{e}"),
+            a => panic!("an over-cap answer was read: {a:?}"),
+        }
+        // The final read's larger cap, on a second server.
+        let addr = serve_once(body_len).await;
+        let mut c = Connection::open(addr).await.unwrap();
+        match c
+            .send(Method::GET, "/bookings", None, MAX_READ_ANSWER)
+            .await
+        {
+            Answer::Http(200, b) => assert_eq!(b.len(), body_len),
+            a => panic!("the final read's larger cap was not used: {a:?}"),
+        }
+    }
     use super::*;
     use serde_json::json;
 

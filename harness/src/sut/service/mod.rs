@@ -262,7 +262,10 @@ impl ServiceSystem {
             let addr = self.replicas.addr(i);
             let answer = tokio::time::timeout(self.op_timeout, async {
                 let mut c = Connection::open(addr).await?;
-                Ok::<Answer, String>(c.send(Method::GET, "/bookings", None).await)
+                Ok::<Answer, String>(
+                    c.send(Method::GET, "/bookings", None, http::MAX_READ_ANSWER)
+                        .await,
+                )
             })
             .await;
             let answer = match answer {
@@ -468,7 +471,7 @@ impl ServiceSession {
         body: Option<Vec<u8>>,
     ) -> Result<Answer, String> {
         let conn = self.connection().await?;
-        let answer = conn.send(method, path, body).await;
+        let answer = conn.send(method, path, body, http::MAX_OP_ANSWER).await;
         if matches!(answer, Answer::Broken(_)) {
             self.conn = None;
         }

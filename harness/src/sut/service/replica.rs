@@ -10,7 +10,6 @@
 //! group. It also forwards the polite SIGTERM of a normal stop to the command. Pause and
 //! kill go to the whole group, which is what a frozen or crashed machine looks like.
 
-use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -142,10 +141,7 @@ impl Replicas {
     /// Starts replica `i` (its supervisor and command) without waiting for it.
     pub(crate) fn spawn(&self, i: usize) -> Result<(), ServiceError> {
         let r = &self.replicas[i];
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&r.log)
+        let log = crate::store::create_file(&r.log, true)
             .map_err(|e| ServiceError::Io(format!("opening {}: {e}", r.log.display())))?;
         let log2 = log
             .try_clone()

@@ -1,0 +1,240 @@
+//! Run directories are untrusted input and secrets stay secret (issue 23): each test
+//! names the item it pins, against real servers (`overbook up`) or the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_overbook");
+
+/// A fresh scratch directory for one test, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("overbook-sec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files(&p));
+        } else if !t.is_symlink() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The password in a conninfo string (`password=...`, unquoted as overbook writes it).
+fn conninfo_password(conninfo: &str) -> String {
+    conninfo
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("password="))
+        .expect("the direct address carries a password")
+        .trim_matches('\'')
+        .to_string()
+}
+
+/// Issue 23.2: `connect_direct`'s error carried the direct address with `password=...`
+/// into run.log, the history (a failed read's `error`) and stderr; with `--backend
+/// external` it is the user's real password. The final read of a design whose Postgres
+/// is gone fails, and its error names the server but not the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_names_the_server_but_never_its_password() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use harness::sut::System;
+    let logs = Scratch::new("redact");
+    let cluster = std::sync::Arc::new(
+        Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+            .await
+            .unwrap(),
+    );
+    let password = conninfo_password(&cluster.postgres.direct_url());
+    assert!(password.len() >= 8, "a password worth looking for");
+    let cfg = workloads::Config::new(workloads::RunClock::start(), workloads::ClientPause::new());
+    let system = harness::sut::builtin::BuiltinSystem::new(
+        workloads::DesignName::DbUnique,
+        cfg,
+        &cluster,
+        std::time::Duration::from_secs(2),
+    );
+    cluster.postgres.kill().await.unwrap();
+    let err = system
+        .read_all()
+        .await
+        .expect_err("no server, no read")
+        .to_string();
+    assert!(
+        err.contains("connecting to postgres at host=127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&password),
+        "the error leaks the password: {err}"
+    );
+    assert!(err.contains("password=***"), "{err}");
+}
+
+/// Issue 23.2: run directories and their files were world-readable (0755/0644), and
+/// they hold the run's logs and errors.
+#[test]
+fn a_run_directory_is_private_unless_shared() {
+    let store = Scratch::new("private");
+    let run = |share: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--design", "db-unique", "--fault", "none"])
+            .args(["--time-limit", "1s", "--concurrency", "2", "-q", "--store"])
+            .arg(store.0.join(if share { "shared" } else { "private" }));
+        if share {
+            cmd.arg("--share");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(false);
+    run(true);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for (sub, dir_mode, file_mode) in [("private", 0o700, 0o600), ("shared", 0o755, 0o644)] {
+        let written = files(&store.0.join(sub));
+        assert!(written.iter().any(|f| f.ends_with("history.jsonl")));
+        for f in written {
+            // The index sits at the store's root, the run's files in its directory.
+            assert_eq!(mode(&f), file_mode, "{}", f.display());
+            assert_eq!(mode(f.parent().unwrap()), dir_mode, "{}", f.display());
+        }
+    }
+}
+
+/// A run directory as a fork's CI artifact could carry it: a failing run whose command
+/// is `command` (results from a real invalid history, so shrink accepts it).
+fn planted_run(root: &Path, command: &str) -> PathBuf {
+    let dir = root.join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../checkers/testdata/invalid");
+    let history = std::fs::read_dir(corpus)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let h = harness::store::load_history(&history).unwrap();
+    let results = checkers::check_all(&h, &checkers::CheckOptions::default());
+    assert_eq!(results.validity, checkers::Validity::Invalid);
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_vec(&results).unwrap(),
+    )
+    .unwrap();
+    let meta = reports::RunMeta {
+        command: command.to_string(),
+        ..Default::default()
+    };
+    std::fs::write(dir.join("meta.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+    dir
+}
+
+/// Issue 23.1: `overbook shrink RUN_DIR` ran the shell command in a copied run's
+/// meta.json (`--service 'id > FILE; exit 1'`) as the current user, with no prompt.
+/// Now it shows it and refuses without --trust-run (stdin is not a terminal here).
+#[test]
+fn shrink_refuses_a_run_directorys_service_without_trust() {
+    let scratch = Scratch::new("shrink-trust");
+    let marker = scratch.0.join("pwned");
+    let command = format!(
+        "overbook run --service 'id > {}; exit 1' --fault none --time-limit 1s",
+        marker.display()
+    );
+    let dir = planted_run(&scratch.0, &command);
+    let out = Command::new(BIN)
+        .args(["shrink", "--budget", "20s", "--tries", "1"])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!marker.exists(), "the run directory's command ran");
+    assert!(stderr.contains("--trust-run"), "{stderr}");
+    assert!(
+        stderr.contains("--service id > "),
+        "the command is shown: {stderr}"
+    );
+    assert!(!dir.join("shrink").exists(), "nothing started: {stderr}");
+}
+
+/// Whether `text` holds a raw terminal control or bidi override (what for_terminal
+/// escapes): ESC, BEL, CSI, U+202E and friends.
+fn has_raw_escape(text: &str) -> bool {
+    text.chars()
+        .any(|c| c != '\n' && checkers::text::is_escaped(c))
+}
+
+/// Issue 23.6: a service's log tail on a start-up failure was printed raw (a service set
+/// the terminal title and cleared the screen), as were merged matrices' cells.
+#[test]
+fn foreign_text_reaches_the_terminal_escaped() {
+    let scratch = Scratch::new("escapes");
+    // A service that writes escapes and a bidi override to its log and dies at start.
+    let out = Command::new(BIN)
+        .args(["run", "--service"])
+        .arg(r"printf '\033]0;PWNED\007\033[2J\342\200\256 boom\n'; exit 1")
+        .args(["--fault", "none", "--time-limit", "1s", "-q", "--store"])
+        .arg(scratch.0.join("store"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r"\x1b]0;PWNED\x07"),
+        "the tail is shown: {stderr}"
+    );
+    assert!(!has_raw_escape(&stderr), "{stderr:?}");
+    assert!(!has_raw_escape(&stdout), "{stdout:?}");
+
+    // matrix merge's "did not meet" list and its reproduce lines: a shard's cell
+    // rewritten with escapes in every string a merge prints.
+    let dir = crate::verdicts::shard_dir(&scratch.0.join("store"), "a", "1/2", 1000);
+    let path = dir.join("matrix.json");
+    let mut matrix: reports::matrix::Matrix =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let cell = &mut matrix.cells[0];
+    cell.design = "db-unique\u{1b}[2J".into();
+    cell.fault = "none\u{202e}".into();
+    cell.verdict = Some(checkers::Validity::Invalid);
+    cell.met = false;
+    cell.reproduce = "overbook run \u{1b}]0;PWNED\u{7}".into();
+    std::fs::write(&path, serde_json::to_vec(&matrix).unwrap()).unwrap();
+    let out = Command::new(BIN)
+        .args(["matrix", "merge", "--allow-partial", "--store"])
+        .arg(scratch.0.join("store"))
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("did not meet"), "{stdout}{stderr}");
+    assert!(stdout.contains(r"\x1b]0;PWNED"), "{stdout}");
+    assert!(!has_raw_escape(&stdout), "{stdout:?}");
+    assert!(!has_raw_escape(&stderr), "{stderr:?}");
+}
