@@ -15,7 +15,7 @@ use checkers::{History, OpType, Results, Validity};
 use harness::nemesis::Fault;
 use harness::nodes::aim::{Aim, Firing, Firings};
 use harness::nodes::{Backend, Cluster, NodeOptions};
-use harness::run::{run, RunConfig};
+use harness::run::RunConfig;
 use workloads::DesignName;
 
 struct LogDir(PathBuf);
@@ -349,11 +349,7 @@ fn config(design: DesignName, fault: Fault, seed: u64) -> RunConfig {
 }
 
 async fn run_checked(cfg: RunConfig) -> (Results, History) {
-    let out = run(&cfg)
-        .await
-        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
-    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
-    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+    let (out, history) = crate::verdict::run_recorded(&cfg).await;
     (out.results, history)
 }
 

@@ -12,7 +12,7 @@ use checkers::{Results, Validity};
 use harness::nemesis::Fault;
 use harness::nodes::docker::{self, Images};
 use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
-use harness::run::{run, RunConfig};
+use harness::run::RunConfig;
 use workloads::DesignName;
 
 use crate::verdict::{checker, describe, ok_books};
@@ -233,10 +233,7 @@ fn config(
 }
 
 async fn run_checked(cfg: RunConfig) -> Results {
-    let out = run(&cfg)
-        .await
-        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
-    out.results
+    crate::verdict::run_recorded(&cfg).await.0.results
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use checkers::{History, OpType, Results, Validity};
 use harness::nemesis::Fault;
-use harness::run::{run, RunConfig};
+use harness::run::RunConfig;
 use workloads::{DesignName, LockService};
 
 fn store() -> PathBuf {
@@ -76,15 +76,8 @@ fn failover_config(design: DesignName, seed: u64) -> RunConfig {
 /// Runs `cfg`, checks that nothing of it is left running, and returns its verdict and
 /// history.
 async fn run_checked(cfg: RunConfig) -> (Results, History) {
-    let out = run(&cfg).await.unwrap_or_else(|e| {
-        panic!(
-            "{} on {} under {:?}: harness failed: {e}",
-            cfg.design, cfg.lock_service, cfg.faults
-        )
-    });
+    let (out, history) = crate::verdict::run_recorded(&cfg).await;
     assert_nothing_left_running(&out.dir.path);
-    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
-    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
     (out.results, history)
 }
 

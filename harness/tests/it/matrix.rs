@@ -8,10 +8,12 @@ use std::process::{Command, Output};
 use reports::matrix::Matrix;
 
 pub(crate) fn overbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_overbook"))
+    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args(args)
         .output()
-        .expect("overbook runs")
+        .expect("overbook runs");
+    crate::verdict::assert_printed_runs_agree(&String::from_utf8_lossy(&out.stdout));
+    out
 }
 
 pub(crate) fn show(out: &Output) -> String {

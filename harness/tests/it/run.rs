@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use checkers::{OpType, Results, Validity};
 use harness::nemesis::Fault;
-use harness::run::{run, RunConfig};
+use harness::run::RunConfig;
 use workloads::DesignName;
 
 fn store() -> PathBuf {
@@ -32,14 +32,8 @@ async fn run_checked(cfg: RunConfig) -> Results {
 }
 
 async fn run_with_history(cfg: RunConfig) -> (Results, checkers::History) {
-    let out = run(&cfg)
-        .await
-        .unwrap_or_else(|e| panic!("{} under {:?}: harness failed: {e}", cfg.design, cfg.faults));
-    assert!(out.dir.file("history.jsonl").exists());
-    assert!(out.dir.file("results.json").exists());
+    let (out, history) = crate::verdict::run_recorded(&cfg).await;
     assert!(out.dir.file("report.html").exists());
-    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
-    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
     (out.results, history)
 }
 

@@ -31,7 +31,7 @@ use harness::run::{run, RunConfig};
 use harness::sut::service::ServiceSpec;
 use workloads::DesignName;
 
-use crate::verdict::{checker, describe};
+use crate::verdict::{checker, describe, ok_books};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -99,14 +99,7 @@ fn config(spec: ServiceSpec, faults: &[Fault], seed: u64) -> RunConfig {
 }
 
 async fn run_checked(cfg: RunConfig) -> (Results, History) {
-    let out = run(&cfg).await.unwrap_or_else(|e| {
-        panic!(
-            "{:?} under {:?}: harness failed: {e}",
-            cfg.service, cfg.faults
-        )
-    });
-    let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
-    let history = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+    let (out, history) = crate::verdict::run_recorded(&cfg).await;
     (out.results, history)
 }
 
@@ -298,6 +291,7 @@ fn overbook(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .unwrap();
+    crate::verdict::assert_printed_runs_agree(&String::from_utf8_lossy(&out.stdout));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -464,6 +458,7 @@ async fn malformed_answers_are_info_and_counted_never_fatal() {
         ..config(ServiceSpec::new(fixture("malformed")), &[Fault::None], 1)
     };
     let out = run(&cfg).await.unwrap();
+    crate::verdict::assert_check_agrees(&out.dir.path);
     let malformed: u64 = out.notes["malformed answers"].parse().unwrap();
     assert!(malformed > 0);
     let file = std::fs::File::open(out.dir.file("history.jsonl")).unwrap();
@@ -483,6 +478,66 @@ async fn malformed_answers_are_info_and_counted_never_fatal() {
             .starts_with("malformed answer: "));
     }
     assert!(out.notes["service log tail service.log"].contains("fixture malformed"));
+}
+
+/// Issue 22: a service that keeps its bookings in memory never writes through the
+/// Postgres proxy, yet `--fault slow-writes` said "fired x3" and the run was VALID: a
+/// window that opened was taken for a strike. Its windows open and strike nothing, so
+/// the run is UNKNOWN, naming the fault and where the writes should have gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fault_that_never_struck_the_service_leaves_the_run_unknown() {
+    let cfg = config(ServiceSpec::new(fixture("memory")), &[Fault::SlowWrites], 1);
+    let (out, _) = crate::verdict::run_recorded(&cfg).await;
+    let c = &out.conditions;
+    assert!(c.faults[0].windows > 0, "{c:?}");
+    assert_eq!(c.faults[0].struck, 0, "{c:?}");
+    assert!(ok_books(&out.results) >= 2, "{}", describe(&out.results));
+    assert_eq!(
+        out.results.validity,
+        Validity::Unknown,
+        "{}",
+        describe(&out.results)
+    );
+    let rc = checker(&out.results, "run-conditions");
+    assert!(
+        rc.summary.contains("slow-writes:")
+            && rc.summary.contains("0 writes held, never struck")
+            && rc.summary.contains("DATABASE_URL"),
+        "{}",
+        rc.summary
+    );
+}
+
+/// Issue 22: a buggy service whose final read answered a row with check-out equal to
+/// check-in aborted its own run as "the recorded history is malformed (a harness bug)",
+/// exit 2, with no results or report. It is a db-state finding naming the row, and the
+/// run's files are all written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_services_zero_night_read_rows_are_findings_not_a_harness_failure() {
+    let cfg = RunConfig {
+        concurrency: 2,
+        cancel_ratio: 0.0,
+        ..config(ServiceSpec::new(fixture("zero-night")), &[Fault::None], 1)
+    };
+    let (out, _) = crate::verdict::run_recorded(&cfg).await;
+    for f in ["results.json", "report.html", "history.jsonl"] {
+        assert!(out.dir.file(f).is_file(), "{f} written");
+    }
+    assert_eq!(
+        out.results.validity,
+        Validity::Invalid,
+        "{}",
+        describe(&out.results)
+    );
+    let db = checker(&out.results, "db-state");
+    assert!(!db.anomalies.is_empty());
+    assert!(
+        db.anomalies
+            .iter()
+            .all(|a| a.message.contains("holds a row that is no stay")),
+        "{}",
+        describe(&out.results)
+    );
 }
 
 // ---- nothing outlives overbook -----------------------------------------------------------

@@ -8,6 +8,11 @@ breaks the contract in the way FIXTURE_MODE names:
   no-read      POST /bookings books honestly in memory (409 when taken, 201
                {"id": "b-<n>"} otherwise); GET /bookings -> 500
   malformed    POST /bookings -> 200 "not json"; GET /bookings -> 200 []
+  memory       books honestly in memory and never touches Postgres or Redis:
+               GET /bookings lists what it holds (a service whose writes never
+               cross overbook's proxy)
+  zero-night   books as memory does, but its GET /bookings answers every row
+               with check-out equal to check-in (a buggy read)
 """
 
 import itertools
@@ -22,6 +27,8 @@ COUNTER = itertools.count(1)
 LOCK = threading.Lock()
 # room -> [(from, to)]: ISO dates compare as strings.
 STAYS = {}
+# id -> (room, from, to, request), in the memory modes.
+BOOKINGS = {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -49,12 +56,30 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3600)
         if MODE == "no-read":
             return self.answer(500, "the read is broken on purpose")
+        if MODE in ("memory", "zero-night"):
+            with LOCK:
+                rows = [
+                    {"id": i, "room": room, "from": s,
+                     "to": s if MODE == "zero-night" else e, "request": req}
+                    for i, (room, s, e, req) in BOOKINGS.items()
+                ]
+            return self.answer(200, json.dumps(rows))
         return self.answer(200, "[]")
 
     def do_POST(self):
         body = self.body()
         if MODE == "hang":
             time.sleep(3600)
+        if MODE in ("memory", "zero-night"):
+            stay = json.loads(body)
+            room, start, end = stay["room"], stay["from"], stay["to"]
+            with LOCK:
+                if any(r == room and s < end and start < e
+                       for r, s, e, _ in BOOKINGS.values()):
+                    return self.answer(409, "taken")
+                n = next(COUNTER)
+                BOOKINGS[n] = (room, start, end, stay["request"])
+            return self.answer(201, '{"id": %d}' % n)
         if MODE == "no-read":
             stay = json.loads(body)
             room, start, end = stay["room"], stay["from"], stay["to"]
@@ -70,6 +95,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         if MODE == "hang":
             time.sleep(3600)
+        if MODE in ("memory", "zero-night"):
+            with LOCK:
+                gone = BOOKINGS.pop(int(self.path.rsplit("/", 1)[-1]), None)
+            return self.answer(204 if gone else 404, "")
         return self.answer(404, "")
 
 

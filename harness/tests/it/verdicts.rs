@@ -41,11 +41,13 @@ impl Drop for TempDir {
 }
 
 fn overbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_overbook"))
+    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("overbook runs")
+        .expect("overbook runs");
+    crate::verdict::assert_printed_runs_agree(&String::from_utf8_lossy(&out.stdout));
+    out
 }
 
 fn show(out: &Output) -> String {
@@ -137,6 +139,7 @@ async fn a_requested_fault_that_never_fired_makes_the_run_unknown() {
         ..RunConfig::quick(DesignName::DbUnique, vec![Fault::PauseDb], 1)
     };
     let out = run(&cfg).await.unwrap();
+    crate::verdict::assert_check_agrees(&out.dir.path);
     owned.shutdown().await.unwrap();
     let unstruck: Vec<&str> = out
         .conditions
@@ -244,6 +247,7 @@ async fn clients_that_could_not_connect_are_counted_and_mostly_failing_is_unknow
     cfg.concurrency = 16;
     cfg.time_limit = Duration::from_secs(3);
     let out = run(&cfg).await.unwrap();
+    crate::verdict::assert_check_agrees(&out.dir.path);
     owned.shutdown().await.unwrap();
     let c = &out.conditions;
     assert!(c.open_failures > c.sessions, "{c:?}");
@@ -491,6 +495,7 @@ async fn an_external_run_leaves_the_users_own_tables_and_views_alone() {
         ..RunConfig::quick(DesignName::AtomicReserve, vec![Fault::DbLatency], 4)
     };
     let out = run(&cfg).await.unwrap();
+    crate::verdict::assert_check_agrees(&out.dir.path);
     assert_eq!(out.results.validity, Validity::Valid, "{:?}", out.results);
 
     let towels: i32 = user
