@@ -191,6 +191,17 @@ impl DesignName {
         self.0.lock() != LockUse::None
     }
 
+    /// Whether `fault` can strike this design at all. A design that takes no lease sends
+    /// nothing to the lock service and never stops at a lease's pause point, so a fault
+    /// on the lock service or on the clients' lease (`lost-renewal` aside: it also holds
+    /// the writes) finds nothing to act on: a run of it would test nothing.
+    pub fn exposed_to(&self, fault: Fault) -> bool {
+        use crate::fault::Target;
+        let on_lease = matches!(fault.acts_on(), Target::Redis | Target::Clients)
+            && fault != Fault::LostRenewal;
+        self.uses_lock() || !on_lease
+    }
+
     /// See [`Design::caught_by`].
     pub fn caught_by(&self) -> &'static [Fault] {
         self.0.caught_by()
@@ -330,6 +341,26 @@ mod tests {
             DesignName::LockRenewal.refusal_on(LockService::Sentinel),
             None
         );
+    }
+
+    /// Issue 22: what guards each design decides what two lock holders at once mean.
+    #[test]
+    fn each_design_declares_its_guard() {
+        let guard = |n: &str| n.parse::<DesignName>().unwrap().guard();
+        for lock_only in ["lock-only", "lock-deadline", "lock-renewal"] {
+            assert_eq!(guard(lock_only), Guard::Lock, "{lock_only}");
+        }
+        assert_eq!(guard("lock-fencing"), Guard::Fencing);
+        // A lease over a unique index only saves work.
+        assert_eq!(guard("db-unique"), Guard::Database);
+        assert_eq!(guard("db-exclusion"), Guard::Database);
+        assert_eq!(guard("check-then-insert"), Guard::Nothing);
+        // Every unsafe design whose lease is its guard is caught by a lock fault.
+        for d in DesignName::all() {
+            if d.guard() == Guard::Lock {
+                assert!(!d.is_safe(), "{d} trusts its lock yet is called safe");
+            }
+        }
     }
 
     #[test]

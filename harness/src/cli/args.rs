@@ -56,7 +56,12 @@ pub struct CleanArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The history to check, in overbook's JSONL format; `-` reads standard input.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "store")]
+    pub file: Option<PathBuf>,
+    /// Re-check every run stored under DIR with this version of the checkers and list
+    /// the runs whose verdict or headline changed (exit 1 when any did): upgrade safety.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "report", "json"])]
+    pub store: Option<PathBuf>,
     /// Print the full result as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,

@@ -17,27 +17,30 @@ const SHOWN_PER_CHECKER: usize = 20;
 /// Runs `overbook check` and returns the exit code: 0 valid, 1 invalid, 2 unusable input
 /// or an unknown verdict (the reason is printed).
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let opts = CheckOptions {
+        strict_lock: args.strict_lock,
+        margin_warn: args.margin_warn,
+        guard: None,
+    };
+    let file = match (&args.file, &args.store) {
+        (_, Some(store)) => return recheck_store(store, &opts),
+        (Some(file), None) => file,
+        (None, None) => anyhow::bail!("name a history file (or --store DIR)"),
+    };
     if let Some(report) = &args.report {
-        if args.file.as_os_str() != "-" && crate::store::same_file(&args.file, report) {
+        if file.as_os_str() != "-" && crate::store::same_file(file, report) {
             anyhow::bail!(
                 "--report {} is the history being checked ({}): refusing to overwrite it",
                 report.display(),
-                args.file.display()
+                file.display()
             );
         }
     }
-    let history = load_history(&args.file)?;
-    let results = check_all(
-        &history,
-        &CheckOptions {
-            strict_lock: args.strict_lock,
-            margin_warn: args.margin_warn,
-            guard: None,
-        },
-    );
+    let history = load_history(file)?;
+    let results = check_all(&history, &opts);
     if let Some(path) = &args.report {
         let meta = reports::RunMeta {
-            command: format!("overbook check {}", args.file.display()),
+            command: format!("overbook check {}", file.display()),
             ..reports::RunMeta::default()
         };
         crate::store::write_report(path, &history, &results, &meta)?;
@@ -51,6 +54,86 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(exit_code(results.validity))
+}
+
+/// `overbook check --store DIR`: every stored run (a directory with `history.jsonl`
+/// and `results.json`, symlinks not followed) checked again with this version; each
+/// run whose verdict or headline differs from what it stored is listed with both, as
+/// etcd's robustness suite re-evaluates old reports. Exit 0 when none changed, 1 when
+/// any did, 2 when a stored run could not be read (named, the others still checked).
+fn recheck_store(store: &std::path::Path, opts: &CheckOptions) -> anyhow::Result<ExitCode> {
+    let mut runs = Vec::new();
+    collect_runs(store, 0, &mut runs)?;
+    runs.sort();
+    let (mut changed, mut unreadable) = (0usize, 0usize);
+    let mut out = io::stdout().lock();
+    for dir in &runs {
+        let stored: Result<Results, _> = std::fs::read(dir.join(crate::store::RESULTS))
+            .map_err(anyhow::Error::from)
+            .and_then(|b| serde_json::from_slice(&b).map_err(anyhow::Error::from));
+        let again = load_history(&dir.join(crate::store::HISTORY)).map(|h| check_all(&h, opts));
+        match (stored, again) {
+            (Ok(old), Ok(new)) => {
+                if (old.validity, old.headline) != (new.validity, new.headline) {
+                    changed += 1;
+                    writeln!(
+                        out,
+                        "changed  {}: {} ({}) -> {} ({})",
+                        for_terminal(&dir.display().to_string()),
+                        old.validity.as_str(),
+                        old.headline.as_str(),
+                        new.validity.as_str(),
+                        new.headline.as_str()
+                    )?;
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                unreadable += 1;
+                writeln!(
+                    out,
+                    "unread   {}: {}",
+                    for_terminal(&dir.display().to_string()),
+                    for_terminal(&format!("{e:#}"))
+                )?;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} runs re-checked under {}: {changed} changed, {unreadable} unreadable",
+        runs.len(),
+        for_terminal(&store.display().to_string())
+    )?;
+    Ok(match (changed, unreadable) {
+        (_, u) if u > 0 => ExitCode::from(crate::EXIT_HARNESS_ERROR),
+        (0, _) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+/// The run directories under `dir` (a store's `<test>/<stamp>/`, a matrix's cells),
+/// a few levels deep, without following links (`latest`).
+fn collect_runs(
+    dir: &std::path::Path,
+    depth: usize,
+    runs: &mut Vec<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if dir.join(crate::store::HISTORY).is_file() && dir.join(crate::store::RESULTS).is_file() {
+        runs.push(dir.to_path_buf());
+        return Ok(());
+    }
+    if depth >= 5 {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_runs(&e.path(), depth + 1, runs)?;
+        }
+    }
+    Ok(())
 }
 
 /// The human summary: one line per checker, its anomalies indented, then the verdict.

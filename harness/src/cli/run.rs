@@ -72,6 +72,13 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     if let Some(why) = design.refusal_on(lock_service) {
         bail!("--design {why}");
     }
+    if service.is_none() {
+        if let Some(f) = faults.iter().find(|f| !design.exposed_to(**f)) {
+            bail!(
+                "--fault {f} cannot strike --design {design}: it takes no lease, so a fault on the lock service or on a lease holder finds nothing to act on and the run would test nothing (try slow-writes, db-latency, pause-db or kill-db)"
+            );
+        }
+    }
     let expect = match args.expect.as_deref() {
         None => None,
         Some("valid") => Some(Expect::Valid),

@@ -77,10 +77,16 @@ impl Row {
     }
 
     /// Whether the row can take `fault` at all: `failover-redis` needs Sentinel's
-    /// replica to promote, and nothing else depends on the lock service.
+    /// replica to promote, and nothing else depends on the lock service. A fault that
+    /// cannot strike the design ([`DesignName::exposed_to`]: a lock fault on a design
+    /// without a lease) would test nothing, and its run would rightly be `unknown`: not
+    /// planned.
     pub fn takes(&self, fault: Fault) -> bool {
         match self {
-            Row::Design(_, l) => fault != Fault::FailoverRedis || *l == LockService::Sentinel,
+            Row::Design(d, l) => {
+                (fault != Fault::FailoverRedis || *l == LockService::Sentinel)
+                    && d.exposed_to(fault)
+            }
             Row::Service => fault != Fault::FailoverRedis,
         }
     }

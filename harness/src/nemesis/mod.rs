@@ -267,15 +267,8 @@ impl Nemesis {
             }
         }
         self.status.set(None);
-        // Firings the nemesis could not take in time were acted on all the same (for
-        // lost-renewal they may be held writes, so they count only where every firing is
-        // a strike).
-        let unlogged = if fault == Fault::LostRenewal {
-            0
-        } else {
-            dropped
-        };
-        let struck = counted.unwrap_or(fired + unlogged);
+        // Firings the nemesis could not take in time were acted on all the same.
+        let struck = counted.unwrap_or(fired + dropped);
         let mut detail = json!({"struck": struck, "unit": active::strike_unit(fault)});
         if dropped > 0 {
             detail["firings_not_logged"] = json!(dropped);

@@ -1003,3 +1003,52 @@ async fn a_second_ctrl_c_aborts_without_waiting_for_the_servers() {
         .contains("\"type\":\"ok\""));
     servers.shutdown().await.unwrap();
 }
+
+/// Issue 22: `overbook check --store DIR` re-checks every stored run with this version
+/// and lists the runs whose verdict changed (upgrade safety): none for a run just made,
+/// and a run whose stored verdict no longer matches its history is named (exit 1).
+#[test]
+fn check_store_lists_runs_whose_verdict_changed() {
+    let store = TempDir::new("recheck");
+    let out = overbook(&[
+        "run",
+        "--design",
+        "db-exclusion",
+        "--fault",
+        "none",
+        "--concurrency",
+        "4",
+        "--time-limit",
+        "3s",
+        "--quiet",
+        "--store",
+        store.str(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let again = overbook(&["check", "--store", store.str()]);
+    assert_eq!(again.status.code(), Some(0), "{}", show(&again));
+    assert!(
+        stdout(&again).contains("1 runs re-checked under") && stdout(&again).contains("0 changed"),
+        "{}",
+        show(&again)
+    );
+    // A stored verdict the history does not support: as if written by another version.
+    let dir = std::fs::read_link(store.path("latest"))
+        .map(|l| store.0.join(l))
+        .unwrap();
+    let results = dir.join("results.json");
+    let text = std::fs::read_to_string(&results).unwrap();
+    std::fs::write(
+        &results,
+        text.replacen("\"validity\": \"valid\"", "\"validity\": \"invalid\"", 1),
+    )
+    .unwrap();
+    let changed = overbook(&["check", "--store", store.str()]);
+    assert_eq!(changed.status.code(), Some(1), "{}", show(&changed));
+    assert!(
+        stdout(&changed).contains("changed  ")
+            && stdout(&changed).contains("invalid (all-held) -> valid (all-held)"),
+        "{}",
+        show(&changed)
+    );
+}
