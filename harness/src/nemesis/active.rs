@@ -357,8 +357,8 @@ impl ActiveFault {
     }
 
     /// What the fault struck in its window so far, for faults judged by a counter rather
-    /// than by their firings (`None` for those; the nemesis counts their firings that
-    /// [`is_strike`]): a window that opened is not a strike.
+    /// than by their firings (`None` for those, see [`firings_strike`]; the nemesis counts
+    /// them): a window that opened is not a strike.
     /// - latency: chunks of the system under test's traffic delayed at the proxy;
     /// - partition: chunks or connection attempts held;
     /// - client pause: pauses the clients entered;
@@ -654,17 +654,15 @@ pub fn strike_unit(fault: Fault) -> &'static str {
     }
 }
 
-/// Whether a firing of `fault` is one of its strikes: for the faults judged by
-/// [`ActiveFault::counted_strikes`] none; for the other aimed faults every one
-/// (`lost-renewal`'s held writes included: a design that never renews still has its
-/// writes outlive the lease).
-pub fn is_strike(fault: Fault, firing: &Firing) -> bool {
-    match fault {
-        Fault::SlowWrites | Fault::LostCommitAck | Fault::SlowLockGrant | Fault::LostRenewal => {
-            true
-        }
-        _ => false,
-    }
+/// Whether every firing of `fault` is one of its strikes: the aimed faults judged by
+/// what they acted on (`lost-renewal`'s held writes included: a design that never renews
+/// still has its writes outlive the lease); not the faults judged by
+/// [`ActiveFault::counted_strikes`] (a clock jump's held INSERTs only wait for its strike).
+pub fn firings_strike(fault: Fault) -> bool {
+    matches!(
+        fault,
+        Fault::SlowWrites | Fault::LostCommitAck | Fault::SlowLockGrant | Fault::LostRenewal
+    )
 }
 
 impl Drop for ActiveFault {

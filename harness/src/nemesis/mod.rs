@@ -232,13 +232,13 @@ impl Nemesis {
         // Until the window ends, every message an aimed fault acts on is logged as it
         // happens, so its event sits among the ops it delayed or cut.
         let fire = F::from(format!("fire-{fault}").as_str());
-        // The firings that are this fault's strikes (see `active::is_strike`).
+        // The firings that are this fault's strikes (see `active::firings_strike`).
         let mut fired = 0u64;
         let stopped = loop {
             tokio::select! {
                 stopped = wait_until(clock, window.stop, stop) => break stopped,
                 Some(firing) = guard.next_firing() => {
-                    fired += u64::from(active::is_strike(fault, &firing));
+                    fired += u64::from(active::firings_strike(fault));
                     self.log_firing(&fire, &firing);
                     // The faults that strike right after a grant do it now.
                     match guard.strike(&firing).await {
@@ -262,7 +262,7 @@ impl Nemesis {
         // Messages acted on just before the heal.
         if let Ok(firings) = &healed {
             for firing in firings {
-                fired += u64::from(active::is_strike(fault, firing));
+                fired += u64::from(active::firings_strike(fault));
                 self.log_firing(&fire, firing);
             }
         }
