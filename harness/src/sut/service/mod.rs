@@ -21,7 +21,6 @@ pub mod replica;
 mod trace;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -380,10 +379,12 @@ impl System for ServiceSystem {
     fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>> {
         Box::pin(async move {
             let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
-            let addr = self.replicas.addr(i);
-            let conn = Connection::open(addr).await.map_err(SutError::Open)?;
+            let conn = Connection::open(self.replicas.addr(i))
+                .await
+                .map_err(SutError::Open)?;
             Ok(Box::new(ServiceSession {
-                addr,
+                replicas: self.replicas.clone(),
+                replica: i,
                 conn: Some(conn),
                 shared: self.shared.clone(),
             }) as Box<dyn Session>)
@@ -443,7 +444,9 @@ impl System for ServiceSystem {
 
 /// One simulated user: one keep-alive connection to one replica.
 struct ServiceSession {
-    addr: SocketAddr,
+    /// Read for the replica's address at each reconnect: a restart may move its port.
+    replicas: Arc<Replicas>,
+    replica: usize,
     /// `None` after the peer closed it; reopened before the next request.
     conn: Option<Connection>,
     shared: Arc<Shared>,
@@ -459,7 +462,7 @@ impl ServiceSession {
         };
         if !usable {
             self.conn = None;
-            self.conn = Some(Connection::open(self.addr).await?);
+            self.conn = Some(Connection::open(self.replicas.addr(self.replica)).await?);
         }
         Ok(self.conn.as_mut().expect("just opened"))
     }
@@ -506,7 +509,10 @@ impl ServiceSession {
             Meaning::Malformed(e) => {
                 let n = self.shared.malformed.fetch_add(1, Ordering::Relaxed);
                 if n < 5 {
-                    tracing::warn!("malformed answer from {}: {e}", self.addr);
+                    tracing::warn!(
+                        "malformed answer from {}: {e}",
+                        self.replicas.addr(self.replica)
+                    );
                 }
                 (OpType::Info, Some(format!("malformed answer: {e}")))
             }
