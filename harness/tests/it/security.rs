@@ -238,3 +238,97 @@ fn foreign_text_reaches_the_terminal_escaped() {
     assert!(!has_raw_escape(&stdout), "{stdout:?}");
     assert!(!has_raw_escape(&stderr), "{stderr:?}");
 }
+
+/// Every key of the Redis at `url`, with its value, sorted.
+async fn redis_keys(url: &str) -> Vec<(String, String)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: String = redis::cmd("GET")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.push((k, v));
+    }
+    out
+}
+
+/// Issue 23.12: on `--backend external` the lock keys were the bare `lock:room:N` and
+/// `fence:room:N`: two runs against one Redis shared locks and fencing counters, and a
+/// run took (and raised) keys of the same name that were someone else's. Each run now
+/// prefixes its keys with its own `overbook_<id>:` and deletes only those at the end: a
+/// fenced run against a Redis holding a user's `lock:room:101` and `fence:room:101`
+/// books rooms and leaves both keys exactly as they were, and nothing of its own behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_an_external_redis_use_their_own_keys_only() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use harness::run::{run, RunConfig};
+    let logs = Scratch::new("keys");
+    let owned = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let redis_url = owned.redis.direct_url();
+    {
+        let client = redis::Client::open(redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for (k, v) in [("lock:room:101", "theirs"), ("fence:room:101", "7")] {
+            let () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let users = redis_keys(&redis_url).await;
+    let backend = Backend::External {
+        redis_url: redis_url.clone(),
+        postgres_url: owned.postgres.direct_url(),
+    };
+
+    // Two runs' clusters on one server: distinct prefixes, both overbook's.
+    let a = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let b = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    for c in [&a, &b] {
+        assert!(
+            c.lock_prefix().starts_with("overbook_"),
+            "{}",
+            c.lock_prefix()
+        );
+        assert!(c.lock_prefix().ends_with(':'));
+    }
+    assert_ne!(a.lock_prefix(), b.lock_prefix());
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    // Servers the run owns hold nobody else's keys: no prefix there.
+    assert_eq!(owned.lock_prefix(), "");
+
+    let store = Scratch::new("keys-store");
+    let cfg = RunConfig {
+        store: store.0.clone(),
+        command: "cargo test".into(),
+        backend,
+        rooms: 1,
+        ..RunConfig::quick(workloads::DesignName::LockFencing, Vec::new(), 12)
+    };
+    let out = run(&cfg).await.unwrap();
+    let books = crate::verdict::ok_books(&out.results);
+    assert!(books > 0, "{}", crate::verdict::describe(&out.results));
+    // Room 101 was booked through the run's own lock and counter: the user's lock (which
+    // would have made every acquire busy) and counter (which a fenced grant INCRs) are
+    // untouched, and the run's keys are gone.
+    assert_eq!(redis_keys(&redis_url).await, users);
+    owned.shutdown().await.unwrap();
+}
