@@ -43,13 +43,19 @@ pub enum Command {
 /// `overbook clean`.
 #[derive(Debug, Clone, Args)]
 pub struct CleanArgs {
-    /// Also remove the temp dirs, servers and containers of runs still going (their
-    /// harness pid is alive).
-    #[arg(long)]
+    /// Also remove what belongs to runs still going (their harness pid is alive) or
+    /// that cannot be judged from here (marked in another pid namespace or machine, or
+    /// by an older overbook).
+    #[arg(long, visible_alias = "force")]
     pub all: bool,
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also look on the Postgres server this connection string reaches: drop the
+    /// `overbook_*` databases (and schemas in its database) that killed runs left, only
+    /// those carrying overbook's mark.
+    #[arg(long, value_name = "URL")]
+    pub postgres_url: Option<String>,
 }
 
 /// `overbook check FILE`.

@@ -775,6 +775,9 @@ pub struct Cluster {
     /// `overbook_<id>:` on an external Redis ([`Cluster::lock_prefix`]).
     lock_prefix: String,
     keep: bool,
+    /// The servers are someone else's (`external`): what the run creates in them must be
+    /// dropped even on Ctrl-C, since they do not go away with the run.
+    outlive_run: bool,
 }
 
 impl Cluster {
@@ -813,6 +816,7 @@ impl Cluster {
             schema,
             lock_prefix,
             keep: opts.keep,
+            outlive_run: !backend.owns_processes(),
         })
     }
 
@@ -861,6 +865,12 @@ impl Cluster {
     /// against one server never share a lock and only keys with it are ever touched.
     pub fn lock_prefix(&self) -> &str {
         &self.lock_prefix
+    }
+
+    /// Whether the servers outlive the run (`external`): then what the run creates in
+    /// them is registered with the reaper, dropped on Ctrl-C and panics too.
+    pub fn servers_outlive_run(&self) -> bool {
+        self.outlive_run
     }
 
     /// How clients reach the lock service (through the fault proxies).

@@ -332,3 +332,213 @@ async fn runs_on_an_external_redis_use_their_own_keys_only() {
     assert_eq!(redis_keys(&redis_url).await, users);
     owned.shutdown().await.unwrap();
 }
+
+/// The `overbook_*` databases on the server `url` reaches, with their comments.
+async fn overbook_databases(url: &str) -> Vec<(String, Option<String>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query(
+            r"SELECT datname::text, shobj_description(oid, 'pg_database')
+              FROM pg_database WHERE datname LIKE 'overbook\_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Runs each statement on its own (CREATE DATABASE refuses a transaction block).
+async fn sql(url: &str, statements: &[&str]) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for s in statements {
+        client.batch_execute(s).await.unwrap();
+    }
+}
+
+/// Issue 23.8: a service's database was created and dropped by hand, outside the
+/// reaper: a second Ctrl-C (abort at once) left it on the user's server. It is now a
+/// marked scratch database, registered like the built-in schema. A service that never
+/// answers the final read keeps the first Ctrl-C's orderly stop waiting (op timeout one
+/// hour); the second aborts, and the database is gone all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_service_run_drops_its_database_on_an_external_server() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let logs = Scratch::new("svc-db");
+    let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let pg_url = servers.postgres.direct_url();
+    let before = overbook_databases(&pg_url).await;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/service_fixture.py");
+    let cmd = format!(
+        "FIXTURE_MODE=hang exec /usr/bin/python3 {}",
+        fixture.display()
+    );
+    let store = Scratch::new("svc-db-store");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--fault",
+            "none",
+            "--time-limit",
+            "10m",
+            "--op-timeout",
+            "60m",
+        ])
+        .args(["--service", &cmd, "--backend", "external"])
+        .args(["--redis-url", &servers.redis.direct_url()])
+        .args(["--postgres-url", &pg_url, "--store"])
+        .arg(&store.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mark = format!("pid {},", child.id());
+    // Set up: its marked database exists (created before the service starts).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let dbs = overbook_databases(&pg_url).await;
+        if dbs
+            .iter()
+            .any(|(_, c)| c.as_deref().is_some_and(|c| c.contains(&mark)))
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(std::time::Instant::now() < deadline, "no database: {dbs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in err.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("interrupt again to abort at once") {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    for line in err {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert_eq!(overbook_databases(&pg_url).await, before, "{said}");
+    servers.shutdown().await.unwrap();
+}
+
+/// Issue 23.8: `overbook clean` had no way to find what killed runs left on an external
+/// Postgres. `--postgres-url` lists the `overbook_*` databases there and drops only
+/// those overbook marked for a run that is gone: a live run's, one marked in another
+/// pid namespace, and an unmarked one (a user's, whatever its name) stay, and
+/// `--dry-run` drops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_drops_a_dead_runs_databases_and_nothing_else() {
+    use harness::nodes::scratch::{Scratch as PgScratch, ScratchKind};
+    use harness::nodes::tempdir::pid_space;
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    let logs = Scratch::new("clean-pg");
+    let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let url = servers.postgres.direct_url();
+    // A live run's: this test process's own, marked at creation.
+    let live = PgScratch::create(ScratchKind::Database, &url, true, false)
+        .await
+        .unwrap();
+    let here = pid_space();
+    let marked = |name: &str, space: &str| {
+        [
+            format!("CREATE DATABASE {name}"),
+            format!(
+                "COMMENT ON DATABASE {name} IS \
+                 'created by overbook (pid 1, start 1, space {space}); dropped at the end of its run'"
+            ),
+        ]
+    };
+    // pid 1 started at tick 1 in this pid space: not the pid 1 that runs here.
+    let dead = "overbook_00000000000000d1";
+    sql(&url, &marked(dead, &here).each_ref().map(String::as_str)).await;
+    let foreign = "overbook_00000000000000f0";
+    sql(
+        &url,
+        &marked(foreign, "another-boot/4026531836")
+            .each_ref()
+            .map(String::as_str),
+    )
+    .await;
+    let users = "overbook_00000000000000a0";
+    sql(&url, &[&format!("CREATE DATABASE {users}")]).await;
+    let all = overbook_databases(&url).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+
+    let clean = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["clean", "--postgres-url", &url])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let text = clean(&["--dry-run"]);
+    assert!(
+        text.contains(&format!("would remove database {dead}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {}", live.name())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {foreign} (run unknown")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {users} (no overbook mark")),
+        "{text}"
+    );
+    assert!(!text.contains(&conninfo_password(&url)), "{text}");
+    assert_eq!(
+        overbook_databases(&url).await,
+        all,
+        "a dry run drops nothing"
+    );
+
+    clean(&[]);
+    let left: Vec<String> = overbook_databases(&url)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut want = vec![
+        live.name().to_string(),
+        foreign.to_string(),
+        users.to_string(),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+    for name in [live.name(), foreign, users] {
+        sql(&url, &[&format!("DROP DATABASE {name}")]).await;
+    }
+    servers.shutdown().await.unwrap();
+}
