@@ -166,16 +166,27 @@ async fn clean_postgres(args: &CleanArgs, url: &str) -> anyhow::Result<ExitCode>
 async fn clean_docker(args: &CleanArgs, engine: &bollard::Docker) -> anyhow::Result<ExitCode> {
     let engine = engine.clone();
     let ours = docker::list_ours(&engine).await?;
-    let (live, left): (Vec<_>, Vec<_>) =
-        ours.into_iter().partition(|l| !args.all && l.owner_alive());
-    for l in &live {
-        println!(
-            "keep    {} {} (run {} still going, pid {})",
-            l.what,
-            l.name,
-            l.run,
-            l.pid.unwrap_or_default()
-        );
+    let here = tempdir::pid_space();
+    let decided: Vec<_> = ours
+        .into_iter()
+        .map(|l| (tempdir::decide(l.state(&here), args.all), l))
+        .collect();
+    let mut live = Vec::new();
+    let mut left = Vec::new();
+    for (cleanup, l) in decided {
+        match cleanup {
+            Cleanup::Keep(why) => {
+                println!(
+                    "keep    {} {} (run {}: {why}, pid {})",
+                    l.what,
+                    l.name,
+                    l.run,
+                    l.pid.unwrap_or_default()
+                );
+                live.push(l);
+            }
+            Cleanup::Remove => left.push(l),
+        }
     }
     for l in &left {
         println!(
@@ -205,7 +216,7 @@ async fn clean_docker(args: &CleanArgs, engine: &bollard::Docker) -> anyhow::Res
         }
     }
     println!(
-        "{} {} containers and networks of ours, {} kept (live runs)",
+        "{} {} containers and networks of ours, {} kept (live or unknown runs)",
         if args.dry_run {
             "would remove"
         } else {
