@@ -363,6 +363,34 @@ async fn sql(url: &str, statements: &[&str]) {
     }
 }
 
+/// Ctrl-C to a running `overbook run` (its stderr piped), and once it says it stops in
+/// order, Ctrl-C again: its exit status and everything it wrote to stderr.
+pub(crate) fn interrupt_twice(
+    child: &mut std::process::Child,
+) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader};
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in err.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("interrupt again to abort at once") {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    for line in err {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    (child.wait().unwrap(), said)
+}
+
 /// Issue 23.8: a service's database was created and dropped by hand, outside the
 /// reaper: a second Ctrl-C (abort at once) left it on the user's server. It is now a
 /// marked scratch database, registered like the built-in schema. A service that never
@@ -371,7 +399,6 @@ async fn sql(url: &str, statements: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_service_run_drops_its_database_on_an_external_server() {
     use harness::nodes::{Backend, Cluster, NodeOptions};
-    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let logs = Scratch::new("svc-db");
     let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
@@ -419,26 +446,7 @@ async fn an_aborted_service_run_drops_its_database_on_an_external_server() {
         assert!(std::time::Instant::now() < deadline, "no database: {dbs:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let pid = child.id() as i32;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut said = String::new();
-    for line in err.by_ref() {
-        let line = line.unwrap();
-        said.push_str(&line);
-        said.push('\n');
-        if line.contains("interrupt again to abort at once") {
-            break;
-        }
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    for line in err {
-        said.push_str(&line.unwrap());
-        said.push('\n');
-    }
-    let status = child.wait().unwrap();
+    let (status, said) = interrupt_twice(&mut child);
     assert_eq!(status.code(), Some(130), "{said}");
     assert_eq!(overbook_databases(&pg_url).await, before, "{said}");
     servers.shutdown().await.unwrap();

@@ -467,6 +467,7 @@ http.server.HTTPServer((host, int(port)), H).serve_forever()
         )
     }
 
+    /// One replica of `command` in a fresh temp dir, its ports from `ports`.
     fn replicas(command: &str, ports: PortSource) -> (Replicas, PathBuf) {
         let dir = crate::nodes::tempdir::create("replica-test").unwrap();
         let r = Replicas::with_ports(
@@ -563,16 +564,7 @@ http.server.HTTPServer((host, int(port)), H).serve_forever()
         let always_taken = PortSource(Box::new(move || {
             Ok(taken[next.fetch_add(1, Ordering::SeqCst) % taken.len()])
         }));
-        let dir = crate::nodes::tempdir::create("replica-test").unwrap();
-        let r = Replicas::with_ports(
-            "true",
-            &dir,
-            Vec::new(),
-            Duration::from_secs(1),
-            vec![dir.join("service-0.log")],
-            always_taken,
-        )
-        .unwrap();
+        let (r, dir) = replicas("true", always_taken);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
