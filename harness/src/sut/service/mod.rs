@@ -232,7 +232,7 @@ impl ServiceSystem {
             self.cluster.servers_outlive_run(),
         )
         .await
-        .map_err(|e| format!("creating the run's database {}: {e}", self.dbname))?;
+        .map_err(|e| format!("the run's database: {e}"))?;
         *self.created.lock().unwrap_or_else(|p| p.into_inner()) = Some(db);
         if let Some(file) = &self.spec.schema {
             let sql = std::fs::read_to_string(file)
