@@ -545,7 +545,7 @@ impl Client {
         // A waiter outlasts one whole lease (twice its length), so a stalled holder
         // hands the room over instead of every other user failing "lock busy".
         let wait = ttl * LOCK_WAIT_LEASES;
-        let keys = LeaseKeys::for_room(req.room);
+        let keys = LeaseKeys::for_room(&self.cfg.lock_prefix, req.room);
         let (lease, ttl) = match self.lock.as_mut() {
             None => return Err(Failure::fail("redis not connected")),
             Some(LockLink::One(link)) => {

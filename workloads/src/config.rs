@@ -30,6 +30,11 @@ pub struct Config {
     pub window_start: Date,
     /// How many nights the booking window has (inventory rows per room).
     pub window_days: u32,
+    /// Put before every Redis key the clients create (lock keys, fencing counters):
+    /// empty on servers the run owns, a per-run `overbook_<id>:` on an external Redis,
+    /// so two runs against one server never share a lock and no key of someone else's
+    /// is ever touched.
+    pub lock_prefix: String,
 }
 
 impl Config {
@@ -44,6 +49,7 @@ impl Config {
             rooms: 20,
             window_start: default_window_start(),
             window_days: 60,
+            lock_prefix: String::new(),
         }
     }
 }

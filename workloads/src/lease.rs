@@ -47,7 +47,9 @@ if current < tonumber(ARGV[1]) then
 end
 return 1";
 
-/// The lease names of one room: the lock, its trace name, and its token counter.
+/// The lease names of one room: the lock, its trace name, and its token counter. The
+/// keys start with the run's prefix ([`crate::Config::lock_prefix`]); the trace name is
+/// the room's alone, the same on every backend.
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseKeys {
     pub(crate) lock: String,
@@ -56,11 +58,11 @@ pub(crate) struct LeaseKeys {
 }
 
 impl LeaseKeys {
-    pub(crate) fn for_room(room: u64) -> LeaseKeys {
+    pub(crate) fn for_room(prefix: &str, room: u64) -> LeaseKeys {
         LeaseKeys {
-            lock: format!("lock:room:{room}"),
+            lock: format!("{prefix}lock:room:{room}"),
             trace_name: format!("room:{room}"),
-            counter: format!("fence:room:{room}"),
+            counter: format!("{prefix}fence:room:{room}"),
         }
     }
 }
@@ -382,4 +384,23 @@ async fn primary_url(s: &SentinelEndpoints) -> Result<String, redis::RedisError>
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_keys_carry_the_runs_prefix_and_its_trace_name_does_not() {
+        let k = LeaseKeys::for_room("overbook_00ab:", 101);
+        assert_eq!(k.lock, "overbook_00ab:lock:room:101");
+        assert_eq!(k.counter, "overbook_00ab:fence:room:101");
+        assert_eq!(k.trace_name, "room:101");
+        // Servers the run owns: the bare names, as the docs and stories show them.
+        let k = LeaseKeys::for_room("", 101);
+        assert_eq!(
+            (k.lock.as_str(), k.counter.as_str()),
+            ("lock:room:101", "fence:room:101")
+        );
+    }
 }

@@ -98,7 +98,7 @@ pub fn run(args: &BenchCheckArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&m)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let n = args.ops.max(10);
+    let n = args.ops;
     println!(
         "overbook bench check: {} ops, single thread{}",
         group(n as u64),
@@ -117,7 +117,7 @@ pub fn run(args: &BenchCheckArgs) -> anyhow::Result<ExitCode> {
         size as f64 / 1e6,
         size / lines.max(1)
     );
-    let runs = args.runs.max(1);
+    let runs = args.runs;
     let mut e2e: Vec<Measurement> = Vec::new();
     let mut split: Vec<Measurement> = Vec::new();
     for _ in 0..runs {

@@ -43,13 +43,19 @@ pub enum Command {
 /// `overbook clean`.
 #[derive(Debug, Clone, Args)]
 pub struct CleanArgs {
-    /// Also remove the temp dirs, servers and containers of runs still going (their
-    /// harness pid is alive).
-    #[arg(long)]
+    /// Also remove what belongs to runs still going (their harness pid is alive) or
+    /// that cannot be judged from here (marked in another pid namespace or machine, or
+    /// by an older overbook).
+    #[arg(long, visible_alias = "force")]
     pub all: bool,
     /// Only list what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also look on the Postgres server this connection string reaches: drop the
+    /// `overbook_*` databases (and schemas in its database) that killed runs left, only
+    /// those carrying overbook's mark.
+    #[arg(long, value_name = "URL")]
+    pub postgres_url: Option<String>,
 }
 
 /// `overbook check FILE`.
@@ -115,14 +121,14 @@ pub enum BenchCommand {
 /// `overbook bench service`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchServiceArgs {
-    /// Concurrent users (overbook sessions and wrk connections alike).
-    #[arg(long, default_value_t = 16)]
+    /// Concurrent users (overbook sessions and wrk connections alike), 1 to 1000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_CONCURRENCY))]
     pub concurrency: usize,
-    /// Length of each measurement.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Length of each measurement, 100ms to 60m.
+    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
     pub time_limit: Duration,
-    /// Rounds, overbook and wrk alternating; the best of each is compared.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds, overbook and wrk alternating; the best of each is compared (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
     pub rounds: usize,
     /// The service to drive (default: booking-service-example next to overbook, fixed mode).
     #[arg(long, value_name = "CMD")]
@@ -132,8 +138,8 @@ pub struct BenchServiceArgs {
 /// `overbook bench backends`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchBackendsArgs {
-    /// Clusters started per backend.
-    #[arg(long, default_value_t = 5)]
+    /// Clusters started per backend, 1 to 100.
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
     pub rounds: usize,
     /// Redis image (default as for `run --backend docker`).
     #[arg(long)]
@@ -146,17 +152,17 @@ pub struct BenchBackendsArgs {
 /// `overbook bench run`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchRunArgs {
-    /// Concurrent clients (harness users and pgbench clients alike).
-    #[arg(long, default_value_t = 16)]
+    /// Concurrent clients (harness users and pgbench clients alike), 1 to 1000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_CONCURRENCY))]
     pub concurrency: usize,
-    /// Rooms in the hotel.
-    #[arg(long, default_value_t = 200)]
+    /// Rooms in the hotel, 1 to 100000.
+    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_ROOMS))]
     pub rooms: u64,
-    /// Length of each measurement.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Length of each measurement, 100ms to 60m.
+    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
     pub time_limit: Duration,
-    /// Rounds, harness and pgbench alternating; the best of each is compared.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds, harness and pgbench alternating; the best of each is compared (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
     pub rounds: usize,
 }
 
@@ -169,11 +175,11 @@ pub struct BenchDetectArgs {
     /// The fault injected.
     #[arg(long, default_value = "db-latency")]
     pub fault: String,
-    /// Seeds 1..=N, one run each.
-    #[arg(long, default_value_t = 20)]
+    /// Seeds 1..=N, one run each (N from 1 to 10000).
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_SEEDS))]
     pub seeds: u64,
-    /// Length of each run.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Length of each run, 100ms to 60m.
+    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
     pub time_limit: Duration,
     /// Also run every seed under this fault and print both side by side (default:
     /// db-latency when --fault is another fault; `none` for no comparison).
@@ -188,11 +194,11 @@ pub struct BenchDetectArgs {
 /// `overbook bench check`.
 #[derive(Debug, Args)]
 pub struct BenchCheckArgs {
-    /// Events in the generated history.
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Events in the generated history, 10 to 50000000.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10..=MAX_BENCH_OPS))]
     pub ops: usize,
-    /// Measurements of each kind; the best is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Measurements of each kind; the best is reported (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
     pub runs: usize,
     /// Internal: make one measurement in this process (`end-to-end` or `split`).
     #[arg(long, hide = true)]
@@ -236,17 +242,17 @@ pub struct BenchProxyArgs {
     /// redis-benchmark tests (-t).
     #[arg(long, default_value = "set,get")]
     pub tests: String,
-    /// Requests per test (-n).
-    #[arg(long, default_value_t = 200_000)]
+    /// Requests per test (-n), 1 to 100000000.
+    #[arg(long, default_value_t = 200_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_REQUESTS))]
     pub requests: u64,
-    /// Parallel connections (-c).
-    #[arg(long, default_value_t = 16)]
+    /// Parallel connections (-c), 1 to 1000.
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_CONCURRENCY))]
     pub clients: u32,
-    /// Pipelined requests per connection (-P).
-    #[arg(long, default_value_t = 1)]
+    /// Pipelined requests per connection (-P), 1 to 1000.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_PIPELINE))]
     pub pipeline: u32,
-    /// Rounds of direct-then-proxy; the best of each is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Rounds of direct-then-proxy; the best of each is reported (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_ROUNDS))]
     pub rounds: u32,
 }
 
@@ -542,6 +548,35 @@ pub struct MatrixMergeArgs {
     pub baseline: Option<PathBuf>,
 }
 
+/// Bench subcommands' bounds, checked as the flags are parsed (exit 2 naming the range):
+/// a zero count measures nothing (or divides by it), an absurd one runs for days or
+/// exhausts memory or file descriptors far from the command line.
+/// Rounds (and `bench check --runs`).
+pub const MAX_BENCH_ROUNDS: u64 = 100;
+/// Concurrent users or connections, as for `run` (each holds several sockets).
+pub const MAX_BENCH_CONCURRENCY: u64 = 1000;
+/// Rooms, as for `run`.
+pub const MAX_BENCH_ROOMS: u64 = 100_000;
+/// `bench detect --seeds`: one run each.
+pub const MAX_BENCH_SEEDS: u64 = 10_000;
+/// `bench check --ops`: the history is held in memory.
+pub const MAX_BENCH_OPS: u64 = 50_000_000;
+/// `bench proxy --requests`.
+pub const MAX_BENCH_REQUESTS: u64 = 100_000_000;
+/// `bench proxy --pipeline`.
+pub const MAX_BENCH_PIPELINE: u64 = 1000;
+
+/// A bench measurement's length: a duration from 100 ms (shorter measures start-up,
+/// not throughput) to one hour (each is repeated per round and side).
+pub fn parse_bench_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let (lo, hi) = (Duration::from_millis(100), Duration::from_secs(3600));
+    if d < lo || d > hi {
+        return Err(format!("{s:?} is out of range: allowed 100ms to 60m"));
+    }
+    Ok(d)
+}
+
 /// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -568,6 +603,68 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 23.9: bench subcommands took any count (a zero divided by it or measured
+    /// nothing, an absurd one ran for days); every count and duration is range-checked
+    /// as it is parsed, naming the range (clap's usage error: exit 2).
+    #[test]
+    fn bench_flags_are_range_checked() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let mut all = vec!["overbook", "bench"];
+            all.extend(args);
+            Cli::try_parse_from(all)
+                .map(|_| ())
+                .map_err(|e| (e.exit_code(), e.to_string()))
+        };
+        for ok in [
+            &["service", "--rounds", "100", "--concurrency", "1000"][..],
+            &["run", "--rooms", "1", "--time-limit", "100ms"],
+            &["check", "--ops", "10", "--runs", "1"],
+            &["detect", "--seeds", "1", "--time-limit", "60m"],
+            &[
+                "proxy",
+                "--clients",
+                "1",
+                "--pipeline",
+                "1000",
+                "--rounds",
+                "1",
+            ],
+            &["backends", "--rounds", "1"],
+        ] {
+            assert_eq!(parse(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, says) in [
+            (&["service", "--rounds", "0"][..], "0 is not in 1..=100"),
+            (
+                &["service", "--concurrency", "100000"],
+                "100000 is not in 1..=1000",
+            ),
+            (&["service", "--time-limit", "0s"], "allowed 100ms to 60m"),
+            (&["run", "--rounds", "0"], "0 is not in 1..=100"),
+            (&["run", "--rooms", "0"], "0 is not in 1..=100000"),
+            (&["run", "--concurrency", "0"], "0 is not in 1..=1000"),
+            (&["run", "--time-limit", "61m"], "allowed 100ms to 60m"),
+            (&["detect", "--seeds", "0"], "0 is not in 1..=10000"),
+            (
+                &["detect", "--seeds", "18446744073709551615"],
+                "is not in 1..=10000",
+            ),
+            (&["detect", "--time-limit", "5ms"], "allowed 100ms to 60m"),
+            (&["check", "--ops", "0"], "0 is not in 10..=50000000"),
+            (&["check", "--runs", "0"], "0 is not in 1..=100"),
+            (&["proxy", "--requests", "0"], "0 is not in 1..=100000000"),
+            (&["proxy", "--clients", "0"], "0 is not in 1..=1000"),
+            (&["proxy", "--pipeline", "0"], "0 is not in 1..=1000"),
+            (&["proxy", "--rounds", "1000"], "1000 is not in 1..=100"),
+            (&["backends", "--rounds", "0"], "0 is not in 1..=100"),
+        ] {
+            let (code, text) = parse(bad).unwrap_err();
+            assert_eq!(code, 2, "{bad:?}: {text}");
+            assert!(text.contains(says), "{bad:?}: {text}");
+        }
+    }
 
     #[test]
     fn durations_take_ms_s_and_m() {

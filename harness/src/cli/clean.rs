@@ -5,14 +5,21 @@
 //!
 //! A run removes its own on exit, Ctrl-C and panics; only a `kill -9` (or a crash of the
 //! machine) leaves them. Temp dirs carry an owner marker (pid and start time, see
-//! [`tempdir`]); containers are labelled `overbook` with `overbook.pid`. While the owner
-//! lives the run is still going and its things are kept, unless `--all`. A dir without a
-//! marker is never touched: it is not overbook's.
+//! [`tempdir`]); containers are labelled `overbook` with the harness's pid, start time
+//! and pid space; databases and schemas on a server (`--postgres-url`) carry the same
+//! in their comment. While the owner lives the run is still going and its things are
+//! kept; a mark from another pid namespace or machine, or an incomplete one, cannot be
+//! judged and is kept too: both only go with `--force` (`--all`). What has no mark is
+//! never touched: it is not overbook's.
+//!
+//! Each kind is decided first ([`tempdir::decide`], a pure function of the run's state)
+//! and then done.
 
 use std::process::ExitCode;
 
 use crate::cli::CleanArgs;
-use crate::nodes::{docker, tempdir};
+use crate::nodes::tempdir::Cleanup;
+use crate::nodes::{docker, scratch, tempdir};
 
 /// Runs `overbook clean` and returns the exit code.
 pub fn run(args: &CleanArgs) -> anyhow::Result<ExitCode> {
@@ -23,7 +30,13 @@ pub fn run(args: &CleanArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn clean(args: &CleanArgs) -> anyhow::Result<ExitCode> {
-    let local = clean_local(args);
+    let mut local = clean_local(args);
+    if let Some(url) = &args.postgres_url {
+        let pg = clean_postgres(args, url).await?;
+        if local == ExitCode::SUCCESS {
+            local = pg;
+        }
+    }
     let engine = match docker::connect().await {
         Ok(engine) => engine,
         Err(e) => {
@@ -89,20 +102,91 @@ fn clean_local(args: &CleanArgs) -> ExitCode {
     }
 }
 
+fn verb(dry_run: bool) -> &'static str {
+    if dry_run {
+        "would remove"
+    } else {
+        "remove "
+    }
+}
+
+/// The `overbook_*` databases and schemas on the server `url` reaches: dropped when
+/// marked by a run that is gone (or with `--force`), never when unmarked.
+async fn clean_postgres(args: &CleanArgs, url: &str) -> anyhow::Result<ExitCode> {
+    let at = checkers::text::redact_credentials(url);
+    let found = scratch::list_leftovers(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("postgres at {at}: {e}"))?;
+    let here = tempdir::pid_space();
+    let (mut dropped, mut kept, mut failed) = (0, 0, false);
+    for l in &found {
+        let noun = match l.kind {
+            scratch::ScratchKind::Database => "database",
+            scratch::ScratchKind::Schema => "schema",
+        };
+        let Some(mark) = &l.mark else {
+            println!("keep    {noun} {} (no overbook mark: not ours)", l.name);
+            kept += 1;
+            continue;
+        };
+        let pid = mark.pid.unwrap_or_default();
+        match tempdir::decide(mark.state(&here), args.all) {
+            Cleanup::Keep(why) => {
+                println!("keep    {noun} {} ({why}, pid {pid})", l.name);
+                kept += 1;
+            }
+            Cleanup::Remove => {
+                println!("{} {noun} {} (run pid {pid})", verb(args.dry_run), l.name);
+                dropped += 1;
+                if !args.dry_run {
+                    if let Err(e) = scratch::drop_leftover(url, l).await {
+                        eprintln!("could not drop {noun} {}: {e}", l.name);
+                        failed = true;
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} {dropped} databases and schemas of ours on {at}, {kept} kept",
+        if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        },
+    );
+    Ok(if failed {
+        ExitCode::from(crate::EXIT_HARNESS_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// The docker backend's leftovers: containers and networks labelled as ours.
 async fn clean_docker(args: &CleanArgs, engine: &bollard::Docker) -> anyhow::Result<ExitCode> {
     let engine = engine.clone();
     let ours = docker::list_ours(&engine).await?;
-    let (live, left): (Vec<_>, Vec<_>) =
-        ours.into_iter().partition(|l| !args.all && l.owner_alive());
-    for l in &live {
-        println!(
-            "keep    {} {} (run {} still going, pid {})",
-            l.what,
-            l.name,
-            l.run,
-            l.pid.unwrap_or_default()
-        );
+    let here = tempdir::pid_space();
+    let decided: Vec<_> = ours
+        .into_iter()
+        .map(|l| (tempdir::decide(l.state(&here), args.all), l))
+        .collect();
+    let mut live = Vec::new();
+    let mut left = Vec::new();
+    for (cleanup, l) in decided {
+        match cleanup {
+            Cleanup::Keep(why) => {
+                println!(
+                    "keep    {} {} (run {}: {why}, pid {})",
+                    l.what,
+                    l.name,
+                    l.run,
+                    l.pid.unwrap_or_default()
+                );
+                live.push(l);
+            }
+            Cleanup::Remove => left.push(l),
+        }
     }
     for l in &left {
         println!(
@@ -132,7 +216,7 @@ async fn clean_docker(args: &CleanArgs, engine: &bollard::Docker) -> anyhow::Res
         }
     }
     println!(
-        "{} {} containers and networks of ours, {} kept (live runs)",
+        "{} {} containers and networks of ours, {} kept (live or unknown runs)",
         if args.dry_run {
             "would remove"
         } else {

@@ -2,9 +2,13 @@
 //! sentinel of the lock service), on a private bridge network of their own, driven
 //! through the engine's API (bollard).
 //!
-//! Everything a run creates carries the labels `overbook=1`, `overbook.run=<run id>` and
-//! `overbook.pid=<our pid>`, so concurrent runs never touch each other's containers and
-//! `overbook clean` can tell a killed run's leftovers (dead pid) from a live run's.
+//! Everything a run creates carries the labels `overbook=1`, `overbook.run=<run id>`,
+//! `overbook.pid=<our pid>`, `overbook.start=<our start time>` and
+//! `overbook.pidspace=<boot id/pid namespace>`, so concurrent runs never touch each
+//! other's containers and `overbook clean` can tell a killed run's leftovers (that very
+//! process gone, judged in the same pid space) from a live run's. A pid alone says
+//! nothing across pid namespaces: a run in a container or CI runner sharing the docker
+//! socket has pids this process cannot see, so its containers are kept unless `--force`.
 //!
 //! Each container gets a fixed address on its run's network (`.2` Redis, `.3` Postgres,
 //! a topology's other Redis nodes `.4` on and its sentinels `.20` on):
@@ -35,7 +39,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::topology::NodeSpec;
-use super::{NodeError, NodeOptions, ServerKind};
+use super::{tempdir, NodeError, NodeOptions, ServerKind};
 
 /// The image used for Redis when none is given (the official one).
 pub const DEFAULT_REDIS_IMAGE: &str = "redis:7";
@@ -52,6 +56,11 @@ pub const LABEL: &str = "overbook";
 pub const LABEL_RUN: &str = "overbook.run";
 /// The label holding the pid of the harness that created it (a dead pid: left behind).
 pub const LABEL_PID: &str = "overbook.pid";
+/// The label holding that harness's start time (clock ticks since boot), so a reused pid
+/// is not taken for it.
+pub const LABEL_START: &str = "overbook.start";
+/// The label naming the pid space that pid is in ([`tempdir::pid_space`]).
+pub const LABEL_SPACE: &str = "overbook.pidspace";
 
 /// How long a container gets to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -292,10 +301,16 @@ fn offset(subnet: Ipv4Addr, host: u8) -> Ipv4Addr {
 }
 
 fn labels(run: &str) -> HashMap<String, String> {
+    let me = tempdir::RunMark::me();
     HashMap::from([
         (LABEL.to_string(), "1".to_string()),
         (LABEL_RUN.to_string(), run.to_string()),
         (LABEL_PID.to_string(), std::process::id().to_string()),
+        (
+            LABEL_START.to_string(),
+            me.start.unwrap_or_default().to_string(),
+        ),
+        (LABEL_SPACE.to_string(), me.space.unwrap_or_default()),
     ])
 }
 
@@ -776,17 +791,28 @@ pub struct Leftover {
     pub run: String,
     /// Its `overbook.pid` label, when it parses.
     pub pid: Option<i32>,
+    /// Its `overbook.start` label, when it parses (absent on an older overbook's).
+    pub start: Option<u64>,
+    /// Its `overbook.pidspace` label (absent on an older overbook's).
+    pub space: Option<String>,
 }
 
 impl Leftover {
-    /// Whether the harness that created it still runs on this machine (then it is not a
-    /// leftover but a live run's, and `clean` keeps it unless told otherwise).
-    pub fn owner_alive(&self) -> bool {
-        match self.pid {
-            Some(pid) if pid as u32 == std::process::id() => true,
-            Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
-            None => false,
+    /// The run's mark from its labels.
+    pub fn mark(&self) -> tempdir::RunMark {
+        tempdir::RunMark {
+            pid: self.pid,
+            start: self.start,
+            space: self.space.clone(),
         }
+    }
+
+    /// Whether its run still goes, as seen from the pid space `here`: a label from
+    /// another pid space, or a bare pid (an older overbook), is [`RunState::Unknown`].
+    ///
+    /// [`RunState::Unknown`]: tempdir::RunState::Unknown
+    pub fn state(&self, here: &str) -> tempdir::RunState {
+        self.mark().state(here)
     }
 }
 
@@ -816,10 +842,11 @@ pub async fn list_ours(docker: &Docker) -> Result<Vec<Leftover>, NodeError> {
             .and_then(|l| l.get(LABEL_RUN))
             .cloned()
             .unwrap_or_default();
-        let pid = labels
-            .and_then(|l| l.get(LABEL_PID))
-            .and_then(|p| p.parse().ok());
-        (run, pid)
+        let get = |key: &str| labels.and_then(|l| l.get(key));
+        let pid = get(LABEL_PID).and_then(|p| p.parse().ok());
+        let start = get(LABEL_START).and_then(|p| p.parse().ok());
+        let space = get(LABEL_SPACE).filter(|s| !s.is_empty()).cloned();
+        (run, pid, start, space)
     };
     for c in containers {
         let name = c
@@ -829,21 +856,25 @@ pub async fn list_ours(docker: &Docker) -> Result<Vec<Leftover>, NodeError> {
             .map(|n| n.trim_start_matches('/').to_string())
             .or(c.id.clone())
             .unwrap_or_default();
-        let (run, pid) = parse(c.labels.as_ref());
+        let (run, pid, start, space) = parse(c.labels.as_ref());
         out.push(Leftover {
             what: "container",
             name,
             run,
             pid,
+            start,
+            space,
         });
     }
     for n in networks {
-        let (run, pid) = parse(n.labels.as_ref());
+        let (run, pid, start, space) = parse(n.labels.as_ref());
         out.push(Leftover {
             what: "network",
             name: n.name.clone().or(n.id.clone()).unwrap_or_default(),
             run,
             pid,
+            start,
+            space,
         });
     }
     out.sort();
@@ -965,17 +996,42 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_pid_marks_a_leftover() {
-        let mut l = Leftover {
+    fn a_leftover_is_judged_by_pid_start_and_pid_space() {
+        use tempdir::RunState;
+        let here = tempdir::pid_space();
+        let l = labels("r1");
+        let me = Leftover {
             what: "container",
             name: "x".into(),
-            run: "r".into(),
-            pid: Some(std::process::id() as i32),
+            run: "r1".into(),
+            pid: l.get(LABEL_PID).and_then(|p| p.parse().ok()),
+            start: l.get(LABEL_START).and_then(|p| p.parse().ok()),
+            space: l.get(LABEL_SPACE).cloned(),
         };
-        assert!(l.owner_alive());
-        l.pid = Some(i32::MAX);
-        assert!(!l.owner_alive());
-        l.pid = None;
-        assert!(!l.owner_alive());
+        assert_eq!(me.state(&here), RunState::Alive);
+        let gone = Leftover {
+            start: me.start.map(|s| s + 1),
+            ..me.clone()
+        };
+        assert_eq!(gone.state(&here), RunState::Gone);
+        // The bug: a run in another pid namespace whose pid is dead (or absent) here.
+        let elsewhere = Leftover {
+            pid: Some(i32::MAX),
+            space: Some("other-boot/4026532999".into()),
+            ..me.clone()
+        };
+        assert_eq!(elsewhere.state(&here), RunState::Unknown);
+        assert!(matches!(
+            tempdir::decide(elsewhere.state(&here), false),
+            tempdir::Cleanup::Keep(_)
+        ));
+        // An older overbook's bare pid label.
+        let bare = Leftover {
+            pid: Some(i32::MAX),
+            start: None,
+            space: None,
+            ..me
+        };
+        assert_eq!(bare.state(&here), RunState::Unknown);
     }
 }

@@ -83,6 +83,70 @@ pub(crate) fn parse_postgres_url(url: &str) -> Result<PostgresTarget, NodeError>
     })
 }
 
+/// The Redis key prefix of one run on an external server: `<run>:`, where `<run>` is
+/// the run's scratch schema name (`overbook_<random>`), so keys and schema name the same
+/// run.
+pub(crate) fn lock_prefix(run: &str) -> String {
+    format!("{run}:")
+}
+
+/// `prefix` as a `SCAN MATCH` pattern matching exactly the keys that start with it.
+fn prefix_pattern(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('*');
+    p
+}
+
+/// Deletes the keys starting with `prefix` (a run's own, [`lock_prefix`]) from the Redis
+/// at `url`, and nothing else: the fencing counters outlive their leases. Returns how
+/// many were deleted.
+pub(crate) async fn drop_keys(url: &str, prefix: &str) -> Result<u64, NodeError> {
+    let err = |reason: String| NodeError::Redis {
+        what: format!("delete the run's keys {prefix}*"),
+        reason,
+    };
+    if prefix.is_empty() {
+        return Err(err("no prefix: every key would match".into()));
+    }
+    let pattern = prefix_pattern(prefix);
+    let talk = |mut conn: redis::aio::MultiplexedConnection| async move {
+        let mut cursor = 0u64;
+        let mut deleted = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            // MATCH is a glob; the plain prefix check makes "only ours" not depend on it.
+            let ours: Vec<&String> = keys.iter().filter(|k| k.starts_with(prefix)).collect();
+            if !ours.is_empty() {
+                deleted += redis::cmd("DEL")
+                    .arg(&ours)
+                    .query_async::<u64>(&mut conn)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    };
+    super::topology::exchange(url, std::time::Duration::from_secs(10), talk)
+        .await
+        .ok_or_else(|| err("no answer in 10 s".into()))?
+        .map_err(|e| err(e.to_string()))
+}
+
 fn resolve(hostport: &str) -> Option<SocketAddr> {
     let addrs: Vec<SocketAddr> = hostport.to_socket_addrs().ok()?.collect();
     // Prefer IPv4: the proxy and local servers listen on 127.0.0.1.
@@ -96,6 +160,16 @@ fn resolve(hostport: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_keys_are_matched_by_their_literal_prefix() {
+        assert_eq!(
+            lock_prefix("overbook_00000000000000ab"),
+            "overbook_00000000000000ab:"
+        );
+        assert_eq!(prefix_pattern("overbook_1:"), "overbook_1:*");
+        assert_eq!(prefix_pattern("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\*");
+    }
 
     #[test]
     fn redis_urls_keep_credentials_and_db() {

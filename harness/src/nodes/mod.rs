@@ -771,6 +771,13 @@ pub struct Cluster {
     pub postgres: ServerHandle,
     /// The run's schema, dropped at shutdown unless kept.
     schema: scratch::Scratch,
+    /// Before every Redis key of the run: empty on servers the run owns, the run's own
+    /// `overbook_<id>:` on an external Redis ([`Cluster::lock_prefix`]).
+    lock_prefix: String,
+    keep: bool,
+    /// The servers are someone else's (`external`): what the run creates in them must be
+    /// dropped even on Ctrl-C, since they do not go away with the run.
+    outlive_run: bool,
 }
 
 impl Cluster {
@@ -797,11 +804,19 @@ impl Cluster {
         )
         .await?;
         postgres.search_path = Some(schema.name().to_string());
+        let lock_prefix = if backend.owns_processes() {
+            String::new()
+        } else {
+            external::lock_prefix(schema.name())
+        };
         Ok(Cluster {
             redis,
             topology,
             postgres,
             schema,
+            lock_prefix,
+            keep: opts.keep,
+            outlive_run: !backend.owns_processes(),
         })
     }
 
@@ -845,6 +860,19 @@ impl Cluster {
         }
     }
 
+    /// What every Redis key of this run starts with: nothing on servers the run owns
+    /// (nobody else's keys are there), `overbook_<id>:` on an external Redis, so two runs
+    /// against one server never share a lock and only keys with it are ever touched.
+    pub fn lock_prefix(&self) -> &str {
+        &self.lock_prefix
+    }
+
+    /// Whether the servers outlive the run (`external`): then what the run creates in
+    /// them is registered with the reaper, dropped on Ctrl-C and panics too.
+    pub fn servers_outlive_run(&self) -> bool {
+        self.outlive_run
+    }
+
     /// How clients reach the lock service (through the fault proxies).
     pub fn lock_endpoints(&self) -> workloads::LockEndpoints {
         self.topology.endpoints(&self.lock_nodes())
@@ -878,6 +906,13 @@ impl Cluster {
         // Healed first: a paused or partitioned server cannot drop anything.
         self.heal_all();
         let dropped = self.schema.drop_now().await;
+        // On an external Redis the run's keys (fencing counters have no TTL) go too,
+        // found by the run's prefix alone.
+        if !self.lock_prefix.is_empty() && !self.keep {
+            if let Err(e) = external::drop_keys(&self.redis.direct_url(), &self.lock_prefix).await {
+                tracing::warn!("{e}");
+            }
+        }
         for n in self.every_server() {
             n.shutdown();
         }

@@ -7,6 +7,11 @@
 //! never reused), marked with a comment naming the run, reached through `search_path`
 //! (schema) or the connection's dbname (database), and dropped at the end unless
 //! `--keep`. It is registered with the reaper so Ctrl-C and a panic drop it too.
+//!
+//! The comment is the mark `overbook clean --postgres-url` goes by
+//! ([`list_leftovers`]): it names the harness (pid, start time, pid space), so a killed
+//! run's objects can be told from a live run's, and an `overbook_*` without it is never
+//! touched.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -59,7 +64,25 @@ impl Scratch {
         keep: bool,
         outlives_run: bool,
     ) -> Result<Scratch, NodeError> {
-        let name = format!("{PREFIX}{:016x}", rand::random::<u64>());
+        Scratch::create_named(kind, &fresh_name(), admin_url, keep, outlives_run).await
+    }
+
+    /// [`Scratch::create`] under a name chosen before (by [`fresh_name`]), for a service
+    /// whose environment names its database before it exists.
+    pub async fn create_named(
+        kind: ScratchKind,
+        name: &str,
+        admin_url: &str,
+        keep: bool,
+        outlives_run: bool,
+    ) -> Result<Scratch, NodeError> {
+        if !is_scratch_name(name) {
+            return Err(sql_error_text(
+                format!("create {name}"),
+                "not a name overbook makes".into(),
+            ));
+        }
+        let name = name.to_string();
         let client = connect(admin_url).await?;
         let noun = kind.sql_noun();
         // A plain CREATE: if the name exists it is not ours (ours are random and fresh),
@@ -76,10 +99,9 @@ impl Scratch {
             ));
             super::reaper::on_exit(drop_registered);
         }
-        let owner = super::tempdir::Owner::me();
         let comment = format!(
-            "COMMENT ON {noun} {name} IS 'created by overbook (pid {}, start {}); dropped at the end of its run'",
-            owner.pid, owner.start
+            "COMMENT ON {noun} {name} IS '{}'",
+            mark_comment(&super::tempdir::RunMark::me()).replace('\'', "''")
         );
         client
             .batch_execute(&comment)
@@ -124,6 +146,111 @@ impl Scratch {
         }
         drop_object(self.kind, &self.name, &self.admin_url).await
     }
+}
+
+/// A fresh, unpredictable name: `overbook_` and 16 hex digits.
+pub fn fresh_name() -> String {
+    format!("{PREFIX}{:016x}", rand::random::<u64>())
+}
+
+/// Whether `name` is one [`fresh_name`] makes (so it needs no quoting anywhere).
+fn is_scratch_name(name: &str) -> bool {
+    name.strip_prefix(PREFIX).is_some_and(|hex| {
+        hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+const MARK_START: &str = "created by overbook (";
+
+/// The comment a scratch object is marked with.
+fn mark_comment(mark: &super::tempdir::RunMark) -> String {
+    format!(
+        "{MARK_START}pid {}, start {}, space {}); dropped at the end of its run",
+        mark.pid.unwrap_or_default(),
+        mark.start.unwrap_or_default(),
+        mark.space.as_deref().unwrap_or_default()
+    )
+}
+
+/// Reads a comment back: `None` when it is not overbook's mark at all; a mark with
+/// missing parts for an older overbook's (pid and start, no space).
+fn parse_mark(comment: &str) -> Option<super::tempdir::RunMark> {
+    let inner = comment.strip_prefix(MARK_START)?;
+    let inner = &inner[..inner.find(')')?];
+    let mut mark = super::tempdir::RunMark::default();
+    for part in inner.split(", ") {
+        match part.split_once(' ') {
+            Some(("pid", v)) => mark.pid = v.parse().ok(),
+            Some(("start", v)) => mark.start = v.parse().ok(),
+            Some(("space", v)) if !v.is_empty() => mark.space = Some(v.to_string()),
+            _ => {}
+        }
+    }
+    Some(mark)
+}
+
+/// An `overbook_*` schema or database found on a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// Schema (in the URL's database) or database.
+    pub kind: ScratchKind,
+    /// Its name.
+    pub name: String,
+    /// overbook's mark from its comment; `None`: not marked by overbook, never touched.
+    pub mark: Option<super::tempdir::RunMark>,
+}
+
+/// Every `overbook_*` database of the server at `admin_url`, and every `overbook_*`
+/// schema of the database it names, with the mark each carries.
+pub async fn list_leftovers(admin_url: &str) -> Result<Vec<Leftover>, NodeError> {
+    let client = connect(admin_url).await?;
+    let queries = [
+        (
+            ScratchKind::Database,
+            r"SELECT datname::text, shobj_description(oid, 'pg_database')
+              FROM pg_database WHERE datname LIKE 'overbook\_%' ORDER BY 1",
+        ),
+        (
+            ScratchKind::Schema,
+            r"SELECT nspname::text, obj_description(oid, 'pg_namespace')
+              FROM pg_namespace WHERE nspname LIKE 'overbook\_%' ORDER BY 1",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (kind, sql) in queries {
+        let rows = client
+            .query(sql, &[])
+            .await
+            .map_err(|e| sql_error("list overbook_* objects".into(), &e))?;
+        for row in rows {
+            let name: String = row.get(0);
+            let comment: Option<String> = row.get(1);
+            let mark = comment
+                .as_deref()
+                .and_then(parse_mark)
+                .filter(|_| is_scratch_name(&name));
+            out.push(Leftover { kind, name, mark });
+        }
+    }
+    Ok(out)
+}
+
+/// Drops one leftover [`list_leftovers`] found marked (with everything in it).
+pub async fn drop_leftover(admin_url: &str, l: &Leftover) -> Result<(), NodeError> {
+    if l.mark.is_none() || !is_scratch_name(&l.name) {
+        return Err(sql_error_text(
+            format!("drop {}", l.name),
+            "not marked as overbook's".into(),
+        ));
+    }
+    drop_object(l.kind, &l.name, admin_url).await
+}
+
+fn sql_error_text(what: String, reason: String) -> NodeError {
+    NodeError::Sql { what, reason }
 }
 
 fn forget(name: &str) {
@@ -192,4 +319,30 @@ fn drop_registered() {
         });
     });
     let _ = worker.join();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodes::tempdir::RunMark;
+
+    #[test]
+    fn the_mark_reads_back_and_nothing_else_is_a_mark() {
+        let me = RunMark::me();
+        assert_eq!(parse_mark(&mark_comment(&me)), Some(me));
+        // An older overbook's comment: pid and start, no space (judged unknown).
+        assert_eq!(
+            parse_mark("created by overbook (pid 12, start 34); dropped at the end of its run"),
+            Some(RunMark {
+                pid: Some(12),
+                start: Some(34),
+                space: None
+            })
+        );
+        assert_eq!(parse_mark("the shop's production data"), None);
+        assert_eq!(parse_mark(""), None);
+        assert!(is_scratch_name(&fresh_name()));
+        assert!(!is_scratch_name("overbook_prod"));
+        assert!(!is_scratch_name("overbook_0123456789abcdeF"));
+    }
 }

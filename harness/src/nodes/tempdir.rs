@@ -64,6 +64,95 @@ impl Owner {
     }
 }
 
+/// Where a pid names a process: this boot of this machine and this pid namespace, as
+/// `<boot id>/<pid namespace inode>`. A pid recorded in another space (a container or CI
+/// runner sharing a docker socket or a Postgres server, another machine, an earlier boot)
+/// says nothing here: `/proc/<pid>` may be some unrelated process, or none while that
+/// run still goes.
+pub fn pid_space() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // `pid:[4026531836]` -> `4026531836`
+    let ns = ns.trim_start_matches("pid:[").trim_end_matches(']');
+    format!("{boot}/{ns}")
+}
+
+/// What marks a run's things (containers, databases) carry: the harness's pid and start
+/// time, and the pid space those are in ([`pid_space`]); each part may be missing (an
+/// older overbook, a hand-edited label).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunMark {
+    /// The harness's pid.
+    pub pid: Option<i32>,
+    /// Its start time in clock ticks since boot.
+    pub start: Option<u64>,
+    /// [`pid_space`] of the harness.
+    pub space: Option<String>,
+}
+
+/// Whether the run that made something still goes, as far as this process can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Same pid space, and that very process (pid and start time) still runs.
+    Alive,
+    /// Same pid space, and that process is gone: a leftover.
+    Gone,
+    /// The mark is incomplete or from another pid space: it may still be running.
+    Unknown,
+}
+
+impl RunMark {
+    /// This process's mark.
+    pub fn me() -> RunMark {
+        let me = Owner::me();
+        RunMark {
+            pid: Some(me.pid),
+            start: Some(me.start),
+            space: Some(pid_space()),
+        }
+    }
+
+    /// Judges the run against `here` (this process's [`pid_space`]).
+    pub fn state(&self, here: &str) -> RunState {
+        match (self.pid, self.start, self.space.as_deref()) {
+            (Some(pid), Some(start), Some(space)) if space == here => {
+                if (Owner { pid, start }).is_alive() {
+                    RunState::Alive
+                } else {
+                    RunState::Gone
+                }
+            }
+            _ => RunState::Unknown,
+        }
+    }
+}
+
+/// What `overbook clean` does with one thing of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Remove it.
+    Remove,
+    /// Leave it, for this reason.
+    Keep(&'static str),
+}
+
+/// Decides, from the run's state, what `overbook clean` does: only a gone run's things
+/// are removed; a live run's, and those whose run cannot be judged from here, only with
+/// `force`.
+pub fn decide(state: RunState, force: bool) -> Cleanup {
+    match (state, force) {
+        (RunState::Gone, _) | (_, true) => Cleanup::Remove,
+        (RunState::Alive, false) => Cleanup::Keep("run still going"),
+        (RunState::Unknown, false) => Cleanup::Keep(
+            "run unknown: marked in another pid namespace or machine, or not fully; --force removes it",
+        ),
+    }
+}
+
 /// A process's start time from `/proc/<pid>/stat` (field 22, after the parenthesised
 /// command name, which may itself hold spaces and parentheses).
 fn start_time(pid: i32) -> Option<u64> {
@@ -259,6 +348,36 @@ mod tests {
         assert!(found.alive);
         std::fs::remove_dir_all(&a).unwrap();
         std::fs::remove_dir_all(&b).unwrap();
+    }
+
+    #[test]
+    fn only_a_gone_run_of_this_pid_space_is_cleaned_without_force() {
+        let here = pid_space();
+        assert!(here.len() > 2 && here.contains('/'), "{here}");
+        let me = RunMark::me();
+        assert_eq!(me.state(&here), RunState::Alive);
+        let reused = RunMark {
+            start: me.start.map(|s| s + 1),
+            ..me.clone()
+        };
+        assert_eq!(reused.state(&here), RunState::Gone);
+        // The same pid in another namespace or machine, or a bare pid label, says nothing.
+        let elsewhere = RunMark {
+            space: Some("other-boot/4026531836".into()),
+            ..reused.clone()
+        };
+        assert_eq!(elsewhere.state(&here), RunState::Unknown);
+        let bare = RunMark {
+            pid: me.pid,
+            ..RunMark::default()
+        };
+        assert_eq!(bare.state(&here), RunState::Unknown);
+
+        assert_eq!(decide(RunState::Gone, false), Cleanup::Remove);
+        assert!(matches!(decide(RunState::Alive, false), Cleanup::Keep(_)));
+        assert!(matches!(decide(RunState::Unknown, false), Cleanup::Keep(_)));
+        assert_eq!(decide(RunState::Unknown, true), Cleanup::Remove);
+        assert_eq!(decide(RunState::Alive, true), Cleanup::Remove);
     }
 
     #[test]

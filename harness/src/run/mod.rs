@@ -357,6 +357,7 @@ async fn run_on(
         rooms: cfg.rooms,
         window_start,
         window_days: cfg.window_days,
+        lock_prefix: cluster.lock_prefix().to_string(),
     };
 
     let system = crate::sut::build(cfg, cluster, design_cfg, &dir.path)?;

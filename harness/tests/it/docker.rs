@@ -460,3 +460,68 @@ async fn clean_removes_what_a_killed_run_left() {
     assert!(cleaned.contains("remove"), "{cleaned}");
     assert_eq!(ours_left().await, Vec::<String>::new());
 }
+
+/// Issue 23.4: `overbook clean` judged a container by its bare `overbook.pid` label, so
+/// a run in another pid namespace (a container or CI runner sharing the docker socket),
+/// whose pid is dead or someone else's here, lost its containers mid-run. Containers
+/// labelled from another pid space, and an older overbook's bare pid label, are now
+/// kept: their run may still be going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_keeps_containers_of_runs_it_cannot_see() {
+    let Some((_turn, images)) = turn().await else {
+        return;
+    };
+    let tag = format!("{}-{:04x}", std::process::id(), rand::random::<u16>());
+    // pid 1 of another boot's namespace; a bare pid that is dead here.
+    let marks: [(&str, &[&str]); 2] = [
+        (
+            "elsewhere",
+            &[
+                "overbook.pid=1",
+                "overbook.start=5",
+                "overbook.pidspace=another-boot/4026532999",
+            ],
+        ),
+        ("bare", &["overbook.pid=2147483646"]),
+    ];
+    let mut names = Vec::new();
+    for (what, labels) in marks {
+        let name = format!("overbook-nstest-{what}-{tag}");
+        let mut cmd = Command::new("docker");
+        cmd.args(["create", "--name", &name, "--label", "overbook=1"])
+            .args(["--label", &format!("overbook.run=nstest-{tag}")]);
+        for l in labels {
+            cmd.args(["--label", l]);
+        }
+        let out = cmd.arg(&images.redis).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        names.push(name);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args(["clean"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let engine = docker::connect().await.unwrap();
+    let listed: Vec<String> = docker::list_ours(&engine)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    // Removed by name, never by `clean --force`: other runs on this machine are live.
+    let rm = Command::new("docker")
+        .args(["rm", "-f"])
+        .args(&names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(rm.status.success(), "{rm:?}");
+    for name in &names {
+        assert!(listed.contains(name), "clean removed {name}:\n{text}");
+        assert!(
+            text.contains(&format!("keep    container {name}")) && text.contains("run unknown"),
+            "{text}"
+        );
+    }
+}

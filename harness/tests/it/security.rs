@@ -238,3 +238,315 @@ fn foreign_text_reaches_the_terminal_escaped() {
     assert!(!has_raw_escape(&stdout), "{stdout:?}");
     assert!(!has_raw_escape(&stderr), "{stderr:?}");
 }
+
+/// Every key of the Redis at `url`, with its value, sorted.
+async fn redis_keys(url: &str) -> Vec<(String, String)> {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let v: String = redis::cmd("GET")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        out.push((k, v));
+    }
+    out
+}
+
+/// Issue 23.12: on `--backend external` the lock keys were the bare `lock:room:N` and
+/// `fence:room:N`: two runs against one Redis shared locks and fencing counters, and a
+/// run took (and raised) keys of the same name that were someone else's. Each run now
+/// prefixes its keys with its own `overbook_<id>:` and deletes only those at the end: a
+/// fenced run against a Redis holding a user's `lock:room:101` and `fence:room:101`
+/// books rooms and leaves both keys exactly as they were, and nothing of its own behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_an_external_redis_use_their_own_keys_only() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use harness::run::{run, RunConfig};
+    let logs = Scratch::new("keys");
+    let owned = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let redis_url = owned.redis.direct_url();
+    {
+        let client = redis::Client::open(redis_url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        for (k, v) in [("lock:room:101", "theirs"), ("fence:room:101", "7")] {
+            let () = redis::cmd("SET")
+                .arg(k)
+                .arg(v)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    let users = redis_keys(&redis_url).await;
+    let backend = Backend::External {
+        redis_url: redis_url.clone(),
+        postgres_url: owned.postgres.direct_url(),
+    };
+
+    // Two runs' clusters on one server: distinct prefixes, both overbook's.
+    let a = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let b = Cluster::start(&backend, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    for c in [&a, &b] {
+        assert!(
+            c.lock_prefix().starts_with("overbook_"),
+            "{}",
+            c.lock_prefix()
+        );
+        assert!(c.lock_prefix().ends_with(':'));
+    }
+    assert_ne!(a.lock_prefix(), b.lock_prefix());
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    // Servers the run owns hold nobody else's keys: no prefix there.
+    assert_eq!(owned.lock_prefix(), "");
+
+    let store = Scratch::new("keys-store");
+    let cfg = RunConfig {
+        store: store.0.clone(),
+        command: "cargo test".into(),
+        backend,
+        rooms: 1,
+        ..RunConfig::quick(workloads::DesignName::LockFencing, Vec::new(), 12)
+    };
+    let out = run(&cfg).await.unwrap();
+    let books = crate::verdict::ok_books(&out.results);
+    assert!(books > 0, "{}", crate::verdict::describe(&out.results));
+    // Room 101 was booked through the run's own lock and counter: the user's lock (which
+    // would have made every acquire busy) and counter (which a fenced grant INCRs) are
+    // untouched, and the run's keys are gone.
+    assert_eq!(redis_keys(&redis_url).await, users);
+    owned.shutdown().await.unwrap();
+}
+
+/// The `overbook_*` databases on the server `url` reaches, with their comments.
+async fn overbook_databases(url: &str) -> Vec<(String, Option<String>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query(
+            r"SELECT datname::text, shobj_description(oid, 'pg_database')
+              FROM pg_database WHERE datname LIKE 'overbook\_%' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Runs each statement on its own (CREATE DATABASE refuses a transaction block).
+async fn sql(url: &str, statements: &[&str]) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for s in statements {
+        client.batch_execute(s).await.unwrap();
+    }
+}
+
+/// Ctrl-C to a running `overbook run` (its stderr piped), and once it says it stops in
+/// order, Ctrl-C again: its exit status and everything it wrote to stderr.
+pub(crate) fn interrupt_twice(
+    child: &mut std::process::Child,
+) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader};
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    for line in err.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("interrupt again to abort at once") {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    for line in err {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    (child.wait().unwrap(), said)
+}
+
+/// Issue 23.8: a service's database was created and dropped by hand, outside the
+/// reaper: a second Ctrl-C (abort at once) left it on the user's server. It is now a
+/// marked scratch database, registered like the built-in schema. A service that never
+/// answers the final read keeps the first Ctrl-C's orderly stop waiting (op timeout one
+/// hour); the second aborts, and the database is gone all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_service_run_drops_its_database_on_an_external_server() {
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    use std::process::Stdio;
+    let logs = Scratch::new("svc-db");
+    let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let pg_url = servers.postgres.direct_url();
+    let before = overbook_databases(&pg_url).await;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/service_fixture.py");
+    let cmd = format!(
+        "FIXTURE_MODE=hang exec /usr/bin/python3 {}",
+        fixture.display()
+    );
+    let store = Scratch::new("svc-db-store");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            "--fault",
+            "none",
+            "--time-limit",
+            "10m",
+            "--op-timeout",
+            "60m",
+        ])
+        .args(["--service", &cmd, "--backend", "external"])
+        .args(["--redis-url", &servers.redis.direct_url()])
+        .args(["--postgres-url", &pg_url, "--store"])
+        .arg(&store.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mark = format!("pid {},", child.id());
+    // Set up: its marked database exists (created before the service starts).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let dbs = overbook_databases(&pg_url).await;
+        if dbs
+            .iter()
+            .any(|(_, c)| c.as_deref().is_some_and(|c| c.contains(&mark)))
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(std::time::Instant::now() < deadline, "no database: {dbs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, said) = interrupt_twice(&mut child);
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert_eq!(overbook_databases(&pg_url).await, before, "{said}");
+    servers.shutdown().await.unwrap();
+}
+
+/// Issue 23.8: `overbook clean` had no way to find what killed runs left on an external
+/// Postgres. `--postgres-url` lists the `overbook_*` databases there and drops only
+/// those overbook marked for a run that is gone: a live run's, one marked in another
+/// pid namespace, and an unmarked one (a user's, whatever its name) stay, and
+/// `--dry-run` drops nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_drops_a_dead_runs_databases_and_nothing_else() {
+    use harness::nodes::scratch::{Scratch as PgScratch, ScratchKind};
+    use harness::nodes::tempdir::pid_space;
+    use harness::nodes::{Backend, Cluster, NodeOptions};
+    let logs = Scratch::new("clean-pg");
+    let servers = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
+        .await
+        .unwrap();
+    let url = servers.postgres.direct_url();
+    // A live run's: this test process's own, marked at creation.
+    let live = PgScratch::create(ScratchKind::Database, &url, true, false)
+        .await
+        .unwrap();
+    let here = pid_space();
+    let marked = |name: &str, space: &str| {
+        [
+            format!("CREATE DATABASE {name}"),
+            format!(
+                "COMMENT ON DATABASE {name} IS \
+                 'created by overbook (pid 1, start 1, space {space}); dropped at the end of its run'"
+            ),
+        ]
+    };
+    // pid 1 started at tick 1 in this pid space: not the pid 1 that runs here.
+    let dead = "overbook_00000000000000d1";
+    sql(&url, &marked(dead, &here).each_ref().map(String::as_str)).await;
+    let foreign = "overbook_00000000000000f0";
+    sql(
+        &url,
+        &marked(foreign, "another-boot/4026531836")
+            .each_ref()
+            .map(String::as_str),
+    )
+    .await;
+    let users = "overbook_00000000000000a0";
+    sql(&url, &[&format!("CREATE DATABASE {users}")]).await;
+    let all = overbook_databases(&url).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+
+    let clean = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["clean", "--postgres-url", &url])
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let text = clean(&["--dry-run"]);
+    assert!(
+        text.contains(&format!("would remove database {dead}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {}", live.name())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {foreign} (run unknown")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("keep    database {users} (no overbook mark")),
+        "{text}"
+    );
+    assert!(!text.contains(&conninfo_password(&url)), "{text}");
+    assert_eq!(
+        overbook_databases(&url).await,
+        all,
+        "a dry run drops nothing"
+    );
+
+    clean(&[]);
+    let left: Vec<String> = overbook_databases(&url)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut want = vec![
+        live.name().to_string(),
+        foreign.to_string(),
+        users.to_string(),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+    for name in [live.name(), foreign, users] {
+        sql(&url, &[&format!("DROP DATABASE {name}")]).await;
+    }
+    servers.shutdown().await.unwrap();
+}

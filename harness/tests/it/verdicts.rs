@@ -947,7 +947,6 @@ fn without_a_terminal_progress_comes_as_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_aborts_without_waiting_for_the_servers() {
-    use std::io::{BufRead, BufReader};
     // Servers of the test's own, run as external ones: the test can freeze Postgres so
     // that the interrupted run's final read waits (up to its one-hour op timeout); only
     // the second Ctrl-C can end the run then.
@@ -969,26 +968,7 @@ async fn a_second_ctrl_c_aborts_without_waiting_for_the_servers() {
         .unwrap();
     let history = wait_for_oks(&mut child, &store.0, "db-unique-none", 1);
     servers.postgres.pause().await.unwrap();
-    let pid = child.id() as i32;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let mut err = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut said = String::new();
-    for line in err.by_ref() {
-        let line = line.unwrap();
-        said.push_str(&line);
-        said.push('\n');
-        if line.contains("interrupt again to abort at once") {
-            break;
-        }
-    }
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    for line in err {
-        said.push_str(&line.unwrap());
-        said.push('\n');
-    }
-    let status = child.wait().unwrap();
+    let (status, said) = crate::security::interrupt_twice(&mut child);
     servers.postgres.resume().await.unwrap();
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(said.contains("interrupted, stopping servers"), "{said}");

@@ -1,6 +1,7 @@
-//! The run's own database for a service: created empty for the run and owned by the
-//! role the service logs in as, given the user's `--schema`, read by `--read-sql`, and
-//! dropped at the end. Every statement here goes straight to the server: set-up and the
+//! The run's own database for a service: created empty for the run (a
+//! [`Scratch`](crate::nodes::scratch::Scratch): marked, registered with the reaper) and
+//! owned by the role the service logs in as, given the user's `--schema`, read by
+//! `--read-sql`, and dropped at the end. Every statement here goes straight to the server: set-up and the
 //! final read are not what the faults test.
 
 use std::time::Duration;
@@ -8,11 +9,6 @@ use std::time::Duration;
 use checkers::{BookingRow, Date};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-
-/// A fresh, unpredictable database name: `overbook_` and 16 hex digits.
-pub(crate) fn fresh_name() -> String {
-    format!("overbook_{:016x}", rand::random::<u64>())
-}
 
 /// Connects to the config string `url`, bounded by `timeout`.
 pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Client, String> {
@@ -41,23 +37,6 @@ pub(crate) fn pg_error(e: &tokio_postgres::Error) -> String {
         }
         None => e.to_string(),
     }
-}
-
-/// Creates the empty database `name`; the connecting role owns it.
-pub(crate) async fn create(admin: &Client, name: &str) -> Result<(), String> {
-    // `name` is ours (fresh_name): a plain identifier, nothing to quote.
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .map_err(|e| format!("creating the run's database {name}: {}", pg_error(&e)))
-}
-
-/// Drops `name`, closing whatever connections the service left open.
-pub(crate) async fn drop(admin: &Client, name: &str) -> Result<(), String> {
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .map_err(|e| format!("dropping the run's database {name}: {}", pg_error(&e)))
 }
 
 /// Applies the user's schema file to the run's database.

@@ -21,9 +21,8 @@ pub mod replica;
 mod trace;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ pub use replica::Replicas;
 pub use trace::HANDLE_BASE;
 
 use super::{BoxFuture, Session, SutError, System};
+use crate::nodes::scratch::{self, Scratch, ScratchKind};
 use crate::nodes::Cluster;
 use http::{Answer, Connection, Meaning};
 use trace::{IdTable, TraceClock};
@@ -145,8 +145,10 @@ pub struct ServiceSystem {
     replicas: Arc<Replicas>,
     next_replica: AtomicUsize,
     shared: Arc<Shared>,
-    /// Set once the database exists, so shutdown drops only what was created.
-    created: AtomicBool,
+    /// The database once created (marked, and registered with the reaper on a server
+    /// that outlives the run, as the built-in schema is); taken by shutdown, so only what
+    /// was created is dropped, once.
+    created: Mutex<Option<Scratch>>,
     /// A final read that ran into the op timeout: later attempts fail at once rather
     /// than each waiting as long again, so a hung service still ends the run on time.
     read_hung: Mutex<Option<String>>,
@@ -163,7 +165,7 @@ impl ServiceSystem {
         op_timeout: Duration,
         keep: bool,
     ) -> Result<ServiceSystem, SutError> {
-        let dbname = database::fresh_name();
+        let dbname = scratch::fresh_name();
         let env = vec![
             (
                 "DATABASE_URL".to_string(),
@@ -203,7 +205,7 @@ impl ServiceSystem {
                 clock: TraceClock::new(clock),
                 malformed: AtomicU64::new(0),
             }),
-            created: AtomicBool::new(false),
+            created: Mutex::new(None),
             read_hung: Mutex::new(None),
         })
     }
@@ -211,10 +213,6 @@ impl ServiceSystem {
     /// The name of the run's database.
     pub fn database(&self) -> &str {
         &self.dbname
-    }
-
-    async fn admin(&self) -> Result<tokio_postgres::Client, String> {
-        database::connect(&self.cluster.postgres.direct_url(), self.op_timeout).await
     }
 
     async fn run_db(&self) -> Result<tokio_postgres::Client, String> {
@@ -226,9 +224,16 @@ impl ServiceSystem {
     }
 
     async fn setup_steps(&self) -> Result<(), String> {
-        let admin = self.admin().await?;
-        database::create(&admin, &self.dbname).await?;
-        self.created.store(true, Ordering::SeqCst);
+        let db = Scratch::create_named(
+            ScratchKind::Database,
+            &self.dbname,
+            &self.cluster.postgres.direct_url(),
+            self.keep,
+            self.cluster.servers_outlive_run(),
+        )
+        .await
+        .map_err(|e| format!("the run's database: {e}"))?;
+        *self.created.lock().unwrap_or_else(|p| p.into_inner()) = Some(db);
         if let Some(file) = &self.spec.schema {
             let sql = std::fs::read_to_string(file)
                 .map_err(|e| format!("--schema {}: {e}", file.display()))?;
@@ -244,15 +249,16 @@ impl ServiceSystem {
     }
 
     async fn drop_database(&self) {
-        if self.keep || !self.created.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        let dropped = match self.admin().await {
-            Ok(admin) => database::drop(&admin, &self.dbname).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = dropped {
-            tracing::warn!("{e}");
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // Kept with --keep: drop_now leaves it (and it was never registered).
+        if let Some(db) = created {
+            if let Err(e) = db.drop_now().await {
+                tracing::warn!("dropping the run's database {}: {e}", self.dbname);
+            }
         }
     }
 
@@ -380,10 +386,12 @@ impl System for ServiceSystem {
     fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>> {
         Box::pin(async move {
             let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
-            let addr = self.replicas.addr(i);
-            let conn = Connection::open(addr).await.map_err(SutError::Open)?;
+            let conn = Connection::open(self.replicas.addr(i))
+                .await
+                .map_err(SutError::Open)?;
             Ok(Box::new(ServiceSession {
-                addr,
+                replicas: self.replicas.clone(),
+                replica: i,
                 conn: Some(conn),
                 shared: self.shared.clone(),
             }) as Box<dyn Session>)
@@ -443,7 +451,9 @@ impl System for ServiceSystem {
 
 /// One simulated user: one keep-alive connection to one replica.
 struct ServiceSession {
-    addr: SocketAddr,
+    /// Read for the replica's address at each reconnect: a restart may move its port.
+    replicas: Arc<Replicas>,
+    replica: usize,
     /// `None` after the peer closed it; reopened before the next request.
     conn: Option<Connection>,
     shared: Arc<Shared>,
@@ -459,7 +469,7 @@ impl ServiceSession {
         };
         if !usable {
             self.conn = None;
-            self.conn = Some(Connection::open(self.addr).await?);
+            self.conn = Some(Connection::open(self.replicas.addr(self.replica)).await?);
         }
         Ok(self.conn.as_mut().expect("just opened"))
     }
@@ -506,7 +516,10 @@ impl ServiceSession {
             Meaning::Malformed(e) => {
                 let n = self.shared.malformed.fetch_add(1, Ordering::Relaxed);
                 if n < 5 {
-                    tracing::warn!("malformed answer from {}: {e}", self.addr);
+                    tracing::warn!(
+                        "malformed answer from {}: {e}",
+                        self.replicas.addr(self.replica)
+                    );
                 }
                 (OpType::Info, Some(format!("malformed answer: {e}")))
             }

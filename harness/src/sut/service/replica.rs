@@ -9,7 +9,14 @@
 //! outer shell gets SIGUSR1 when overbook dies and answers it with SIGKILL to its whole
 //! group. It also forwards the polite SIGTERM of a normal stop to the command. Pause and
 //! kill go to the whole group, which is what a frozen or crashed machine looks like.
+//!
+//! Ports are picked by bind-then-release: the command binds its port itself, so another
+//! process may take it first (at start-up or while a killed replica is down). Every start
+//! therefore checks the port is still free and, when it is not or the command dies
+//! saying "address in use", picks a fresh port and starts again, up to [`PORT_TRIES`]
+//! times, each logged.
 
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -38,10 +45,65 @@ done"#;
 /// How often `/health` is asked while a replica starts.
 const HEALTH_POLL: Duration = Duration::from_millis(50);
 
+/// How many ports one start of a replica tries before it gives up.
+pub const PORT_TRIES: usize = 5;
+
+/// Where a replica's next port comes from: a free loopback port, or in tests one that is
+/// taken on purpose.
+pub(crate) struct PortSource(Box<dyn Fn() -> io::Result<SocketAddr> + Send + Sync>);
+
+impl PortSource {
+    /// Free loopback ports, as the kernel hands them out for `:0`.
+    pub(crate) fn loopback() -> PortSource {
+        PortSource(Box::new(|| {
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
+        }))
+    }
+
+    /// A port none of `taken` has (released ports may come back at once).
+    fn pick_other_than(&self, taken: &[SocketAddr]) -> Result<SocketAddr, ServiceError> {
+        for _ in 0..PORT_TRIES {
+            let addr =
+                (self.0)().map_err(|e| ServiceError::Io(format!("finding a free port: {e}")))?;
+            if !taken.contains(&addr) {
+                return Ok(addr);
+            }
+        }
+        Err(ServiceError::Io(format!(
+            "finding a free port: {PORT_TRIES} picks in a row were already some replica's"
+        )))
+    }
+}
+
+impl std::fmt::Debug for PortSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PortSource")
+    }
+}
+
+/// Whether `addr` can be bound right now (nobody else listens there).
+fn port_free(addr: SocketAddr) -> bool {
+    !matches!(TcpListener::bind(addr), Err(e) if e.kind() == io::ErrorKind::AddrInUse)
+}
+
+/// Whether a replica that exited did so because its port was taken, judged by the words
+/// every common runtime prints for `EADDRINUSE`.
+fn said_addr_in_use(log_tail: &str) -> bool {
+    let t = log_tail.to_ascii_lowercase();
+    t.contains("address already in use") || t.contains("eaddrinuse") || t.contains("address in use")
+}
+
+impl Replica {
+    fn addr(&self) -> SocketAddr {
+        *self.addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// One replica.
 #[derive(Debug)]
 struct Replica {
-    addr: SocketAddr,
+    /// Where it listens; changes only when a start finds its port taken.
+    addr: Mutex<SocketAddr>,
     log: PathBuf,
     /// The supervisor's pid (= the group's id) while it runs.
     pid: Mutex<Option<i32>>,
@@ -56,6 +118,7 @@ pub struct Replicas {
     env: Vec<(String, String)>,
     ready_timeout: Duration,
     replicas: Vec<Replica>,
+    ports: PortSource,
 }
 
 impl Replicas {
@@ -67,19 +130,31 @@ impl Replicas {
         ready_timeout: Duration,
         logs: Vec<PathBuf>,
     ) -> Result<Replicas, ServiceError> {
-        // Hold every port until all are chosen, so two replicas never get the same one.
-        let listeners = logs
-            .iter()
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServiceError::Io(format!("finding a free port: {e}")))?;
-        let mut replicas = Vec::new();
-        for (l, log) in listeners.iter().zip(logs) {
-            let addr = l
-                .local_addr()
-                .map_err(|e| ServiceError::Io(format!("finding a free port: {e}")))?;
+        Replicas::with_ports(
+            command,
+            dir,
+            env,
+            ready_timeout,
+            logs,
+            PortSource::loopback(),
+        )
+    }
+
+    /// [`Replicas::new`] with the first ports given and later ones taken from `ports`.
+    pub(crate) fn with_ports(
+        command: &str,
+        dir: &Path,
+        env: Vec<(String, String)>,
+        ready_timeout: Duration,
+        logs: Vec<PathBuf>,
+        ports: PortSource,
+    ) -> Result<Replicas, ServiceError> {
+        let mut replicas: Vec<Replica> = Vec::new();
+        for log in logs {
+            let taken: Vec<SocketAddr> = replicas.iter().map(Replica::addr).collect();
+            let addr = ports.pick_other_than(&taken)?;
             replicas.push(Replica {
-                addr,
+                addr: Mutex::new(addr),
                 log,
                 pid: Mutex::new(None),
             });
@@ -90,6 +165,7 @@ impl Replicas {
             env,
             ready_timeout,
             replicas,
+            ports,
         })
     }
 
@@ -105,7 +181,20 @@ impl Replicas {
 
     /// The address replica `i` listens on.
     pub fn addr(&self, i: usize) -> SocketAddr {
-        self.replicas[i].addr
+        self.replicas[i].addr()
+    }
+
+    /// Gives replica `i` a fresh port, saying why.
+    fn move_port(&self, i: usize, why: &str) -> Result<(), ServiceError> {
+        let old = self.addr(i);
+        let taken: Vec<SocketAddr> = self.replicas.iter().map(Replica::addr).collect();
+        let new = self.ports.pick_other_than(&taken)?;
+        tracing::warn!(replica = i, %old, %new, "service port {old} {why}: trying {new}");
+        *self.replicas[i]
+            .addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
     }
 
     /// Replica `i`'s log file.
@@ -128,14 +217,41 @@ impl Replicas {
 
     /// Starts every replica and waits until each answers `/health`.
     pub(crate) async fn start_all(&self) -> Result<(), ServiceError> {
-        for i in 0..self.len() {
-            self.spawn(i)?;
-        }
-        let waits = (0..self.len()).map(|i| self.wait_ready(i));
-        for r in futures_util::future::join_all(waits).await {
+        let starts = (0..self.len()).map(|i| self.start(i));
+        for r in futures_util::future::join_all(starts).await {
             r?;
         }
         Ok(())
+    }
+
+    /// Starts replica `i` and waits until it answers `/health`; on a port found taken
+    /// (before the start, or as the reason the command exited) it moves to a fresh port
+    /// and starts again, at most [`PORT_TRIES`] ports in all.
+    async fn start(&self, i: usize) -> Result<(), ServiceError> {
+        let mut tries = 1;
+        loop {
+            let addr = self.addr(i);
+            if !port_free(addr) {
+                if tries == PORT_TRIES {
+                    return Err(ServiceError::Io(format!(
+                        "replica {i}: {PORT_TRIES} ports in a row were taken by another process (last {addr})"
+                    )));
+                }
+                tries += 1;
+                self.move_port(i, "is taken by another process")?;
+                continue;
+            }
+            self.spawn(i)?;
+            match self.wait_ready(i).await {
+                Err(ServiceError::Exited { log_tail, .. })
+                    if tries < PORT_TRIES && said_addr_in_use(&log_tail) =>
+                {
+                    tries += 1;
+                    self.move_port(i, "was taken before the service bound it")?;
+                }
+                r => return r,
+            }
+        }
     }
 
     /// Starts replica `i` (its supervisor and command) without waiting for it.
@@ -152,7 +268,7 @@ impl Replicas {
             .arg("overbook-service")
             .arg(&self.command)
             .current_dir(&self.dir)
-            .env("OVERBOOK_LISTEN", r.addr.to_string())
+            .env("OVERBOOK_LISTEN", self.addr(i).to_string())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
@@ -187,7 +303,7 @@ impl Replicas {
         *r.pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
         // `child` is dropped without waiting: the pid is reaped by whoever stops it.
         drop(child);
-        tracing::info!(replica = i, pid, addr = %r.addr, "service replica started");
+        tracing::info!(replica = i, pid, addr = %self.addr(i), "service replica started");
         Ok(())
     }
 
@@ -209,7 +325,7 @@ impl Replicas {
                     log_tail: self.log_tail(i),
                 });
             }
-            let last = match http::probe(r.addr, "/health", Duration::from_secs(1)).await {
+            let last = match http::probe(self.addr(i), "/health", Duration::from_secs(1)).await {
                 Ok(200) => return Ok(()),
                 Ok(status) => format!("GET /health answered {status}"),
                 Err(e) => e,
@@ -226,7 +342,8 @@ impl Replicas {
             replica: i,
             reason: format!(
                 "at {} within {:?} ({reason})",
-                self.replicas[i].addr, self.ready_timeout
+                self.addr(i),
+                self.ready_timeout
             ),
             log: self.replicas[i].log.clone(),
             log_tail: self.log_tail(i),
@@ -262,13 +379,12 @@ impl Replicas {
     }
 
     /// Starts a killed replica again with the same command and environment and waits
-    /// until it answers `/health`.
+    /// until it answers `/health` (on a fresh port if its own was taken meanwhile).
     pub(crate) async fn restart(&self, i: usize) -> Result<(), ServiceError> {
         if self.pid(i).is_some() {
             self.kill(i)?;
         }
-        self.spawn(i)?;
-        self.wait_ready(i).await
+        self.start(i).await
     }
 
     /// Stops every replica: SIGTERM, up to 5 s, SIGKILL to the group; in parallel, so N
@@ -327,4 +443,134 @@ fn exit_status(pid: i32) -> Option<String> {
         libc::CLD_EXITED => format!("exit code {status}"),
         _ => format!("killed by signal {status}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A service answering `GET /health` with 200 on `$OVERBOOK_LISTEN`; before it, the
+    /// shell text in `first` runs.
+    fn health_server(first: &str) -> String {
+        format!(
+            "{first}\nexec python3 -c '
+import http.server, os
+host, port = os.environ[\"OVERBOOK_LISTEN\"].rsplit(\":\", 1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == \"/health\" else 404)
+        self.send_header(\"Content-Length\", \"0\")
+        self.end_headers()
+http.server.HTTPServer((host, int(port)), H).serve_forever()
+'"
+        )
+    }
+
+    /// One replica of `command` in a fresh temp dir, its ports from `ports`.
+    fn replicas(command: &str, ports: PortSource) -> (Replicas, PathBuf) {
+        let dir = crate::nodes::tempdir::create("replica-test").unwrap();
+        let r = Replicas::with_ports(
+            command,
+            &dir,
+            Vec::new(),
+            Duration::from_secs(30),
+            vec![dir.join("service-0.log")],
+            ports,
+        )
+        .unwrap();
+        (r, dir)
+    }
+
+    #[tokio::test]
+    async fn a_port_taken_before_the_start_is_replaced_by_a_fresh_one() {
+        let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let taken = squatter.local_addr().unwrap();
+        let handed = AtomicBool::new(false);
+        let ports = PortSource(Box::new(move || {
+            if handed.swap(true, Ordering::SeqCst) {
+                TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
+            } else {
+                Ok(taken)
+            }
+        }));
+        let (r, dir) = replicas(&health_server(""), ports);
+        assert_eq!(r.addr(0), taken, "the first pick is the occupied port");
+        r.start_all().await.unwrap();
+        assert_ne!(r.addr(0), taken);
+        assert_eq!(
+            http::probe(r.addr(0), "/health", Duration::from_secs(5)).await,
+            Ok(200)
+        );
+        r.stop_all();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_service_that_dies_of_address_in_use_is_started_again_on_a_fresh_port() {
+        // The first start fails as a service does whose port was taken between the pick
+        // and its bind; the second serves.
+        let first = "if [ ! -e tried ]; then touch tried; \
+                     echo 'OSError: [Errno 98] Address already in use' >&2; exit 1; fi";
+        let (r, dir) = replicas(&health_server(first), PortSource::loopback());
+        let before = r.addr(0);
+        r.start_all().await.unwrap();
+        assert!(dir.join("tried").exists(), "the first start ran and failed");
+        assert_ne!(r.addr(0), before);
+        r.stop_all();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_restart_after_kill_moves_off_a_port_taken_while_it_was_down() {
+        let (r, dir) = replicas(&health_server(""), PortSource::loopback());
+        r.start_all().await.unwrap();
+        let before = r.addr(0);
+        r.kill(0).unwrap();
+        // Another process takes the port in the kill-service window.
+        let squatter = TcpListener::bind(before).unwrap();
+        r.restart(0).await.unwrap();
+        assert_ne!(r.addr(0), before);
+        assert_eq!(
+            http::probe(r.addr(0), "/health", Duration::from_secs(5)).await,
+            Ok(200)
+        );
+        drop(squatter);
+        r.stop_all();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn address_in_use_is_recognised_in_the_common_wordings() {
+        assert!(said_addr_in_use(
+            "OSError: [Errno 98] Address already in use"
+        ));
+        assert!(said_addr_in_use(
+            "listen tcp 127.0.0.1:5: bind: address already in use"
+        ));
+        assert!(said_addr_in_use(
+            "Error: listen EADDRINUSE: address already in use"
+        ));
+        assert!(!said_addr_in_use("connection refused"));
+    }
+
+    #[test]
+    fn a_start_gives_up_after_port_tries_taken_ports() {
+        let squatters: Vec<TcpListener> = (0..PORT_TRIES + 1)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+            .collect();
+        let taken: Vec<SocketAddr> = squatters.iter().map(|l| l.local_addr().unwrap()).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let always_taken = PortSource(Box::new(move || {
+            Ok(taken[next.fetch_add(1, Ordering::SeqCst) % taken.len()])
+        }));
+        let (r, dir) = replicas("true", always_taken);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt.block_on(r.start_all()).unwrap_err().to_string();
+        assert!(e.contains("ports in a row were taken"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
