@@ -234,7 +234,8 @@ fn the_lock_service_axis_runs_each_row_on_its_own_topology() {
     let out = overbook(&[
         "matrix",
         "--designs",
-        "db-exclusion",
+        // A design that takes a lease: pause-redis cannot strike one that takes none.
+        "db-unique",
         "--lock-services",
         "sentinel,redlock",
         "--faults",
@@ -275,8 +276,8 @@ fn the_lock_service_axis_runs_each_row_on_its_own_topology() {
     assert_eq!(
         cells,
         [
-            ("db-exclusion@sentinel", "pause-redis", "valid", true),
-            ("db-exclusion@redlock", "pause-redis", "valid", true),
+            ("db-unique@sentinel", "pause-redis", "valid", true),
+            ("db-unique@redlock", "pause-redis", "valid", true),
         ],
         "{}",
         show(&out)
