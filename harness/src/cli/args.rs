@@ -36,7 +36,7 @@ pub enum Command {
     /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
     /// From a failing run's directory, search for the smallest configuration that still
-    /// fails (fewer users, rooms, seconds, fault windows, one fault), within a budget.
+    /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
 }
 

@@ -5,7 +5,8 @@
 //! candidate is a real run, so a candidate is judged by how often it fails over a few
 //! seeds, never by one lucky try. The search is greedy, one knob at a time, cheapest
 //! first: the run's length and its fault windows (every later try is faster for it),
-//! then the faults (the single one that matters), then users, then rooms. For each knob
+//! then the faults (the single one that matters), then rooms (one room makes every user
+//! contend for one lock), then users. For each knob
 //! the smallest value is tried first (an aimed fault usually still fails there), and
 //! when it does not fail, a binary search between it and the current value.
 //!
@@ -378,16 +379,10 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // 3. Fewer users, 4. fewer rooms.
-    let users: Vec<Candidate> = ladder(MIN_USERS as u64, best.0.users as u64)
-        .into_iter()
-        .map(|u| Candidate {
-            users: u as usize,
-            ..best.0.clone()
-        })
-        .collect();
-    let found = search.smallest(users);
-    accept(&mut best, found);
+    // 3. Fewer rooms, 4. fewer users. Rooms first: one room puts every user on one
+    //    lock, so a held write is always met by a user waiting for its lease, and the
+    //    users step is then judged where the race is certain rather than on a hotel
+    //    where two users may spend a whole window on different rooms.
     let rooms: Vec<Candidate> = ladder(1, best.0.rooms)
         .into_iter()
         .map(|r| Candidate {
@@ -396,6 +391,15 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let found = search.smallest(rooms);
+    accept(&mut best, found);
+    let users: Vec<Candidate> = ladder(MIN_USERS as u64, best.0.users as u64)
+        .into_iter()
+        .map(|u| Candidate {
+            users: u as usize,
+            ..best.0.clone()
+        })
+        .collect();
+    let found = search.smallest(users);
     accept(&mut best, found);
 
     // 5. What is left of the budget measures the result's rate better ("fails 10/10"),
