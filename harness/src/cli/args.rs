@@ -105,6 +105,19 @@ pub enum BenchCommand {
     /// overbook's HTTP driver vs wrk, posting the same booking at the same concurrency to
     /// the same service (the Rust example, fixed mode, unless --service).
     Service(BenchServiceArgs),
+    /// A failing run's reproduce command, K times: how often it fails again, with its
+    /// Wilson 95% interval.
+    Reproduce(BenchReproduceArgs),
+}
+
+/// `overbook bench reproduce`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchReproduceArgs {
+    /// A failing run's directory (store/<test>/<stamp>); its meta.json holds the command.
+    pub dir: PathBuf,
+    /// How many times to run the command.
+    #[arg(long, default_value_t = 10)]
+    pub times: u32,
 }
 
 /// `overbook bench service`.

@@ -217,49 +217,8 @@ fn time_for(faults: usize, fault_for: Duration, heal_for: Duration) -> Duration 
 /// Runs `overbook shrink`.
 pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
-    if !dir.is_dir() {
-        bail!(
-            "{} is not a directory: give a run directory (store/<test>/<stamp>)",
-            dir.display()
-        );
-    }
+    let meta = failing_run(dir)?;
     let meta_path = dir.join(crate::store::META);
-    let results_path = dir.join(crate::store::RESULTS);
-    if !meta_path.is_file() || !results_path.is_file() {
-        bail!(
-            "{} is not a run directory: it has no {} and {} (give store/<test>/<stamp> of an `overbook run`)",
-            dir.display(),
-            crate::store::META,
-            crate::store::RESULTS
-        );
-    }
-    let meta: reports::RunMeta = serde_json::from_slice(
-        &std::fs::read(&meta_path)
-            .with_context(|| format!("cannot read {}", meta_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run's meta.json", meta_path.display()))?;
-    let results: Results = serde_json::from_slice(
-        &std::fs::read(&results_path)
-            .with_context(|| format!("cannot read {}", results_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run's results.json", results_path.display()))?;
-    match results.validity {
-        Validity::Invalid => {}
-        Validity::Valid => bail!(
-            "{} is a valid run: nothing failed, so there is nothing to shrink",
-            dir.display()
-        ),
-        Validity::Unknown => bail!(
-            "{} has no verdict (unknown: it did not test what it claims): there is no failure to shrink",
-            dir.display()
-        ),
-    }
-    if meta.interrupted {
-        bail!(
-            "{} was interrupted (Ctrl-C): its command does not describe what ran",
-            dir.display()
-        );
-    }
     let base = RunCommand::parse(&meta.command)
         .map_err(|e| anyhow::anyhow!("{}: {e}", meta_path.display()))?;
     let cli = crate::cli::Cli::try_parse_from(base.words()).map_err(|e| {
@@ -456,6 +415,56 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     println!("  reproduce: {}", result.command);
     println!("  report:    {}", result.report.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The meta of the failing run in `dir`: refuses a directory that is not a run, a run
+/// that did not fail (valid, or without a verdict), and an interrupted one (its command
+/// does not describe what ran). What `shrink` and `bench reproduce` start from.
+pub fn failing_run(dir: &std::path::Path) -> anyhow::Result<reports::RunMeta> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory: give a run directory (store/<test>/<stamp>)",
+            dir.display()
+        );
+    }
+    let meta_path = dir.join(crate::store::META);
+    let results_path = dir.join(crate::store::RESULTS);
+    if !meta_path.is_file() || !results_path.is_file() {
+        bail!(
+            "{} is not a run directory: it has no {} and {} (give store/<test>/<stamp> of an `overbook run`)",
+            dir.display(),
+            crate::store::META,
+            crate::store::RESULTS
+        );
+    }
+    let meta: reports::RunMeta = serde_json::from_slice(
+        &std::fs::read(&meta_path)
+            .with_context(|| format!("cannot read {}", meta_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run's meta.json", meta_path.display()))?;
+    let results: Results = serde_json::from_slice(
+        &std::fs::read(&results_path)
+            .with_context(|| format!("cannot read {}", results_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run's results.json", results_path.display()))?;
+    match results.validity {
+        Validity::Invalid => {}
+        Validity::Valid => bail!(
+            "{} is a valid run: nothing failed, so there is nothing to shrink or reproduce",
+            dir.display()
+        ),
+        Validity::Unknown => bail!(
+            "{} has no verdict (unknown: it did not test what it claims): there is no failure to shrink or reproduce",
+            dir.display()
+        ),
+    }
+    if meta.interrupted {
+        bail!(
+            "{} was interrupted (Ctrl-C): its command does not describe what ran",
+            dir.display()
+        );
+    }
+    Ok(meta)
 }
 
 /// Whether `c` is a configuration `overbook run` accepts (every fault has a window).

@@ -447,3 +447,70 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bench reproduce` reruns a failing run's command from its meta's words (no shell) and
+/// prints the re-detection rate with its interval; a meta without those words, from an
+/// older overbook, is refused rather than guessed at.
+#[test]
+fn bench_reproduce_reruns_the_command_and_prints_the_rate() {
+    let dir = scratch("reproduce");
+    let store = dir.join("store");
+    // The shrink test's smallest run: one room, two users, every held write met by a
+    // waiter, the lock's failure the verdict. It fails every time.
+    let out = overbook(&[
+        "run",
+        "--design",
+        "lock-only",
+        "--fault",
+        "slow-writes",
+        "--time-limit",
+        "5s",
+        "--concurrency",
+        "2",
+        "--rooms",
+        "1",
+        "--window-days",
+        "3650",
+        "--cancel-ratio",
+        "0",
+        "--strict-lock",
+        "--db-latency",
+        "1500ms",
+        "--fault-for",
+        "3500ms",
+        "--heal-for",
+        "250ms",
+        "--quiet",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let run_dir = std::fs::read_link(store.join("latest"))
+        .map(|l| store.join(l))
+        .unwrap();
+    let out = overbook(&[
+        "bench",
+        "reproduce",
+        run_dir.to_str().unwrap(),
+        "--times",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("re-detected 2/2 (100%, 95% CI "), "{text}");
+    assert!(run_dir.join("reproduce/store").is_dir(), "{text}");
+
+    // An older meta.json, without argv.
+    let meta_path = run_dir.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("argv");
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let out = overbook(&["bench", "reproduce", run_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no argv"),
+        "{}",
+        show(&out)
+    );
+}
