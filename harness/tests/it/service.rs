@@ -241,13 +241,16 @@ fn lock_service_config(example: Example, mode: &str, lock: LockService, seed: u6
         ..config(ServiceSpec::new(command(example, mode, 0)), &[], seed)
     };
     match lock {
-        // Redlock's nodes each get a fifth of the lease to answer: 1 s keeps a loaded
-        // machine's healthy nodes from counting as down.
+        // Redlock's nodes each get a fifth of the lease to answer, so a loaded machine's
+        // healthy nodes do not count as down; and the struck holder's INSERT is held
+        // half the lease, the time a second user has to build its majority after the
+        // jump: 2 s leaves a Python service on a busy machine a whole second.
         LockService::Redlock => RunConfig {
             faults: vec![Fault::ClockJumpRedis],
             fault_node: Some(2),
-            lock_ttl: Duration::from_secs(1),
-            fault_for: Duration::from_millis(3500),
+            lock_ttl: Duration::from_secs(2),
+            fault_for: Duration::from_secs(4),
+            time_limit: Duration::from_secs(7),
             ..base
         },
         // A failover takes seconds (docs/locks.md): a 12 s lease, its INSERT held 6 s.
