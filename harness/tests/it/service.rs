@@ -244,9 +244,14 @@ fn lock_service_config(example: Example, mode: &str, lock: LockService, seed: u6
         // Redlock's nodes each get a fifth of the lease to answer, so a loaded machine's
         // healthy nodes do not count as down; and the struck holder's INSERT is held
         // half the lease, the time a second user has to build its majority after the
-        // jump: 2 s leaves a Python service on a busy machine a whole second.
+        // jump: 2 s leaves a Python service on a busy machine a whole second. Four users:
+        // sixteen Python threads releasing and retrying together split the five nodes
+        // between them round after round (Redlock's contention; the specification's
+        // random delay barely helps when the GIL serialises the requests), and leases
+        // become rare; one waiter is all the race needs.
         LockService::Redlock => RunConfig {
             faults: vec![Fault::ClockJumpRedis],
+            concurrency: 4,
             fault_node: Some(2),
             lock_ttl: Duration::from_secs(2),
             fault_for: Duration::from_secs(4),
