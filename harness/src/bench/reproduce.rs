@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
 use reports::summary::Rate;
 
 use crate::cli::BenchReproduceArgs;
@@ -42,20 +41,7 @@ pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let cli = crate::cli::Cli::try_parse_from(command.words()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: the reproduce command does not parse: {}",
-            dir.display(),
-            e.to_string().trim()
-        )
-    })?;
-    let crate::cli::Command::Run(run_args) = cli.command else {
-        bail!(
-            "{}: the reproduce command is not `overbook run`",
-            dir.display()
-        );
-    };
-    let (cfg, _) = crate::cli::run::config_from_args(&run_args)?;
+    let cfg = crate::shrink::run_config(&command, &dir.join(crate::store::META))?;
     let work = dir.join("reproduce");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;

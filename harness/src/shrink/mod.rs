@@ -221,20 +221,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     let meta_path = dir.join(crate::store::META);
     let base = RunCommand::parse(&meta.command)
         .map_err(|e| anyhow::anyhow!("{}: {e}", meta_path.display()))?;
-    let cli = crate::cli::Cli::try_parse_from(base.words()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: the reproduce command does not parse: {}",
-            meta_path.display(),
-            e.to_string().trim()
-        )
-    })?;
-    let crate::cli::Command::Run(run_args) = cli.command else {
-        bail!(
-            "{}: the reproduce command is not `overbook run`",
-            meta_path.display()
-        );
-    };
-    let (cfg, _) = crate::cli::run::config_from_args(&run_args)?;
+    let cfg = run_config(&base, &meta_path)?;
     if !(1..=1000).contains(&args.tries) {
         bail!("--tries {} is out of range: allowed 1 to 1000", args.tries);
     }
@@ -465,6 +452,28 @@ pub fn failing_run(dir: &std::path::Path) -> anyhow::Result<reports::RunMeta> {
         );
     }
     Ok(meta)
+}
+
+/// The configuration `command` runs, as `overbook run` would build it; `whence` (the
+/// meta it came from) names it in errors.
+pub fn run_config(
+    command: &RunCommand,
+    whence: &std::path::Path,
+) -> anyhow::Result<crate::run::RunConfig> {
+    let cli = crate::cli::Cli::try_parse_from(command.words()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the reproduce command does not parse: {}",
+            whence.display(),
+            e.to_string().trim()
+        )
+    })?;
+    let crate::cli::Command::Run(run_args) = cli.command else {
+        bail!(
+            "{}: the reproduce command is not `overbook run`",
+            whence.display()
+        );
+    };
+    Ok(crate::cli::run::config_from_args(&run_args)?.0)
 }
 
 /// Whether `c` is a configuration `overbook run` accepts (every fault has a window).

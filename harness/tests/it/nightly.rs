@@ -310,48 +310,58 @@ fn a_repeat_whose_expectation_holds_in_some_runs_only_is_flaky() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The story with a race that happens on purpose: slow-writes holds every write of its
+/// window for 1.5 s, three leases, so a user waiting for a room's lock takes it over
+/// while the first holder's INSERT is still held. Whether the two also want the same
+/// nights is a rate (the generator aims at the earliest free night, most of the time), so
+/// the verdict is the lock's failure (`--strict-lock`: lock-only trusts the lock alone).
+/// No cancels and a calendar that never fills keep every op a booking: on one room every
+/// user waits on that room's lock, and every run fails.
+const CERTAIN_RACE: [&str; 14] = [
+    "run",
+    "--design",
+    "lock-only",
+    "--fault",
+    "slow-writes",
+    "--window-days",
+    "3650",
+    "--cancel-ratio",
+    "0",
+    "--strict-lock",
+    "--db-latency",
+    "1500ms",
+    "--fault-for",
+    "3500ms",
+];
+
 #[test]
 fn shrink_finds_a_smaller_run_that_fails_again() {
     let dir = scratch("shrink");
     let store = dir.join("store");
     let store_s = store.to_str().unwrap();
-    // The story, smaller, with a race that happens on purpose: slow-writes holds every
-    // write of its window for 1.5 s, three leases, so a user waiting for a room's lock
-    // takes it over while the first holder's INSERT is still held. Whether the two also
-    // want the same nights is a rate (the generator aims at the earliest free night,
-    // most of the time), so the verdict is the lock's failure (`--strict-lock`: lock-only
-    // trusts the lock alone). No cancels and a calendar that never fills keep every op a
-    // booking; shrink tries rooms before users, and at one room every user waits on that
-    // room's lock, so each smaller candidate fails every time: 1 room, then 2 users.
-    let out = overbook(&[
-        "run",
-        "--design",
-        "lock-only",
-        "--fault",
-        "slow-writes",
-        "--time-limit",
-        "6s",
-        "--concurrency",
-        "6",
-        "--rooms",
-        "3",
-        "--window-days",
-        "3650",
-        "--cancel-ratio",
-        "0",
-        "--strict-lock",
-        "--db-latency",
-        "1500ms",
-        "--fault-for",
-        "3500ms",
-        "--heal-for",
-        "500ms",
-        "--seed",
-        "1",
-        "--quiet",
-        "--store",
-        store_s,
-    ]);
+    // The story, smaller, on three rooms and six users; shrink tries rooms before users,
+    // so each smaller candidate has one room and fails every time: 1 room, then 2 users.
+    let out = overbook(
+        &[
+            &CERTAIN_RACE[..],
+            &[
+                "--time-limit",
+                "6s",
+                "--concurrency",
+                "6",
+                "--rooms",
+                "3",
+                "--heal-for",
+                "500ms",
+                "--seed",
+                "1",
+                "--quiet",
+                "--store",
+                store_s,
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -455,35 +465,26 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
 fn bench_reproduce_reruns_the_command_and_prints_the_rate() {
     let dir = scratch("reproduce");
     let store = dir.join("store");
-    // The shrink test's smallest run: one room, two users, every held write met by a
-    // waiter, the lock's failure the verdict. It fails every time.
-    let out = overbook(&[
-        "run",
-        "--design",
-        "lock-only",
-        "--fault",
-        "slow-writes",
-        "--time-limit",
-        "5s",
-        "--concurrency",
-        "2",
-        "--rooms",
-        "1",
-        "--window-days",
-        "3650",
-        "--cancel-ratio",
-        "0",
-        "--strict-lock",
-        "--db-latency",
-        "1500ms",
-        "--fault-for",
-        "3500ms",
-        "--heal-for",
-        "250ms",
-        "--quiet",
-        "--store",
-        store.to_str().unwrap(),
-    ]);
+    // The shrink test's smallest run: one room, two users. It fails every time.
+    let out = overbook(
+        &[
+            &CERTAIN_RACE[..],
+            &[
+                "--time-limit",
+                "5s",
+                "--concurrency",
+                "2",
+                "--rooms",
+                "1",
+                "--heal-for",
+                "250ms",
+                "--quiet",
+                "--store",
+                store.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let run_dir = std::fs::read_link(store.join("latest"))
         .map(|l| store.join(l))
