@@ -248,14 +248,19 @@ fn lock_service_config(example: Example, mode: &str, lock: LockService, seed: u6
         // sixteen Python threads releasing and retrying together split the five nodes
         // between them round after round (Redlock's contention; the specification's
         // random delay barely helps when the GIL serialises the requests), and leases
-        // become rare; one waiter is all the race needs.
+        // become rare; one waiter is all the race needs. The strike waits for a lease
+        // on node 2 that nodes 3 and 4 have no copy of, and a lease granted before the
+        // window (or a grant the last window's partition held back and delivered at its
+        // heal) stays on them up to a lease: an 8 s window leaves seconds of holders
+        // after that, and an op timeout above a waiter's two leases keeps every user in.
         LockService::Redlock => RunConfig {
             faults: vec![Fault::ClockJumpRedis],
             concurrency: 4,
             fault_node: Some(2),
             lock_ttl: Duration::from_secs(2),
-            fault_for: Duration::from_secs(4),
-            time_limit: Duration::from_secs(7),
+            fault_for: Duration::from_secs(8),
+            time_limit: Duration::from_secs(10),
+            op_timeout: Duration::from_secs(15),
             ..base
         },
         // A failover takes seconds (docs/locks.md): a 12 s lease, its INSERT held 6 s.
