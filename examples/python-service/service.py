@@ -3,7 +3,11 @@
 
 Written from the service contract alone: GET /health, POST /bookings,
 DELETE /bookings/ID and GET /bookings, served on $OVERBOOK_LISTEN, storing
-bookings in Postgres ($DATABASE_URL) and locking rooms in Redis ($REDIS_URL).
+bookings in Postgres ($DATABASE_URL) and locking rooms in Redis: one Redis
+($REDIS_URL), Sentinel ($REDIS_SENTINEL_URL and $REDIS_MASTER_NAME: ask the
+sentinel for the primary, ask again when it cannot be reached) or Redlock over
+every node of $REDIS_URLS (a lease is a majority of grants within its validity),
+whichever overbook gave (`--lock-service`).
 Stays are half-open: [12-01, 12-03) and [12-03, 12-05) of one room do not
 overlap. Only the standard library plus Debian's python3-psycopg2 and
 python3-redis.
@@ -32,16 +36,19 @@ when Redis is down or the lease stays busy, the booking goes ahead without it.
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
 import redis
+from urllib.parse import urlparse
 
 # Attempts of one booking transaction when Postgres aborts it as a deadlock
 # (40P01: two simultaneous inserts checking the exclusion constraint) or a
@@ -191,22 +198,178 @@ def parse_stay(body):
     return room, days[0], days[1], request
 
 
+class SingleLock:
+    """One Redis: SET key value NX PX ttl on it."""
+
+    def __init__(self, url, ttl):
+        # Thread-safe: a pool of sockets shared by every handler thread. A reply
+        # slower than a second counts as Redis failing.
+        self.redis = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.ttl = ttl
+
+    def try_set(self, key, value):
+        """True if granted, False if held by someone else; raises RedisError."""
+        return bool(self.redis.set(key, value, nx=True, px=max(1, round(self.ttl * 1000))))
+
+    def unlock(self, key, value):
+        self.redis.eval(RELEASE, 1, key, value)
+
+    # Whether a failing Redis is asked again until the deadline (Sentinel: the
+    # next primary may be a failover away) or fails the booking at once.
+    reasks = False
+
+    def acquire(self, key, value, deadline):
+        """(validity in seconds) once granted, None once the deadline passed."""
+        while True:
+            try:
+                if self.try_set(key, value):
+                    return self.ttl
+            except redis.RedisError:
+                if not self.reasks or time.monotonic() >= deadline:
+                    raise
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(LEASE_RETRY_S)
+
+
+class SentinelLock(SingleLock):
+    """Sentinel: the lease is taken on the primary the sentinel names. A primary
+    that cannot be reached (killed, failed over, demoted to a read-only replica)
+    is forgotten and the sentinel asked again, until the wait for the lease ends:
+    a failover then hands the waiters to the promoted replica."""
+
+    reasks = True
+
+    def __init__(self, sentinel_url, master_name, ttl):
+        self.sentinel = redis.Redis.from_url(
+            sentinel_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        # Every server of overbook's topology shares the run's one password.
+        self.password = urlparse(sentinel_url).password
+        self.master_name = master_name
+        self.ttl = ttl
+        self.primary = None
+        self.primary_lock = threading.Lock()
+
+    def node(self):
+        with self.primary_lock:
+            if self.primary is None:
+                host, port = self.sentinel.execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name
+                )
+                self.primary = redis.Redis(
+                    host=host.decode() if isinstance(host, bytes) else host,
+                    port=int(port),
+                    password=self.password,
+                    socket_timeout=1.0,
+                    socket_connect_timeout=1.0,
+                )
+            return self.primary
+
+    def forget(self, client):
+        with self.primary_lock:
+            if self.primary is client:
+                self.primary = None
+
+    def try_set(self, key, value):
+        client = self.node()
+        try:
+            return bool(client.set(key, value, nx=True, px=max(1, round(self.ttl * 1000))))
+        except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError):
+            self.forget(client)
+            raise
+
+    def unlock(self, key, value):
+        client = self.node()
+        try:
+            client.eval(RELEASE, 1, key, value)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError):
+            self.forget(client)
+            raise
+
+class RedlockLock:
+    """Redlock, from redis.io's "Distributed Locks with Redis": SET NX PX on every
+    node, each with a timeout small against the lease (a fifth of it, 5 ms to
+    1 s); held iff a majority granted it and validity = ttl - elapsed - (1% of
+    ttl + 2 ms) is left; otherwise unlock on every node (a grant whose reply was
+    lost still holds) and retry after a random delay. The five requests go out
+    at once: sent one after another, behind a node that times out, the users of
+    one room split the nodes between them round after round and nobody holds a
+    majority."""
+
+    def __init__(self, urls, ttl):
+        timeout = min(max(ttl / 5, 0.005), 1.0)
+        self.nodes = [
+            redis.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout)
+            for u in urls
+        ]
+        self.quorum = len(self.nodes) // 2 + 1
+        self.ttl = ttl
+        # Enough threads for every user's five requests at once.
+        self.pool = ThreadPoolExecutor(max_workers=16 * len(self.nodes))
+
+    @staticmethod
+    def set_nx(node, key, value, px):
+        """True granted, False refused, None failed."""
+        try:
+            return bool(node.set(key, value, nx=True, px=px))
+        except redis.RedisError:
+            return None
+
+    @staticmethod
+    def unlock_on(node, key, value):
+        try:
+            node.eval(RELEASE, 1, key, value)
+        except redis.RedisError:
+            pass  # a node that cannot be reached expires the key by itself
+
+    def unlock(self, key, value):
+        list(self.pool.map(lambda node: self.unlock_on(node, key, value), self.nodes))
+
+    def acquire(self, key, value, deadline):
+        px = max(1, round(self.ttl * 1000))
+        while True:
+            began = time.monotonic()
+            answers = list(
+                self.pool.map(lambda node: self.set_nx(node, key, value, px), self.nodes)
+            )
+            granted, failed = answers.count(True), answers.count(None)
+            validity = self.ttl - (time.monotonic() - began) - (self.ttl / 100 + 0.002)
+            if granted >= self.quorum and validity > 0:
+                return validity
+            self.unlock(key, value)
+            if time.monotonic() >= deadline:
+                if failed > len(self.nodes) - self.quorum:
+                    raise redis.ConnectionError(
+                        f"{failed} of {len(self.nodes)} Redlock nodes failed"
+                    )
+                return None
+            time.sleep(random.uniform(0, 2 * LEASE_RETRY_S))
+
+
+def lock_service(ttl):
+    """The lock service overbook gave: Redlock over REDIS_URLS, Sentinel at
+    REDIS_SENTINEL_URL, else the one Redis at REDIS_URL (None: no Redis)."""
+    urls = [u for u in os.environ.get("REDIS_URLS", "").split(",") if u]
+    if urls:
+        return RedlockLock(urls, ttl)
+    sentinel = os.environ.get("REDIS_SENTINEL_URL")
+    if sentinel:
+        return SentinelLock(sentinel, os.environ.get("REDIS_MASTER_NAME", "mymaster"), ttl)
+    url = os.environ.get("REDIS_URL")
+    return SingleLock(url, ttl) if url else None
+
+
 class Service:
-    def __init__(self, mode, database_url, redis_url, ttl, work):
+    def __init__(self, mode, database_url, lock, ttl, work):
         self.mode = mode
         self.database_url = database_url
         self.ttl = ttl
         self.work = work
         self.local = threading.local()
-        # Thread-safe: a pool of sockets shared by every handler thread. A reply
-        # slower than a second counts as Redis failing: buggy mode answers 503,
-        # fixed mode books without the lease.
-        self.redis = None
-        if redis_url:
-            self.redis = redis.Redis.from_url(
-                redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
-            )
-            self.release_script = self.redis.register_script(RELEASE)
+        # A lock service failing: buggy mode answers 503, fixed mode books
+        # without the lease.
+        self.lock = lock
 
     # -- Postgres ---------------------------------------------------------
 
@@ -254,40 +417,31 @@ class Service:
 
     # -- Redis lease ------------------------------------------------------
 
-    def acquire(self, room):
-        """SET lock:room:<room> <random> NX PX <ttl>, every 10 ms until granted
-        (the key and value) or until LEASE_WAIT_LEASES leases passed (None)."""
-        key, value = f"lock:room:{room}", uuid.uuid4().hex
-        deadline = time.monotonic() + self.ttl * LEASE_WAIT_LEASES
-        while True:
-            if self.redis.set(key, value, nx=True, px=max(1, round(self.ttl * 1000))):
-                return key, value
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(LEASE_RETRY_S)
-
     def take_lease(self, room, trace):
         """Buggy mode: the lease is the only guard, so no lease, no booking
         (busy -> 409, Redis failing -> 503). Fixed mode: the lease only saves
         work, so without one the booking goes ahead and the database decides.
 
+        A waiter asks again every 10 ms for LEASE_WAIT_LEASES leases.
         Returns (lease or None, refusal or None)."""
-        if self.redis is None:
+        if self.lock is None:
             return None, None
+        key, value = f"lock:room:{room}", uuid.uuid4().hex
+        deadline = time.monotonic() + self.ttl * LEASE_WAIT_LEASES
         try:
-            lease = self.acquire(room)
+            validity = self.lock.acquire(key, value, deadline)
         except redis.RedisError as err:
             if self.mode == "buggy":
                 return None, (INTERNAL, f"redis: {err}")
             return None, None
-        if lease is None:
+        if validity is None:
             if self.mode == "buggy":
                 return None, (TAKEN, f"room {room} is being booked by someone else")
             return None, None
         trace["lock_key"] = f"room:{room}"
         trace["lock_acquired"] = now_ns()
-        trace["lock_ttl_ms"] = round(self.ttl * 1000)
-        return lease, None
+        trace["lock_ttl_ms"] = max(1, round(validity * 1000))
+        return (key, value), None
 
     def release(self, lease, trace):
         """lock_released is when we stop believing we hold the lease, taken
@@ -297,7 +451,7 @@ class Service:
         trace["lock_released"] = now_ns()
         key, value = lease
         try:
-            self.release_script(keys=[key], args=[value])
+            self.lock.unlock(key, value)
         except redis.RedisError as err:
             print(f"releasing {key}: {err}", file=sys.stderr)
 
@@ -497,16 +651,16 @@ def main():
     if mode not in ("buggy", "fixed"):
         sys.exit(f"service.py: BOOKING_MODE={mode!r}: expected buggy or fixed")
     database_url = os.environ.get("DATABASE_URL") or sys.exit("service.py: DATABASE_URL is not set")
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url and mode == "buggy":
-        sys.exit("service.py: REDIS_URL is not set (buggy mode locks in Redis)")
     ttl = env_millis("OVERBOOK_LOCK_TTL_MS", 500)
     work = env_millis("BOOKING_WORK_MS", 0)
     if ttl <= 0:
         sys.exit("service.py: OVERBOOK_LOCK_TTL_MS must be above zero")
+    lock = lock_service(ttl)
+    if lock is None and mode == "buggy":
+        sys.exit("service.py: REDIS_URL is not set (buggy mode locks in Redis)")
     host, _, port = os.environ.get("OVERBOOK_LISTEN", "127.0.0.1:8080").rpartition(":")
 
-    service = Service(mode, database_url, redis_url, ttl, work)
+    service = Service(mode, database_url, lock, ttl, work)
     try:
         service.create_schema()
     except psycopg2.Error as err:
@@ -518,7 +672,8 @@ def main():
     # which is the truth.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     print(
-        f"service.py: {mode} mode on {host}:{port}, lease {round(ttl * 1000)} ms, "
+        f"service.py: {mode} mode on {host}:{port}, {type(lock).__name__}, "
+        f"lease {round(ttl * 1000)} ms, "
         f"work {round(work * 1000)} ms",
         file=sys.stderr,
         flush=True,

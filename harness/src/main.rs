@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             BenchCommand::Detect(a) => bench::run::detect(a),
             BenchCommand::Backends(a) => bench::backends::run(a),
             BenchCommand::Service(a) => bench::service::run(a),
+            BenchCommand::Reproduce(a) => bench::reproduce::run(a),
         },
     };
     match result {

@@ -22,6 +22,11 @@ pub struct RunMeta {
     pub duration_ms: u64,
     /// The command line that reproduces the run.
     pub command: String,
+    /// The same command as words (`overbook`, `run`, then its options), written by the
+    /// runner from the run's configuration: what tools that repeat a run (`bench
+    /// reproduce`) rebuild it from, with no shell and no parsing of `command`. Empty for
+    /// runs of overbook versions before it, and for foreign histories.
+    pub argv: Vec<String>,
     /// When the run started (RFC 3339 or any sortable text the runner chooses).
     pub started_at: String,
     /// Further run parameters worth showing (lease TTL, injected latency, clients, ...).

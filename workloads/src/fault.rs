@@ -166,6 +166,36 @@ const TABLE: [FaultRow; 18] = [
          replica, which never had the lease"),
 ];
 
+/// What a fault needs of the run where the user chose nothing: most faults scale with
+/// the lease and need nothing ([`Fit::ANY`]); a fault whose strike takes a fixed time,
+/// or strikes one holder per window, declares here what lets it strike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fit {
+    /// How long the fault takes, once it strikes a holder at work, before a second client
+    /// can take the holder's lease: the holder's work (half its lease, see
+    /// `FaultParams::work_hold`) must outlast it, or the lease expires before the fault
+    /// completes and nothing overlaps. `None`: the fault's effect scales with the lease.
+    pub takes: Option<std::time::Duration>,
+    /// The fault strikes one holder per window: the hotel defaults to one room with a
+    /// calendar that never fills, so every user wants the struck lease (on a cold room
+    /// of five, nobody may ask for it before its holder is done).
+    pub one_room: bool,
+}
+
+impl Fit {
+    /// No needs: the run's own defaults fit.
+    pub const ANY: Fit = Fit {
+        takes: None,
+        one_room: false,
+    };
+}
+
+/// How long a Sentinel failover takes to hand a lease to a second client: the sentinels
+/// call the primary down after `down-after-milliseconds` (1 s, `nodes::topology`), agree
+/// and promote the replica (about 1 s), and a client that cannot reach the dead primary
+/// asks the sentinels again within 2 s (docs/locks.md).
+pub const FAILOVER_TAKES: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Every fault in table order, for designs that break under all of them.
 const EVERY: [Fault; TABLE.len()] = faults_of(&TABLE);
 
@@ -224,6 +254,21 @@ impl Fault {
                 | Fault::ClockJumpRedis
                 | Fault::FailoverRedis
         )
+    }
+
+    /// What the fault needs of the run's defaults to strike (see [`Fit`]).
+    pub fn fit(self) -> Fit {
+        match self {
+            Fault::FailoverRedis => Fit {
+                takes: Some(FAILOVER_TAKES),
+                one_room: true,
+            },
+            Fault::ClockJumpRedis => Fit {
+                takes: None,
+                one_room: true,
+            },
+            _ => Fit::ANY,
+        }
     }
 
     /// Whether the fault signals a server process (so needs a backend that owns it).

@@ -1,8 +1,12 @@
 //! An example booking service that overbook tests as a black box, written from the
 //! service contract alone: `GET /health`, `POST /bookings`, `DELETE /bookings/{id}` and
 //! `GET /bookings`, served on `$OVERBOOK_LISTEN`, storing bookings in Postgres
-//! (`$DATABASE_URL`) and locking rooms in Redis (`$REDIS_URL`). Stays are half-open:
-//! `[12-01, 12-03)` and `[12-03, 12-05)` of one room do not overlap.
+//! (`$DATABASE_URL`) and locking rooms in Redis: one Redis (`$REDIS_URL`), Sentinel
+//! (`$REDIS_SENTINEL_URL`, `$REDIS_MASTER_NAME`: ask the sentinel for the primary, ask
+//! again when it cannot be reached) or Redlock over every node of `$REDIS_URLS` (a lease
+//! is a majority of grants within its validity), whichever overbook gave
+//! (`--lock-service`). Stays are half-open: `[12-01, 12-03)` and `[12-03, 12-05)` of one
+//! room do not overlap.
 //!
 //! `BOOKING_MODE` picks the design.
 //!
@@ -136,8 +140,8 @@ enum Mode {
 struct Service {
     mode: Mode,
     pool: Pool,
-    /// `None` only in fixed mode without `REDIS_URL`: it then books without a lease.
-    redis: Option<ConnectionManager>,
+    /// `None` only in fixed mode without Redis: it then books without a lease.
+    locks: Option<Locks>,
     ttl: Duration,
     /// `BOOKING_WORK_MS`: the service's own work between the check and the insert.
     work: Duration,
@@ -186,6 +190,7 @@ enum Verdict {
 }
 
 /// The room's Redis lease: the key and the random value that proves it is ours.
+#[derive(Clone)]
 struct Lease {
     key: String,
     value: String,
@@ -274,14 +279,14 @@ impl Service {
     /// Redis failing → 503). Fixed mode: the lease only saves work, so without one the
     /// booking goes ahead and the database decides.
     async fn take_lease(&self, room: i64, trace: &mut Trace) -> Result<Option<Lease>, Verdict> {
-        let Some(redis) = &self.redis else {
+        let Some(locks) = &self.locks else {
             return Ok(None);
         };
-        match (self.mode, acquire(redis.clone(), room, self.ttl).await) {
-            (_, Ok(Some(lease))) => {
+        match (self.mode, locks.acquire(room, self.ttl).await) {
+            (_, Ok(Some((lease, validity)))) => {
                 trace.lock_key = Some(format!("room:{room}"));
                 trace.lock_acquired = Some(now_ns());
-                trace.lock_ttl_ms = Some(self.ttl.as_millis() as u64);
+                trace.lock_ttl_ms = Some((validity.as_millis() as u64).max(1));
                 Ok(Some(lease))
             }
             (Mode::Buggy, Ok(None)) => Err(Verdict::Taken(format!(
@@ -297,15 +302,10 @@ impl Service {
     /// before our reply comes back. A failed release only leaves the lease to expire.
     async fn release(&self, lease: Lease, trace: &mut Trace) {
         trace.lock_released = Some(now_ns());
-        let Some(redis) = &self.redis else {
+        let Some(locks) = &self.locks else {
             return;
         };
-        let released: Result<i64, _> = redis::Script::new(RELEASE)
-            .key(&lease.key)
-            .arg(&lease.value)
-            .invoke_async(&mut redis.clone())
-            .await;
-        if let Err(err) = released {
+        if let Err(err) = locks.release(&lease).await {
             eprintln!("releasing {}: {err}", lease.key);
         }
     }
@@ -392,33 +392,254 @@ async fn replay(
     }
 }
 
-/// `SET lock:room:<room> <random> NX PX <ttl>`, every 10 ms until granted or until
-/// [`LEASE_WAIT_LEASES`] leases have passed (`Ok(None)`: busy all along).
-async fn acquire(
-    mut redis: ConnectionManager,
-    room: i64,
-    ttl: Duration,
-) -> Result<Option<Lease>, redis::RedisError> {
-    let key = format!("lock:room:{room}");
-    let value = format!("{:032x}", rand::random::<u128>());
-    let deadline = tokio::time::Instant::now() + ttl * LEASE_WAIT_LEASES;
-    loop {
-        let granted: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&value)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .query_async(&mut redis)
+/// The lock service overbook gave (`--lock-service`), each reached as its own clients
+/// reach it.
+enum Locks {
+    /// One Redis (`REDIS_URL`).
+    Single(ConnectionManager),
+    /// Sentinel (`REDIS_SENTINEL_URL`, `REDIS_MASTER_NAME`).
+    Sentinel(Sentinel),
+    /// Redlock over every node of `REDIS_URLS`, in order.
+    Redlock(Vec<ConnectionManager>),
+}
+
+/// A Sentinel client: the lease is taken on the primary the sentinel names. A primary
+/// that fails (killed, failed over, demoted to a read-only replica) is forgotten and the
+/// sentinel asked again, until the wait for the lease ends: a failover then hands the
+/// waiters to the promoted replica.
+struct Sentinel {
+    sentinel: ConnectionManager,
+    /// The sentinel's address and credentials; every server of the topology shares the
+    /// password, so the primary's connection is this with the primary's address.
+    info: redis::ConnectionInfo,
+    master: String,
+    primary: std::sync::Mutex<Option<ConnectionManager>>,
+}
+
+impl Sentinel {
+    async fn primary(&self) -> Result<ConnectionManager, redis::RedisError> {
+        if let Some(p) = self.primary.lock().unwrap().clone() {
+            return Ok(p);
+        }
+        let (host, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.master)
+            .query_async(&mut self.sentinel.clone())
             .await?;
-        if granted.is_some() {
-            return Ok(Some(Lease { key, value }));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(LEASE_RETRY).await;
+        let info = self
+            .info
+            .clone()
+            .set_addr(redis::ConnectionAddr::Tcp(host, port));
+        let p = ConnectionManager::new_lazy_with_config(
+            redis::Client::open(info)?,
+            manager_config(Duration::from_secs(1)),
+        )?;
+        *self.primary.lock().unwrap() = Some(p.clone());
+        Ok(p)
     }
+
+    /// `f` on the primary; an error forgets it, so the next call asks the sentinel.
+    async fn on_primary<T>(
+        &self,
+        f: impl AsyncFnOnce(ConnectionManager) -> Result<T, redis::RedisError>,
+    ) -> Result<T, redis::RedisError> {
+        let result = f(self.primary().await?).await;
+        if result.is_err() {
+            *self.primary.lock().unwrap() = None;
+        }
+        result
+    }
+}
+
+/// Connects on first use and reconnects after a broken connection; a reply slower than
+/// `timeout` counts as Redis failing.
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+}
+
+/// `SET key value NX PX ttl`: whether it was granted.
+async fn set_nx(
+    mut conn: ConnectionManager,
+    lease: &Lease,
+    ttl: Duration,
+) -> Result<bool, redis::RedisError> {
+    let granted: Option<String> = redis::cmd("SET")
+        .arg(&lease.key)
+        .arg(&lease.value)
+        .arg("NX")
+        .arg("PX")
+        .arg((ttl.as_millis() as u64).max(1))
+        .query_async(&mut conn)
+        .await?;
+    Ok(granted.is_some())
+}
+
+/// Deletes the lease where it is still ours.
+async fn unlock(mut conn: ConnectionManager, lease: &Lease) -> Result<(), redis::RedisError> {
+    redis::Script::new(RELEASE)
+        .key(&lease.key)
+        .arg(&lease.value)
+        .invoke_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes the lease on every node at once, each within `timeout`; a node that cannot
+/// be reached expires the key by itself.
+async fn unlock_everywhere(nodes: &[ConnectionManager], lease: &Lease, timeout: Duration) {
+    let mut asked = tokio::task::JoinSet::new();
+    for node in nodes {
+        let (node, lease) = (node.clone(), lease.clone());
+        asked.spawn(async move { tokio::time::timeout(timeout, unlock(node, &lease)).await });
+    }
+    while asked.join_next().await.is_some() {}
+}
+
+/// How long a Redlock node gets to answer: a fifth of the lease, 5 ms to 1 s (small
+/// against the lease, as the specification asks, so a down node costs little).
+fn node_timeout(ttl: Duration) -> Duration {
+    (ttl / 5).clamp(Duration::from_millis(5), Duration::from_secs(1))
+}
+
+impl Locks {
+    /// The lock service in the environment overbook gave: Redlock over `REDIS_URLS`,
+    /// Sentinel at `REDIS_SENTINEL_URL`, else the one Redis at `REDIS_URL` (`None`: no
+    /// Redis at all).
+    fn from_env(ttl: Duration) -> Result<Option<Locks>, String> {
+        let client =
+            |name: &str, url: &str| redis::Client::open(url).map_err(|e| format!("{name}: {e}"));
+        let manager = |c: redis::Client, timeout| {
+            ConnectionManager::new_lazy_with_config(c, manager_config(timeout))
+                .map_err(|e| format!("redis: {e}"))
+        };
+        if let Ok(urls) = std::env::var("REDIS_URLS") {
+            let nodes = urls
+                .split(',')
+                .filter(|u| !u.is_empty())
+                .map(|u| manager(client("REDIS_URLS", u)?, node_timeout(ttl)))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(Some(Locks::Redlock(nodes)));
+        }
+        if let Ok(url) = std::env::var("REDIS_SENTINEL_URL") {
+            let c = client("REDIS_SENTINEL_URL", &url)?;
+            return Ok(Some(Locks::Sentinel(Sentinel {
+                info: c.get_connection_info().clone(),
+                sentinel: manager(c, Duration::from_secs(1))?,
+                master: std::env::var("REDIS_MASTER_NAME").unwrap_or_else(|_| "mymaster".into()),
+                primary: std::sync::Mutex::new(None),
+            })));
+        }
+        match std::env::var("REDIS_URL") {
+            Ok(url) => Ok(Some(Locks::Single(manager(
+                client("REDIS_URL", &url)?,
+                Duration::from_secs(1),
+            )?))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The room's lease and its validity, asking every 10 ms until granted or until
+    /// [`LEASE_WAIT_LEASES`] leases have passed (`Ok(None)`: busy all along).
+    async fn acquire(
+        &self,
+        room: i64,
+        ttl: Duration,
+    ) -> Result<Option<(Lease, Duration)>, redis::RedisError> {
+        let lease = Lease {
+            key: format!("lock:room:{room}"),
+            value: format!("{:032x}", rand::random::<u128>()),
+        };
+        let deadline = tokio::time::Instant::now() + ttl * LEASE_WAIT_LEASES;
+        loop {
+            let validity = match self {
+                Locks::Single(conn) => set_nx(conn.clone(), &lease, ttl).await?.then_some(ttl),
+                Locks::Sentinel(s) => {
+                    match s.on_primary(async |c| set_nx(c, &lease, ttl).await).await {
+                        Ok(granted) => granted.then_some(ttl),
+                        // The primary may be a failover away: ask again until the deadline.
+                        Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                        Err(_) => None,
+                    }
+                }
+                Locks::Redlock(nodes) => redlock_round(nodes, &lease, ttl, deadline).await?,
+            };
+            if let Some(v) = validity {
+                return Ok(Some((lease, v)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(LEASE_RETRY).await;
+        }
+    }
+
+    /// Deletes the lease wherever it is still ours.
+    async fn release(&self, lease: &Lease) -> Result<(), redis::RedisError> {
+        match self {
+            Locks::Single(conn) => unlock(conn.clone(), lease).await,
+            Locks::Sentinel(s) => s.on_primary(async |c| unlock(c, lease).await).await,
+            Locks::Redlock(nodes) => {
+                unlock_everywhere(nodes, lease, Duration::from_secs(1)).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One Redlock attempt (redis.io, "Distributed Locks with Redis"): `SET NX PX` on every
+/// node at once, each within [`node_timeout`]; held iff a majority granted it and the
+/// validity `ttl - elapsed - (ttl/100 + 2 ms)` is positive. Otherwise unlocks on every
+/// node (a grant whose reply was lost still holds) and returns `Ok(None)`, or the
+/// failure once the deadline passed with too few nodes answering. At once, not one
+/// after another: behind a node that times out, the users of one room would split the
+/// nodes between them round after round, and nobody would hold a majority.
+async fn redlock_round(
+    nodes: &[ConnectionManager],
+    lease: &Lease,
+    ttl: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Duration>, redis::RedisError> {
+    let quorum = nodes.len() / 2 + 1;
+    let began = tokio::time::Instant::now();
+    let mut asked = tokio::task::JoinSet::new();
+    for node in nodes {
+        let (node, lease) = (node.clone(), lease.clone());
+        asked.spawn(async move {
+            tokio::time::timeout(node_timeout(ttl), set_nx(node, &lease, ttl)).await
+        });
+    }
+    let (mut granted, mut failed) = (0, 0);
+    while let Some(answer) = asked.join_next().await {
+        match answer {
+            Ok(Ok(Ok(true))) => granted += 1,
+            Ok(Ok(Ok(false))) => {}
+            _ => failed += 1,
+        }
+    }
+    let drift = ttl / 100 + Duration::from_millis(2);
+    let validity = ttl
+        .checked_sub(began.elapsed())
+        .and_then(|v| v.checked_sub(drift))
+        .filter(|v| !v.is_zero());
+    if granted >= quorum {
+        if let Some(v) = validity {
+            return Ok(Some(v));
+        }
+    }
+    unlock_everywhere(nodes, lease, node_timeout(ttl)).await;
+    // Spread the retries, so clients that split the nodes between them do not split
+    // them again in lockstep.
+    tokio::time::sleep(LEASE_RETRY.mul_f64(rand::random::<f64>())).await;
+    if failed > nodes.len() - quorum && tokio::time::Instant::now() >= deadline {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "too few Redlock nodes answered",
+        )));
+    }
+    Ok(None)
 }
 
 /// `YYYY-MM-DD`, a day that exists.
@@ -607,29 +828,16 @@ async fn start() -> Result<(), String> {
         .map_err(|e| format!("postgres pool: {e}"))?;
     create_schema(&pool, mode).await?;
 
-    let redis = match std::env::var("REDIS_URL") {
-        Ok(url) => {
-            let client = redis::Client::open(url).map_err(|e| format!("REDIS_URL: {e}"))?;
-            // Connects on first use and reconnects after a broken connection. A reply
-            // slower than a second counts as Redis failing: buggy mode answers 503,
-            // fixed mode books without the lease.
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1)))
-                .set_number_of_retries(1);
-            Some(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| format!("redis: {e}"))?,
-            )
-        }
-        Err(_) if mode == Mode::Fixed => None,
-        Err(_) => return Err("REDIS_URL is not set (buggy mode locks in Redis)".into()),
-    };
+    // A lock service failing: buggy mode answers 503, fixed mode books without the lease.
+    let locks = Locks::from_env(ttl)?;
+    if locks.is_none() && mode == Mode::Buggy {
+        return Err("REDIS_URL is not set (buggy mode locks in Redis)".into());
+    }
 
     let service = Arc::new(Service {
         mode,
         pool,
-        redis,
+        locks,
         ttl,
         work,
     });

@@ -36,7 +36,7 @@ pub enum Command {
     /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
     /// From a failing run's directory, search for the smallest configuration that still
-    /// fails (fewer users, rooms, seconds, fault windows, one fault), within a budget.
+    /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
 }
 
@@ -116,6 +116,19 @@ pub enum BenchCommand {
     /// overbook's HTTP driver vs wrk, posting the same booking at the same concurrency to
     /// the same service (the Rust example, fixed mode, unless --service).
     Service(BenchServiceArgs),
+    /// A failing run's reproduce command, K times: how often it fails again, with its
+    /// Wilson 95% interval.
+    Reproduce(BenchReproduceArgs),
+}
+
+/// `overbook bench reproduce`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchReproduceArgs {
+    /// A failing run's directory (store/<test>/<stamp>); its meta.json holds the command.
+    pub dir: PathBuf,
+    /// How many times to run the command.
+    #[arg(long, default_value_t = 10)]
+    pub times: u32,
 }
 
 /// `overbook bench service`.
@@ -278,18 +291,23 @@ pub struct RunArgs {
     /// so an expired lease is taken over while the holder's write still runs).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-    /// Rooms in the hotel; a hot fifth of them gets most requests.
-    #[arg(long, default_value_t = 5)]
-    pub rooms: u64,
-    /// Days in the booking window (from 2026-12-01).
-    #[arg(long, default_value_t = 60)]
-    pub window_days: u32,
+    /// Rooms in the hotel; a hot fifth of them gets most requests (default 5; 1 under a
+    /// fault that strikes one lease holder a window, clock-jump-redis and failover-redis,
+    /// so every user wants the struck lease).
+    #[arg(long)]
+    pub rooms: Option<u64>,
+    /// Days in the booking window, from 2026-12-01 (default 60; 3650, a calendar that
+    /// never fills, where the hotel is one room).
+    #[arg(long)]
+    pub window_days: Option<u32>,
     /// Seed for every random choice (generator, nemesis); random when absent, always printed.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// The Redis lease length.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
-    pub lock_ttl: Duration,
+    /// The Redis lease length (default 500ms; 12s under failover-redis, whose failover
+    /// takes seconds: see docs/locks.md). A lease too short for a fault to strike is
+    /// refused.
+    #[arg(long, value_parser = parse_duration)]
+    pub lock_ttl: Option<Duration>,
     /// Latency added to every database round trip during a db-latency window, and how
     /// long slow-writes (and lost-renewal) hold each write.
     #[arg(long, default_value = "600ms", value_parser = parse_duration)]
@@ -399,8 +417,9 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServiceArgs {
     /// Test your own booking service: run CMD with `sh -c` (N replicas, see --replicas),
-    /// give it OVERBOOK_LISTEN, DATABASE_URL, REDIS_URL and OVERBOOK_LOCK_TTL_MS, drive it
-    /// over HTTP as docs/service.md says. Replaces --design.
+    /// give it OVERBOOK_LISTEN, DATABASE_URL, REDIS_URL and OVERBOOK_LOCK_TTL_MS (and
+    /// REDIS_SENTINEL_URL, REDIS_MASTER_NAME or REDIS_URLS with --lock-service sentinel or
+    /// redlock), drive it over HTTP as docs/service.md says. Replaces --design.
     #[arg(long, value_name = "CMD")]
     pub service: Option<String>,
     /// SQL applied to the run's empty database before the service starts.
@@ -686,8 +705,10 @@ mod tests {
         };
         assert_eq!(args.design, "lock-only");
         assert_eq!(args.faults, vec!["slow-writes".to_string()]);
-        assert_eq!(args.lock_ttl, Duration::from_millis(500));
         assert_eq!(args.db_latency, Duration::from_millis(600));
+        let (cfg, _) = crate::cli::run::config_from_args(&args).unwrap();
+        assert_eq!(cfg.lock_ttl, Duration::from_millis(500));
+        assert_eq!((cfg.rooms, cfg.window_days), (5, 60));
         assert_eq!(args.margin_warn, WarnFraction::DEFAULT);
     }
 

@@ -28,12 +28,6 @@ pub enum Expect {
 /// Builds the run's configuration from the command line, rejecting bad combinations with
 /// a message that says what to write instead.
 pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Expect>)> {
-    // Numbers first: a bad one is refused before anything (docker included) is asked.
-    check_ranges(args)?;
-    let design: DesignName = args
-        .design
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--design: {e}"))?;
     let mut faults = Vec::new();
     for f in &args.faults {
         let fault: Fault = f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}"))?;
@@ -41,6 +35,14 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
             faults.push(fault);
         }
     }
+    // Numbers first: a bad one is refused before anything (docker included) is asked,
+    // the values left out fitted to the faults (a lease a fault cannot strike refused).
+    let fitted = crate::cli::fit::fit(args, &faults)?;
+    check_ranges(args, &fitted)?;
+    let design: DesignName = args
+        .design
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--design: {e}"))?;
     let backend = match args.backend.as_str() {
         "local" => Backend::Local,
         "external" => match (&args.redis_url, &args.postgres_url) {
@@ -85,10 +87,6 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         Some("invalid") => Some(Expect::Invalid),
         Some(other) => bail!("--expect: {other:?} is neither valid nor invalid"),
     };
-    let worst_latency = args.db_latency.max(args.redis_latency);
-    let op_timeout = args
-        .op_timeout
-        .unwrap_or(Duration::from_secs(5) + worst_latency * 8);
     let seed = args.seed.unwrap_or_else(rand::random);
     let slow_sql = match args.slow_sql.as_deref() {
         None => None,
@@ -102,19 +100,19 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
         faults,
         time_limit: args.time_limit,
         concurrency: args.concurrency,
-        rooms: args.rooms,
-        window_days: args.window_days,
+        rooms: fitted.rooms,
+        window_days: fitted.window_days,
         seed,
-        lock_ttl: args.lock_ttl,
+        lock_ttl: fitted.lock_ttl,
         db_latency: args.db_latency,
         redis_latency: args.redis_latency,
-        client_pause: args.client_pause.unwrap_or(args.lock_ttl * 2),
+        client_pause: args.client_pause.unwrap_or(fitted.lock_ttl * 2),
         slow_sql,
-        // Windows scale with the lease: at the seed's 5 s lease and 6 s round trips a 4 s
-        // window would end before one slow statement did.
-        fault_for: args.fault_for.unwrap_or(args.lock_ttl * 8),
-        heal_for: args.heal_for.unwrap_or(args.lock_ttl * 4),
-        op_timeout,
+        // Windows scale with the lease (at the seed's 5 s lease and 6 s round trips a 4 s
+        // window would end before one slow statement did), or fit a fixed-time fault.
+        fault_for: fitted.fault_for,
+        heal_for: fitted.heal_for,
+        op_timeout: fitted.op_timeout,
         cancel_ratio: args.cancel_ratio,
         aim_at_free: workloads::generator::AIM_AT_FREE,
         rate: args.rate,
@@ -222,7 +220,7 @@ pub const MAX_ROOM_NIGHTS: u64 = 10_000_000;
 /// Range-checks every numeric flag of `overbook run`, naming the allowed range: a value
 /// outside it would be clamped, wrapped or would stall the run somewhere far from the
 /// command line.
-fn check_ranges(args: &RunArgs) -> anyhow::Result<()> {
+fn check_ranges(args: &RunArgs, fitted: &crate::cli::fit::Fitted) -> anyhow::Result<()> {
     let ms = |d: Duration| d.as_millis();
     let within = |flag: &str, v: Duration, lo: Duration, hi: Duration| -> anyhow::Result<()> {
         if v < lo || v > hi {
@@ -244,24 +242,24 @@ fn check_ranges(args: &RunArgs) -> anyhow::Result<()> {
             args.concurrency
         );
     }
-    if !(1..=MAX_ROOMS).contains(&args.rooms) {
+    if !(1..=MAX_ROOMS).contains(&fitted.rooms) {
         bail!(
             "--rooms {} is out of range: allowed 1 to {MAX_ROOMS}",
-            args.rooms
+            fitted.rooms
         );
     }
-    if !(7..=MAX_WINDOW_DAYS).contains(&args.window_days) {
+    if !(7..=MAX_WINDOW_DAYS).contains(&fitted.window_days) {
         bail!(
             "--window-days {} is out of range: allowed 7 (stays are 1 to 7 nights) to {MAX_WINDOW_DAYS}",
-            args.window_days
+            fitted.window_days
         );
     }
-    if args.rooms * u64::from(args.window_days) > MAX_ROOM_NIGHTS {
+    if fitted.rooms * u64::from(fitted.window_days) > MAX_ROOM_NIGHTS {
         bail!(
             "--rooms {} x --window-days {} is {} room-nights: allowed at most {MAX_ROOM_NIGHTS}",
-            args.rooms,
-            args.window_days,
-            args.rooms * u64::from(args.window_days)
+            fitted.rooms,
+            fitted.window_days,
+            fitted.rooms * u64::from(fitted.window_days)
         );
     }
     if !(0.0..=1.0).contains(&args.cancel_ratio) {
@@ -277,7 +275,7 @@ fn check_ranges(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     within("--time-limit", args.time_limit, MS, DAY)?;
-    within("--lock-ttl", args.lock_ttl, MS, HOUR)?;
+    within("--lock-ttl", fitted.lock_ttl, MS, HOUR)?;
     within("--db-latency", args.db_latency, Duration::ZERO, HOUR)?;
     within("--redis-latency", args.redis_latency, Duration::ZERO, HOUR)?;
     if let Some(d) = args.client_pause {

@@ -615,6 +615,12 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
         seed: Some(cfg.seed),
         duration_ms: test_time.as_millis() as u64,
         command: cfg.command.clone(),
+        // The words of the command this process just wrote (shell-quoted where needed),
+        // so they split back exactly; a command that is not `overbook run` (a test's
+        // placeholder) has none.
+        argv: crate::shrink::command::RunCommand::parse(&cfg.command)
+            .map(|c| c.words().to_vec())
+            .unwrap_or_default(),
         started_at: dir.stamp.clone(),
         params,
         interrupted: false,

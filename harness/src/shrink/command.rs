@@ -33,6 +33,15 @@ impl RunCommand {
         Ok(RunCommand(words))
     }
 
+    /// A command from its words (a run's `meta.json` `argv`), checked to be `overbook
+    /// run`.
+    pub fn from_words(words: Vec<String>) -> Result<RunCommand, CommandError> {
+        if words.len() < 2 || words[0] != "overbook" || words[1] != "run" {
+            return Err(CommandError::NotARun(words.join(" ")));
+        }
+        Ok(RunCommand(words))
+    }
+
     /// The words, `overbook` first.
     pub fn words(&self) -> &[String] {
         &self.0

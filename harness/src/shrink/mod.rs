@@ -5,7 +5,8 @@
 //! candidate is a real run, so a candidate is judged by how often it fails over a few
 //! seeds, never by one lucky try. The search is greedy, one knob at a time, cheapest
 //! first: the run's length and its fault windows (every later try is faster for it),
-//! then the faults (the single one that matters), then users, then rooms. For each knob
+//! then the faults (the single one that matters), then rooms (one room makes every user
+//! contend for one lock), then users. For each knob
 //! the smallest value is tried first (an aimed fault usually still fails there), and
 //! when it does not fail, a binary search between it and the current value.
 //!
@@ -216,66 +217,12 @@ fn time_for(faults: usize, fault_for: Duration, heal_for: Duration) -> Duration 
 /// Runs `overbook shrink`.
 pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
-    if !dir.is_dir() {
-        bail!(
-            "{} is not a directory: give a run directory (store/<test>/<stamp>)",
-            dir.display()
-        );
-    }
+    let meta = failing_run(dir)?;
     let meta_path = dir.join(crate::store::META);
-    let results_path = dir.join(crate::store::RESULTS);
-    if !meta_path.is_file() || !results_path.is_file() {
-        bail!(
-            "{} is not a run directory: it has no {} and {} (give store/<test>/<stamp> of an `overbook run`)",
-            dir.display(),
-            crate::store::META,
-            crate::store::RESULTS
-        );
-    }
-    let meta: reports::RunMeta = serde_json::from_slice(
-        &std::fs::read(&meta_path)
-            .with_context(|| format!("cannot read {}", meta_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run's meta.json", meta_path.display()))?;
-    let results: Results = serde_json::from_slice(
-        &std::fs::read(&results_path)
-            .with_context(|| format!("cannot read {}", results_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a run's results.json", results_path.display()))?;
-    match results.validity {
-        Validity::Invalid => {}
-        Validity::Valid => bail!(
-            "{} is a valid run: nothing failed, so there is nothing to shrink",
-            dir.display()
-        ),
-        Validity::Unknown => bail!(
-            "{} has no verdict (unknown: it did not test what it claims): there is no failure to shrink",
-            dir.display()
-        ),
-    }
-    if meta.interrupted {
-        bail!(
-            "{} was interrupted (Ctrl-C): its command does not describe what ran",
-            dir.display()
-        );
-    }
     let base = RunCommand::parse(&meta.command)
         .map_err(|e| anyhow::anyhow!("{}: {e}", meta_path.display()))?;
-    let cli = crate::cli::Cli::try_parse_from(base.words()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: the reproduce command does not parse: {}",
-            meta_path.display(),
-            e.to_string().trim()
-        )
-    })?;
-    let crate::cli::Command::Run(run_args) = cli.command else {
-        bail!(
-            "{}: the reproduce command is not `overbook run`",
-            meta_path.display()
-        );
-    };
-    trust(dir, &command::foreign_inputs(&run_args), args.trust_run)?;
-    let (cfg, _) = crate::cli::run::config_from_args(&run_args)?;
+    let (cfg, foreign) = run_config(&base, &meta_path)?;
+    trust(dir, &foreign, args.trust_run)?;
     if !(1..=1000).contains(&args.tries) {
         bail!("--tries {} is out of range: allowed 1 to 1000", args.tries);
     }
@@ -379,16 +326,10 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // 3. Fewer users, 4. fewer rooms.
-    let users: Vec<Candidate> = ladder(MIN_USERS as u64, best.0.users as u64)
-        .into_iter()
-        .map(|u| Candidate {
-            users: u as usize,
-            ..best.0.clone()
-        })
-        .collect();
-    let found = search.smallest(users);
-    accept(&mut best, found);
+    // 3. Fewer rooms, 4. fewer users. Rooms first: one room puts every user on one
+    //    lock, so a held write is always met by a user waiting for its lease, and the
+    //    users step is then judged where the race is certain rather than on a hotel
+    //    where two users may spend a whole window on different rooms.
     let rooms: Vec<Candidate> = ladder(1, best.0.rooms)
         .into_iter()
         .map(|r| Candidate {
@@ -397,6 +338,15 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let found = search.smallest(rooms);
+    accept(&mut best, found);
+    let users: Vec<Candidate> = ladder(MIN_USERS as u64, best.0.users as u64)
+        .into_iter()
+        .map(|u| Candidate {
+            users: u as usize,
+            ..best.0.clone()
+        })
+        .collect();
+    let found = search.smallest(users);
     accept(&mut best, found);
 
     // 5. What is left of the budget measures the result's rate better ("fails 10/10"),
@@ -461,7 +411,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
 /// Refuses to replay `inputs` (what the run directory's command would execute or
 /// connect to) unless the user trusts them: `--trust-run`, or a yes typed on a terminal
 /// after seeing each one. Shown escaped: they are someone else's words.
-fn trust(
+pub fn trust(
     dir: &std::path::Path,
     inputs: &[(&'static str, String)],
     trusted: bool,
@@ -492,6 +442,81 @@ fn trust(
         bail!("not trusted: nothing was run");
     }
     bail!("{shown}a run directory is someone else's input: check these, then give --trust-run to run them")
+}
+
+/// The meta of the failing run in `dir`: refuses a directory that is not a run, a run
+/// that did not fail (valid, or without a verdict), and an interrupted one (its command
+/// does not describe what ran). What `shrink` and `bench reproduce` start from.
+pub fn failing_run(dir: &std::path::Path) -> anyhow::Result<reports::RunMeta> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory: give a run directory (store/<test>/<stamp>)",
+            dir.display()
+        );
+    }
+    let meta_path = dir.join(crate::store::META);
+    let results_path = dir.join(crate::store::RESULTS);
+    if !meta_path.is_file() || !results_path.is_file() {
+        bail!(
+            "{} is not a run directory: it has no {} and {} (give store/<test>/<stamp> of an `overbook run`)",
+            dir.display(),
+            crate::store::META,
+            crate::store::RESULTS
+        );
+    }
+    let meta: reports::RunMeta = serde_json::from_slice(
+        &std::fs::read(&meta_path)
+            .with_context(|| format!("cannot read {}", meta_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run's meta.json", meta_path.display()))?;
+    let results: Results = serde_json::from_slice(
+        &std::fs::read(&results_path)
+            .with_context(|| format!("cannot read {}", results_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a run's results.json", results_path.display()))?;
+    match results.validity {
+        Validity::Invalid => {}
+        Validity::Valid => bail!(
+            "{} is a valid run: nothing failed, so there is nothing to shrink or reproduce",
+            dir.display()
+        ),
+        Validity::Unknown => bail!(
+            "{} has no verdict (unknown: it did not test what it claims): there is no failure to shrink or reproduce",
+            dir.display()
+        ),
+    }
+    if meta.interrupted {
+        bail!(
+            "{} was interrupted (Ctrl-C): its command does not describe what ran",
+            dir.display()
+        );
+    }
+    Ok(meta)
+}
+
+/// The configuration `command` runs, as `overbook run` would build it, with what it
+/// would execute or connect to beyond overbook's own servers ([`command::foreign_inputs`],
+/// for [`trust`]); `whence` (the meta it came from) names it in errors. Building it runs
+/// nothing.
+pub fn run_config(
+    command: &RunCommand,
+    whence: &std::path::Path,
+) -> anyhow::Result<(crate::run::RunConfig, Vec<(&'static str, String)>)> {
+    let cli = crate::cli::Cli::try_parse_from(command.words()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the reproduce command does not parse: {}",
+            whence.display(),
+            e.to_string().trim()
+        )
+    })?;
+    let crate::cli::Command::Run(run_args) = cli.command else {
+        bail!(
+            "{}: the reproduce command is not `overbook run`",
+            whence.display()
+        );
+    };
+    let foreign = command::foreign_inputs(&run_args);
+    Ok((crate::cli::run::config_from_args(&run_args)?.0, foreign))
 }
 
 /// Whether `c` is a configuration `overbook run` accepts (every fault has a window).

@@ -118,7 +118,7 @@ fn processes_writing_into(dir: &Path) -> Vec<(i32, String)> {
 }
 
 /// The `fire-<fault>` events of a history, as their details.
-fn firings(h: &History, fault: Fault) -> Vec<serde_json::Value> {
+pub(crate) fn firings(h: &History, fault: Fault) -> Vec<serde_json::Value> {
     let f = format!("fire-{fault}");
     h.ops()
         .iter()
@@ -128,7 +128,7 @@ fn firings(h: &History, fault: Fault) -> Vec<serde_json::Value> {
 }
 
 /// The strike a fault logged after a held INSERT: its firing detail.
-fn strike(h: &History, fault: Fault, action: &str) -> serde_json::Value {
+pub(crate) fn strike(h: &History, fault: Fault, action: &str) -> serde_json::Value {
     let fired = firings(h, fault);
     fired
         .iter()
@@ -181,6 +181,54 @@ async fn sentinel_lock_only_is_caught_by_failover_redis() {
     let killed = strike(&h, Fault::FailoverRedis, "killed");
     assert_eq!(killed["kind"], "failover", "{killed}");
     assert_caught(&r);
+}
+
+/// docs/locks.md's one-liner, with no other flag than a shorter run: the failover's own
+/// defaults (a 12 s lease, one window holding the struck work and the failover, one room)
+/// make the lock fail every time, and lock-only trusts its lock. A lease the failover
+/// cannot strike is refused before anything starts, with one that works.
+#[test]
+fn sentinel_one_liner_catches_lock_only_under_failover_by_default() {
+    use crate::matrix::{overbook, show};
+    let store = store().join("one-liner");
+    let store_s = store.to_str().unwrap();
+    let line = [
+        "run",
+        "--lock-service",
+        "sentinel",
+        "--fault",
+        "failover-redis",
+        "--design",
+        "lock-only",
+    ];
+    let out = overbook(
+        &[
+            &line[..],
+            &["--time-limit", "12s", "--quiet", "--store", store_s],
+        ]
+        .concat(),
+    );
+    let dir = std::fs::read_link(store.join("latest"))
+        .map(|l| store.join(l))
+        .unwrap_or_else(|e| panic!("no run dir ({e})\n{}", show(&out)));
+    let r: Results =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let file = std::fs::File::open(dir.join("history.jsonl")).unwrap();
+    let h = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+    assert_nothing_left_running(&dir);
+    let killed = strike(&h, Fault::FailoverRedis, "killed");
+    assert_eq!(killed["kind"], "failover", "{killed}");
+    assert_caught(&r);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+
+    let out = overbook(&[&line[..], &["--lock-ttl", "500ms", "--store", store_s]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--lock-ttl 500ms is too short for failover-redis")
+            && err.contains("--lock-ttl 12000ms"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

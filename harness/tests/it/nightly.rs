@@ -310,40 +310,58 @@ fn a_repeat_whose_expectation_holds_in_some_runs_only_is_flaky() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The story with a race that happens on purpose: slow-writes holds every write of its
+/// window for 1.5 s, three leases, so a user waiting for a room's lock takes it over
+/// while the first holder's INSERT is still held. Whether the two also want the same
+/// nights is a rate (the generator aims at the earliest free night, most of the time), so
+/// the verdict is the lock's failure (`--strict-lock`: lock-only trusts the lock alone).
+/// No cancels and a calendar that never fills keep every op a booking: on one room every
+/// user waits on that room's lock, and every run fails.
+const CERTAIN_RACE: [&str; 14] = [
+    "run",
+    "--design",
+    "lock-only",
+    "--fault",
+    "slow-writes",
+    "--window-days",
+    "3650",
+    "--cancel-ratio",
+    "0",
+    "--strict-lock",
+    "--db-latency",
+    "1500ms",
+    "--fault-for",
+    "3500ms",
+];
+
 #[test]
 fn shrink_finds_a_smaller_run_that_fails_again() {
     let dir = scratch("shrink");
     let store = dir.join("store");
     let store_s = store.to_str().unwrap();
-    // The story, smaller, with a wide race: slow-writes holds every write of its
-    // window for 1.5 s, three leases, so a user who takes over an expired lease has a
-    // whole second to check availability before the first one's insert commits (the
-    // story's own 600 ms against a 500 ms lease leaves 100 ms, which a loaded machine
-    // can eat); the window (3.5 s) has room for several such takeovers per room.
-    let out = overbook(&[
-        "run",
-        "--design",
-        "lock-only",
-        "--fault",
-        "slow-writes",
-        "--time-limit",
-        "6s",
-        "--concurrency",
-        "6",
-        "--rooms",
-        "3",
-        "--db-latency",
-        "1500ms",
-        "--fault-for",
-        "3500ms",
-        "--heal-for",
-        "500ms",
-        "--seed",
-        "1",
-        "--quiet",
-        "--store",
-        store_s,
-    ]);
+    // The story, smaller, on three rooms and six users; shrink tries rooms before users,
+    // so each smaller candidate has one room and fails every time: 1 room, then 2 users.
+    let out = overbook(
+        &[
+            &CERTAIN_RACE[..],
+            &[
+                "--time-limit",
+                "6s",
+                "--concurrency",
+                "6",
+                "--rooms",
+                "3",
+                "--heal-for",
+                "500ms",
+                "--seed",
+                "1",
+                "--quiet",
+                "--store",
+                store_s,
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -382,8 +400,8 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
         let i = words.iter().position(|w| *w == flag).unwrap();
         words[i + 1].parse().unwrap()
     };
-    assert!(value("--concurrency") < 6, "{command}");
-    assert!(value("--rooms") < 3, "{command}");
+    assert_eq!(value("--rooms"), 1, "{command}");
+    assert_eq!(value("--concurrency"), 2, "{command}");
     assert!(text.contains("fails "), "{text}");
     let report = text
         .lines()
@@ -438,4 +456,62 @@ fn shrink_finds_a_smaller_run_that_fails_again() {
         show(&out)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `bench reproduce` reruns a failing run's command from its meta's words (no shell) and
+/// prints the re-detection rate with its interval; a meta without those words, from an
+/// older overbook, is refused rather than guessed at.
+#[test]
+fn bench_reproduce_reruns_the_command_and_prints_the_rate() {
+    let dir = scratch("reproduce");
+    let store = dir.join("store");
+    // The shrink test's smallest run: one room, two users. It fails every time.
+    let out = overbook(
+        &[
+            &CERTAIN_RACE[..],
+            &[
+                "--time-limit",
+                "5s",
+                "--concurrency",
+                "2",
+                "--rooms",
+                "1",
+                "--heal-for",
+                "250ms",
+                "--quiet",
+                "--store",
+                store.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let run_dir = std::fs::read_link(store.join("latest"))
+        .map(|l| store.join(l))
+        .unwrap();
+    let out = overbook(&[
+        "bench",
+        "reproduce",
+        run_dir.to_str().unwrap(),
+        "--times",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert!(text.contains("re-detected 2/2 (100%, 95% CI "), "{text}");
+    assert!(run_dir.join("reproduce/store").is_dir(), "{text}");
+
+    // An older meta.json, without argv.
+    let meta_path = run_dir.join("meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("argv");
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let out = overbook(&["bench", "reproduce", run_dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no argv"),
+        "{}",
+        show(&out)
+    );
 }

@@ -56,6 +56,7 @@ fn seed_run(dir: &Path) {
             ("db-latency".to_string(), "600ms".to_string()),
         ]
         .into(),
+        argv: Vec::new(),
         interrupted: false,
     };
     std::fs::write(

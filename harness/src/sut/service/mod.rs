@@ -29,7 +29,7 @@ use std::time::Duration;
 use checkers::{BookingRow, Date, OpType, OpValue};
 use hyper::Method;
 use serde_json::{json, Value};
-use workloads::{Outcome, Request, RunClock};
+use workloads::{LockService, Outcome, Request, RunClock};
 
 pub use replica::Replicas;
 pub use trace::HANDLE_BASE;
@@ -154,6 +154,41 @@ pub struct ServiceSystem {
     read_hung: Mutex<Option<String>>,
 }
 
+/// What a service needs to reach every node of the lock service, beside `REDIS_URL`
+/// (node 0): under Sentinel one sentinel through its proxy and the monitored name
+/// (`REDIS_SENTINEL_URL`, `REDIS_MASTER_NAME`), under Redlock all five nodes, each
+/// through its own proxy (`REDIS_URLS`, comma-separated, node order). A service handed
+/// only node 0 could not run the topology at all, and a fault on another node would
+/// strike nothing of it.
+fn lock_service_env(cluster: &Cluster) -> Vec<(String, String)> {
+    match cluster.topology.service() {
+        LockService::Single => vec![],
+        LockService::Sentinel => cluster
+            .topology
+            .sentinels()
+            .first()
+            .map(|s| {
+                vec![
+                    ("REDIS_SENTINEL_URL".to_string(), s.service_url(None)),
+                    (
+                        "REDIS_MASTER_NAME".to_string(),
+                        crate::nodes::topology::MASTER_NAME.to_string(),
+                    ),
+                ]
+            })
+            .unwrap_or_default(),
+        LockService::Redlock => vec![(
+            "REDIS_URLS".to_string(),
+            cluster
+                .lock_nodes()
+                .iter()
+                .map(|n| n.service_url(None))
+                .collect::<Vec<_>>()
+                .join(","),
+        )],
+    }
+}
+
 impl ServiceSystem {
     /// Plans the service for one run; nothing starts until [`System::setup`].
     pub fn new(
@@ -166,7 +201,7 @@ impl ServiceSystem {
         keep: bool,
     ) -> Result<ServiceSystem, SutError> {
         let dbname = scratch::fresh_name();
-        let env = vec![
+        let mut env = vec![
             (
                 "DATABASE_URL".to_string(),
                 cluster.postgres.service_url(Some(&dbname)),
@@ -177,6 +212,7 @@ impl ServiceSystem {
                 lock_ttl.as_millis().to_string(),
             ),
         ];
+        env.extend(lock_service_env(cluster));
         let dir = match &spec.dir {
             Some(d) => d.clone(),
             None => std::env::current_dir().map_err(|e| setup_error(e.to_string()))?,

@@ -1,0 +1,92 @@
+//! `overbook bench reproduce RUN_DIR --times K`: how often a failing run's printed
+//! reproduce command catches the failure again. DESIGN.md's bar: at least 95%.
+//!
+//! The command is rebuilt from the run's structured meta (`meta.json` `argv`, the words
+//! the runner wrote), never by handing a string from the run directory to a shell: a run
+//! directory may come from anywhere. Each try is a child `overbook run` with exactly
+//! those words (its own store under `RUN_DIR/reproduce/`), as shrink runs its
+//! candidates. A run of a service under test (`--service CMD`) is refused: repeating it
+//! would run a shell command read from the run directory.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use reports::summary::Rate;
+
+use crate::cli::BenchReproduceArgs;
+use crate::shrink::candidate::{run_once, Tally, Try};
+use crate::shrink::command::RunCommand;
+
+/// Runs `overbook bench reproduce`.
+pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.dir;
+    let meta = crate::shrink::failing_run(dir)?;
+    if !(1..=1000).contains(&args.times) {
+        bail!("--times {} is out of range: allowed 1 to 1000", args.times);
+    }
+    if meta.argv.is_empty() {
+        bail!(
+            "{}: meta.json has no argv (written by an older overbook): rerun its command \
+             yourself, or make the run again with this version",
+            dir.display()
+        );
+    }
+    let command = RunCommand::from_words(meta.argv.clone())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    if command.get("--service").is_some() {
+        bail!(
+            "{}: a run of a service under test repeats a shell command read from the run \
+             directory; run its reproduce command yourself if you trust it",
+            dir.display()
+        );
+    }
+    let (cfg, foreign) = crate::shrink::run_config(&command, &dir.join(crate::store::META))?;
+    // Images, external URLs, a schema: someone else's choice, shown and asked for as
+    // shrink does (no --trust-run here: a terminal's yes, else refused).
+    crate::shrink::trust(dir, &foreign, false)?;
+    let work = dir.join("reproduce");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
+    let deadline = cfg.time_limit * 2 + Duration::from_secs(60);
+    println!("bench reproduce: {} times", args.times);
+    println!("  {command}");
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    for i in 1..=args.times {
+        let log = work.join(format!("try-{i}.log"));
+        let t = run_once(
+            &exe,
+            &command,
+            cfg.seed,
+            &work.join("store"),
+            &log,
+            deadline,
+        );
+        let said = match &t {
+            Try::Failed { .. } => "fails again".to_string(),
+            Try::Passed => "passes".to_string(),
+            Try::NoVerdict(why) => format!("no verdict ({why})"),
+        };
+        // stderr, one line each, as shrink does: a CI log shows the bench moving.
+        eprintln!(
+            "reproduce [{:>4.0}s] try {i}/{}: {said}",
+            started.elapsed().as_secs_f64(),
+            args.times
+        );
+        tally.add(t);
+    }
+    let rate = Rate::wilson(u64::from(tally.failed), u64::from(tally.decided()));
+    println!(
+        "re-detected {}{}; {:.0} s in all",
+        rate.describe(),
+        if tally.no_verdict > 0 {
+            format!(", {} more without a verdict", tally.no_verdict)
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
