@@ -60,6 +60,9 @@ pub struct Notice<'h> {
     pub request: Option<&'h str>,
     /// The booking id it names, in the history's terms, if any.
     pub booking: Option<u64>,
+    /// The message's own id (`detail.id`), if it has one: its idempotency key, so a
+    /// redelivery of one message is not a second message.
+    pub id: Option<String>,
 }
 
 /// The notifications of a history: the usable ones in order, and how many the sink
@@ -135,12 +138,18 @@ fn notice(op: &Op) -> Option<Notice<'_>> {
     if request.is_none() && booking.is_none() {
         return None;
     }
+    let id = detail.and_then(|d| d.get("id")).and_then(|i| match i {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
     Some(Notice {
         index: op.index,
         time: op.time,
         kind,
         request,
         booking,
+        id,
     })
 }
 
@@ -265,7 +274,9 @@ impl Checker for ToldIsTrue {
 
 /// At most one `confirmed` notification per request key (a booking id when the message
 /// names no request): a retried request, or an outbox that redelivers, must not tell the
-/// guest twice.
+/// guest twice. Arrivals carrying the same message `id` are one message delivered again
+/// (an at-least-once outbox resending after a crash, to a mailer that honours the id as
+/// an idempotency key); messages without an `id` each count.
 pub struct ToldOnce;
 
 impl Checker for ToldOnce {
@@ -290,7 +301,10 @@ impl Checker for ToldOnce {
                 Some(r) => (Some(r), None),
                 None => (None, n.booking),
             };
-            by_key.entry(key).or_default().push(n);
+            let same = by_key.entry(key).or_default();
+            if n.id.is_none() || !same.iter().any(|m| m.id == n.id) {
+                same.push(n);
+            }
         }
         let anomalies = by_key
             .values()
@@ -573,6 +587,20 @@ mod tests {
         assert_eq!(r.validity, Validity::Invalid);
         assert_eq!(r.anomalies[0].ops, vec![2, 3]);
         assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
+    }
+
+    #[test]
+    fn a_redelivery_of_one_message_id_is_told_once_but_two_ids_are_twice() {
+        let told = |id: &str| {
+            format!(
+                r#"{{"process":"nemesis","type":"info","f":"notify","value":{{"request":"r-1","detail":{{"kind":"confirmed","request":"r-1","id":"{id}"}}}}}}"#
+            )
+        };
+        let (a, b) = (told("m-1"), told("m-2"));
+        let h = history(&[BOOK_R1, OK_R1, &a, &a, READ, READ_R1]);
+        assert_eq!(ToldOnce.check(&h).validity, Validity::Valid);
+        let h = history(&[BOOK_R1, OK_R1, &a, &b, READ, READ_R1]);
+        assert_eq!(ToldOnce.check(&h).validity, Validity::Invalid);
     }
 
     #[test]
