@@ -116,9 +116,8 @@ fn fired(h: &History) -> Vec<String> {
 }
 
 /// db-latency on a one-room hotel: every round trip (400 ms) is four leases (100 ms).
-async fn caught_under_db_latency(example: Example) {
-    let spec = ServiceSpec::new(command(example, "buggy", 0));
-    let cfg = RunConfig {
+fn db_latency_config(spec: ServiceSpec) -> RunConfig {
+    RunConfig {
         rooms: 1,
         concurrency: 12,
         lock_ttl: Duration::from_millis(100),
@@ -127,8 +126,12 @@ async fn caught_under_db_latency(example: Example) {
         heal_for: Duration::from_millis(300),
         time_limit: Duration::from_secs(10),
         ..config(spec, &[Fault::DbLatency], 1)
-    };
-    let (r, h) = run_checked(cfg).await;
+    }
+}
+
+async fn caught_under_db_latency(example: Example) {
+    let spec = ServiceSpec::new(command(example, "buggy", 0));
+    let (r, h) = run_checked(db_latency_config(spec)).await;
     assert!(fired(&h).iter().filter(|f| *f == "db-latency").count() >= 3);
     assert_eq!(
         checker(&r, "no-double-booking").validity,
@@ -703,7 +706,7 @@ CREATE TABLE bookings (
 /// replays the booking without sending again. `kill-service` would make one only when
 /// the kill lands between the e-mail and the COMMIT: luck. What makes it certain is a
 /// commit-time conflict: the buggy mode's lease race (the `db-latency` setting of
-/// [`caught_under_db_latency`]: every round trip outlasts four leases, so users of the
+/// [`db_latency_config`]: every round trip outlasts four leases, so users of the
 /// one room take the lease over in turn while the first is still between its check and
 /// its COMMIT) against a schema whose exclusion constraint is deferred to COMMIT. The
 /// second writer INSERTs, e-mails "confirmed" (the bug: before COMMIT), then its COMMIT
@@ -717,17 +720,7 @@ async fn buggy_python_example_tells_guests_of_bookings_whose_commit_failed() {
         schema: Some(schema),
         ..ServiceSpec::new(command(Example::Python, "buggy", 0))
     };
-    let cfg = RunConfig {
-        rooms: 1,
-        concurrency: 12,
-        lock_ttl: Duration::from_millis(100),
-        db_latency: Duration::from_millis(400),
-        fault_for: Duration::from_secs(2),
-        heal_for: Duration::from_millis(300),
-        time_limit: Duration::from_secs(10),
-        ..config(spec, &[Fault::DbLatency], 1)
-    };
-    let (r, h) = run_checked(cfg).await;
+    let (r, h) = run_checked(db_latency_config(spec)).await;
     assert!(notifications(&h) > 0, "the service sent nothing");
     let told = checker(&r, "told-is-true");
     assert_eq!(told.validity, Validity::Invalid, "{}", describe(&r));
@@ -735,7 +728,8 @@ async fn buggy_python_example_tells_guests_of_bookings_whose_commit_failed() {
         .anomalies
         .iter()
         .all(|a| a.message.starts_with("phantom confirmation") && a.ops.len() >= 2));
-    // Sent before COMMIT every time, whether or not the COMMIT then failed.
+    // Sent before COMMIT was even sent, every time, whether or not it then failed:
+    // reported (informational), whatever the acknowledgement's delay.
     assert_eq!(
         checker(&r, "told-after-commit").validity,
         Validity::Invalid,
@@ -769,12 +763,7 @@ async fn fixed_python_example_tells_each_guest_once_after_commit_under_lost_comm
         "lost-commit-ack never struck"
     );
     assert!(notifications(&h) > 0, "the service sent nothing");
-    for name in [
-        "told-is-true",
-        "told-once",
-        "told-eventually",
-        "told-after-commit",
-    ] {
+    for name in ["told-is-true", "told-once", "told-eventually"] {
         assert_eq!(
             checker(&r, name).validity,
             Validity::Valid,
@@ -782,5 +771,13 @@ async fn fixed_python_example_tells_each_guest_once_after_commit_under_lost_comm
             describe(&r)
         );
     }
+    // Informational: it looked (traced commits and notifications), but whether the
+    // worker beat a commit's acknowledgement is the scheduler's business, not a verdict.
+    assert_ne!(
+        checker(&r, "told-after-commit").validity,
+        Validity::Unknown,
+        "{}",
+        describe(&r)
+    );
     assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
 }
