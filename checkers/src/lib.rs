@@ -30,6 +30,7 @@ pub mod synth;
 pub mod text;
 
 pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFractionError};
+pub use checks::told::NOTIFY;
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
 pub use header::{Guard, RunHeader};

@@ -31,6 +31,24 @@ so in the same timeline A's INSERT fails with 23P01 and A answers 409, whatever
 the lease did. The lease is still taken, as an optimisation (users of one room
 queue in Redis instead of colliding in Postgres), but nothing depends on it:
 when Redis is down or the lease stays busy, the booking goes ahead without it.
+
+Telling the guest. When OVERBOOK_NOTIFY_URL is set, every booking also e-mails
+its guest "confirmed", by POSTing {"kind": "confirmed", "booking": ID,
+"request": KEY} there (docs/service.md, "Telling the guest"). Without the
+variable nothing is sent and nothing below changes.
+
+buggy sends it from the request path as soon as the INSERT returns an id, before
+COMMIT: should the COMMIT then fail (a conflict found at commit time, a crash,
+a lost connection), the guest holds a confirmation of a booking that does not
+exist, a phantom.
+
+fixed writes an outbox row in the booking's own transaction, so the row exists
+exactly when the booking does, and a worker thread per replica delivers it
+after the commit: it claims unsent rows (FOR UPDATE SKIP LOCKED, so two
+replicas never send one row at once), POSTs each and marks it sent in the same
+transaction. Delivery is at least once: a worker that dies between the POST
+and its COMMIT sends that row again, under the same message id (its
+idempotency key), so the guest still gets one message.
 """
 
 import datetime
@@ -42,6 +60,8 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,6 +117,32 @@ DO $$ BEGIN
     END IF;
 END $$;
 """
+
+# The fixed design's outbox: one row per message owed to a guest, written in
+# the transaction that makes it true.
+SCHEMA_OUTBOX = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    booking bigint NOT NULL,
+    request text NOT NULL,
+    sent boolean NOT NULL DEFAULT false,
+    UNIQUE (kind, booking));
+"""
+
+OUTBOX_ADD = """
+INSERT INTO outbox (kind, booking, request) VALUES ('confirmed', %s, %s)
+ON CONFLICT (kind, booking) DO NOTHING"""
+
+# Unsent rows no other worker holds, oldest first.
+OUTBOX_CLAIM = """
+SELECT id, kind, booking, request FROM outbox WHERE NOT sent
+ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED"""
+
+# How long the outbox worker sleeps when nothing is owed, and how long one
+# delivery may take before it is tried again later.
+OUTBOX_IDLE_S = 0.020
+NOTIFY_TIMEOUT_S = 2.0
 
 FIND_REQUEST = "SELECT id, room, check_in, check_out FROM bookings WHERE request = %s LIMIT 1"
 
@@ -361,8 +407,9 @@ def lock_service(ttl):
 
 
 class Service:
-    def __init__(self, mode, database_url, lock, ttl, work):
+    def __init__(self, mode, database_url, lock, ttl, work, notify_url=None):
         self.mode = mode
+        self.notify_url = notify_url
         self.database_url = database_url
         self.ttl = ttl
         self.work = work
@@ -411,6 +458,8 @@ class Service:
                 cur.execute(SCHEMA)
                 if self.mode == "fixed":
                     cur.execute(SCHEMA_FIXED)
+                    if self.notify_url:
+                        cur.execute(SCHEMA_OUTBOX)
             conn.commit()
         finally:
             conn.close()
@@ -506,6 +555,13 @@ class Service:
             row = cur.fetchone()
             if row is not None:
                 verdict = BOOKED, row[0]
+                if self.notify_url and self.mode == "buggy":
+                    # The bug: the guest is told before COMMIT. If the COMMIT
+                    # below fails, this e-mail confirms a booking that never was.
+                    send_notice(self.notify_url, "confirmed", row[0], request)
+                elif self.notify_url:
+                    # Owed exactly when this transaction commits.
+                    cur.execute(OUTBOX_ADD, (row[0], request))
             else:
                 # ON CONFLICT (request) DO NOTHING: the same request committed
                 # meanwhile.
@@ -546,6 +602,60 @@ class Service:
             {"id": i, "room": r, "from": f.isoformat(), "to": t.isoformat(), "request": q}
             for (i, r, f, t, q) in rows
         ]
+
+
+def send_notice(url, kind, booking, request, message_id=None):
+    """POSTs one message to the guest; True when it was accepted (2xx). A
+    message_id is the message's idempotency key: sent again after a crash, it
+    is still one message."""
+    message = {"kind": kind, "booking": booking, "request": request}
+    if message_id is not None:
+        message["id"] = message_id
+    data = json.dumps(message).encode()
+    req = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=NOTIFY_TIMEOUT_S) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        print(f"notify {kind} {request}: {err}", file=sys.stderr)
+        return False
+
+
+def outbox_worker(database_url, notify_url):
+    """Delivers the outbox after the commits that wrote it, forever. A row is
+    marked sent in the transaction that claimed it, so a failure anywhere
+    before that COMMIT leaves it owed and it is sent again later."""
+    conn = None
+    while True:
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg2.connect(database_url)
+            with conn.cursor() as cur:
+                cur.execute(OUTBOX_CLAIM)
+                rows = cur.fetchall()
+                owed = 0
+                for row_id, kind, booking, request in rows:
+                    if send_notice(notify_url, kind, booking, request, f"outbox-{row_id}"):
+                        cur.execute("UPDATE outbox SET sent = true WHERE id = %s", (row_id,))
+                    else:
+                        owed += 1
+            if rows:
+                conn.commit()
+            else:
+                conn.rollback()  # read nothing, wrote nothing: no COMMIT to send
+            # Idle, or the sink refused: wait before asking again.
+            if not rows or owed:
+                time.sleep(OUTBOX_IDLE_S)
+        except psycopg2.Error as err:
+            print(f"outbox: {str(err).strip()}", file=sys.stderr)
+            try:
+                conn.close()
+            except (psycopg2.Error, AttributeError):
+                pass
+            conn = None
+            time.sleep(OUTBOX_IDLE_S)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -660,11 +770,16 @@ def main():
         sys.exit("service.py: REDIS_URL is not set (buggy mode locks in Redis)")
     host, _, port = os.environ.get("OVERBOOK_LISTEN", "127.0.0.1:8080").rpartition(":")
 
-    service = Service(mode, database_url, lock, ttl, work)
+    notify_url = os.environ.get("OVERBOOK_NOTIFY_URL") or None
+    service = Service(mode, database_url, lock, ttl, work, notify_url)
     try:
         service.create_schema()
     except psycopg2.Error as err:
         sys.exit(f"service.py: schema: {str(err).strip()}")
+    if notify_url and mode == "fixed":
+        threading.Thread(
+            target=outbox_worker, args=(database_url, notify_url), daemon=True
+        ).start()
     Handler.service = service
     server = Server((host, int(port)), Handler)
     # No draining: a booking in flight either committed or rolls back when its

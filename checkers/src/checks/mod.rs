@@ -6,12 +6,15 @@
 //! - [`margin`]: how close each lease hold came to outliving its lease: lease-margin.
 //! - [`conditions`]: whether the run tested what it claims (faults struck, bookings
 //!   confirmed, users connected): run-conditions.
+//! - [`told`]: what the guests were told (the service's notifications): told-is-true,
+//!   told-once, told-eventually, told-after-commit.
 //! - stats live in [`crate::stats`].
 
 pub mod bookings;
 pub mod conditions;
 pub mod lock;
 pub mod margin;
+pub mod told;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -24,6 +27,7 @@ pub use bookings::{ConfirmedIsDurable, DbState, FailedIsAbsent, Idempotency, NoD
 pub use conditions::{Conditions, FaultCount, RunConditions};
 pub use lock::{Fencing, LockExclusion};
 pub use margin::{LeaseMargin, WarnFraction};
+pub use told::{ToldAfterCommit, ToldEventually, ToldIsTrue, ToldOnce};
 
 /// One property of a history, decided as valid / invalid / unknown.
 pub trait Checker {
@@ -85,6 +89,10 @@ pub fn all_checkers(opts: &CheckOptions) -> Vec<Box<dyn Checker>> {
         Box::new(DbState),
         Box::new(Idempotency),
         Box::new(Fencing),
+        Box::new(ToldIsTrue),
+        Box::new(ToldOnce),
+        Box::new(ToldEventually),
+        Box::new(ToldAfterCommit),
         Box::new(LockExclusion {
             strict: opts.strict_lock,
             trusted: opts.guard == Some(Guard::Lock),

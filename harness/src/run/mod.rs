@@ -372,6 +372,7 @@ async fn run_on(
         header.to_op().value,
         None,
     );
+    system.record_notifications(recorder.clone());
     let test_started = Instant::now();
     let setup_overhead = started.elapsed();
 

@@ -78,6 +78,11 @@ pub trait System: Send + Sync {
         None
     }
 
+    /// Records what the system tells its guests into the run's history from now on (a
+    /// service's notification sink; nothing for a built-in design, whose confirmation is
+    /// an instant in its trace).
+    fn record_notifications(&self, _recorder: Arc<crate::run::recorder::Recorder>) {}
+
     /// What the run summary and the report should say about the system beyond its name,
     /// by label (a service: its command, replicas, the tail of each log).
     fn notes(&self) -> BTreeMap<String, String> {

@@ -116,9 +116,8 @@ fn fired(h: &History) -> Vec<String> {
 }
 
 /// db-latency on a one-room hotel: every round trip (400 ms) is four leases (100 ms).
-async fn caught_under_db_latency(example: Example) {
-    let spec = ServiceSpec::new(command(example, "buggy", 0));
-    let cfg = RunConfig {
+fn db_latency_config(spec: ServiceSpec) -> RunConfig {
+    RunConfig {
         rooms: 1,
         concurrency: 12,
         lock_ttl: Duration::from_millis(100),
@@ -127,8 +126,12 @@ async fn caught_under_db_latency(example: Example) {
         heal_for: Duration::from_millis(300),
         time_limit: Duration::from_secs(10),
         ..config(spec, &[Fault::DbLatency], 1)
-    };
-    let (r, h) = run_checked(cfg).await;
+    }
+}
+
+async fn caught_under_db_latency(example: Example) {
+    let spec = ServiceSpec::new(command(example, "buggy", 0));
+    let (r, h) = run_checked(db_latency_config(spec)).await;
     assert!(fired(&h).iter().filter(|f| *f == "db-latency").count() >= 3);
     assert_eq!(
         checker(&r, "no-double-booking").validity,
@@ -185,18 +188,20 @@ async fn fixed_holds_under_every_fault(example: Example) {
         Fault::PartitionDb,
     ];
     let base = pause_config(example, "fixed", &faults, 1);
+    // A seed whose schedule has a window of every fault, db-latency's first: a latency
+    // window must see the service's queries to count as struck, and right after a kill
+    // or a pause the users may still be reconnecting (one loaded run in five saw none).
     let seed = (1..)
         .find(|&seed| {
-            Schedule::plan(&ScheduleConfig {
+            let s = Schedule::plan(&ScheduleConfig {
                 faults: faults.to_vec(),
                 time_limit: base.time_limit,
                 fault_for: base.fault_for,
                 heal_for: base.heal_for,
                 seed,
-            })
-            .faults()
-            .len()
-                == faults.len()
+            });
+            s.faults().len() == faults.len()
+                && s.windows.first().map(|w| w.fault) == Some(Fault::DbLatency)
         })
         .unwrap();
     let (r, h) = run_checked(RunConfig { seed, ..base }).await;
@@ -783,4 +788,112 @@ fn matrix_runs_one_row_for_the_service_and_takes_expectations_per_fault() {
         cell("kill-service").reproduce.contains("--service"),
         "{text}"
     );
+}
+
+// --- What the guest was told (issue 26) -------------------------------------------
+
+/// The run's notifications: `notify` events the sink recorded without an error.
+fn notifications(h: &History) -> usize {
+    h.ops()
+        .iter()
+        .filter(|o| o.is_nemesis() && o.f.as_str() == checkers::NOTIFY && o.error.is_none())
+        .count()
+}
+
+/// The buggy example's own table, but with the fixed design's exclusion constraint
+/// checked only at COMMIT (`DEFERRABLE INITIALLY DEFERRED`): the example's
+/// `CREATE TABLE IF NOT EXISTS` finds it and keeps it.
+const DEFERRED_GUARD: &str = "
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+CREATE TABLE bookings (
+    id bigserial PRIMARY KEY,
+    room bigint NOT NULL,
+    check_in date NOT NULL,
+    check_out date NOT NULL,
+    request text NOT NULL,
+    CHECK (check_in < check_out),
+    EXCLUDE USING gist (room WITH =, daterange(check_in, check_out) WITH &&)
+        DEFERRABLE INITIALLY DEFERRED);
+";
+
+/// A phantom confirmation needs a COMMIT that fails after the guest was told, and
+/// `lost-commit-ack` alone does not make one: the COMMIT it hits commits (only its
+/// answer is lost), so a confirmation sent before it is early but true, and a retry
+/// replays the booking without sending again. `kill-service` would make one only when
+/// the kill lands between the e-mail and the COMMIT: luck. What makes it certain is a
+/// commit-time conflict: the buggy mode's lease race (the `db-latency` setting of
+/// [`db_latency_config`]: every round trip outlasts four leases, so users of the
+/// one room take the lease over in turn while the first is still between its check and
+/// its COMMIT) against a schema whose exclusion constraint is deferred to COMMIT. The
+/// second writer INSERTs, e-mails "confirmed" (the bug: before COMMIT), then its COMMIT
+/// waits for the first and fails with 23P01: a 409 to the user, a confirmation in the
+/// guest's inbox for a room they do not have. The database itself holds throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buggy_python_example_tells_guests_of_bookings_whose_commit_failed() {
+    let schema = store().join(format!("deferred-guard-{}.sql", std::process::id()));
+    std::fs::write(&schema, DEFERRED_GUARD).unwrap();
+    let spec = ServiceSpec {
+        schema: Some(schema),
+        ..ServiceSpec::new(command(Example::Python, "buggy", 0))
+    };
+    let (r, h) = run_checked(db_latency_config(spec)).await;
+    assert!(notifications(&h) > 0, "the service sent nothing");
+    let told = checker(&r, "told-is-true");
+    assert_eq!(told.validity, Validity::Invalid, "{}", describe(&r));
+    assert!(told
+        .anomalies
+        .iter()
+        .all(|a| a.message.starts_with("phantom confirmation") && a.ops.len() >= 2));
+    // Sent before COMMIT was even sent, every time, whether or not it then failed:
+    // reported (informational), whatever the acknowledgement's delay.
+    assert_eq!(
+        checker(&r, "told-after-commit").validity,
+        Validity::Invalid,
+        "{}",
+        describe(&r)
+    );
+    // The deferred constraint kept the data right: only the telling was wrong.
+    assert_eq!(checker(&r, "no-double-booking").validity, Validity::Valid);
+    assert_eq!(r.validity, Validity::Invalid);
+}
+
+/// The fixed mode's outbox under `lost-commit-ack --retry`: every booking COMMIT
+/// answered in a window commits but its user sees a cut connection and retries the same
+/// request, which replays the booking. The outbox row was written in the booking's
+/// transaction, so it exists exactly when the booking does and is delivered once, after
+/// the commit, however many attempts the request took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fixed_python_example_tells_each_guest_once_after_commit_under_lost_commit_ack() {
+    let spec = ServiceSpec::new(command(Example::Python, "fixed", 0));
+    let cfg = RunConfig {
+        retry: true,
+        cancel_ratio: 0.0,
+        rooms: 300,
+        ..config(spec, &[Fault::LostCommitAck], 7)
+    };
+    let (r, h) = run_checked(cfg).await;
+    assert!(
+        h.ops()
+            .iter()
+            .any(|o| o.is_nemesis() && o.f.as_str() == "fire-lost-commit-ack"),
+        "lost-commit-ack never struck"
+    );
+    assert!(notifications(&h) > 0, "the service sent nothing");
+    for name in ["told-is-true", "told-once", "told-eventually"] {
+        assert_eq!(
+            checker(&r, name).validity,
+            Validity::Valid,
+            "{name}\n{}",
+            describe(&r)
+        );
+    }
+    // Informational: it looked (traced commits and notifications), but whether the
+    // worker beat a commit's acknowledgement is the scheduler's business, not a verdict.
+    assert_ne!(
+        checker(&r, "told-after-commit").validity,
+        Validity::Unknown,
+        "{}",
+        describe(&r)
+    );
+    assert_eq!(r.validity, Validity::Valid, "{}", describe(&r));
 }

@@ -8,6 +8,8 @@
 //!   from an answer to ok / fail / info.
 //! - `trace`: the service's ids and trace in the history's terms.
 //! - `database`: the run's own database, `--schema`, `--read-sql`.
+//! - `notify`: the notification sink behind `OVERBOOK_NOTIFY_URL`, where the service
+//!   tells overbook what it told its guests.
 //!
 //! Set-up order: create the run's database, apply `--schema` (straight to the server),
 //! start every replica and wait for `/health`, check `--read-sql` against the schema the
@@ -17,6 +19,7 @@
 
 mod database;
 mod http;
+mod notify;
 pub mod replica;
 mod trace;
 
@@ -37,7 +40,9 @@ pub use trace::HANDLE_BASE;
 use super::{BoxFuture, Session, SutError, System};
 use crate::nodes::scratch::{self, Scratch, ScratchKind};
 use crate::nodes::Cluster;
+use crate::run::recorder::Recorder;
 use http::{Answer, Connection, Meaning};
+use notify::NotifySink;
 use trace::{IdTable, TraceClock};
 
 /// The replica `pause-service` and `kill-service` act on: always the first, so a run is
@@ -127,7 +132,7 @@ pub enum ServiceError {
 /// What every session of the run shares.
 #[derive(Debug)]
 struct Shared {
-    ids: IdTable,
+    ids: Arc<IdTable>,
     clock: TraceClock,
     /// Answers outside the contract, for the summary.
     malformed: AtomicU64,
@@ -149,6 +154,8 @@ pub struct ServiceSystem {
     /// that outlives the run, as the built-in schema is); taken by shutdown, so only what
     /// was created is dropped, once.
     created: Mutex<Option<Scratch>>,
+    /// Where the service tells what it told its guests (`OVERBOOK_NOTIFY_URL`).
+    sink: NotifySink,
     /// A final read that ran into the op timeout: later attempts fail at once rather
     /// than each waiting as long again, so a hung service still ends the run on time.
     read_hung: Mutex<Option<String>>,
@@ -201,7 +208,11 @@ impl ServiceSystem {
         keep: bool,
     ) -> Result<ServiceSystem, SutError> {
         let dbname = scratch::fresh_name();
+        let ids = Arc::new(IdTable::default());
+        let sink = NotifySink::bind(ids.clone())
+            .map_err(|e| setup_error(format!("notification sink: {e}")))?;
         let mut env = vec![
+            ("OVERBOOK_NOTIFY_URL".to_string(), sink.url()),
             (
                 "DATABASE_URL".to_string(),
                 cluster.postgres.service_url(Some(&dbname)),
@@ -236,8 +247,9 @@ impl ServiceSystem {
             dbname,
             replicas: Arc::new(replicas),
             next_replica: AtomicUsize::new(0),
+            sink,
             shared: Arc::new(Shared {
-                ids: IdTable::default(),
+                ids,
                 clock: TraceClock::new(clock),
                 malformed: AtomicU64::new(0),
             }),
@@ -276,6 +288,9 @@ impl ServiceSystem {
             let db = self.run_db().await?;
             database::apply_schema(&db, &file.display().to_string(), &sql).await?;
         }
+        self.sink
+            .start()
+            .map_err(|e| format!("notification sink: {e}"))?;
         self.replicas.start_all().await.map_err(|e| e.to_string())?;
         if let Some(sql) = &self.spec.read_sql {
             let db = self.run_db().await?;
@@ -412,6 +427,7 @@ impl System for ServiceSystem {
                     // Nothing of a run that cannot start may stay behind.
                     let replicas = self.replicas.clone();
                     let _ = tokio::task::spawn_blocking(move || replicas.stop_all()).await;
+                    self.sink.stop();
                     self.drop_database().await;
                     Err(setup_error(reason))
                 }
@@ -456,14 +472,20 @@ impl System for ServiceSystem {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            self.sink.settle().await;
             let replicas = self.replicas.clone();
             let _ = tokio::task::spawn_blocking(move || replicas.stop_all()).await;
+            self.sink.stop();
             self.drop_database().await;
         })
     }
 
     fn replicas(&self) -> Option<Arc<Replicas>> {
         Some(self.replicas.clone())
+    }
+
+    fn record_notifications(&self, recorder: Arc<Recorder>) {
+        self.sink.record_into(recorder);
     }
 
     fn notes(&self) -> BTreeMap<String, String> {
@@ -475,6 +497,17 @@ impl System for ServiceSystem {
             "malformed answers".into(),
             self.shared.malformed.load(Ordering::Relaxed).to_string(),
         );
+        // Only for a service that tells its guests: one that sends none reads as before.
+        if self.sink.received() > 0 {
+            notes.insert(
+                "notifications".into(),
+                format!(
+                    "{} received, {} rejected as bad input",
+                    self.sink.received(),
+                    self.sink.rejected()
+                ),
+            );
+        }
         for i in 0..self.replicas.len() {
             notes.insert(
                 format!("service log tail {}", self.spec.log_name(i)),

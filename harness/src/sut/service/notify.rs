@@ -1,0 +1,358 @@
+//! The notification sink: where a service tells overbook what it told its guests.
+//!
+//! What a guest is told is a side effect (an e-mail, a push, a webhook), often sent from a
+//! worker or an outbox, and no database check sees it. In service mode overbook listens
+//! on `127.0.0.1` (a free port) and passes `OVERBOOK_NOTIFY_URL=http://127.0.0.1:PORT/notify`
+//! to every replica; the service POSTs each message it sends a guest,
+//! `{"kind": "confirmed" | "cancelled", "booking": ID, "request": KEY}`, and the sink
+//! records every arrival as a lone `info` event of the nemesis named `notify`, at its
+//! receive time, whose `value.detail` is the message as received. The checkers in
+//! `checkers::checks::told` judge them.
+//!
+//! Bad input never blocks or ends the run: a body that is not JSON, names no booking or
+//! request, or is larger than [`MAX_NOTICE`] is recorded with an `error`, counted, and
+//! answered 400 (413 for the size). The port is bound when the run is planned (so the URL
+//! is in the replicas' environment), accepting starts with [`NotifySink::start`], and
+//! [`NotifySink::stop`] ends every connection with the service.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use checkers::{OpType, OpValue, Process, F, NOTIFY};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+use super::trace::IdTable;
+use crate::run::recorder::Recorder;
+
+/// The largest notification body read (64 KiB): a message is a few hundred bytes.
+pub(crate) const MAX_NOTICE: usize = 64 << 10;
+
+/// How long the sink must have been quiet before the service is stopped, and the most it
+/// waits for that: the grace an outbox worker gets to deliver what the last bookings
+/// owe, once the final read is taken (only when the service sends notifications at all).
+const QUIET: Duration = Duration::from_millis(1000);
+const MAX_GRACE: Duration = Duration::from_secs(5);
+
+/// The run's notification sink.
+pub(crate) struct NotifySink {
+    addr: SocketAddr,
+    /// Bound at planning, taken by [`NotifySink::start`].
+    bound: Mutex<Option<std::net::TcpListener>>,
+    inner: Arc<Inner>,
+    /// Accepts and serves every connection; aborting it ends them all.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What each connection's handler shares.
+struct Inner {
+    ids: Arc<IdTable>,
+    /// Set once the run's history exists; arrivals before that are refused (503).
+    recorder: OnceLock<Arc<Recorder>>,
+    received: AtomicU64,
+    rejected: AtomicU64,
+    /// The run clock's reading at the last arrival (ns), for the grace.
+    last_arrival: AtomicU64,
+}
+
+impl NotifySink {
+    /// Binds a free port on 127.0.0.1; nothing is accepted until [`NotifySink::start`].
+    pub(crate) fn bind(ids: Arc<IdTable>) -> std::io::Result<NotifySink> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        Ok(NotifySink {
+            addr: listener.local_addr()?,
+            bound: Mutex::new(Some(listener)),
+            inner: Arc::new(Inner {
+                ids,
+                recorder: OnceLock::new(),
+                received: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                last_arrival: AtomicU64::new(0),
+            }),
+            task: Mutex::new(None),
+        })
+    }
+
+    /// The URL the replicas get as `OVERBOOK_NOTIFY_URL`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/notify", self.addr)
+    }
+
+    /// Starts accepting (once; later calls do nothing).
+    pub(crate) fn start(&self) -> std::io::Result<()> {
+        let Some(std_listener) = self.bound.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let inner = self.inner.clone();
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every connection ends with the sink.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let inner = inner.clone();
+                conns.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let inner = inner.clone();
+                        async move { Ok::<_, Infallible>(inner.answer(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+                // Reap finished connections so a long run does not keep their handles.
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(())
+    }
+
+    /// From now on every arrival is recorded in `recorder`'s history.
+    pub(crate) fn record_into(&self, recorder: Arc<Recorder>) {
+        let _ = self.inner.recorder.set(recorder);
+    }
+
+    /// Waits, when the service has sent anything, until the sink was quiet for a second
+    /// (at most five), so an outbox delivers what the last bookings owe before the
+    /// service stops.
+    pub(crate) async fn settle(&self) {
+        let Some(rec) = self.inner.recorder.get() else {
+            return;
+        };
+        if self.received() == 0 {
+            return;
+        }
+        let clock = rec.clock();
+        let deadline = tokio::time::Instant::now() + MAX_GRACE;
+        loop {
+            let quiet_for = clock
+                .now()
+                .saturating_sub(self.inner.last_arrival.load(Ordering::SeqCst));
+            if quiet_for >= QUIET.as_nanos() as u64 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops accepting and ends every connection.
+    pub(crate) fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+
+    /// How many notifications arrived (bad ones included).
+    pub(crate) fn received(&self) -> u64 {
+        self.inner.received.load(Ordering::Relaxed)
+    }
+
+    /// How many were bad input (recorded with an error).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.inner.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for NotifySink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A bad notification: what the history's `error` says, and the answer's status.
+struct Refusal {
+    status: StatusCode,
+    error: String,
+    detail: Value,
+}
+
+impl Inner {
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.uri().path() != "/notify" {
+            return reply(StatusCode::NOT_FOUND, "POST notifications to /notify");
+        }
+        if req.method() != Method::POST {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST notifications to /notify",
+            );
+        }
+        let Some(recorder) = self.recorder.get() else {
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overbook is not recording yet",
+            );
+        };
+        let body = Limited::new(req.into_body(), MAX_NOTICE).collect().await;
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let parsed = match body {
+            Ok(b) => self.read(&b.to_bytes()),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                Err(Refusal {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    error: format!("notification larger than {MAX_NOTICE} bytes"),
+                    detail: json!({ "limit": MAX_NOTICE }),
+                })
+            }
+            Err(e) => Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                error: format!("notification body unreadable: {e}"),
+                detail: Value::Null,
+            }),
+        };
+        let (value, error, status) = match parsed {
+            Ok(value) => (value, None, StatusCode::OK),
+            Err(r) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                let value = OpValue {
+                    detail: (!r.detail.is_null()).then_some(r.detail),
+                    ..OpValue::default()
+                };
+                (value, Some(r.error), r.status)
+            }
+        };
+        let message = error.clone().unwrap_or_else(|| "recorded".into());
+        let op = recorder.record(
+            Process::Nemesis,
+            OpType::Info,
+            F::from(NOTIFY),
+            value,
+            error,
+        );
+        self.last_arrival.store(op.time, Ordering::SeqCst);
+        reply(status, &message)
+    }
+
+    /// A body as the event's value: the message in `detail`, its request and booking in
+    /// the history's terms (a booking id the service gave as a string gets the same
+    /// handle its answer got).
+    fn read(&self, body: &[u8]) -> Result<OpValue, Refusal> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| Refusal {
+            status: StatusCode::BAD_REQUEST,
+            error: format!("notification is not JSON: {e}"),
+            detail: json!({ "body": String::from_utf8_lossy(&body[..body.len().min(200)]) }),
+        })?;
+        let request = v.get("request").and_then(|r| match r {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        let booking = v
+            .get("booking")
+            .filter(|b| b.is_string() || b.is_number())
+            .map(|b| self.ids.number(b).0);
+        if !v.is_object() || (request.is_none() && booking.is_none()) {
+            return Err(Refusal {
+                status: StatusCode::BAD_REQUEST,
+                error: "notification names no booking or request".into(),
+                detail: v,
+            });
+        }
+        Ok(OpValue {
+            request,
+            booking,
+            detail: Some(v),
+            ..OpValue::default()
+        })
+    }
+}
+
+fn reply(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = json!({ "status": status.as_u16(), "message": message }).to_string();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::{Answer, Connection};
+    use super::*;
+    use checkers::Op;
+    use workloads::RunClock;
+
+    fn recorder(name: &str) -> (Arc<Recorder>, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("overbook-notify-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rec = Recorder::create(&dir.join("history.jsonl"), RunClock::start()).unwrap();
+        (Arc::new(rec), dir)
+    }
+
+    async fn post(addr: SocketAddr, body: Vec<u8>) -> u16 {
+        let mut c = Connection::open(addr).await.unwrap();
+        match c.send(Method::POST, "/notify", Some(body), 1 << 16).await {
+            Answer::Http(status, _) => status,
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_arrival_is_a_notify_event_and_bad_input_is_recorded_with_an_error() {
+        let (rec, dir) = recorder("arrivals");
+        let sink = NotifySink::bind(Arc::new(IdTable::default())).unwrap();
+        assert!(sink.url().starts_with("http://127.0.0.1:") && sink.url().ends_with("/notify"));
+        sink.start().unwrap();
+        let addr = sink.addr;
+        // Before the history exists: refused, not lost silently.
+        assert_eq!(post(addr, b"{}".to_vec()).await, 503);
+        sink.record_into(rec.clone());
+        let good = json!({"kind": "confirmed", "booking": "b-7", "request": "r-1", "to": "guest@example.com"});
+        assert_eq!(post(addr, good.to_string().into_bytes()).await, 200);
+        assert_eq!(post(addr, b"not json".to_vec()).await, 400);
+        assert_eq!(post(addr, br#"{"kind":"confirmed"}"#.to_vec()).await, 400);
+        assert_eq!(post(addr, vec![b' '; MAX_NOTICE + 1]).await, 413);
+        // Still serving after all that.
+        assert_eq!(
+            post(addr, br#"{"kind":"cancelled","booking":3}"#.to_vec()).await,
+            200
+        );
+
+        let ops: Vec<Op> = rec.ops();
+        assert_eq!(ops.len(), 5);
+        assert!(ops.iter().all(|o| o.f.as_str() == NOTIFY
+            && o.kind == OpType::Info
+            && o.process == Process::Nemesis));
+        assert_eq!(ops[0].value.request.as_deref(), Some("r-1"));
+        assert_eq!(ops[0].value.booking, Some(super::super::HANDLE_BASE));
+        assert_eq!(
+            ops[0].value.detail.as_ref().unwrap()["to"],
+            "guest@example.com"
+        );
+        assert!(ops[0].error.is_none());
+        assert!(ops[1].error.as_deref().unwrap().contains("not JSON"));
+        assert!(ops[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no booking or request"));
+        assert!(ops[3].error.as_deref().unwrap().contains("larger than"));
+        assert_eq!(ops[4].value.booking, Some(3));
+        assert_eq!((sink.received(), sink.rejected()), (5, 3));
+
+        sink.stop();
+        // Stopped with the service: nothing listens any more.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(Connection::open(addr).await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
