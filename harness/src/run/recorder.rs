@@ -29,11 +29,11 @@ pub enum RecorderError {
 struct Inner {
     next_index: u64,
     out: BufWriter<File>,
-    ops: Vec<Op>,
     failed: Option<String>,
 }
 
-/// Appends events to a history file and keeps them in memory for the final check.
+/// Appends events to a history file. Nothing is kept in memory: the run checks the
+/// file it wrote, as `overbook check` would.
 ///
 /// A std `Mutex`, not a tokio one: nothing awaits while it is held, and taking the time
 /// inside the lock is what keeps `time` non-decreasing in index order.
@@ -57,7 +57,6 @@ impl Recorder {
             inner: Mutex::new(Inner {
                 next_index: 0,
                 out: BufWriter::new(file),
-                ops: Vec::new(),
                 failed: None,
             }),
         })
@@ -100,17 +99,7 @@ impl Recorder {
         if let Err(e) = res {
             inner.failed.get_or_insert_with(|| e.to_string());
         }
-        inner.ops.push(op.clone());
         op
-    }
-
-    /// Every event recorded so far, in order.
-    pub fn ops(&self) -> Vec<Op> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ops
-            .clone()
     }
 
     /// How many events have been recorded.
@@ -118,8 +107,7 @@ impl Recorder {
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .ops
-            .len()
+            .next_index as usize
     }
 
     /// Whether nothing has been recorded yet.

@@ -328,7 +328,11 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
     let db = pg(&cluster.postgres.url()).await;
     db.simple_query("SELECT 1").await.unwrap();
 
-    let ops = recorder.ops();
+    recorder.finish().unwrap();
+    let file = std::fs::File::open(logs.0.join("history.jsonl")).unwrap();
+    let ops = checkers::read_history(std::io::BufReader::new(file))
+        .unwrap()
+        .into_ops();
     let names: Vec<(String, OpType)> = ops.iter().map(|o| (o.f.to_string(), o.kind)).collect();
     let expected: Vec<(String, OpType)> = [
         "start-pause-redis",

@@ -327,7 +327,11 @@ mod tests {
             200
         );
 
-        let ops: Vec<Op> = rec.ops();
+        rec.finish().unwrap();
+        let file = std::fs::File::open(dir.join("history.jsonl")).unwrap();
+        let ops: Vec<Op> = checkers::read_history(std::io::BufReader::new(file))
+            .unwrap()
+            .into_ops();
         assert_eq!(ops.len(), 5);
         assert!(ops.iter().all(|o| o.f.as_str() == NOTIFY
             && o.kind == OpType::Info
