@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             Some(MatrixCommand::Merge(m)) => matrix::merge(m),
             Some(MatrixCommand::Diff(d)) => matrix::diff::run(d),
             Some(MatrixCommand::Trend(t)) => matrix::trend::run(t),
-            None => matrix::run(args),
+            None => cli::matrix::run(args),
         },
         Command::Check(args) => cli::check::run(args),
         Command::Up(args) => cli::up::run(args),

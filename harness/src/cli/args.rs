@@ -274,23 +274,23 @@ pub struct BenchProxyArgs {
 pub struct RunArgs {
     /// The design under test (see `docs/designs.md`): lock-only, check-then-insert,
     /// lock-renewal, lock-fencing, db-unique, db-exclusion, atomic-reserve, row-lock,
-    /// serializable, confirm-before-commit.
-    #[arg(long, default_value = "lock-only")]
-    pub design: String,
+    /// serializable, confirm-before-commit (default lock-only).
+    #[arg(long)]
+    pub design: Option<String>,
     /// A fault the nemesis injects in alternating windows; repeat for several: none,
     /// db-latency, redis-latency, pause-db, pause-redis, kill-db, kill-redis, partition-db,
     /// partition-redis, client-pause, and the aimed slow-writes, lost-commit-ack,
     /// slow-lock-grant, lost-renewal (see docs/faults.md). The default, slow-writes, holds
     /// only the writes for --db-latency: the story, at every lock hand-over.
-    #[arg(long = "fault", default_value = "slow-writes")]
+    #[arg(long = "fault")]
     pub faults: Vec<String>,
-    /// How long clients issue requests (e.g. 500ms, 20s, 2m).
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
-    pub time_limit: Duration,
-    /// Concurrent simulated users (16 keep several users queued on a hot room's lease,
-    /// so an expired lease is taken over while the holder's write still runs).
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    /// How long clients issue requests (e.g. 500ms, 20s, 2m; default 20s).
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Concurrent simulated users (default 16: several users queued on a hot room's
+    /// lease, so an expired lease is taken over while the holder's write still runs).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Rooms in the hotel; a hot fifth of them gets most requests (default 5; 1 under a
     /// fault that strikes one lease holder a window, clock-jump-redis and failover-redis,
     /// so every user wants the struck lease).
@@ -309,12 +309,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub lock_ttl: Option<Duration>,
     /// Latency added to every database round trip during a db-latency window, and how
-    /// long slow-writes (and lost-renewal) hold each write.
-    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
-    pub db_latency: Duration,
-    /// Latency added to every Redis round trip during a redis-latency window.
-    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
-    pub redis_latency: Duration,
+    /// long slow-writes (and lost-renewal) hold each write (default 600ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub db_latency: Option<Duration>,
+    /// Latency added to every Redis round trip during a redis-latency window (default
+    /// 600ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub redis_latency: Option<Duration>,
     /// How long a client-pause stops a client between taking the lock and writing
     /// (default: twice the lease).
     #[arg(long, value_parser = parse_duration)]
@@ -334,9 +335,9 @@ pub struct RunArgs {
     /// (default: 5 s plus 8 times the largest injected latency).
     #[arg(long, value_parser = parse_duration)]
     pub op_timeout: Option<Duration>,
-    /// Share of requests that cancel an earlier confirmed booking (0 to 1).
-    #[arg(long, default_value_t = 0.1)]
-    pub cancel_ratio: f64,
+    /// Share of requests that cancel an earlier confirmed booking (0 to 1; default 0.1).
+    #[arg(long)]
+    pub cancel_ratio: Option<f64>,
     /// Total requests per second across all users (default: as fast as they go).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -348,9 +349,9 @@ pub struct RunArgs {
     pub idempotency: bool,
     /// Where the servers come from: local (start them here), docker (one container per
     /// server), auto (local if installed, else docker) or external (--redis-url,
-    /// --postgres-url; only proxy faults).
-    #[arg(long, default_value = "local")]
-    pub backend: String,
+    /// --postgres-url; only proxy faults). Default local.
+    #[arg(long)]
+    pub backend: Option<String>,
     /// Redis URL for --backend external, e.g. redis://127.0.0.1:6379/.
     #[arg(long)]
     pub redis_url: Option<String>,
@@ -365,9 +366,9 @@ pub struct RunArgs {
     /// overbook/postgres:15-offline when only that one is present; never pulled).
     #[arg(long)]
     pub postgres_image: Option<String>,
-    /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
+    /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/ (default ./store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     /// valid or invalid: exit 0 when the verdict is the one expected, 1 otherwise
     /// (unsafe designs run as canaries with --expect invalid).
     #[arg(long)]
@@ -386,9 +387,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict_lock: bool,
     /// lease-margin counts a critical section using more than this fraction of its lease
-    /// as a close call (informational, never decides; above 0, at most 1).
-    #[arg(long, value_name = "FRACTION", default_value_t = WarnFraction::DEFAULT)]
-    pub margin_warn: WarnFraction,
+    /// as a close call (informational, never decides; above 0, at most 1; default 0.8).
+    #[arg(long, value_name = "FRACTION")]
+    pub margin_warn: Option<WarnFraction>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -403,8 +404,9 @@ pub struct RunArgs {
     pub service: ServiceArgs,
     /// Where the leases come from (docs/locks.md): single (one Redis), sentinel (a
     /// primary, a replica and three sentinels) or redlock (five independent nodes).
-    #[arg(long, default_value = "single")]
-    pub lock_service: String,
+    /// Default single.
+    #[arg(long)]
+    pub lock_service: Option<String>,
     /// The lock-service node that Redis faults hit (0-based: redlock 0-4, sentinel 0 the
     /// first primary, 1 the replica). Default: node 0, or the current primary under
     /// sentinel.
@@ -432,12 +434,13 @@ pub struct ServiceArgs {
     /// The service's working directory (default: the current one).
     #[arg(long, value_name = "DIR", requires = "service")]
     pub service_dir: Option<PathBuf>,
-    /// How long each replica may take to answer GET /health with 200.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub service_ready_timeout: Duration,
-    /// Instances of the service, each on its own port; the users are spread across them.
-    #[arg(long, default_value_t = 1)]
-    pub replicas: usize,
+    /// How long each replica may take to answer GET /health with 200 (default 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub service_ready_timeout: Option<Duration>,
+    /// Instances of the service, each on its own port; the users are spread across them
+    /// (default 1).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// What guards one stay per room-night in the service: `database` (a constraint, an
     /// atomic update: two lock holders at once is the lock failing, the database
     /// holding), `lock` (the lease alone: two holders at once is the service failing,
@@ -596,28 +599,7 @@ pub fn parse_bench_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: write e.g. 500ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "" => return Err(format!("{s:?} needs a unit: ms, s or m (e.g. {s}ms)")),
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use ms, s or m")),
-    };
-    if !secs.is_finite() || secs > 86_400.0 {
-        return Err(format!("{s:?} is out of range (at most 24 h)"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use crate::run::spec::parse_duration;
 
 #[cfg(test)]
 mod tests {
@@ -703,13 +685,23 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("expected run")
         };
-        assert_eq!(args.design, "lock-only");
-        assert_eq!(args.faults, vec!["slow-writes".to_string()]);
-        assert_eq!(args.db_latency, Duration::from_millis(600));
-        let (cfg, _) = crate::cli::run::config_from_args(&args).unwrap();
+        let spec = crate::cli::run::spec_from_args(&args).unwrap();
+        assert_eq!(spec.design.as_str(), "lock-only");
+        assert_eq!(
+            spec.faults
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>(),
+            vec!["slow-writes".to_string()]
+        );
+        assert_eq!(spec.db_latency, Duration::from_millis(600));
+        let cfg = spec.check().unwrap().config(crate::nodes::Backend::Local);
         assert_eq!(cfg.lock_ttl, Duration::from_millis(500));
         assert_eq!((cfg.rooms, cfg.window_days), (5, 60));
-        assert_eq!(args.margin_warn, WarnFraction::DEFAULT);
+        assert_eq!(spec.margin_warn, WarnFraction::DEFAULT);
+        // One default for the client pause: twice the lease, for a run and for `up`.
+        assert_eq!(cfg.client_pause, Duration::from_millis(1000));
+        assert_eq!(spec.fault_params().unwrap().client_pause, cfg.client_pause);
     }
 
     #[test]

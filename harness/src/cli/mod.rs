@@ -4,7 +4,7 @@
 mod args;
 pub mod check;
 pub mod clean;
-pub mod fit;
+pub mod matrix;
 pub mod repeat;
 pub mod report;
 pub mod run;

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use checkers::Validity;
-use clap::Parser;
 use reports::matrix::{render_matrix_page, Matrix, MatrixCell};
 use serde::{Deserialize, Serialize};
 use workloads::DesignName;
 use workloads::LockService;
 
 use crate::cli::{MatrixArgs, MatrixMergeArgs};
+use crate::run::spec::RunSpec;
 pub mod diff;
 pub mod junit;
 pub mod measure;
@@ -54,9 +54,10 @@ pub struct RunSummaryFile {
     pub measures: reports::matrix::CellMeasures,
 }
 
-/// Runs `overbook matrix`.
-pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
-    let service = crate::cli::run::service_spec(&args.service)?;
+/// Runs `overbook matrix`: every cell is `base` (the run options, the service, the time
+/// limit and store the matrix was given) with the cell's design, fault and seed.
+pub fn run(args: &MatrixArgs, base: &RunSpec) -> anyhow::Result<ExitCode> {
+    let service = base.service.clone();
     // One row for a service; else the designs asked for.
     let designs: Vec<Row> = if service.is_some() {
         if args.lock_services != "single" {
@@ -96,7 +97,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         s.parse::<Fault>().map_err(|e| e.to_string())
     })
     .context("--faults")?;
-    crate::cli::run::check_service_faults(&faults, service.is_some())?;
+    crate::run::spec::check_service_faults(&faults, service.is_some())?;
     if !(1..=MAX_SEEDS).contains(&args.seeds) {
         bail!(
             "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
@@ -137,7 +138,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
     }
     // Every cell's arguments are checked before the first cell runs: a bad flag after
     // `--` must be one error now, not a harness error in every cell.
-    validate_cells(args, &cells)?;
+    validate_cells(args, base, &cells)?;
     let baseline = nightly::load_baseline(args.baseline.as_deref())?;
     let plan_file = PlanFile {
         designs: designs.iter().map(|d| d.to_string()).collect(),
@@ -167,7 +168,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
     let exe = std::env::current_exe().context("cannot find the overbook executable")?;
     let started = Instant::now();
-    let results = run_cells(&exe, args, &cells, &out_dir);
+    let results = run_cells(&exe, args, base, &cells, &out_dir);
     let matrix = Matrix {
         started_at,
         shards: vec![shard.to_string()],
@@ -388,60 +389,43 @@ fn check_shards(dirs: &[PathBuf], allow_partial: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks every cell's `overbook run` arguments as the cell would parse them: the flags
-/// after `--`, their ranges, and that each cell's fault fits the time limit.
-fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
-    let time_limit = format!("{}ms", args.time_limit.as_millis());
-    // Each row once (a lock service may refuse the backend the run options ask for),
-    // then every cell's schedule against its row's configuration.
+/// The run one cell makes: `base` with the cell's design (and lock service, unless
+/// single, which leaves the run options' own), fault and seed.
+fn cell_spec(base: &RunSpec, cell: &Cell) -> RunSpec {
+    let mut spec = RunSpec {
+        faults: vec![cell.fault],
+        seed: Some(cell.seed),
+        ..base.clone()
+    };
+    if let Row::Design(design, lock) = cell.design {
+        spec.design = design;
+        if lock != LockService::Single {
+            spec.lock_service = lock;
+        }
+    }
+    spec
+}
+
+/// Checks every cell's run before the first one starts: the run options, their ranges,
+/// each row's lock service against the backend, and that each cell's fault fits the
+/// time limit. Asks nothing of the machine.
+fn validate_cells(args: &MatrixArgs, base: &RunSpec, cells: &[Cell]) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = cells.iter().map(|c| c.design).collect();
     rows.sort();
     rows.dedup();
     for row in rows {
-        let Some(first) = cells.iter().find(|c| c.design == row) else {
-            continue;
-        };
-        let seed = first.seed.to_string();
-        // The cell's system under test, spelled as the cell's own command line spells it.
-        let subject: Vec<String> = match row {
-            Row::Design(..) => row.design_args(),
-            Row::Service => service_args(&args.service),
-        };
-        let mut argv: Vec<&str> = vec!["overbook", "run"];
-        argv.extend(subject.iter().map(String::as_str));
-        argv.extend([
-            "--fault",
-            first.fault.name(),
-            "--seed",
-            &seed,
-            "--time-limit",
-            &time_limit,
-            "--quiet",
-        ]);
-        argv.extend(args.run_args.iter().map(String::as_str));
-        let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
-            anyhow::anyhow!(
-                "the run options after `--` ({}) are not valid for `overbook run`: {}",
-                args.run_args.join(" "),
-                e.to_string().trim()
-            )
-        })?;
-        let crate::cli::Command::Run(run_args) = cli.command else {
-            bail!("the run options after `--` changed the subcommand");
-        };
-        let (cfg, _) = crate::cli::run::config_from_args(&run_args).with_context(|| {
-            format!(
-                "row {row}: --time-limit {time_limit} -- {}",
-                args.run_args.join(" ")
-            )
-        })?;
-        for cell in cells.iter().filter(|c| c.design == row) {
-            let cell_cfg = crate::run::RunConfig {
-                faults: vec![cell.fault],
-                seed: cell.seed,
-                ..cfg.clone()
-            };
-            crate::cli::run::check_schedule_fits(&cell_cfg).with_context(|| {
+        let mut of_row = cells.iter().filter(|c| c.design == row);
+        if let Some(first) = of_row.next() {
+            cell_spec(base, first).check().with_context(|| {
+                format!(
+                    "row {row}: --time-limit {}ms -- {}",
+                    args.time_limit.as_millis(),
+                    args.run_args.join(" ")
+                )
+            })?;
+        }
+        for cell in of_row {
+            cell_spec(base, cell).check().with_context(|| {
                 format!(
                     "cell {} under {} (seed {})",
                     cell.design, cell.fault, cell.seed
@@ -510,7 +494,13 @@ fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
 }
 
 /// Runs the cells, `args.jobs` at a time, printing one line per finished cell.
-fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> Vec<MatrixCell> {
+fn run_cells(
+    exe: &Path,
+    args: &MatrixArgs,
+    base: &RunSpec,
+    cells: &[Cell],
+    out_dir: &Path,
+) -> Vec<MatrixCell> {
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(cells.len()));
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
@@ -526,7 +516,7 @@ fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> V
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(cell) = cells.get(i) else { break };
-                let result = run_cell(exe, args, cell, out_dir);
+                let result = run_cell(exe, args, &cell_spec(base, cell), cell, out_dir);
                 let mark = if result.met { "ok  " } else { "MISS" };
                 let line = format!(
                     "{mark} {} under {} (seed {}): expected {}, got {} in {:.1}s{}",
@@ -560,32 +550,24 @@ fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> V
     results
 }
 
-/// Runs one cell as a child `overbook run` and judges its verdict.
-fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> MatrixCell {
+/// Runs one cell, `spec`, as a child `overbook run` and judges its verdict.
+fn run_cell(
+    exe: &Path,
+    args: &MatrixArgs,
+    spec: &RunSpec,
+    cell: &Cell,
+    out_dir: &Path,
+) -> MatrixCell {
     let outcome_file = out_dir.join(format!("cell-{}.json", cell.ordinal));
     let log_file = out_dir.join(format!("cell-{}.log", cell.ordinal));
     let mut cmd = Command::new(exe);
-    cmd.arg("run");
-    match cell.design {
-        Row::Design(..) => {
-            cmd.args(cell.design.design_args());
-        }
-        Row::Service => {
-            cmd.args(service_args(&args.service));
-        }
-    }
-    cmd.args(["--fault", cell.fault.name()])
-        .args(["--seed", &cell.seed.to_string()])
-        .args([
-            "--time-limit",
-            &format!("{}ms", args.time_limit.as_millis()),
-        ])
+    cmd.arg("run")
+        .args(spec.words())
         .arg("--store")
-        .arg(&args.store)
+        .arg(&spec.store)
         .arg("--quiet")
         .arg("--outcome-file")
         .arg(&outcome_file)
-        .args(&args.run_args)
         .stdin(Stdio::null());
     let started = Instant::now();
     let deadline = cell_deadline(args);
@@ -601,22 +583,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         Err(e) => Err(e),
     };
     let wall_ms = started.elapsed().as_millis() as u64;
-    let subject = match cell.design {
-        Row::Design(..) => cell.design.design_args().join(" "),
-        Row::Service => service_args(&args.service)
-            .iter()
-            .map(|a| crate::cli::run::shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    let reproduce_fallback = format!(
-        "overbook run {} --fault {} --seed {} --time-limit {}ms {}",
-        subject,
-        cell.fault,
-        cell.seed,
-        args.time_limit.as_millis(),
-        args.run_args.join(" ")
-    );
+    let reproduce_fallback = spec.command();
     let summary: Option<RunSummaryFile> = std::fs::read(&outcome_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -671,32 +638,6 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         (Err(e), _) => result.summary = format!("cannot start {}: {e}", exe.display()),
     }
     result
-}
-
-/// The `overbook run` arguments that give a cell the matrix's service.
-fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(cmd) = &s.service {
-        out.extend(["--service".to_string(), cmd.clone()]);
-    }
-    out.extend(["--replicas".to_string(), s.replicas.to_string()]);
-    out.extend([
-        "--service-ready-timeout".to_string(),
-        format!("{}ms", s.service_ready_timeout.as_millis()),
-    ]);
-    if let Some(f) = &s.schema {
-        out.extend(["--schema".to_string(), f.display().to_string()]);
-    }
-    if let Some(sql) = &s.read_sql {
-        out.extend(["--read-sql".to_string(), sql.clone()]);
-    }
-    if let Some(d) = &s.service_dir {
-        out.extend(["--service-dir".to_string(), d.display().to_string()]);
-    }
-    if let Some(g) = s.guard {
-        out.extend(["--guard".to_string(), g.to_string()]);
-    }
-    out
 }
 
 /// How a cell's child process ended.

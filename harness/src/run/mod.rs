@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub mod log;
 pub mod recorder;
+pub mod spec;
 mod worker;
 
 pub use checkers::checks::Conditions;
@@ -109,43 +110,22 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The command line's defaults for `design` under `faults`: the story at 1:10 scale
-    /// (500 ms lease, 600 ms of injected latency, 20 s, 16 users, 5 rooms).
+    /// The command line's defaults for `design` under `faults` (the story at 1:10 scale,
+    /// the values left out fitted to the faults: [`spec::fit`]).
     pub fn new(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
-        RunConfig {
-            design,
-            faults,
-            time_limit: Duration::from_secs(20),
-            concurrency: 16,
-            rooms: 5,
-            window_days: 60,
-            seed,
-            lock_ttl: Duration::from_millis(500),
-            db_latency: Duration::from_millis(600),
-            redis_latency: Duration::from_millis(600),
-            client_pause: Duration::from_millis(1000),
-            slow_sql: None,
-            fault_for: Duration::from_secs(4),
-            heal_for: Duration::from_secs(2),
-            op_timeout: Duration::from_millis(9800),
-            cancel_ratio: 0.1,
-            aim_at_free: workloads::generator::AIM_AT_FREE,
-            rate: None,
-            retry: false,
-            idempotency: false,
-            backend: Backend::Local,
-            store: PathBuf::from("store"),
-            keep: false,
-            share: false,
-            redis_aof: false,
-            strict_lock: false,
-            margin_warn: checkers::WarnFraction::DEFAULT,
-            command: String::new(),
-            progress: true,
-            service: None,
-            lock_service: workloads::LockService::Single,
-            fault_node: None,
-            guard: None,
+        spec::RunSpec::defaults_for(design, faults, seed)
+    }
+
+    /// How hard each fault hits in this run.
+    pub fn fault_params(&self) -> FaultParams {
+        FaultParams {
+            db_latency: self.db_latency,
+            redis_latency: self.redis_latency,
+            jitter_pct: spec::defaults::JITTER_PCT,
+            client_pause: self.client_pause,
+            lock_ttl: self.lock_ttl,
+            slow_sql: self.slow_sql.clone(),
+            fault_node: self.fault_node,
         }
     }
 
@@ -389,15 +369,7 @@ async fn run_on(
 
     // Windows count from the clients' start, which is now: setup is done.
     let schedule = cfg.schedule().after(clock.elapsed());
-    let params = FaultParams {
-        db_latency: cfg.db_latency,
-        redis_latency: cfg.redis_latency,
-        jitter_pct: 10,
-        client_pause: cfg.client_pause,
-        lock_ttl: cfg.lock_ttl,
-        slow_sql: cfg.slow_sql.clone(),
-        fault_node: cfg.fault_node,
-    };
+    let params = cfg.fault_params();
     let nemesis = Nemesis::new(
         schedule,
         params,
@@ -619,7 +591,7 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
         // The words of the command this process just wrote (shell-quoted where needed),
         // so they split back exactly; a command that is not `overbook run` (a test's
         // placeholder) has none.
-        argv: crate::shrink::command::RunCommand::parse(&cfg.command)
+        argv: crate::run::spec::command::RunCommand::parse(&cfg.command)
             .map(|c| c.words().to_vec())
             .unwrap_or_default(),
         started_at: dir.stamp.clone(),

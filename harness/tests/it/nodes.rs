@@ -254,7 +254,7 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
 
     use checkers::{OpType, Process};
     use harness::nemesis::Fault;
-    use harness::nemesis::{FaultParams, Nemesis, Schedule, Window};
+    use harness::nemesis::{Nemesis, Schedule, Window};
     use harness::run::recorder::Recorder;
 
     let logs = LogDir::new("nemesis");
@@ -288,7 +288,9 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
     };
     let nemesis = Nemesis::new(
         schedule,
-        FaultParams::default(),
+        harness::run::spec::RunSpec::default()
+            .fault_params()
+            .unwrap(),
         cluster.clone(),
         workloads::ClientPause::new(),
         recorder.clone(),

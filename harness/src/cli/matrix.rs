@@ -1,0 +1,32 @@
+//! `overbook matrix`: the run options every cell shares, parsed here into a [`RunSpec`];
+//! the matrix itself is in [`crate::matrix`].
+
+use std::process::ExitCode;
+
+use crate::cli::run::{service_from_args, spec_from_words};
+use crate::cli::MatrixArgs;
+use crate::run::spec::RunSpec;
+
+/// The run every cell starts from: the options after `--`, the matrix's service, time
+/// limit and store, quiet (each cell's output goes to its log).
+pub fn base_spec(args: &MatrixArgs) -> anyhow::Result<RunSpec> {
+    let spec = spec_from_words(&args.run_args).map_err(|e| {
+        anyhow::anyhow!(
+            "the run options after `--` ({}) are not valid for `overbook run`: {e}",
+            args.run_args.join(" ")
+        )
+    })?;
+    Ok(RunSpec {
+        service: service_from_args(&args.service)?,
+        guard: args.service.guard.or(spec.guard),
+        time_limit: args.time_limit,
+        store: args.store.clone(),
+        progress: false,
+        ..spec
+    })
+}
+
+/// Runs `overbook matrix`.
+pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
+    crate::matrix::run(args, &base_spec(args)?)
+}
