@@ -338,7 +338,8 @@ fn checker_table(out: &mut String, checks: &[CheckRow<'_>]) {
             badge(c.validity),
         );
         escape_into(out, c.summary);
-        if let Some(r) = c.reason {
+        // An unknown's summary is usually its reason: say it once.
+        if let Some(r) = c.reason.filter(|r| *r != c.summary) {
             out.push_str(" <span class=\"note\">(");
             escape_into(out, r);
             out.push_str(")</span>");
