@@ -805,6 +805,9 @@ mod tests {
             s.starts_with("1 guest was told they had a room they do not have. "),
             "{s}"
         );
-        assert!(s.contains("told-is-true: 1 anomalies (first: phantom confirmation"), "{s}");
+        assert!(
+            s.contains("told-is-true: 1 anomalies (first: phantom confirmation"),
+            "{s}"
+        );
     }
 }
