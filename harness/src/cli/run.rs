@@ -11,7 +11,10 @@ use checkers::text::for_terminal;
 use checkers::{Headline, Validity};
 
 use crate::cli::{RunArgs, ServiceArgs};
-use crate::run::spec::{self, Expect, RunSpec, EXTERNAL_POSTGRES_VAR, EXTERNAL_REDIS_VAR};
+use crate::nodes::Backend;
+use crate::run::spec::{
+    self, BackendKind, Expect, RunSpec, EXTERNAL_POSTGRES_VAR, EXTERNAL_REDIS_VAR,
+};
 use crate::run::{self, RunConfig};
 use crate::sut::service::ServiceSpec;
 
@@ -167,6 +170,12 @@ pub fn run_spec(spec: &RunSpec, outcome_file: Option<&Path>) -> anyhow::Result<E
     // Only now is the machine asked anything (docker's images, whether it answers).
     let cfg = checked.config(spec.resolve_backend()?);
     let expect = spec.expect;
+    if let (BackendKind::Auto, Backend::Docker { images }) = (spec.backend, &cfg.backend) {
+        // The first run on a machine without the servers just works, and says why it is
+        // slower than it could be.
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
+    }
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),
@@ -227,6 +236,9 @@ fn print_verdict(cfg: &RunConfig, outcome: &run::RunOutcome, subject: &str) {
                 check.anomalies.len() - 5
             );
         }
+    }
+    if let Some(harm) = checkers::harm::headline(results) {
+        println!("\n  What it cost the guests: {harm}.");
     }
     match results.headline {
         Headline::LockFailedDatabaseHeld => println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice."),
@@ -359,9 +371,12 @@ pub fn one_line_summary(results: &checkers::Results) -> String {
         })
         .collect();
     if found.is_empty() {
-        format!("no anomalies; {}", results.validity.as_str())
-    } else {
-        found.join("; ")
+        return format!("no anomalies; {}", results.validity.as_str());
+    }
+    // The business headline first, then the checkers' technical line.
+    match checkers::harm::headline(results) {
+        Some(harm) => format!("{harm}. {}", found.join("; ")),
+        None => found.join("; "),
     }
 }
 
@@ -515,5 +530,24 @@ mod tests {
             let from_command = spec_from_words(words.options()).unwrap();
             assert_eq!(&from_command, checked.spec(), "{argv:?}");
         }
+    }
+
+    /// A matrix cell's tooltip says what the run cost the guests before the checkers'
+    /// technical line.
+    #[test]
+    fn the_one_line_summary_opens_with_the_business_headline() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl");
+        let h = crate::store::load_history(&file).unwrap();
+        let r = checkers::check_all(&h, &checkers::CheckOptions::default());
+        let s = one_line_summary(&r);
+        assert!(
+            s.starts_with("1 guest was told they had a room they do not have. "),
+            "{s}"
+        );
+        assert!(
+            s.contains("told-is-true: 1 anomalies (first: phantom confirmation"),
+            "{s}"
+        );
     }
 }

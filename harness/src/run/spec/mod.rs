@@ -67,10 +67,9 @@ impl FromStr for Expect {
 }
 
 /// Where the servers come from (`--backend`), before anything is asked of the machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     /// Start them here from the installed binaries.
-    #[default]
     Local,
     /// One container per server.
     Docker,
@@ -94,6 +93,15 @@ impl BackendKind {
     /// Whether overbook owns the servers' processes (pause and kill faults need that).
     pub fn owns_processes(self) -> bool {
         self != BackendKind::External
+    }
+
+    /// The kind a resolved backend is (never `auto`: what auto chose).
+    pub fn of(backend: &Backend) -> BackendKind {
+        match backend {
+            Backend::Local => BackendKind::Local,
+            Backend::Docker { .. } => BackendKind::Docker,
+            Backend::External { .. } => BackendKind::External,
+        }
     }
 }
 
@@ -255,7 +263,8 @@ impl Default for RunSpec {
             rate: None,
             retry: false,
             idempotency: false,
-            backend: BackendKind::Local,
+            // Local when the servers are installed, else docker, saying so.
+            backend: BackendKind::Auto,
             redis_url: None,
             postgres_url: None,
             redis_image: None,
@@ -310,9 +319,14 @@ impl Checked {
     }
 
     /// The run's configuration, on `backend` ([`RunSpec::resolve_backend`]'s answer).
+    /// Its reproduce command names the backend the run used, not `auto`: on another
+    /// machine auto may choose otherwise.
     pub fn config(&self, backend: Backend) -> RunConfig {
-        let s = &self.spec;
-        let fitted = fit::fit(s, &s.faults).expect("a checked spec fits");
+        let s = RunSpec {
+            backend: BackendKind::of(&backend),
+            ..self.spec.clone()
+        };
+        let fitted = fit::fit(&s, &s.faults).expect("a checked spec fits");
         RunConfig {
             command: s.command(),
             backend,

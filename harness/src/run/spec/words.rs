@@ -72,7 +72,9 @@ impl RunSpec {
         if self.margin_warn != checkers::WarnFraction::DEFAULT {
             w.pair("--margin-warn", self.margin_warn);
         }
-        if self.backend != BackendKind::Local {
+        // Every backend but the default is named: a reproduce command says `local` (what
+        // the run used), since on another machine `auto` may choose docker.
+        if self.backend != BackendKind::Auto {
             w.pair("--backend", self.backend.name());
         }
         w.opt("--redis-url", self.redis_url.as_deref());
