@@ -20,6 +20,7 @@
 
 pub mod checks;
 pub mod date;
+mod error;
 pub mod harm;
 mod hash;
 pub mod header;

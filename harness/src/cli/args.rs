@@ -460,54 +460,8 @@ pub struct ServiceArgs {
 pub struct MatrixArgs {
     #[command(subcommand)]
     pub command: Option<MatrixCommand>,
-    /// Designs (rows), comma-separated, or `all`.
-    #[arg(long, default_value = "all")]
-    pub designs: String,
-    /// Lock services, comma-separated, or `all` (single, sentinel, redlock): each design
-    /// gets a row per service, named `design@service` off a single Redis (docs/locks.md).
-    #[arg(long, default_value = "single", value_name = "SERVICES")]
-    pub lock_services: String,
-    /// Faults (columns), comma-separated, or `all`.
-    #[arg(long, default_value = "all")]
-    pub faults: String,
-    /// Runs per (design, fault), with seeds --seed, --seed+1, ... (`--repeat K` is the
-    /// same): each cell then reports its detection rate, and a cell whose expectation held
-    /// in some runs only is flaky.
-    #[arg(long, visible_alias = "repeat", default_value_t = 1)]
-    pub seeds: u64,
-    /// The first seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How long each cell's clients run.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub time_limit: Duration,
-    /// Cells run at the same time (each starts its own servers).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
-    /// A cell still running after this long is stopped (Ctrl-C, then SIGKILL) and
-    /// reported as a harness error (default: twice --time-limit plus 3 minutes, room for
-    /// starting containers, op timeouts and the report).
-    #[arg(long, value_parser = parse_duration)]
-    pub cell_timeout: Option<Duration>,
-    /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
-    /// runners given the same arguments share one matrix.
-    #[arg(long, default_value = "1/1")]
-    pub shard: String,
-    /// Write one JUnit testcase per cell to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Replace a design's declared expectation for one cell: DESIGN:FAULT=valid|invalid|either
-    /// (repeatable), e.g. `--expect my-design:kill-db=invalid`.
-    #[arg(long)]
-    pub expect: Vec<String>,
-    /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Compare with a previous matrix (its matrix.json or directory): the page shows what
-    /// changed first, JUnit marks regressions, and the exit code is 1 only on a
-    /// regression (or a new cell that fails).
-    #[arg(long, value_name = "OLD")]
-    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: crate::matrix::MatrixOptions,
     #[command(flatten)]
     pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
@@ -515,6 +469,10 @@ pub struct MatrixArgs {
     #[arg(last = true)]
     pub run_args: Vec<String>,
 }
+
+pub use crate::matrix::diff::MatrixDiffArgs;
+pub use crate::matrix::trend::MatrixTrendArgs;
+pub use crate::matrix::{MatrixMergeArgs, MatrixOptions};
 
 /// `overbook matrix merge`.
 #[derive(Debug, Subcommand)]
@@ -527,52 +485,6 @@ pub enum MatrixCommand {
     /// The last N matrices of a store as one page: cells x nights, and each canary's
     /// time to first anomaly.
     Trend(MatrixTrendArgs),
-}
-
-/// `overbook matrix diff OLD NEW`.
-#[derive(Debug, Args)]
-pub struct MatrixDiffArgs {
-    /// The earlier matrix: its matrix.json, or the directory holding it.
-    pub old: PathBuf,
-    /// The later matrix.
-    pub new: PathBuf,
-    /// Also write the diff as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the new matrix as JUnit, regressions marked, here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-}
-
-/// `overbook matrix trend`.
-#[derive(Debug, Args)]
-pub struct MatrixTrendArgs {
-    /// Store root: reads STORE/matrix/*/matrix.json, writes STORE/matrix/trend.html.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// How many of the newest matrices (shards left out when a merge covers them).
-    #[arg(long, default_value_t = 14)]
-    pub last: usize,
-}
-
-/// `overbook matrix merge DIR...`.
-#[derive(Debug, Args)]
-pub struct MatrixMergeArgs {
-    /// Matrix directories (STORE/matrix/<timestamp>/), one per shard.
-    pub dirs: Vec<PathBuf>,
-    /// Store root for the merged matrix (STORE/matrix/<timestamp>-merged/).
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Write one JUnit testcase per cell to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Merge even when some shards are missing (or a directory has no plan.json): the
-    /// merged verdict then covers only the cells present.
-    #[arg(long)]
-    pub allow_partial: bool,
-    /// Compare the merged matrix with a previous one (see `matrix --baseline`).
-    #[arg(long, value_name = "OLD")]
-    pub baseline: Option<PathBuf>,
 }
 
 /// Bench subcommands' bounds, checked as the flags are parsed (exit 2 naming the range):

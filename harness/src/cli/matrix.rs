@@ -19,8 +19,8 @@ pub fn base_spec(args: &MatrixArgs) -> anyhow::Result<RunSpec> {
     Ok(RunSpec {
         service: service_from_args(&args.service)?,
         guard: args.service.guard.or(spec.guard),
-        time_limit: args.time_limit,
-        store: args.store.clone(),
+        time_limit: args.options.time_limit,
+        store: args.options.store.clone(),
         progress: false,
         ..spec
     })
@@ -28,5 +28,5 @@ pub fn base_spec(args: &MatrixArgs) -> anyhow::Result<RunSpec> {
 
 /// Runs `overbook matrix`.
 pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
-    crate::matrix::run(args, &base_spec(args)?)
+    crate::matrix::run(&args.options, &args.run_args, &base_spec(args)?)
 }

@@ -16,8 +16,11 @@ use crate::run::spec::{Expect, RunSpec};
 /// The most repeats: more is a benchmark (`overbook bench detect`).
 pub const MAX_REPEAT: u64 = crate::matrix::MAX_SEEDS;
 
-/// Runs `overbook run --repeat K` of `spec`.
-pub fn run(spec: &RunSpec, k: u64) -> anyhow::Result<ExitCode> {
+/// One run of a spec, its verdict written to the file given (`cli::run::run_spec`).
+pub type RunOne = fn(&RunSpec, Option<&std::path::Path>) -> anyhow::Result<ExitCode>;
+
+/// Runs `overbook run --repeat K` of `spec`, each run by `run_one`.
+pub fn run(spec: &RunSpec, k: u64, run_one: RunOne) -> anyhow::Result<ExitCode> {
     if !(1..=MAX_REPEAT).contains(&k) {
         bail!("--repeat {k} is out of range: allowed 1 to {MAX_REPEAT}");
     }
@@ -37,7 +40,7 @@ pub fn run(spec: &RunSpec, k: u64) -> anyhow::Result<ExitCode> {
             seed: Some(seed),
             ..spec.clone()
         };
-        let code = crate::cli::run::run_spec(&one, Some(&file));
+        let code = run_one(&one, Some(&file));
         let summary = std::fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice::<RunSummaryFile>(&b).ok());

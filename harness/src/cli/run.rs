@@ -158,7 +158,7 @@ fn print_alert(results: &checkers::Results) {
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let spec = spec_from_args(args)?;
     if args.repeat != 1 {
-        return crate::cli::repeat::run(&spec, args.repeat);
+        return crate::cli::repeat::run(&spec, args.repeat, run_spec);
     }
     run_spec(&spec, args.outcome_file.as_deref())
 }

@@ -20,8 +20,81 @@ use serde::{Deserialize, Serialize};
 use workloads::DesignName;
 use workloads::LockService;
 
-use crate::cli::{MatrixArgs, MatrixMergeArgs};
 use crate::run::spec::RunSpec;
+
+/// `overbook matrix`'s own options (the run options every cell shares are a `RunSpec`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixOptions {
+    /// Designs (rows), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub designs: String,
+    /// Lock services, comma-separated, or `all` (single, sentinel, redlock): each design
+    /// gets a row per service, named `design@service` off a single Redis (docs/locks.md).
+    #[arg(long, default_value = "single", value_name = "SERVICES")]
+    pub lock_services: String,
+    /// Faults (columns), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Runs per (design, fault), with seeds --seed, --seed+1, ... (`--repeat K` is the
+    /// same): each cell then reports its detection rate, and a cell whose expectation held
+    /// in some runs only is flaky.
+    #[arg(long, visible_alias = "repeat", default_value_t = 1)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long each cell's clients run.
+    #[arg(long, default_value = "10s", value_parser = crate::run::spec::parse_duration)]
+    pub time_limit: Duration,
+    /// Cells run at the same time (each starts its own servers).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// A cell still running after this long is stopped (Ctrl-C, then SIGKILL) and
+    /// reported as a harness error (default: twice --time-limit plus 3 minutes, room for
+    /// starting containers, op timeouts and the report).
+    #[arg(long, value_parser = crate::run::spec::parse_duration)]
+    pub cell_timeout: Option<Duration>,
+    /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
+    /// runners given the same arguments share one matrix.
+    #[arg(long, default_value = "1/1")]
+    pub shard: String,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Replace a design's declared expectation for one cell: DESIGN:FAULT=valid|invalid|either
+    /// (repeatable), e.g. `--expect my-design:kill-db=invalid`.
+    #[arg(long)]
+    pub expect: Vec<String>,
+    /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Compare with a previous matrix (its matrix.json or directory): the page shows what
+    /// changed first, JUnit marks regressions, and the exit code is 1 only on a
+    /// regression (or a new cell that fails).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+}
+
+/// `overbook matrix merge DIR...`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixMergeArgs {
+    /// Matrix directories (STORE/matrix/<timestamp>/), one per shard.
+    pub dirs: Vec<PathBuf>,
+    /// Store root for the merged matrix (STORE/matrix/<timestamp>-merged/).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Merge even when some shards are missing (or a directory has no plan.json): the
+    /// merged verdict then covers only the cells present.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Compare the merged matrix with a previous one (see `matrix --baseline`).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+}
+
 pub mod diff;
 pub mod junit;
 pub mod measure;
@@ -55,8 +128,9 @@ pub struct RunSummaryFile {
 }
 
 /// Runs `overbook matrix`: every cell is `base` (the run options, the service, the time
-/// limit and store the matrix was given) with the cell's design, fault and seed.
-pub fn run(args: &MatrixArgs, base: &RunSpec) -> anyhow::Result<ExitCode> {
+/// limit and store the matrix was given) with the cell's design, fault and seed;
+/// `run_args` are the run options as given after `--` (for the plan and errors).
+pub fn run(args: &MatrixOptions, run_args: &[String], base: &RunSpec) -> anyhow::Result<ExitCode> {
     let service = base.service.clone();
     // One row for a service; else the designs asked for.
     let designs: Vec<Row> = if service.is_some() {
@@ -138,7 +212,7 @@ pub fn run(args: &MatrixArgs, base: &RunSpec) -> anyhow::Result<ExitCode> {
     }
     // Every cell's arguments are checked before the first cell runs: a bad flag after
     // `--` must be one error now, not a harness error in every cell.
-    validate_cells(args, base, &cells)?;
+    validate_cells(args, run_args, base, &cells)?;
     let baseline = nightly::load_baseline(args.baseline.as_deref())?;
     let plan_file = PlanFile {
         designs: designs.iter().map(|d| d.to_string()).collect(),
@@ -147,7 +221,7 @@ pub fn run(args: &MatrixArgs, base: &RunSpec) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         time_limit_ms: args.time_limit.as_millis() as u64,
         expect: args.expect.clone(),
-        run_args: args.run_args.clone(),
+        run_args: run_args.to_vec(),
         shard: shard.to_string(),
         cells: cells.len(),
     };
@@ -409,7 +483,12 @@ fn cell_spec(base: &RunSpec, cell: &Cell) -> RunSpec {
 /// Checks every cell's run before the first one starts: the run options, their ranges,
 /// each row's lock service against the backend, and that each cell's fault fits the
 /// time limit. Asks nothing of the machine.
-fn validate_cells(args: &MatrixArgs, base: &RunSpec, cells: &[Cell]) -> anyhow::Result<()> {
+fn validate_cells(
+    args: &MatrixOptions,
+    run_args: &[String],
+    base: &RunSpec,
+    cells: &[Cell],
+) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = cells.iter().map(|c| c.design).collect();
     rows.sort();
     rows.dedup();
@@ -420,7 +499,7 @@ fn validate_cells(args: &MatrixArgs, base: &RunSpec, cells: &[Cell]) -> anyhow::
                 format!(
                     "row {row}: --time-limit {}ms -- {}",
                     args.time_limit.as_millis(),
-                    args.run_args.join(" ")
+                    run_args.join(" ")
                 )
             })?;
         }
@@ -496,7 +575,7 @@ fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
 /// Runs the cells, `args.jobs` at a time, printing one line per finished cell.
 fn run_cells(
     exe: &Path,
-    args: &MatrixArgs,
+    args: &MatrixOptions,
     base: &RunSpec,
     cells: &[Cell],
     out_dir: &Path,
@@ -553,7 +632,7 @@ fn run_cells(
 /// Runs one cell, `spec`, as a child `overbook run` and judges its verdict.
 fn run_cell(
     exe: &Path,
-    args: &MatrixArgs,
+    args: &MatrixOptions,
     spec: &RunSpec,
     cell: &Cell,
     out_dir: &Path,
@@ -653,7 +732,7 @@ pub(crate) enum CellExit {
 /// `--cell-timeout` says otherwise. Generous on purpose: starting containers, ops running
 /// into their timeouts, the final read and the report all come on top of the time limit,
 /// and a loaded CI machine is slow at all of them; only a hung cell should reach it.
-fn cell_deadline(args: &MatrixArgs) -> Duration {
+fn cell_deadline(args: &MatrixOptions) -> Duration {
     args.cell_timeout
         .unwrap_or(args.time_limit * 2 + Duration::from_secs(180))
 }

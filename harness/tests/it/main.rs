@@ -9,6 +9,7 @@ mod aimed;
 mod cleanup;
 mod designs;
 mod docker;
+mod layering;
 mod locks;
 mod matrix;
 mod nightly;

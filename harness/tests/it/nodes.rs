@@ -255,7 +255,7 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
     use checkers::{OpType, Process};
     use harness::nemesis::Fault;
     use harness::nemesis::{Nemesis, Schedule, Window};
-    use harness::run::recorder::Recorder;
+    use harness::store::recorder::Recorder;
 
     let logs = LogDir::new("nemesis");
     let cluster = Arc::new(
