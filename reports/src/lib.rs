@@ -22,6 +22,7 @@ pub mod meta;
 mod page;
 mod plots;
 mod spans;
+mod strikes;
 pub mod summary;
 pub mod trend;
 
@@ -74,5 +75,11 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         windows,
         meta,
         harm: harm.as_deref(),
+        // Under the built-in designs each session opens its own connections; a service
+        // serves every user from its own pool (and a foreign history says neither).
+        sessions_own_connections: history
+            .header()
+            .and_then(|h| h.subject.as_deref())
+            .is_some_and(|s| s != "service"),
     })
 }
