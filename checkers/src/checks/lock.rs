@@ -103,6 +103,7 @@ impl Checker for LockExclusion {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
@@ -220,6 +221,7 @@ impl Checker for Fencing {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
