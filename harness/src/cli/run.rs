@@ -437,8 +437,9 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
         cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
     }
-    if args.backend != "local" {
-        cmd.push_str(&format!(" --backend {}", shell_quote(&args.backend)));
+    // The backend the run used, not `auto`: on another machine auto may choose otherwise.
+    if cfg.backend != Backend::Local {
+        cmd.push_str(&format!(" --backend {}", cfg.backend.name()));
     }
     // External servers' URLs carry their passwords, which a reproduce command (printed,
     // kept in meta.json and reports) must not: it names the variables to supply instead.
@@ -515,6 +516,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return crate::cli::repeat::run(args);
     }
     let (cfg, expect) = config_from_args(args)?;
+    if let (true, Backend::Docker { images }) = (args.backend == "auto", &cfg.backend) {
+        // The first run on a machine without the servers just works, and says why it is
+        // slower than it could be.
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
+    }
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),
