@@ -4,6 +4,8 @@
 //! - [`date`]: calendar dates as day numbers; [`instant`]: RFC 3339 instants of time
 //!   slots; [`bound`]: one end of a stay, a night or an instant ([`Bound`]).
 //! - [`room`]: rooms by number or name ([`Room`]).
+//! - [`harm`]: what the findings cost the guests, counted by the checkers ([`Harm`]) and
+//!   worded once as the business headline ([`harm::headline`]).
 //! - [`header`]: the run header that opens a run's history ([`RunHeader`], [`Guard`]).
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
 //!   ([`Stay`], [`Trace`]).
@@ -21,6 +23,7 @@
 pub mod bound;
 pub mod checks;
 pub mod date;
+pub mod harm;
 mod hash;
 pub mod header;
 pub mod history;
@@ -39,6 +42,7 @@ pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFra
 pub use checks::told::NOTIFY;
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
+pub use harm::{Harm, Oversold};
 pub use header::{Guard, RoomCapacity, RunHeader};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, Stay, Trace, F};
 pub use instant::{Instant, InstantError};

@@ -51,6 +51,15 @@ fn the_stay_over_capacity_names_room_night_capacity_and_every_booking() {
     assert_eq!(a.room, Some("DLX".into()));
     assert_eq!(a.ops, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
+        r.harm.oversold,
+        vec![checkers::Oversold {
+            capacity: 3,
+            guests: 4,
+            room_nights: 1
+        }],
+        "one room-night of a room type of three held four guests"
+    );
+    assert_eq!(
         a.nights,
         Some((common::d("2027-01-01"), common::d("2027-01-02")))
     );

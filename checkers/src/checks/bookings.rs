@@ -1,13 +1,14 @@
 //! Checkers that judge the data: what users were told against what the database holds.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::hash::{FastMap as HashMap, FastSet as HashSet};
 
 use crate::bound::Bound;
-use crate::checks::capacity::{crowds, stretch};
+use crate::checks::capacity::{crowds, stretch, units};
 use crate::checks::Checker;
+use crate::harm::Harm;
 use crate::history::{span_word, BookingRow, OpType, Stay};
 use crate::pairing::{BookOp, History};
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -99,6 +100,10 @@ impl Checker for NoDoubleBooking {
         let mut live: HashMap<&Room, RoomLive> = HashMap::default();
         let mut expiry: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let mut anomalies = Vec::new();
+        // The most guests seen holding one room-night (or slot) at once, where more than
+        // its capacity did: the business headline counts them.
+        let mut guests: BTreeMap<(Room, i64), u32> = BTreeMap::new();
+        let slot = h.header().and_then(|hd| hd.slot_micros());
         for (k, &(done_idx, bi)) in oks.iter().enumerate() {
             let y = &books[bi];
             let done = y.done_at.unwrap_or(y.invoked_at);
@@ -143,8 +148,10 @@ impl Checker for NoDoubleBooking {
                     anomalies.push(self.pair(&books[x], y, done_idx));
                 }
             } else if others.len() as u64 >= capacity {
-                let slot = h.header().and_then(|hd| hd.slot_micros());
                 anomalies.extend(self.over_capacity(books, &others, y, capacity, slot));
+            }
+            if others.len() as u64 >= capacity {
+                count_guests(&mut guests, books, &others, y, capacity, slot);
             }
             if y_cancel.is_none_or(|c| c >= done) {
                 *max_len = (*max_len).max(y_to - y_from);
@@ -159,6 +166,32 @@ impl Checker for NoDoubleBooking {
             format!("{} ok bookings checked", thousands(oks.len() as u64)),
             anomalies,
         )
+        .with_harm(Harm::oversold_from(&guests, |(room, _)| {
+            let c = h.header().map_or(1, |hd| hd.capacity_of(room));
+            u32::try_from(c).unwrap_or(u32::MAX)
+        }))
+    }
+}
+
+/// Records, for each night (or slot) of `y`'s stay that `y` and the live `others` hold
+/// more than `capacity` times, the most guests seen there at once.
+fn count_guests(
+    guests: &mut BTreeMap<(Room, i64), u32>,
+    books: &[BookOp],
+    others: &[usize],
+    y: &BookOp,
+    capacity: u64,
+    slot: Option<i64>,
+) {
+    let clip = |b: &BookOp| (b.stay.from.max(y.stay.from), b.stay.to.min(y.stay.to));
+    let mut stays: Vec<(Bound, Bound)> = vec![(y.stay.from, y.stay.to)];
+    stays.extend(others.iter().map(|&x| clip(&books[x])));
+    for c in crowds(&stays, capacity) {
+        let g = u32::try_from(c.members.len()).unwrap_or(u32::MAX);
+        for unit in units(c.from, c.to, slot) {
+            let most = guests.entry((y.stay.room.clone(), unit)).or_default();
+            *most = (*most).max(g);
+        }
     }
 }
 
@@ -325,6 +358,11 @@ impl Checker for ConfirmedIsDurable {
                 ),
             });
         }
+        // One anomaly per confirmed booking, so per guest answered "booked".
+        let harm = Harm {
+            confirmed_lost: anomalies.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!(
@@ -334,6 +372,7 @@ impl Checker for ConfirmedIsDurable {
             ),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -397,11 +436,21 @@ impl Checker for FailedIsAbsent {
                 ),
             });
         }
+        // A request answered `fail` twice is still one guest.
+        let guests: HashSet<&str> = anomalies
+            .iter()
+            .filter_map(|a| a.request.as_deref())
+            .collect();
+        let harm = Harm {
+            failed_but_booked: guests.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} failed bookings checked", thousands(checked)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -458,11 +507,25 @@ impl Checker for DbState {
                 self.over_capacity(fr, room_rows, capacity, slot, &mut anomalies);
             }
         }
+        // The room-nights (or slots) held more often than the room holds guests, for
+        // the business headline.
+        let slot = h.header().and_then(|hd| hd.slot_micros());
+        let mut over: BTreeSet<(&Room, i64)> = BTreeSet::new();
+        for a in &anomalies {
+            if let (Some(room), Some((from, to))) = (&a.room, a.nights) {
+                over.extend(units(from, to, slot).into_iter().map(|u| (room, u)));
+            }
+        }
+        let harm = Harm {
+            rows_overlapping: over.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} rows checked", thousands(rows.len() as u64)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -591,10 +654,15 @@ impl Checker for Idempotency {
                 });
             }
         }
+        let harm = Harm {
+            booked_twice: dups.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} requests checked", thousands(by_request.len() as u64)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }

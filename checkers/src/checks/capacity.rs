@@ -88,6 +88,18 @@ pub fn stretch(from: Bound, to: Bound, slot_micros: Option<i64>) -> String {
     }
 }
 
+/// The nights (day numbers) or slots (start instants, in microseconds) of a stretch,
+/// for counting room-nights. Without a known slot length a stretch of instants counts
+/// as one.
+pub fn units(from: Bound, to: Bound, slot_micros: Option<i64>) -> Vec<i64> {
+    let (a, b) = (from.key(), to.key());
+    match (from, slot_micros) {
+        (Bound::Night(_), _) => (a..b).collect(),
+        (Bound::At(_), Some(len)) if len > 0 => (a..b).step_by(len as usize).collect(),
+        (Bound::At(_), _) => vec![a],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -566,6 +566,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some(harm) = checkers::harm::headline(results) {
+        println!("\n  What it cost the guests: {harm}.");
+    }
     match results.headline {
         Headline::LockFailedDatabaseHeld => println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice."),
         Headline::LockFailedUnguarded => println!("\n  The lock failed (two holders at once) under a design that trusts it: nothing else guards the room-nights."),
@@ -696,9 +699,12 @@ pub fn one_line_summary(results: &checkers::Results) -> String {
         })
         .collect();
     if found.is_empty() {
-        format!("no anomalies; {}", results.validity.as_str())
-    } else {
-        found.join("; ")
+        return format!("no anomalies; {}", results.validity.as_str());
+    }
+    // The business headline first, then the checkers' technical line.
+    match checkers::harm::headline(results) {
+        Some(harm) => format!("{harm}. {}", found.join("; ")),
+        None => found.join("; "),
     }
 }
 
@@ -784,5 +790,24 @@ mod tests {
             "{e}"
         );
         assert!(parse("0").is_err());
+    }
+
+    /// A matrix cell's tooltip says what the run cost the guests before the checkers'
+    /// technical line.
+    #[test]
+    fn the_one_line_summary_opens_with_the_business_headline() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl");
+        let h = crate::store::load_history(&file).unwrap();
+        let r = checkers::check_all(&h, &checkers::CheckOptions::default());
+        let s = one_line_summary(&r);
+        assert!(
+            s.starts_with("1 guest was told they had a room they do not have. "),
+            "{s}"
+        );
+        assert!(
+            s.contains("told-is-true: 1 anomalies (first: phantom confirmation"),
+            "{s}"
+        );
     }
 }
