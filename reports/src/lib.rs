@@ -8,6 +8,7 @@
 //! - `index`: the store's run index.
 //! - [`matrix`]: the design matrix page and its data (`matrix.json`).
 //! - [`summary`]: a matrix cell's runs together: detection rate (Wilson), met/flaky/missed.
+//! - [`summary_md`]: the markdown summary of a run or matrix (`--summary-md`).
 //! - [`diff`]: what changed between two matrices, and its section of `matrix.html`.
 //! - [`trend`]: the last N matrices as one page: cells x nights, time to first anomaly.
 //! - [`html`]: escaping; everything from a history is escaped before it reaches the page.
@@ -24,6 +25,7 @@ mod plots;
 mod spans;
 mod strikes;
 pub mod summary;
+pub mod summary_md;
 pub mod trend;
 
 pub use error::RenderError;

@@ -435,27 +435,14 @@ fn anomaly(
     out.push_str("</h3>\n<p class=\"message\">");
     escape_into(out, &a.message);
     out.push_str("</p>\n");
-    // One lane per op involved: an invoke and its completion are the same op.
-    let mut ids: Vec<usize> = Vec::new();
-    for &ix in &a.ops {
-        if let Some(i) = spans.span_of(ix) {
-            if !ids.contains(&i) {
-                ids.push(i);
-            }
-        }
-    }
-    if n < ANOMALY_VIEWS_MAX && !ids.iter().any(|&i| *spans.spans[i].f() == F::Book) {
-        ids.extend(related_books(&spans.spans, a));
-    }
-    let involved: Vec<&Span<'_>> = ids.iter().map(|&i| &spans.spans[i]).collect();
+    let involved = involved(spans, a, n < ANOMALY_VIEWS_MAX);
     let names: Vec<String> = involved
         .iter()
         .enumerate()
         .map(|(i, sp)| format!("{} (op {})", letter(i), sp.last_index()))
         .collect();
     out.push_str("<p class=\"caption\">");
-    let letters: Vec<String> = (0..involved.len()).map(letter).collect();
-    escape_into(out, &explain(&involved, &letters, &input.windows));
+    escape_into(out, &caption(&involved, &input.windows));
     let role = input
         .checks
         .iter()
@@ -474,6 +461,34 @@ fn anomaly(
     }
     op_table(out, &involved, &names);
     out.push_str("</article>\n");
+}
+
+/// The ops of anomaly `a`, one lane each (an invoke and its completion are the same op);
+/// with `related`, an anomaly naming no booking (a lock finding) gets the bookings it
+/// concerns too, so its caption and timeline show what the lock guarded.
+pub(crate) fn involved<'s, 'a>(
+    spans: &'s Spans<'a>,
+    a: &Anomaly,
+    related: bool,
+) -> Vec<&'s Span<'a>> {
+    let mut ids: Vec<usize> = Vec::new();
+    for &ix in &a.ops {
+        if let Some(i) = spans.span_of(ix) {
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
+    }
+    if related && !ids.iter().any(|&i| *spans.spans[i].f() == F::Book) {
+        ids.extend(related_books(&spans.spans, a));
+    }
+    ids.iter().map(|&i| &spans.spans[i]).collect()
+}
+
+/// The plain-words caption of the ops `involved` in an anomaly, named A, B, ...
+pub(crate) fn caption(involved: &[&Span<'_>], windows: &[Window]) -> String {
+    let letters: Vec<String> = (0..involved.len()).map(letter).collect();
+    explain(involved, &letters, windows)
 }
 
 /// The zoomed timeline of the ops `involved` in an anomaly, and the fault windows it
