@@ -29,6 +29,8 @@ pub(crate) const BELIEVED: RGBColor = RGBColor(214, 39, 40);
 pub(crate) const TXN: RGBColor = RGBColor(230, 171, 2);
 /// Colour of fault windows (drawn translucent).
 pub(crate) const FAULT: RGBColor = RGBColor(214, 39, 40);
+/// A notification the service sent the guest.
+pub(crate) const NOTICE: RGBColor = RGBColor(23, 90, 160);
 
 const FONT: &str = "sans-serif";
 /// Plot width in px; the page scales it down on narrow screens.
@@ -695,6 +697,18 @@ pub(crate) struct Lane<'s, 'a> {
     pub label: String,
     pub span: &'s Span<'a>,
     pub strikes: Vec<&'s Strike>,
+    /// The notifications its guest was sent (booking ops only).
+    pub told: Vec<Told>,
+}
+
+/// A notification the service sent the op's guest, as the sink received it.
+pub(crate) struct Told {
+    /// When the sink received it (ns).
+    pub time: u64,
+    /// A "cancelled" notice (else "confirmed" or another kind).
+    pub cancelled: bool,
+    /// told-is-true found it untrue: a phantom confirmation.
+    pub phantom: bool,
 }
 
 /// Plot-area width of an anomaly view in pixels (the SVG width less margins and the
@@ -729,6 +743,8 @@ fn view_range(lanes: &[Lane<'_, '_>]) -> (u64, u64) {
             );
             ts.extend(&t.lock_renewed);
         }
+        // An outbox may tell the guest long after: the view reaches the notification.
+        ts.extend(l.told.iter().map(|n| n.time));
         t0 = t0.min(*ts.iter().min().unwrap_or(&0));
         t1 = t1.max(*ts.iter().max().unwrap_or(&0));
     }
@@ -870,6 +886,18 @@ fn draw_lane(
     chart.draw_series(rects)?;
     if let Some(c) = sp.trace().and_then(|t| t.confirmed) {
         chart.draw_series([TriangleMarker::new((cx(c), top - 0.80), 8, BLACK.filled())])?;
+    }
+    // The notifications the guest was sent, on the op's row: a circle for "confirmed"
+    // (filled red when it was a phantom), a cross for "cancelled".
+    for n in &l.told {
+        let at = (cx(n.time), top - 0.80);
+        if n.cancelled {
+            chart.draw_series([Cross::new(at, 6, NOTICE.stroke_width(2))])?;
+        } else if n.phantom {
+            chart.draw_series([Circle::new(at, 7, FAULT.filled())])?;
+        } else {
+            chart.draw_series([Circle::new(at, 7, NOTICE.stroke_width(2))])?;
+        }
     }
     // The strikes on this op's own connection: a bold mark across the row they hit
     // (lease for the lock server, transaction for the database), named below the bar.

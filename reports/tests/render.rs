@@ -526,3 +526,36 @@ fn strikes_on_the_two_ops_own_connections_are_drawn_on_their_lanes() {
     let (foreign, _) = render(build(false), &RunMeta::default());
     assert!(!foreign.contains("INSERT held"), "nothing attributed");
 }
+
+/// Issue 26: what the guest was told is drawn on the race timeline (a phantom
+/// confirmation as a red dot on the lane of the booking it names) and counted in the
+/// summary; the business headline says it first. Without notifications, neither appears.
+#[test]
+fn notifications_are_drawn_on_their_booking_and_counted_in_the_summary() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl",
+    );
+    let h = checkers::read_history(std::io::BufReader::new(std::fs::File::open(file).unwrap()))
+        .unwrap();
+    let results = check_all(&h, &CheckOptions::default());
+    let html = render_run(&h, &results, &RunMeta::default());
+    artifact("reports-told.html", &html);
+    assert!(
+        html.contains("<b class=\"harm\">1 guest was told they had a room they do not have.</b>")
+    );
+    assert!(html.contains(
+        "<td>notifications</td><td>1 received: 1 confirmed, 0 cancelled; 1 guest was told they had a room they do not have</td>"
+    ));
+    // The phantom's red dot on the anomaly's timeline (the fault colour, filled).
+    let anomaly = &html[html.find("id=\"anomaly-1\"").unwrap()..];
+    let svg = &anomaly[..anomaly.find("</svg>").unwrap()];
+    assert!(
+        svg.contains("<circle") && svg.contains("fill=\"#D62728\""),
+        "{svg}"
+    );
+
+    let (plain, _) = render(seed_race(false), &RunMeta::default());
+    assert!(!plain.contains("<td>notifications</td>"));
+    let anomaly = &plain[plain.find("id=\"anomaly-1\"").unwrap()..];
+    assert!(!anomaly[..anomaly.find("</svg>").unwrap()].contains("<circle"));
+}
