@@ -2,6 +2,8 @@
 //! beyond reading a history.
 //!
 //! - [`date`]: calendar dates as day numbers.
+//! - [`harm`]: what the findings cost the guests, counted by the checkers ([`Harm`]) and
+//!   worded once as the business headline ([`harm::headline`]).
 //! - [`header`]: the run header that opens a run's history ([`RunHeader`], [`Guard`]).
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
 //!   ([`Stay`], [`RoomNight`], [`Trace`]).
@@ -18,6 +20,7 @@
 
 pub mod checks;
 pub mod date;
+pub mod harm;
 mod hash;
 pub mod header;
 pub mod history;
@@ -33,6 +36,7 @@ pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFra
 pub use checks::told::NOTIFY;
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
+pub use harm::{Harm, Oversold};
 pub use header::{Guard, RunHeader};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
 pub use pairing::{BookOp, History};

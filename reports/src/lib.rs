@@ -61,6 +61,7 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
     let margin_reason = results
         .check(checkers::checks::margin::NAME)
         .and_then(|c| c.reason.as_deref());
+    let harm = checkers::harm::headline(results);
     page::render(&page::PageInput {
         ops: history.ops(),
         checks,
@@ -72,5 +73,6 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         holds: &holds,
         windows,
         meta,
+        harm: harm.as_deref(),
     })
 }

@@ -59,7 +59,12 @@ fn double_booking_gets_a_zoomed_timeline_and_a_caption_telling_the_race() {
     );
     assert!(dbl.contains("Both committed; both confirmed."), "{dbl}");
     assert!(dbl.contains("during db-latency"), "{dbl}");
-    assert!(html.contains("The data is wrong"));
+    // The business headline first, then the technical line.
+    let harm = html
+        .find("<b class=\"harm\">2 room-nights were confirmed to two guests.</b>")
+        .expect("the business headline");
+    let technical = html.find("The data is wrong").expect("the technical line");
+    assert!(harm < technical);
     assert!(html.contains("overbook run --design lock-only --faults db-latency --seed 7"));
     // A timeline per anomaly, plus timeline, latency, throughput, lease and margin plots
     // and the closest call's timeline.

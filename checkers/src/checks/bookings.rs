@@ -1,11 +1,12 @@
 //! Checkers that judge the data: what users were told against what the database holds.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::hash::{FastMap as HashMap, FastSet as HashSet};
 
 use crate::checks::Checker;
+use crate::harm::Harm;
 use crate::history::{BookingRow, OpType, Stay};
 use crate::pairing::{BookOp, History};
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -99,6 +100,8 @@ impl Checker for NoDoubleBooking {
         let mut live: HashMap<u64, RoomLive> = HashMap::default();
         let mut expiry: BinaryHeap<Reverse<(u64, u64, i32, usize)>> = BinaryHeap::new();
         let mut anomalies = Vec::new();
+        // The most guests seen holding one room-night at once, where more than one did.
+        let mut guests: BTreeMap<(u64, i32), u32> = BTreeMap::new();
         for (k, &(done_idx, bi)) in oks.iter().enumerate() {
             let y = &books[bi];
             let done = y.done_at.unwrap_or(y.invoked_at);
@@ -117,6 +120,9 @@ impl Checker for NoDoubleBooking {
             let lo = y.stay.from.0.saturating_sub(*max_len);
             let y_req = h.book_request(y);
             let y_cancel = cancel_at[k];
+            // The nights y shares with each live stay it conflicts with: how many guests
+            // hold each of y's nights at once, for the business headline.
+            let mut shared_with: Vec<(i32, i32)> = Vec::new();
             for (_, x) in room_live.range((lo, 0)..(y.stay.to.0, 0)) {
                 if x.to <= y.stay.from.0 {
                     continue;
@@ -133,6 +139,7 @@ impl Checker for NoDoubleBooking {
                 let Some((from, to)) = xb.stay.shared_nights(&y.stay) else {
                     continue;
                 };
+                shared_with.push((from.0, to.0));
                 let shared = Stay {
                     room: y.stay.room,
                     from,
@@ -161,6 +168,16 @@ impl Checker for NoDoubleBooking {
                     ),
                 });
             }
+            for night in y.stay.from.0..y.stay.to.0 {
+                let holders = shared_with
+                    .iter()
+                    .filter(|&&(f, t)| f <= night && night < t)
+                    .count() as u32;
+                if holders > 0 {
+                    let most = guests.entry((y.stay.room, night)).or_default();
+                    *most = (*most).max(holders + 1);
+                }
+            }
             if y_cancel.is_none_or(|c| c >= done) {
                 *max_len = (*max_len).max(y.stay.to.0 - y.stay.from.0);
                 room_live.insert(
@@ -180,6 +197,8 @@ impl Checker for NoDoubleBooking {
             format!("{} ok bookings checked", thousands(oks.len() as u64)),
             anomalies,
         )
+        // Every room holds one guest a night here (capacity 1).
+        .with_harm(Harm::oversold_from(&guests, |_| 1))
     }
 }
 
@@ -248,6 +267,11 @@ impl Checker for ConfirmedIsDurable {
                 ),
             });
         }
+        // One anomaly per confirmed booking, so per guest answered "booked".
+        let harm = Harm {
+            confirmed_lost: anomalies.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!(
@@ -257,6 +281,7 @@ impl Checker for ConfirmedIsDurable {
             ),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -319,11 +344,21 @@ impl Checker for FailedIsAbsent {
                 ),
             });
         }
+        // A request answered `fail` twice is still one guest.
+        let guests: HashSet<&str> = anomalies
+            .iter()
+            .filter_map(|a| a.request.as_deref())
+            .collect();
+        let harm = Harm {
+            failed_but_booked: guests.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} failed bookings checked", thousands(checked)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -367,6 +402,8 @@ impl Checker for DbState {
         sorted.sort_by(|a, b| {
             (a.room, a.from, a.to, &a.request).cmp(&(b.room, b.from, b.to, &b.request))
         });
+        // The room-nights held twice or more, for the business headline.
+        let mut doubled: BTreeSet<(u64, i32)> = BTreeSet::new();
         let mut reach: Option<&BookingRow> = None;
         for row in sorted {
             match reach {
@@ -375,6 +412,7 @@ impl Checker for DbState {
                         .stay()
                         .shared_nights(&row.stay())
                         .unwrap_or((row.from, row.to));
+                    doubled.extend((s.0 .0..s.1 .0).map(|night| (row.room, night)));
                     anomalies.push(Anomaly {
                         checker: self.name().into(),
                         ops: vec![fr as u64],
@@ -394,11 +432,16 @@ impl Checker for DbState {
                 _ => reach = Some(row),
             }
         }
+        let harm = Harm {
+            rows_overlapping: doubled.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} rows checked", thousands(rows.len() as u64)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -458,10 +501,15 @@ impl Checker for Idempotency {
                 });
             }
         }
+        let harm = Harm {
+            booked_twice: dups.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} requests checked", thousands(by_request.len() as u64)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }

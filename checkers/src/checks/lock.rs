@@ -4,6 +4,7 @@
 use crate::hash::FastMap;
 
 use crate::checks::{secs, Checker};
+use crate::harm::Harm;
 use crate::history::{OpType, F};
 use crate::pairing::History;
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -238,10 +239,15 @@ impl Checker for Fencing {
                 }
             }
         }
+        let harm = Harm {
+            stale_writes: anomalies.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} fenced writes checked", thousands(n)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }

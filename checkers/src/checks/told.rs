@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checks::{secs, Checker};
+use crate::harm::Harm;
 use crate::history::{Op, OpType, Stay};
 use crate::pairing::History;
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -226,6 +227,15 @@ fn anomaly(
     }
 }
 
+/// Whose notification this is: its request key, else its booking id. Two messages
+/// naming one request are about one guest.
+fn guest<'h>(n: &Notice<'h>) -> (Option<&'h str>, Option<u64>) {
+    match n.request {
+        Some(r) => (Some(r), None),
+        None => (None, n.booking),
+    }
+}
+
 /// How a notification names its booking, for messages.
 fn naming(n: &Notice<'_>) -> String {
     match (n.request, n.booking) {
@@ -263,11 +273,15 @@ impl Checker for ToldIsTrue {
         };
         let mut anomalies = Vec::new();
         let mut checked = 0u64;
+        // The guests told of a room they do not have, by what the message names: two
+        // phantom e-mails to one guest are one guest misled.
+        let mut misled: BTreeSet<(Option<&str>, Option<u64>)> = BTreeSet::new();
         for n in notices.confirmed() {
             checked += 1;
             if committed.holds(n) {
                 continue;
             }
+            misled.insert(guest(n));
             let mut ops = vec![n.index];
             ops.extend(book_ops_of(h, n.request, n.booking));
             anomalies.push(anomaly(
@@ -283,11 +297,16 @@ impl Checker for ToldIsTrue {
                 ),
             ));
         }
-        notices.verdict(
-            self,
-            format!("{} confirmations checked", thousands(checked)),
-            anomalies,
-        )
+        notices
+            .verdict(
+                self,
+                format!("{} confirmations checked", thousands(checked)),
+                anomalies,
+            )
+            .with_harm(Harm {
+                told_untrue: misled.len() as u64,
+                ..Harm::default()
+            })
     }
 }
 
@@ -316,16 +335,13 @@ impl Checker for ToldOnce {
         // they name the same request.
         let mut by_key: BTreeMap<(Option<&str>, Option<u64>), Vec<&Notice<'_>>> = BTreeMap::new();
         for n in notices.confirmed() {
-            let key = match n.request {
-                Some(r) => (Some(r), None),
-                None => (None, n.booking),
-            };
+            let key = guest(n);
             let same = by_key.entry(key).or_default();
             if n.id.is_none() || !same.iter().any(|m| m.id == n.id) {
                 same.push(n);
             }
         }
-        let anomalies = by_key
+        let anomalies: Vec<Anomaly> = by_key
             .values()
             .filter(|ns| ns.len() > 1)
             .map(|ns| {
@@ -346,11 +362,18 @@ impl Checker for ToldOnce {
                 )
             })
             .collect();
-        notices.verdict(
-            self,
-            format!("{} requests confirmed", thousands(by_key.len() as u64)),
-            anomalies,
-        )
+        // One anomaly per guest told more than once.
+        let harm = Harm {
+            told_twice: anomalies.len() as u64,
+            ..Harm::default()
+        };
+        notices
+            .verdict(
+                self,
+                format!("{} requests confirmed", thousands(by_key.len() as u64)),
+                anomalies,
+            )
+            .with_harm(harm)
     }
 }
 
@@ -414,11 +437,18 @@ impl Checker for ToldEventually {
                 ),
             ));
         }
-        notices.verdict(
-            self,
-            format!("{} committed bookings checked", thousands(checked)),
-            anomalies,
-        )
+        // One anomaly per request held and never confirmed: per guest.
+        let harm = Harm {
+            never_told: anomalies.len() as u64,
+            ..Harm::default()
+        };
+        notices
+            .verdict(
+                self,
+                format!("{} committed bookings checked", thousands(checked)),
+                anomalies,
+            )
+            .with_harm(harm)
     }
 }
 

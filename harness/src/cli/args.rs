@@ -35,6 +35,10 @@ pub enum Command {
     /// Remove what a killed run left: local temp dirs (server data) and the server
     /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
+    /// What this machine has for overbook (server binaries and versions, docker engine
+    /// and images, chromium) and what each missing piece costs; exit 1 when no run can
+    /// start here.
+    Doctor,
     /// From a failing run's directory, search for the smallest configuration that still
     /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
@@ -346,10 +350,11 @@ pub struct RunArgs {
     /// Store request keys so that a retry returns the original outcome.
     #[arg(long)]
     pub idempotency: bool,
-    /// Where the servers come from: local (start them here), docker (one container per
-    /// server), auto (local if installed, else docker) or external (--redis-url,
-    /// --postgres-url; only proxy faults).
-    #[arg(long, default_value = "local")]
+    /// Where the servers come from: auto (the default: local if redis-server and
+    /// postgres are installed, else docker, saying so), local (start them here), docker
+    /// (one container per server) or external (--redis-url, --postgres-url; only proxy
+    /// faults).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Redis URL for --backend external, e.g. redis://127.0.0.1:6379/.
     #[arg(long)]

@@ -4,6 +4,7 @@
 mod args;
 pub mod check;
 pub mod clean;
+pub mod doctor;
 pub mod fit;
 pub mod repeat;
 pub mod report;
