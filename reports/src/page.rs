@@ -761,8 +761,12 @@ const LEGEND: &str = concat!(
 /// only the read: the bookings that wrote what it is about (same request, or a stay
 /// overlapping its room and nights), so the timeline shows how the rows got there.
 fn related_books(spans: &[Span<'_>], a: &Anomaly) -> Vec<usize> {
-    let target = match (a.room, a.nights) {
-        (Some(room), Some((from, to))) => Some(Stay { room, from, to }),
+    let target = match (&a.room, a.nights) {
+        (Some(room), Some((from, to))) => Some(Stay {
+            room: room.clone(),
+            from,
+            to,
+        }),
         _ => None,
     };
     spans
@@ -773,7 +777,7 @@ fn related_books(spans: &[Span<'_>], a: &Anomaly) -> Vec<usize> {
         })
         .filter(|(_, sp)| {
             let by_request = a.request.is_some() && sp.request() == a.request.as_deref();
-            let by_stay = match (target, sp.invoke.value.stay()) {
+            let by_stay = match (&target, sp.invoke.value.stay()) {
                 (Some(t), Some(st)) => t.overlaps(&st),
                 _ => false,
             };

@@ -174,6 +174,7 @@ impl RunConfig {
             strict_lock: self.strict_lock,
             margin_warn: Some(self.margin_warn.get()),
             subject: Some(self.subject()),
+            ..checkers::RunHeader::default()
         }
     }
 
