@@ -476,3 +476,53 @@ fn aimed_fault_firings_are_marked_and_counted() {
     assert!(table.contains("<th>fired</th>"), "{table}");
     assert!(table.contains("<td>3</td>"), "{table}");
 }
+
+/// Issue 28: the strikes that hit A's and B's own connections are drawn on their lanes,
+/// named by what was held; the history pins them down by time (A alone was writing at
+/// both firings of connection 4; connection 9 is then B's, as A owns 4). A foreign
+/// history (no run header saying each session owns its connection) attributes nothing.
+#[test]
+fn strikes_on_the_two_ops_own_connections_are_drawn_on_their_lanes() {
+    let strike = |b: &mut Builder, at: u64, held: u64, connection: u64| {
+        let value = checkers::OpValue {
+            detail: Some(serde_json::json!({"server": "postgres", "action": "held",
+                "command": "INSERT", "kind": "write", "target": "bookings",
+                "held_ms": held, "connection": connection})),
+            ..checkers::OpValue::default()
+        };
+        b.push(
+            ms(at),
+            checkers::Process::Nemesis,
+            OpType::Info,
+            "fire-db-latency",
+            value,
+            None,
+        );
+    };
+    let build = |header: bool| {
+        let mut b = seed_race(false);
+        strike(&mut b, 1100, 400, 4);
+        strike(&mut b, 1300, 250, 4);
+        strike(&mut b, 1540, 10, 9);
+        if header {
+            let h = checkers::RunHeader {
+                subject: Some("lock-only".into()),
+                ..checkers::RunHeader::default()
+            };
+            b.ops.insert(0, h.to_op());
+        }
+        b
+    };
+    let (html, _) = render(build(true), &RunMeta::default());
+    artifact("reports-strikes.html", &html);
+    let first = &html[..html.find("id=\"anomaly-2\"").expect("two anomalies")];
+    for label in [
+        "INSERT held 400 ms",
+        "INSERT held 250 ms",
+        "INSERT held 10 ms",
+    ] {
+        assert!(first.contains(label), "{label} on its lane");
+    }
+    let (foreign, _) = render(build(false), &RunMeta::default());
+    assert!(!foreign.contains("INSERT held"), "nothing attributed");
+}

@@ -628,6 +628,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             1
         }
     };
+    if let Some(file) = &args.summary_md {
+        crate::cli::summary_md::write_run(file, &outcome.dir.path, results)?;
+        println!("  summary:   {}", file.display());
+    }
     if let Some(path) = &args.outcome_file {
         let summary = crate::matrix::RunSummaryFile {
             dir: outcome.dir.path.clone(),
