@@ -12,10 +12,11 @@ use std::io::{self, BufRead, Write};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::date::Date;
+use crate::bound::Bound;
 pub use crate::error::ReadError;
 use crate::history::{BookingRow, Op, Process};
 use crate::pairing::{History, Validator};
+use crate::room::Room;
 
 /// Reads a whole history and validates it (see [`History::from_ops`] for the rules).
 /// Blank lines are skipped but still counted for line numbers.
@@ -248,9 +249,9 @@ fn diagnose_value(value: &serde_json::Map<String, Value>) -> Option<(String, Str
     }
     type FieldCheck = (&'static str, fn(&Value) -> Option<String>);
     let checks: [FieldCheck; 5] = [
-        ("room", bad::<u64>),
-        ("from", bad::<Date>),
-        ("to", bad::<Date>),
+        ("room", bad::<Room>),
+        ("from", bad::<Bound>),
+        ("to", bad::<Bound>),
         ("request", bad::<String>),
         ("booking", bad::<u64>),
     ];

@@ -6,10 +6,11 @@
 use crate::header::Guard;
 use serde::{Deserialize, Serialize};
 
+use crate::bound::Bound;
 use crate::checks::margin::Margin;
 use crate::checks::Checker;
-use crate::date::Date;
 use crate::harm::Harm;
+use crate::room::Room;
 
 /// A checker's verdict. Ordered so that composing takes the worst: `Valid < Unknown < Invalid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -48,10 +49,14 @@ pub struct Anomaly {
     pub ops: Vec<u64>,
     /// The room concerned, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<u64>,
-    /// The nights concerned, half-open `[from, to)`, when there are any.
+    pub room: Option<Room>,
+    /// The nights (or slot time) concerned, half-open `[from, to)`, when there are any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nights: Option<(Date, Date)>,
+    pub nights: Option<(Bound, Bound)>,
+    /// The room's capacity, when an anomaly is about a room holding more stays than it
+    /// (and the capacity is not 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
     /// The lock key concerned (lock-exclusion, fencing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_key: Option<String>,

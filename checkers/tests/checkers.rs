@@ -34,7 +34,7 @@ fn overlapping_confirmations_are_a_double_booking_named_by_completion() {
         "room 101 nights 2026-12-02..2026-12-03 confirmed to ops 1 and 3"
     );
     assert_eq!(a.ops, vec![0, 1, 2, 3]);
-    assert_eq!(a.room, Some(101));
+    assert_eq!(a.room, Some(checkers::Room::Number(101)));
     assert_eq!(r.summary, "1 anomaly (2 ok bookings checked)");
 }
 

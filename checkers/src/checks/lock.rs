@@ -104,6 +104,7 @@ impl Checker for LockExclusion {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
@@ -221,6 +222,7 @@ impl Checker for Fencing {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(

@@ -219,8 +219,9 @@ fn anomaly(
     Anomaly {
         checker: by.name().into(),
         ops,
-        room: stay.map(|s| s.room),
+        room: stay.map(|s| s.room.clone()),
         nights: stay.map(|s| (s.from, s.to)),
+        capacity: None,
         lock_key: None,
         request: request.map(str::to_string),
         message,

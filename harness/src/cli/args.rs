@@ -401,6 +401,10 @@ pub struct RunArgs {
     /// Also write the verdict as JSON to this file (used by `overbook matrix`).
     #[arg(long, hide = true)]
     pub outcome_file: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, what it cost the guests,
+    /// the worst anomaly's caption, links to the report), e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     /// Run K times, seeds --seed, --seed+1, ...: report the detection rate with its 95%
     /// confidence interval, and whether the expectation held in all, some (flaky) or none.
     #[arg(long, value_name = "K", default_value_t = 1)]

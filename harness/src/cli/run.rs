@@ -67,6 +67,7 @@ pub fn spec_from_args(args: &RunArgs) -> anyhow::Result<RunSpec> {
         fault_node: args.fault_node,
         guard: args.service.guard,
         expect: args.expect.as_deref().map(str::parse).transpose()?,
+        summary_md: args.summary_md.clone(),
     })
 }
 
@@ -202,6 +203,10 @@ pub fn run_spec(spec: &RunSpec, outcome_file: Option<&Path>) -> anyhow::Result<E
     rt.shutdown_timeout(Duration::from_secs(1));
     print_verdict(&cfg, &outcome, &subject);
     let code = exit_code(&cfg, &outcome, expect);
+    if let Some(file) = &spec.summary_md {
+        crate::matrix::summary_md::write_run(file, &outcome.dir.path, &outcome.results)?;
+        println!("  summary:   {}", file.display());
+    }
     if let Some(path) = outcome_file {
         write_outcome(path, &cfg, &outcome)?;
     }

@@ -25,10 +25,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use checkers::{Guard, WarnFraction};
-use workloads::{DesignName, LockService, Needs};
+use workloads::{DesignName, LockService};
 
-use crate::nemesis::{time_needed, Fault, FaultParams};
-use crate::nodes::aim::SlowSql;
+use crate::nemesis::SlowSql;
+use crate::nemesis::{faults, time_needed, Fault, FaultParams};
 use crate::nodes::{Backend, NodeError};
 use crate::run::RunConfig;
 use crate::sut::service::ServiceSpec;
@@ -238,6 +238,9 @@ pub struct RunSpec {
     pub guard: Option<Guard>,
     /// `--expect`.
     pub expect: Option<Expect>,
+    /// `--summary-md`: where the run appends its markdown summary (how it reports, not
+    /// what it runs: not in [`RunSpec::words`]).
+    pub summary_md: Option<PathBuf>,
 }
 
 impl Default for RunSpec {
@@ -281,6 +284,7 @@ impl Default for RunSpec {
             fault_node: None,
             guard: None,
             expect: None,
+            summary_md: None,
         }
     }
 }
@@ -351,8 +355,7 @@ impl RunSpec {
         let fitted = fit::fit(&spec, &spec.faults)?;
         spec.check_ranges(&fitted)?;
         spec.check_backend()?;
-        spec.check_service()?;
-        spec.check_lock_service()?;
+        spec.check_faults()?;
         spec.check_design()?;
         let seed = spec.seed.unwrap_or_else(rand::random);
         let cfg = spec.config_with(&fitted, seed);
@@ -522,48 +525,17 @@ impl RunSpec {
         Ok(())
     }
 
-    /// The backend's own needs, and the faults it cannot inject: pause and kill need a
-    /// backend that owns the processes, refused now rather than after servers and schema
-    /// are up.
+    /// The backend's own needs, and the lock service's: a node it has, a backend that
+    /// can start it.
     fn check_backend(&self) -> Result<(), SpecError> {
         if self.backend == BackendKind::External
             && (self.redis_url.is_none() || self.postgres_url.is_none())
         {
             refuse!("--backend external needs both --redis-url and --postgres-url");
         }
-        if self.backend.owns_processes() {
-            return Ok(());
-        }
-        // clock-jump-redis rewrites the TTL of every key on the server: on a Redis someone
-        // else runs, those are their keys, which overbook never touches.
-        if let Some(f) = self
-            .faults
-            .iter()
-            .find(|f| f.needs_process() || **f == Fault::ClockJumpRedis)
-        {
-            refuse!(
-                "{}",
-                NodeError::Unsupported {
-                    action: f.name().to_string(),
-                }
-            );
-        }
-        Ok(())
-    }
-
-    /// The service and its companions, and the faults the system under test cannot take:
-    /// the service faults without a service, and `client-pause` (a hook inside the
-    /// built-in designs' code) with one.
-    fn check_service(&self) -> Result<(), SpecError> {
         if let Some(s) = &self.service {
             check_service_spec(s)?;
         }
-        check_service_faults(&self.faults, self.service.is_some())
-    }
-
-    /// `--lock-service` and `--fault-node`: a node the service has, a backend that can
-    /// start it, and no fault that needs another one.
-    fn check_lock_service(&self) -> Result<(), SpecError> {
         let lock = self.lock_service;
         if let Some(n) = self.fault_node {
             if n >= lock.data_nodes() {
@@ -580,10 +552,19 @@ impl RunSpec {
                 self.backend.name()
             );
         }
-        if self.faults.contains(&Fault::FailoverRedis) && lock != LockService::Sentinel {
-            refuse!("--fault failover-redis needs --lock-service sentinel (a replica to promote)");
-        }
         Ok(())
+    }
+
+    /// What each fault needs of the run ([`faults::check`], the one place it is
+    /// decided): owned servers for a pause or a kill, a service or a built-in design, the
+    /// lock service it acts on. Refused now, not after servers and schema are up.
+    fn check_faults(&self) -> Result<(), SpecError> {
+        let setting = faults::Setting {
+            owns_servers: Some(self.backend.owns_processes()),
+            service: Some(self.service.is_some()),
+            lock_service: Some(self.lock_service),
+        };
+        faults::check(&self.faults, &setting).map_err(|r| SpecError(NodeError::from(r).to_string()))
     }
 
     /// The design against the lock service and the faults: a fault on the lock service
@@ -637,20 +618,11 @@ pub fn check_service_spec(s: &ServiceSpec) -> Result<(), SpecError> {
 /// Refuses faults the system under test cannot take: the service faults without a
 /// service, and `client-pause` (a hook inside the built-in designs' code) with one.
 pub fn check_service_faults(faults: &[Fault], service: bool) -> Result<(), SpecError> {
-    for f in faults {
-        match f.needs() {
-            Needs::Service if !service => {
-                refuse!("--fault {f} acts on a service under test: give one with --service CMD")
-            }
-            Needs::ClientHook if service => refuse!(
-                "--fault {f} stops a built-in design at a point inside its own code, which a \
-                 service overbook did not write does not have; use pause-service (SIGSTOP of \
-                 one replica) for the same stop-the-world pause"
-            ),
-            _ => {}
-        }
-    }
-    Ok(())
+    let setting = faults::Setting {
+        service: Some(service),
+        ..Default::default()
+    };
+    faults::check(faults, &setting).map_err(|r| SpecError(r.to_string()))
 }
 
 /// Refuses a run whose fault schedule cannot give every requested fault a window within
