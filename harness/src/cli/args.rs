@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use checkers::WarnFraction;
+
+use crate::run::spec::{self, RunSpec};
+use crate::sut::service::ServiceSpec;
 use clap::{Args, Parser, Subcommand};
 
 /// overbook: can this booking design confirm the same room-night twice under faults?
@@ -423,6 +426,98 @@ pub struct RunArgs {
     pub fault_node: Option<usize>,
 }
 
+impl RunArgs {
+    /// The run these flags ask for: each flag given, typed; what was left out at the
+    /// spec's default. Parses names (designs, faults, services); every other check is the
+    /// spec's ([`RunSpec::check`]). A run option's line goes here, beside its clap line.
+    pub fn spec(&self) -> anyhow::Result<RunSpec> {
+        let args = self;
+        let d = RunSpec::default();
+        let faults = if args.faults.is_empty() {
+            d.faults.clone()
+        } else {
+            args.faults
+                .iter()
+                .map(|f| f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}")))
+                .collect::<anyhow::Result<_>>()?
+        };
+        Ok(RunSpec {
+            design: parse("--design", &args.design)?.unwrap_or(d.design),
+            faults,
+            time_limit: args.time_limit.unwrap_or(d.time_limit),
+            concurrency: args.concurrency.unwrap_or(d.concurrency),
+            rooms: args.rooms,
+            window_days: args.window_days,
+            seed: args.seed,
+            lock_ttl: args.lock_ttl,
+            db_latency: args.db_latency.unwrap_or(d.db_latency),
+            redis_latency: args.redis_latency.unwrap_or(d.redis_latency),
+            client_pause: args.client_pause,
+            slow_sql: parse("--slow-sql", &args.slow_sql)?,
+            fault_for: args.fault_for,
+            heal_for: args.heal_for,
+            op_timeout: args.op_timeout,
+            cancel_ratio: args.cancel_ratio.unwrap_or(d.cancel_ratio),
+            rate: args.rate,
+            retry: args.retry,
+            idempotency: args.idempotency,
+            backend: parse("--backend", &args.backend)?.unwrap_or(d.backend),
+            redis_url: args.redis_url.clone(),
+            postgres_url: args.postgres_url.clone(),
+            redis_image: args.redis_image.clone(),
+            postgres_image: args.postgres_image.clone(),
+            store: args.store.clone().unwrap_or(d.store),
+            keep: args.keep,
+            share: args.share,
+            redis_aof: args.redis_aof,
+            strict_lock: args.strict_lock,
+            margin_warn: args.margin_warn.unwrap_or(d.margin_warn),
+            progress: !args.quiet,
+            service: args.service.spec()?,
+            lock_service: parse("--lock-service", &args.lock_service)?.unwrap_or(d.lock_service),
+            fault_node: args.fault_node,
+            guard: args.service.guard,
+            expect: args.expect.as_deref().map(str::parse).transpose()?,
+            summary_md: args.summary_md.clone(),
+        })
+    }
+}
+
+impl ServiceArgs {
+    /// The service `--service` and its companions ask for (checked with the rest of the
+    /// spec by [`RunSpec::check`]).
+    pub fn spec(&self) -> anyhow::Result<Option<ServiceSpec>> {
+        let args = self;
+        let Some(command) = &args.service else {
+            if args.replicas.is_some_and(|r| r != 1) {
+                anyhow::bail!(
+                    "--replicas needs --service CMD (the built-in designs run in this process)"
+                );
+            }
+            return Ok(None);
+        };
+        let d = spec::service(command.clone());
+        Ok(Some(ServiceSpec {
+            schema: args.schema.clone(),
+            read_sql: args.read_sql.clone(),
+            dir: args.service_dir.clone(),
+            ready_timeout: args.service_ready_timeout.unwrap_or(d.ready_timeout),
+            replicas: args.replicas.unwrap_or(d.replicas),
+            ..d
+        }))
+    }
+}
+
+/// `given` parsed, the flag named in the error.
+fn parse<T: std::str::FromStr>(flag: &str, given: &Option<String>) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    given
+        .as_deref()
+        .map(|v| v.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+        .transpose()
+}
 /// Service mode: test the user's own booking service (docs/service.md) instead of a
 /// built-in design. Shared by `run` and `matrix`.
 #[derive(Debug, Clone, Default, Args)]
@@ -606,7 +701,7 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("expected run")
         };
-        let spec = crate::cli::run::spec_from_args(&args).unwrap();
+        let spec = args.spec().unwrap();
         assert_eq!(spec.design.as_str(), "lock-only");
         assert_eq!(
             spec.faults

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::run::{service_from_args, spec_from_words};
+use crate::cli::run::spec_from_words;
 use crate::cli::MatrixArgs;
 use crate::run::spec::RunSpec;
 
@@ -17,7 +17,7 @@ pub fn base_spec(args: &MatrixArgs) -> anyhow::Result<RunSpec> {
         )
     })?;
     Ok(RunSpec {
-        service: service_from_args(&args.service)?,
+        service: args.service.spec()?,
         guard: args.service.guard.or(spec.guard),
         time_limit: args.options.time_limit,
         store: args.options.store.clone(),

@@ -10,99 +10,10 @@ use anyhow::Context;
 use checkers::text::for_terminal;
 use checkers::{Headline, Validity};
 
-use crate::cli::{RunArgs, ServiceArgs};
+use crate::cli::RunArgs;
 use crate::nodes::Backend;
-use crate::run::spec::{
-    self, BackendKind, Expect, RunSpec, EXTERNAL_POSTGRES_VAR, EXTERNAL_REDIS_VAR,
-};
+use crate::run::spec::{BackendKind, Expect, RunSpec, EXTERNAL_POSTGRES_VAR, EXTERNAL_REDIS_VAR};
 use crate::run::{self, RunConfig};
-use crate::sut::service::ServiceSpec;
-
-/// The run the flags ask for: each flag given, typed; what was left out at the spec's
-/// default. Parses names (designs, faults, services); every other check is the spec's.
-pub fn spec_from_args(args: &RunArgs) -> anyhow::Result<RunSpec> {
-    let d = RunSpec::default();
-    let faults = if args.faults.is_empty() {
-        d.faults.clone()
-    } else {
-        args.faults
-            .iter()
-            .map(|f| f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}")))
-            .collect::<anyhow::Result<_>>()?
-    };
-    Ok(RunSpec {
-        design: parse("--design", &args.design)?.unwrap_or(d.design),
-        faults,
-        time_limit: args.time_limit.unwrap_or(d.time_limit),
-        concurrency: args.concurrency.unwrap_or(d.concurrency),
-        rooms: args.rooms,
-        window_days: args.window_days,
-        seed: args.seed,
-        lock_ttl: args.lock_ttl,
-        db_latency: args.db_latency.unwrap_or(d.db_latency),
-        redis_latency: args.redis_latency.unwrap_or(d.redis_latency),
-        client_pause: args.client_pause,
-        slow_sql: parse("--slow-sql", &args.slow_sql)?,
-        fault_for: args.fault_for,
-        heal_for: args.heal_for,
-        op_timeout: args.op_timeout,
-        cancel_ratio: args.cancel_ratio.unwrap_or(d.cancel_ratio),
-        rate: args.rate,
-        retry: args.retry,
-        idempotency: args.idempotency,
-        backend: parse("--backend", &args.backend)?.unwrap_or(d.backend),
-        redis_url: args.redis_url.clone(),
-        postgres_url: args.postgres_url.clone(),
-        redis_image: args.redis_image.clone(),
-        postgres_image: args.postgres_image.clone(),
-        store: args.store.clone().unwrap_or(d.store),
-        keep: args.keep,
-        share: args.share,
-        redis_aof: args.redis_aof,
-        strict_lock: args.strict_lock,
-        margin_warn: args.margin_warn.unwrap_or(d.margin_warn),
-        progress: !args.quiet,
-        service: service_from_args(&args.service)?,
-        lock_service: parse("--lock-service", &args.lock_service)?.unwrap_or(d.lock_service),
-        fault_node: args.fault_node,
-        guard: args.service.guard,
-        expect: args.expect.as_deref().map(str::parse).transpose()?,
-        summary_md: args.summary_md.clone(),
-    })
-}
-
-/// `given` parsed, the flag named in the error.
-fn parse<T: std::str::FromStr>(flag: &str, given: &Option<String>) -> anyhow::Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    given
-        .as_deref()
-        .map(|v| v.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}")))
-        .transpose()
-}
-
-/// The service `--service` and its companions ask for (checked with the rest of the
-/// spec by [`RunSpec::check`]).
-pub fn service_from_args(args: &ServiceArgs) -> anyhow::Result<Option<ServiceSpec>> {
-    let Some(command) = &args.service else {
-        if args.replicas.is_some_and(|r| r != 1) {
-            anyhow::bail!(
-                "--replicas needs --service CMD (the built-in designs run in this process)"
-            );
-        }
-        return Ok(None);
-    };
-    let d = spec::service(command.clone());
-    Ok(Some(ServiceSpec {
-        schema: args.schema.clone(),
-        read_sql: args.read_sql.clone(),
-        dir: args.service_dir.clone(),
-        ready_timeout: args.service_ready_timeout.unwrap_or(d.ready_timeout),
-        replicas: args.replicas.unwrap_or(d.replicas),
-        ..d
-    }))
-}
 
 /// The spec `overbook run OPTIONS` asks for, from the options' words (a run's
 /// `meta.json` argv, a matrix's options after `--`): the same parser as the command line.
@@ -119,7 +30,7 @@ pub fn spec_from_words<S: AsRef<str>>(options: &[S]) -> anyhow::Result<RunSpec> 
     if args.repeat != 1 || args.outcome_file.is_some() {
         anyhow::bail!("--repeat and --outcome-file are not options of one run");
     }
-    spec_from_args(&args)
+    args.spec()
 }
 
 /// The latency-vs-lease alert of the story, from lease-margin's measurements: where the
@@ -157,7 +68,7 @@ fn print_alert(results: &checkers::Results) {
 
 /// Runs `overbook run` and returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let spec = spec_from_args(args)?;
+    let spec = args.spec()?;
     if args.repeat != 1 {
         return crate::cli::repeat::run(&spec, args.repeat, run_spec);
     }
@@ -395,7 +306,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run")
         };
-        spec_from_args(&args).unwrap().check().unwrap().command()
+        args.spec().unwrap().check().unwrap().command()
     }
 
     /// Issue 23.10: an external run's reproduce command left out the URLs (it did not
@@ -456,7 +367,7 @@ mod tests {
             let crate::cli::Command::Run(args) = cli.command else {
                 panic!("not a run")
             };
-            spec_from_args(&args)
+            args.spec()
                 .and_then(|s| Ok(s.check()?))
                 .map(|_| ())
                 .map_err(|e| e.to_string())

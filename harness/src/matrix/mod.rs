@@ -140,67 +140,10 @@ pub struct RunSummaryFile {
 /// limit and store the matrix was given) with the cell's design, fault and seed;
 /// `run_args` are the run options as given after `--` (for the plan and errors).
 pub fn run(args: &MatrixOptions, run_args: &[String], base: &RunSpec) -> anyhow::Result<ExitCode> {
-    let service = base.service.clone();
-    // One row for a service; else the designs asked for.
-    let designs: Vec<Row> = if service.is_some() {
-        if args.lock_services != "single" {
-            bail!("--lock-services is for the built-in designs; a --service takes its leases from the one Redis in REDIS_URL");
-        }
-        vec![Row::Service]
-    } else {
-        let designs = parse_list(&args.designs, DesignName::all(), |s| {
-            s.parse::<DesignName>().map_err(|e| e.to_string())
-        })
-        .context("--designs")?;
-        let services = parse_list(&args.lock_services, &LockService::ALL, |s| {
-            s.parse::<LockService>().map_err(|e| e.to_string())
-        })
-        .context("--lock-services")?;
-        // Service-major, so each lock service's rows stand together on the page; a
-        // design that cannot run on a service (lock-renewal on Redlock) has no row there.
-        services
-            .iter()
-            .flat_map(|&l| {
-                designs
-                    .iter()
-                    .filter(move |d| d.runs_on(l))
-                    .map(move |&d| Row::Design(d, l))
-            })
-            .collect()
-    };
-    // `all` means every fault the row can take: the service faults need a service, and
-    // client-pause needs a hook inside a built-in design.
-    let takes = |f: &Fault| match f.needs() {
-        workloads::Needs::Service => service.is_some(),
-        workloads::Needs::ClientHook => service.is_none(),
-        _ => true,
-    };
-    let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
-    let faults = parse_list(&args.faults, &possible, |s| {
-        s.parse::<Fault>().map_err(|e| e.to_string())
-    })
-    .context("--faults")?;
-    crate::run::spec::check_service_faults(&faults, service.is_some())?;
-    if !(1..=MAX_SEEDS).contains(&args.seeds) {
-        bail!(
-            "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
-            args.seeds
-        );
-    }
-    if args.seed.checked_add(args.seeds).is_none() {
-        bail!(
-            "--seed {} + --seeds {} overflows: allowed at most {}",
-            args.seed,
-            args.seeds,
-            u64::MAX - args.seeds
-        );
-    }
-    if !(1..=MAX_JOBS).contains(&args.jobs) {
-        bail!(
-            "--jobs {} is out of range: allowed 1 to {MAX_JOBS}",
-            args.jobs
-        );
-    }
+    let service = base.service.is_some();
+    let designs = rows(args, service)?;
+    let faults = columns(args, service)?;
+    check_counts(args)?;
     let shard: Shard = args.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let overrides = args
         .expect
@@ -234,52 +177,133 @@ pub fn run(args: &MatrixOptions, run_args: &[String], base: &RunSpec) -> anyhow:
         shard: shard.to_string(),
         cells: cells.len(),
     };
-    let started_at = utc_stamp(SystemTime::now());
-    let out_dir = args.store.join("matrix").join(&started_at);
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    println!(
-        "overbook matrix: {} designs x {} faults x {} seeds, shard {shard}: {} cells, {} at a time",
-        designs.len(),
-        faults.len(),
-        args.seeds,
-        cells.len(),
-        args.jobs
-    );
-
-    crate::store::write_file(out_dir.join(PLAN), serde_json::to_vec_pretty(&plan_file)?)
-        .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
-    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
-    let started = Instant::now();
-    let results = run_cells(&exe, args, base, &cells, &out_dir);
-    let matrix = Matrix {
-        started_at,
-        shards: vec![shard.to_string()],
-        designs: designs.iter().map(|d| d.to_string()).collect(),
-        faults: faults.iter().map(|f| f.to_string()).collect(),
-        cells: results,
-    };
+    let matrix = run_plan(args, base, &plan_file, &cells)?;
     let outputs = Outputs {
         junit: args.junit.as_deref(),
         summary_md: args.summary_md.as_deref(),
         store: &args.store,
     };
-    let code = write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref())?;
-    let (wall, overhead): (u64, u64) = matrix
-        .cells
+    let out_dir = args.store.join("matrix").join(&matrix.started_at);
+    write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref())
+}
+
+/// The rows: one for a service; else the designs asked for, on each lock service asked
+/// for, service-major (each lock service's rows stand together on the page); a design
+/// that cannot run on a service (lock-renewal on Redlock) has no row there.
+fn rows(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Row>> {
+    if service {
+        if args.lock_services != "single" {
+            bail!("--lock-services is for the built-in designs; a --service takes its leases from the one Redis in REDIS_URL");
+        }
+        return Ok(vec![Row::Service]);
+    }
+    let designs = parse_list(&args.designs, DesignName::all(), |s| {
+        s.parse::<DesignName>().map_err(|e| e.to_string())
+    })
+    .context("--designs")?;
+    let services = parse_list(&args.lock_services, &LockService::ALL, |s| {
+        s.parse::<LockService>().map_err(|e| e.to_string())
+    })
+    .context("--lock-services")?;
+    Ok(services
         .iter()
-        .fold((0, 0), |(w, o), c| (w + c.wall_ms, o + c.overhead_ms));
-    if !matrix.cells.is_empty() {
-        println!(
-            "{} cells in {:.1}s ({} jobs); per cell on average {:.1}s, of which {:.2}s overhead (server start, schema, final read, checks)",
-            matrix.cells.len(),
-            started.elapsed().as_secs_f64(),
-            args.jobs,
-            wall as f64 / 1000.0 / matrix.cells.len() as f64,
-            overhead as f64 / 1000.0 / matrix.cells.len() as f64,
+        .flat_map(|&l| {
+            designs
+                .iter()
+                .filter(move |d| d.runs_on(l))
+                .map(move |&d| Row::Design(d, l))
+        })
+        .collect())
+}
+
+/// The columns: the faults asked for; `all` means every fault the rows can take (the
+/// service faults need a service, client-pause a hook inside a built-in design).
+fn columns(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Fault>> {
+    let takes = |f: &Fault| match f.needs() {
+        workloads::Needs::Service => service,
+        workloads::Needs::ClientHook => !service,
+        _ => true,
+    };
+    let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
+    let faults = parse_list(&args.faults, &possible, |s| {
+        s.parse::<Fault>().map_err(|e| e.to_string())
+    })
+    .context("--faults")?;
+    crate::run::spec::check_service_faults(&faults, service)?;
+    Ok(faults)
+}
+
+/// `--seeds`, `--seed` and `--jobs` in range.
+fn check_counts(args: &MatrixOptions) -> anyhow::Result<()> {
+    if !(1..=MAX_SEEDS).contains(&args.seeds) {
+        bail!(
+            "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
+            args.seeds
         );
     }
-    Ok(code)
+    if args.seed.checked_add(args.seeds).is_none() {
+        bail!(
+            "--seed {} + --seeds {} overflows: allowed at most {}",
+            args.seed,
+            args.seeds,
+            u64::MAX - args.seeds
+        );
+    }
+    if !(1..=MAX_JOBS).contains(&args.jobs) {
+        bail!(
+            "--jobs {} is out of range: allowed 1 to {MAX_JOBS}",
+            args.jobs
+        );
+    }
+    Ok(())
+}
+
+/// Writes the plan, runs the cells and returns the matrix they make, saying how long
+/// the cells took and how much of it was overhead.
+fn run_plan(
+    args: &MatrixOptions,
+    base: &RunSpec,
+    plan_file: &PlanFile,
+    cells: &[Cell],
+) -> anyhow::Result<Matrix> {
+    let started_at = utc_stamp(SystemTime::now());
+    let out_dir = args.store.join("matrix").join(&started_at);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    println!(
+        "overbook matrix: {} designs x {} faults x {} seeds, shard {}: {} cells, {} at a time",
+        plan_file.designs.len(),
+        plan_file.faults.len(),
+        args.seeds,
+        plan_file.shard,
+        cells.len(),
+        args.jobs
+    );
+    crate::store::write_file(out_dir.join(PLAN), serde_json::to_vec_pretty(plan_file)?)
+        .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
+    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
+    let started = Instant::now();
+    let results = run_cells(&exe, args, base, cells, &out_dir);
+    let (wall, overhead): (u64, u64) = results
+        .iter()
+        .fold((0, 0), |(w, o), c| (w + c.wall_ms, o + c.overhead_ms));
+    if !results.is_empty() {
+        println!(
+            "{} cells in {:.1}s ({} jobs); per cell on average {:.1}s, of which {:.2}s overhead (server start, schema, final read, checks)",
+            results.len(),
+            started.elapsed().as_secs_f64(),
+            args.jobs,
+            wall as f64 / 1000.0 / results.len() as f64,
+            overhead as f64 / 1000.0 / results.len() as f64,
+        );
+    }
+    Ok(Matrix {
+        started_at,
+        shards: vec![plan_file.shard.clone()],
+        designs: plan_file.designs.clone(),
+        faults: plan_file.faults.clone(),
+        cells: results,
+    })
 }
 
 /// Runs `overbook matrix merge DIR...`: one page and one exit code for all shards.

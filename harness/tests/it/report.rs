@@ -7,27 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{overbook, TempDir};
 use reports::RunMeta;
-
-use crate::fixture;
-
-/// A temporary directory removed on drop, even when an assertion fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("overbook-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
@@ -37,7 +18,7 @@ fn artifacts() -> PathBuf {
 
 /// Writes the seed race (double booking) as a run directory: history.jsonl + meta.json.
 fn seed_run(dir: &Path) {
-    let history = fixture::seed_race(false).history();
+    let history = fixtures::seed_race(false).history();
     let mut lines = String::new();
     for op in history.ops() {
         lines.push_str(&serde_json::to_string(op).expect("op serialises"));
@@ -64,13 +45,6 @@ fn seed_run(dir: &Path) {
         serde_json::to_vec(&meta).expect("meta serialises"),
     )
     .expect("write meta");
-}
-
-fn overbook(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_overbook"))
-        .args(args)
-        .output()
-        .expect("run overbook")
 }
 
 /// The first Chromium on PATH, if any.
