@@ -23,6 +23,7 @@ pub mod meta;
 mod page;
 mod plots;
 mod spans;
+mod strikes;
 pub mod summary;
 pub mod summary_md;
 pub mod trend;
@@ -64,6 +65,7 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         .check(checkers::checks::margin::NAME)
         .and_then(|c| c.reason.as_deref());
     let harm = checkers::harm::headline(results);
+    let notices = checkers::checks::told::Notices::of(history);
     page::render(&page::PageInput {
         ops: history.ops(),
         checks,
@@ -76,5 +78,14 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         windows,
         meta,
         harm: harm.as_deref(),
+        // Under the built-in designs each session opens its own connections; a service
+        // serves every user from its own pool (and a foreign history says neither).
+        sessions_own_connections: history
+            .header()
+            .and_then(|h| h.subject.as_deref())
+            .is_some_and(|s| s != "service"),
+        notices: &notices.list,
+        notices_rejected: notices.rejected,
+        told_untrue: checkers::Harm::of(results).told_untrue_words(),
     })
 }
