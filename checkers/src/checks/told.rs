@@ -13,7 +13,8 @@
 //! judge the telling itself:
 //!
 //! - [`ToldIsTrue`]: every `confirmed` names a booking that committed (a *phantom
-//!   confirmation* is the e-mail sent before a COMMIT that then failed);
+//!   confirmation* is the e-mail sent before a COMMIT that then failed), and every
+//!   `cancelled` a booking that no longer holds the room (a *false cancellation*);
 //! - [`ToldOnce`]: at most one `confirmed` per request (a retry must not e-mail twice);
 //! - [`ToldEventually`]: every committed booking was confirmed by the end of the history
 //!   (an outbox that stalls shows);
@@ -283,12 +284,86 @@ impl Checker for ToldIsTrue {
                 ),
             ));
         }
+        let cancelled = false_cancellations(self, h, &notices, &mut anomalies);
         notices.verdict(
             self,
-            format!("{} confirmations checked", thousands(checked)),
+            format!(
+                "{} confirmations and {} cancellations checked",
+                thousands(checked),
+                thousands(cancelled)
+            ),
             anomalies,
         )
     }
+}
+
+/// Judges every `cancelled` notification (their count is returned): one is false when
+/// its booking still holds the room in the final read and no cancel of it may still
+/// land after that read (one `info` or in flight at the end). The guest was told the
+/// room is free while the booking holds it: they will not come, and the room is not
+/// sold again (the notice sent before a cancel's COMMIT that then failed).
+fn false_cancellations(
+    by: &dyn Checker,
+    h: &History,
+    notices: &Notices<'_>,
+    anomalies: &mut Vec<Anomaly>,
+) -> u64 {
+    let Some(read) = h.final_read() else {
+        return 0;
+    };
+    let rows = h.ops()[read].value.bookings.as_deref().unwrap_or_default();
+    let mut checked = 0u64;
+    for n in notices
+        .list
+        .iter()
+        .filter(|n| n.kind == NoticeKind::Cancelled)
+    {
+        checked += 1;
+        let Some(row) = rows.iter().find(|r| {
+            n.booking.is_some_and(|b| r.booking == Some(b))
+                || n.request.is_some_and(|q| r.request == q)
+        }) else {
+            continue;
+        };
+        let names = |c: &&crate::pairing::CancelOp| {
+            (n.booking.is_some() && c.booking == n.booking)
+                || (n.request.is_some() && h.cancel_request(c) == n.request)
+        };
+        let cancels: Vec<_> = h.cancels().iter().filter(names).collect();
+        if cancels
+            .iter()
+            .any(|c| h.outcome(c.invoke as usize) == OpType::Info)
+        {
+            continue;
+        }
+        let mut ops = vec![n.index];
+        for c in &cancels {
+            ops.push(u64::from(c.invoke));
+            ops.extend(h.partner(c.invoke as usize).map(|p| p as u64));
+        }
+        ops.push(read as u64);
+        let stay = Stay {
+            room: row.room,
+            from: row.from,
+            to: row.to,
+        };
+        anomalies.push(anomaly(
+            by,
+            ops,
+            Some(&stay),
+            Some(row.request.as_str()),
+            format!(
+                "false cancellation: the guest of {} was told \"cancelled\" at {} (op {}), but the booking still holds room {} {}..{} in the final read",
+                naming(n),
+                secs(n.time),
+                n.index,
+                row.room,
+                row.from,
+                row.to
+            ),
+        ));
+    }
+    checked
 }
 
 /// At most one `confirmed` notification per request key (a booking id when the message
@@ -603,6 +678,43 @@ mod tests {
         assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
         // Cancelled, so not in the final read: nothing is owed a confirmation.
         assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
+    }
+
+    const CANCEL_7: &str = r#"{"process":2,"type":"invoke","f":"cancel","value":{"booking":7}}"#;
+    const UNTOLD_R1: &str = r#"{"process":"nemesis","type":"info","f":"notify","value":{"request":"r-1","booking":7,"detail":{"kind":"cancelled","booking":7,"request":"r-1"}}}"#;
+
+    #[test]
+    fn a_cancellation_of_a_booking_that_still_holds_the_room_is_false() {
+        // Told "cancelled" before a cancel whose COMMIT then failed: the row stays.
+        let failed = r#"{"process":2,"type":"fail","f":"cancel","error":"409"}"#;
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, UNTOLD_R1, failed, READ, READ_R1,
+        ]);
+        let r = ToldIsTrue.check(&h);
+        assert_eq!(r.validity, Validity::Invalid);
+        assert!(r.anomalies[0].message.starts_with("false cancellation"));
+        assert_eq!(r.anomalies[0].ops, vec![4, 7]);
+        assert_eq!(r.anomalies[0].request.as_deref(), Some("r-1"));
+        assert!(
+            r.summary.contains("1 cancellations checked"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_cancellation_is_true_once_the_row_is_gone_or_while_its_cancel_may_land() {
+        let ok = r#"{"process":2,"type":"ok","f":"cancel"}"#;
+        let lost = r#"{"process":2,"type":"info","f":"cancel","error":"timeout"}"#;
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, ok, UNTOLD_R1, READ, READ_NONE,
+        ]);
+        assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
+        // The cancel's outcome is unknown: it may delete the row after the read.
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, UNTOLD_R1, lost, READ, READ_R1,
+        ]);
+        assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
     }
 
     #[test]
