@@ -98,6 +98,10 @@ pub struct RunHeader {
     /// The design or system under test, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// `--notify-grace` in milliseconds: how long after the run's final heal a committed
+    /// booking's guest may still be told "confirmed" (`told-eventually`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_grace_ms: Option<u64>,
 }
 
 impl RunHeader {
@@ -141,6 +145,7 @@ mod tests {
             strict_lock: false,
             margin_warn: Some(0.8),
             subject: Some("lock-only".into()),
+            notify_grace_ms: Some(5000),
         };
         let op = h.to_op();
         let line = serde_json::to_string(&op).unwrap();

@@ -430,10 +430,30 @@ impl Checker for ToldOnce {
 }
 
 /// Every `ok` booking present in the final read got a `confirmed` notification (by
-/// request, else by booking id). Notifications received up to the end of the history
-/// count: the sink keeps listening after the final read until the service stops, which
-/// is the grace an outbox worker gets.
+/// request, else by booking id) in time. With the run header's `notify_grace_ms`, in
+/// time is by the run's final heal (the last `stop-` event of the nemesis, else the
+/// final read's invocation) plus that grace: an outbox that stalls through a fault and
+/// catches up only later shows. Without it (a history from elsewhere), notifications
+/// received up to the end of the history count.
 pub struct ToldEventually;
+
+/// The latest instant (history clock, ns) a confirmation is in time, when the history's
+/// header gives a grace: its final heal plus the grace.
+fn told_by(h: &History) -> Option<u64> {
+    let grace = h.header()?.notify_grace_ms?.saturating_mul(1_000_000);
+    let heal = h
+        .nemesis_ops()
+        .iter()
+        .map(|&i| &h.ops()[i as usize])
+        .filter(|o| o.f.as_str().starts_with("stop-"))
+        .map(|o| o.time)
+        .max()
+        .or_else(|| {
+            let read = h.final_read()?;
+            Some(h.invoke_of(read).map_or(h.ops()[read].time, |o| o.time))
+        })?;
+    Some(heal.saturating_add(grace))
+}
 
 impl Checker for ToldEventually {
     fn name(&self) -> &'static str {
@@ -454,8 +474,18 @@ impl Checker for ToldEventually {
         };
         let rows = h.ops()[read].value.bookings.as_deref().unwrap_or_default();
         let held: BTreeSet<&str> = rows.iter().map(|r| r.request.as_str()).collect();
-        let told_requests: BTreeSet<&str> = notices.confirmed().filter_map(|n| n.request).collect();
-        let told_bookings: BTreeSet<u64> = notices.confirmed().filter_map(|n| n.booking).collect();
+        let deadline = told_by(h);
+        // The first confirmation of each request and booking: the one that counts.
+        let mut told_requests: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut told_bookings: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in notices.confirmed() {
+            if let Some(r) = n.request {
+                told_requests.entry(r).or_insert(n.time);
+            }
+            if let Some(b) = n.booking {
+                told_bookings.entry(b).or_insert(n.time);
+            }
+        }
         let mut anomalies = Vec::new();
         let mut checked = 0u64;
         let mut seen: BTreeSet<&str> = BTreeSet::new();
@@ -471,20 +501,35 @@ impl Checker for ToldEventually {
                 continue;
             }
             checked += 1;
-            let told = told_requests.contains(req)
-                || h.book_id(b).is_some_and(|id| told_bookings.contains(&id));
-            if told {
-                continue;
-            }
+            let told_at = [
+                told_requests.get(req).copied(),
+                h.book_id(b).and_then(|id| told_bookings.get(&id).copied()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let late = match (told_at, deadline) {
+                (Some(at), Some(by)) if at > by => Some(at),
+                (Some(_), _) => continue,
+                (None, _) => None,
+            };
             let mut ops = vec![b.invoke as u64];
             ops.extend(b.completion.map(u64::from));
+            let what = match late {
+                Some(at) => format!(
+                    "its guest was sent \"confirmed\" only at {}, {} after the final heal's grace ended",
+                    secs(at),
+                    secs(at - deadline.unwrap_or(at))
+                ),
+                None => "its guest was never sent \"confirmed\"".to_string(),
+            };
             anomalies.push(anomaly(
                 self,
                 ops,
                 Some(&b.stay),
                 Some(req),
                 format!(
-                    "request {req} booked room {} {}..{} (in the final read), but its guest was never sent \"confirmed\"",
+                    "request {req} booked room {} {}..{} (in the final read), but {what}",
                     b.stay.room, b.stay.from, b.stay.to
                 ),
             ));
@@ -749,6 +794,31 @@ mod tests {
         assert_eq!(r.anomalies[0].ops, vec![0, 1]);
         // r-2 never booked anything: that one is a phantom.
         assert_eq!(ToldIsTrue.check(&h).validity, Validity::Invalid);
+    }
+
+    #[test]
+    fn with_a_grace_in_the_header_a_confirmation_after_it_is_late() {
+        let header = |ms: u64| {
+            format!(
+                r#"{{"process":"nemesis","type":"info","f":"run","value":{{"detail":{{"notify_grace_ms":{ms}}}}}}}"#
+            )
+        };
+        let stop = r#"{"process":"nemesis","type":"info","f":"stop-kill-service"}"#;
+        // The final heal at 4 ms, told at 7 ms: late with a 2 ms grace, in time with 5.
+        let (short, long) = (header(2), header(5));
+        let h = history(&[&short, BOOK_R1, OK_R1, stop, READ, READ_R1, TOLD_R1]);
+        let r = ToldEventually.check(&h);
+        assert_eq!(r.validity, Validity::Invalid);
+        assert!(
+            r.anomalies[0].message.contains("only at 0.007 s"),
+            "{}",
+            r.anomalies[0].message
+        );
+        let h = history(&[&long, BOOK_R1, OK_R1, stop, READ, READ_R1, TOLD_R1]);
+        assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
+        // Without faults the grace runs from the final read's invocation (5 ms here).
+        let h = history(&[&short, BOOK_R1, OK_R1, READ, READ_R1, TOLD_R1]);
+        assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
     }
 
     #[test]

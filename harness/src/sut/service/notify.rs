@@ -41,10 +41,12 @@ pub(crate) const MAX_NOTICE: usize = 64 << 10;
 pub(crate) const FLOOD: u32 = 10;
 
 /// How long the sink must have been quiet before the service is stopped, and the most it
-/// waits for that: the grace an outbox worker gets to deliver what the last bookings
-/// owe, once the final read is taken (only when the service sends notifications at all).
+/// waits for that once the final read is taken (only when the service sends
+/// notifications at all): an outbox worker gets that long to deliver what the last
+/// bookings owe. The grace is in the run header, so `told-eventually` judges a
+/// confirmation later than the final heal plus the grace as late from the history alone.
 const QUIET: Duration = Duration::from_millis(1000);
-const MAX_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// The run's notification sink.
 pub(crate) struct NotifySink {
@@ -143,7 +145,7 @@ impl NotifySink {
             return;
         }
         let clock = rec.clock();
-        let deadline = tokio::time::Instant::now() + MAX_GRACE;
+        let deadline = tokio::time::Instant::now() + NOTIFY_GRACE;
         loop {
             let quiet_for = clock
                 .now()
