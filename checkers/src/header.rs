@@ -9,12 +9,21 @@
 //! {"index":0,"time":0,"process":"nemesis","type":"info","f":"run","value":{"detail":{"users":16,"faults":["slow-writes"],"guard":"lock"}}}
 //! ```
 //!
+//! A run whose rooms hold more than one stay a night (a room type sold N times) or
+//! that sells time slots says so here too, so that `overbook check` of the history
+//! alone judges against the same capacities:
+//!
+//! ```json
+//! {"index":0,"time":0,"process":"nemesis","type":"info","f":"run","value":{"detail":{"capacity":1,"room_capacity":[{"room":"DLX","capacity":3}],"unit":"30m"}}}
+//! ```
+//!
 //! Every field is optional: a history written by someone else's system has no header
 //! (or a partial one), and each check that needs a field it lacks is simply not made.
 
 use serde::{Deserialize, Serialize};
 
 use crate::history::{Op, OpType, Process, F};
+use crate::room::Room;
 
 /// The op name of the run header event.
 pub const RUN_HEADER: &str = "run";
@@ -98,10 +107,31 @@ pub struct RunHeader {
     /// The design or system under test, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// How many confirmed stays a room not in `room_capacity` may hold on one night
+    /// (or slot); absent means 1, the no-double-booking invariant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
+    /// Rooms whose capacity differs from `capacity`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub room_capacity: Vec<RoomCapacity>,
+    /// What a stay counts: `night` (absent means nights) or a slot length such as
+    /// `30m` or `1h`; lets messages name a single slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
     /// `--notify-grace` in milliseconds: how long after the run's final heal a committed
     /// booking's guest may still be told "confirmed" (`told-eventually`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_grace_ms: Option<u64>,
+}
+
+/// One room's capacity in the run header (a list, since JSON object keys cannot tell
+/// room `101` from room `"101"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomCapacity {
+    /// The room.
+    pub room: Room,
+    /// How many confirmed stays it may hold on one night or slot.
+    pub capacity: u64,
 }
 
 impl RunHeader {
@@ -121,6 +151,25 @@ impl RunHeader {
         }
     }
 
+    /// How many confirmed stays `room` may hold on one night or slot (1 unless the
+    /// header says otherwise).
+    pub fn capacity_of(&self, room: &Room) -> u64 {
+        self.room_capacity
+            .iter()
+            .find(|c| &c.room == room)
+            .map_or(self.capacity.unwrap_or(1), |c| c.capacity)
+    }
+
+    /// Whether any room may hold more than one stay at once.
+    pub fn has_capacity_above_one(&self) -> bool {
+        self.capacity.is_some_and(|c| c != 1) || self.room_capacity.iter().any(|c| c.capacity != 1)
+    }
+
+    /// The slot length in microseconds when the unit is a slot length (`30m`, `1h`).
+    pub fn slot_micros(&self) -> Option<i64> {
+        slot_minutes(self.unit.as_deref()?).map(|m| m * 60_000_000)
+    }
+
     /// The header of a history: its first nemesis `run` event, if any. A header whose
     /// detail does not parse (a foreign writer's own `run` op) counts as none.
     pub fn of(ops: &[Op]) -> Option<RunHeader> {
@@ -130,6 +179,21 @@ impl RunHeader {
             .find(|op| op.is_nemesis() && op.f.as_str() == RUN_HEADER)?;
         serde_json::from_value(op.value.detail.clone()?).ok()
     }
+}
+
+/// The minutes of a slot length written `30m`, `90m`, `1h` or `2h`; `None` for `night`
+/// or anything else.
+pub fn slot_minutes(unit: &str) -> Option<i64> {
+    let (n, per) = match unit.as_bytes().last()? {
+        b'm' => (&unit[..unit.len() - 1], 1),
+        b'h' => (&unit[..unit.len() - 1], 60),
+        _ => return None,
+    };
+    if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) || n.len() > 6 {
+        return None;
+    }
+    let n: i64 = n.parse().ok()?;
+    (n > 0).then_some(n * per)
 }
 
 #[cfg(test)]
@@ -145,7 +209,7 @@ mod tests {
             strict_lock: false,
             margin_warn: Some(0.8),
             subject: Some("lock-only".into()),
-            notify_grace_ms: Some(5000),
+            ..RunHeader::default()
         };
         let op = h.to_op();
         let line = serde_json::to_string(&op).unwrap();
@@ -163,6 +227,27 @@ mod tests {
         let mut op = RunHeader::default().to_op();
         op.value.detail = Some(serde_json::json!({"users": "many"}));
         assert_eq!(RunHeader::of(&[op]), None);
+    }
+
+    #[test]
+    fn capacities_default_to_one_and_rooms_override() {
+        let mut h = RunHeader::default();
+        assert_eq!(h.capacity_of(&Room::Number(101)), 1);
+        assert!(!h.has_capacity_above_one());
+        h.capacity = Some(2);
+        h.room_capacity = vec![RoomCapacity {
+            room: Room::Name("DLX".into()),
+            capacity: 3,
+        }];
+        assert_eq!(h.capacity_of(&Room::Name("DLX".into())), 3);
+        assert_eq!(h.capacity_of(&Room::Name("STE".into())), 2);
+        let back: Op = serde_json::from_str(&serde_json::to_string(&h.to_op()).unwrap()).unwrap();
+        assert_eq!(RunHeader::of(&[back]), Some(h));
+        assert_eq!(slot_minutes("30m"), Some(30));
+        assert_eq!(slot_minutes("2h"), Some(120));
+        for bad in ["night", "0m", "m", "1.5h", "-30m", "30s"] {
+            assert_eq!(slot_minutes(bad), None, "{bad}");
+        }
     }
 
     #[test]

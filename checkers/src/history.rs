@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::date::Date;
+use crate::bound::Bound;
+use crate::room::Room;
 
 /// One event of a history: an invocation or a completion of an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,15 +74,15 @@ pub enum F {
 /// depends on `f` and `type`; the checkers say `unknown` when what they need is missing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpValue {
-    /// The room of a `book`.
+    /// The room of a `book`: a number or a name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<u64>,
-    /// Check-in (inclusive).
+    pub room: Option<Room>,
+    /// Check-in (inclusive): a date, or a slot's start instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Date>,
-    /// Check-out (exclusive).
+    pub from: Option<Bound>,
+    /// Check-out (exclusive): a date, or the instant the last slot ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Date>,
+    pub to: Option<Bound>,
     /// The idempotency key of the user request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
@@ -103,11 +104,11 @@ pub struct OpValue {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BookingRow {
     /// The room.
-    pub room: u64,
+    pub room: Room,
     /// Check-in (inclusive).
-    pub from: Date,
+    pub from: Bound,
     /// Check-out (exclusive).
-    pub to: Date,
+    pub to: Bound,
     /// The idempotency key of the request that created it.
     pub request: String,
     /// The database's id for it, when the design has one.
@@ -172,20 +173,22 @@ impl Trace {
     }
 }
 
-/// A half-open stay `[from, to)` of one room: the check-out day is free for the next guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A half-open stay `[from, to)` of one room: the check-out day (or the end instant of
+/// the last slot) is free for the next guest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stay {
     /// The room.
-    pub room: u64,
-    /// Check-in night (inclusive).
-    pub from: Date,
-    /// Check-out day (exclusive).
-    pub to: Date,
+    pub room: Room,
+    /// Check-in night or first slot's start (inclusive).
+    pub from: Bound,
+    /// Check-out day or last slot's end (exclusive).
+    pub to: Bound,
 }
 
 impl Stay {
-    /// Whether two stays share at least one night of the same room. A stay with no
-    /// night (check-out not after check-in: a malformed read row) shares none.
+    /// Whether two stays share at least one night (or slot time) of the same room. A
+    /// stay with no night (check-out not after check-in: a malformed read row) shares
+    /// none.
     pub fn overlaps(&self, other: &Stay) -> bool {
         self.room == other.room
             && self.from < other.to
@@ -194,46 +197,50 @@ impl Stay {
             && other.is_well_formed()
     }
 
-    /// The nights both stays share, as a half-open `[from, to)`, if any.
-    pub fn shared_nights(&self, other: &Stay) -> Option<(Date, Date)> {
+    /// The nights (or slot time) both stays share, as a half-open `[from, to)`, if any.
+    pub fn shared_nights(&self, other: &Stay) -> Option<(Bound, Bound)> {
         self.overlaps(other)
             .then(|| (self.from.max(other.from), self.to.min(other.to)))
-    }
-
-    /// Each room-night of the stay, in order.
-    pub fn nights(&self) -> impl Iterator<Item = RoomNight> + '_ {
-        (self.from.0..self.to.0).map(move |d| RoomNight {
-            room: self.room,
-            night: Date(d),
-        })
     }
 
     /// Whether the stay has at least one night (`from < to`).
     pub fn is_well_formed(&self) -> bool {
         self.from < self.to
     }
+
+    /// "nights" or "slots": what this stay's bounds count, for messages.
+    pub fn unit_word(&self) -> &'static str {
+        span_word(self.from)
+    }
+}
+
+/// "nights" for a stay of dates, "slots" for one of instants.
+pub fn span_word(from: Bound) -> &'static str {
+    if from.is_night() {
+        "nights"
+    } else {
+        "slots"
+    }
 }
 
 impl fmt::Display for Stay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "room {} nights {}..{}", self.room, self.from, self.to)
+        write!(
+            f,
+            "room {} {} {}..{}",
+            self.room,
+            self.unit_word(),
+            self.from,
+            self.to
+        )
     }
-}
-
-/// One room for one night: the unit the invariant protects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RoomNight {
-    /// The room.
-    pub room: u64,
-    /// The night (the date of check-in for that night).
-    pub night: Date,
 }
 
 impl OpValue {
     /// The stay a `book` asks for, when room, from and to are all present.
     pub fn stay(&self) -> Option<Stay> {
         Some(Stay {
-            room: self.room?,
+            room: self.room.clone()?,
             from: self.from?,
             to: self.to?,
         })
@@ -244,7 +251,7 @@ impl BookingRow {
     /// The stay this stored row occupies.
     pub fn stay(&self) -> Stay {
         Stay {
-            room: self.room,
+            room: self.room.clone(),
             from: self.from,
             to: self.to,
         }
@@ -383,6 +390,7 @@ mod tests {
         assert_eq!(op.kind, OpType::Ok);
         assert_eq!(op.f, F::Book);
         assert_eq!(op.value.booking, Some(42));
+        assert_eq!(op.value.room, Some(Room::Number(101)));
         assert_eq!(serde_json::to_string(&op).unwrap(), line);
 
         let nem = r#"{"index":1,"time":5,"process":"nemesis","type":"info","f":"start-db-latency","value":null}"#;
@@ -393,19 +401,19 @@ mod tests {
 
     #[test]
     fn half_open_stays_do_not_overlap_on_the_checkout_day() {
-        let d = |s| Date::parse(s).unwrap();
+        let d = |s| Bound::parse(s).unwrap();
         let a = Stay {
-            room: 1,
+            room: Room::Number(1),
             from: d("2026-12-01"),
             to: d("2026-12-03"),
         };
         let b = Stay {
-            room: 1,
+            room: Room::Number(1),
             from: d("2026-12-03"),
             to: d("2026-12-05"),
         };
         let c = Stay {
-            room: 1,
+            room: Room::Number(1),
             from: d("2026-12-02"),
             to: d("2026-12-04"),
         };
@@ -415,7 +423,7 @@ mod tests {
             a.shared_nights(&c),
             Some((d("2026-12-02"), d("2026-12-03")))
         );
-        assert_eq!(a.nights().count(), 2);
+        assert_eq!(a.to_string(), "room 1 nights 2026-12-01..2026-12-03");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! overbook's history model and checkers. Pure: no async runtime, no database, no I/O
 //! beyond reading a history.
 //!
-//! - [`date`]: calendar dates as day numbers.
+//! - [`date`]: calendar dates as day numbers; [`instant`]: RFC 3339 instants of time
+//!   slots; [`bound`]: one end of a stay, a night or an instant ([`Bound`]).
+//! - [`room`]: rooms by number or name ([`Room`]).
+//! - [`harm`]: what the findings cost the guests, counted by the checkers ([`Harm`]) and
+//!   worded once as the business headline ([`harm::headline`]).
 //! - [`header`]: the run header that opens a run's history ([`RunHeader`], [`Guard`]).
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
-//!   ([`Stay`], [`RoomNight`], [`Trace`]).
+//!   ([`Stay`], [`Trace`]).
 //! - [`read`]: the streaming JSONL reader ([`read_history`], [`HistoryReader`]) and
 //!   [`HistoryWriter`], with errors naming line and field.
 //! - [`pairing`]: [`History`], a validated history with invokes paired to completions.
@@ -16,28 +20,36 @@
 //! - [`text`]: history text made safe to show ([`text::for_terminal`]): controls and
 //!   bidirectional overrides escaped.
 
+pub mod bound;
 pub mod checks;
 pub mod date;
+pub mod harm;
 mod hash;
 pub mod header;
 pub mod history;
+pub mod instant;
 pub mod pairing;
 pub mod read;
 pub mod result;
+pub mod room;
 mod scan;
 pub mod stats;
 pub mod synth;
 pub mod text;
 
+pub use bound::{Bound, BoundError};
 pub use checks::margin::{lease_holds, Alert, Hold, Margin, WarnFraction, WarnFractionError};
 pub use checks::told::NOTIFY;
 pub use checks::{check_all, CheckOptions, Checker};
 pub use date::{Date, DateError};
-pub use header::{Guard, RunHeader};
-pub use history::{BookingRow, Op, OpType, OpValue, Process, RoomNight, Stay, Trace, F};
+pub use harm::{Harm, Oversold};
+pub use header::{Guard, RoomCapacity, RunHeader};
+pub use history::{BookingRow, Op, OpType, OpValue, Process, Stay, Trace, F};
+pub use instant::{Instant, InstantError};
 pub use pairing::{BookOp, History};
 pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};
 pub use result::{
     verdict, Anomaly, CheckResult, Headline, Results, Role, UnknownReason, Validity, Verdict,
 };
+pub use room::Room;
 pub use stats::{fault_windows, FaultStats, FaultWindow, Stats};

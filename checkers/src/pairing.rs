@@ -44,7 +44,7 @@ pub struct CancelOp {
 
 /// One `book` operation: its invocation, how it ended, and the stay it asked for.
 /// Built once per history so checkers walk a compact list instead of every op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookOp {
     /// Index of the invocation.
     pub invoke: u32,

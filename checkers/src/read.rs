@@ -12,9 +12,10 @@ use std::io::{self, BufRead, Write};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::date::Date;
+use crate::bound::Bound;
 use crate::history::{BookingRow, Op, Process};
 use crate::pairing::{History, Validator};
+use crate::room::Room;
 
 /// Why a history cannot be used. Every variant names the 1-based line it is about.
 #[derive(Debug, thiserror::Error)]
@@ -298,9 +299,9 @@ fn diagnose_value(value: &serde_json::Map<String, Value>) -> Option<(String, Str
     }
     type FieldCheck = (&'static str, fn(&Value) -> Option<String>);
     let checks: [FieldCheck; 5] = [
-        ("room", bad::<u64>),
-        ("from", bad::<Date>),
-        ("to", bad::<Date>),
+        ("room", bad::<Room>),
+        ("from", bad::<Bound>),
+        ("to", bad::<Bound>),
         ("request", bad::<String>),
         ("booking", bad::<u64>),
     ];

@@ -6,9 +6,11 @@
 use crate::header::Guard;
 use serde::{Deserialize, Serialize};
 
+use crate::bound::Bound;
 use crate::checks::margin::Margin;
 use crate::checks::Checker;
-use crate::date::Date;
+use crate::harm::Harm;
+use crate::room::Room;
 
 /// A checker's verdict. Ordered so that composing takes the worst: `Valid < Unknown < Invalid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -47,10 +49,14 @@ pub struct Anomaly {
     pub ops: Vec<u64>,
     /// The room concerned, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<u64>,
-    /// The nights concerned, half-open `[from, to)`, when there are any.
+    pub room: Option<Room>,
+    /// The nights (or slot time) concerned, half-open `[from, to)`, when there are any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nights: Option<(Date, Date)>,
+    pub nights: Option<(Bound, Bound)>,
+    /// The room's capacity, when an anomaly is about a room holding more stays than it
+    /// (and the capacity is not 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u64>,
     /// The lock key concerned (lock-exclusion, fencing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_key: Option<String>,
@@ -155,6 +161,11 @@ pub struct CheckResult {
     /// critical sections used, and their latency per fault window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<Margin>,
+    /// What its findings cost the guests, counted (room-nights oversold, guests told
+    /// something untrue), for the business headline ([`crate::harm::headline`]). Empty
+    /// when it found nothing or counts no harm.
+    #[serde(default, skip_serializing_if = "Harm::is_empty")]
+    pub harm: Harm,
 }
 
 /// [`CheckResult`] as JSON may hold it: results.json files written before results
@@ -174,6 +185,8 @@ struct CheckResultJson {
     reason: Option<String>,
     #[serde(default)]
     margin: Option<Margin>,
+    #[serde(default)]
+    harm: Harm,
 }
 
 impl From<CheckResultJson> for CheckResult {
@@ -190,6 +203,7 @@ impl From<CheckResultJson> for CheckResult {
             anomalies: j.anomalies,
             reason: j.reason,
             margin: j.margin,
+            harm: j.harm,
         }
     }
 }
@@ -206,6 +220,7 @@ impl CheckResult {
             anomalies: Vec::new(),
             reason: None,
             margin: None,
+            harm: Harm::default(),
         }
     }
 
@@ -218,6 +233,11 @@ impl CheckResult {
             reason: Some(reason),
             ..CheckResult::valid(by, String::new())
         }
+    }
+
+    /// This result with `harm` counted: what its findings cost the guests.
+    pub fn with_harm(self, harm: Harm) -> CheckResult {
+        CheckResult { harm, ..self }
     }
 
     /// `valid` when `anomalies` is empty, else `invalid`; the summary gets the anomaly
@@ -508,6 +528,7 @@ mod tests {
             anomalies: Vec::new(),
             reason: (validity == Validity::Unknown).then(|| format!("{checker} lacked it")),
             margin: None,
+            harm: Harm::default(),
         }
     }
 

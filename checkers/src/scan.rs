@@ -7,8 +7,9 @@
 //! back to serde_json, which is the reference: whenever this returns `Some`, serde would
 //! have produced the same `Op` (a property test pins that).
 
-use crate::date::Date;
+use crate::bound::Bound;
 use crate::history::{Op, OpType, OpValue, Process, Trace, F};
+use crate::room::Room;
 
 /// The op on this line, or `None` to let serde_json decide (tests compare it to serde).
 #[cfg(test)]
@@ -102,8 +103,17 @@ impl<'a> Scan<'a> {
         Some(n)
     }
 
-    fn date(&mut self) -> Option<Date> {
-        Date::from_iso_bytes(self.raw()?)
+    fn bound(&mut self) -> Option<Bound> {
+        Bound::from_bytes(self.raw()?)
+    }
+
+    /// A room: a number, or a non-empty name.
+    fn room(&mut self) -> Option<Room> {
+        if self.peek()? == b'"' {
+            let name = self.string()?;
+            return (!name.is_empty()).then(|| Room::Name(name.to_string()));
+        }
+        self.u64().map(Room::Number)
     }
 
     /// Walks `{ "key": value, ... }`, handing each key to `field`, which must consume the
@@ -183,15 +193,15 @@ impl<'a> Scan<'a> {
         self.object(|s, key| {
             let bit = match key {
                 b"room" => {
-                    v.room = Some(s.u64()?);
+                    v.room = Some(s.room()?);
                     1
                 }
                 b"from" => {
-                    v.from = Some(s.date()?);
+                    v.from = Some(s.bound()?);
                     2
                 }
                 b"to" => {
-                    v.to = Some(s.date()?);
+                    v.to = Some(s.bound()?);
                     4
                 }
                 b"request" => {

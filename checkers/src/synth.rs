@@ -8,8 +8,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::bound::Bound;
 use crate::date::Date;
 use crate::history::{BookingRow, Op, OpType, OpValue, Process, Trace, F};
+use crate::room::Room;
 
 /// Shape of a synthetic history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,9 +140,9 @@ impl Hotel {
             .iter()
             .flat_map(|(room, r)| {
                 r.iter().map(|(from, (to, id, req))| BookingRow {
-                    room: *room,
-                    from: *from,
-                    to: *to,
+                    room: Room::Number(*room),
+                    from: Bound::Night(*from),
+                    to: Bound::Night(*to),
                     request: req.clone(),
                     booking: Some(*id),
                 })
@@ -268,9 +270,9 @@ pub fn serial_hotel(cfg: &SynthConfig) -> Vec<Op> {
                     } => (
                         F::Book,
                         OpValue {
-                            room: Some(*room),
-                            from: Some(*from),
-                            to: Some(*to),
+                            room: Some(Room::Number(*room)),
+                            from: Some(Bound::Night(*from)),
+                            to: Some(Bound::Night(*to)),
                             request: Some(request.clone()),
                             ..OpValue::default()
                         },
@@ -333,9 +335,9 @@ pub fn serial_hotel(cfg: &SynthConfig) -> Vec<Op> {
                             }
                         });
                         let value = OpValue {
-                            room: Some(room),
-                            from: Some(from),
-                            to: Some(to),
+                            room: Some(Room::Number(room)),
+                            from: Some(Bound::Night(from)),
+                            to: Some(Bound::Night(to)),
                             request: Some(request.clone()),
                             booking: booked.filter(|_| kind == OpType::Ok),
                             trace,
@@ -564,7 +566,7 @@ pub fn inject_phantom_booking(ops: &mut [Op], pick: usize) -> Option<u64> {
     let x = *fails.get(pick % fails.len().max(1))?;
     let v = &ops[x].value;
     let row = BookingRow {
-        room: v.room?,
+        room: v.room.clone()?,
         from: v.from?,
         to: v.to?,
         request: v.request.clone()?,

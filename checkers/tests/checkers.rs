@@ -6,8 +6,8 @@ use checkers::checks::{
     ConfirmedIsDurable, DbState, FailedIsAbsent, Fencing, Idempotency, LockExclusion,
     NoDoubleBooking,
 };
-use checkers::Guard;
 use checkers::{check_all, fault_windows, CheckOptions, Checker, OpType, Role, Trace, Validity, F};
+use checkers::{Guard, Oversold};
 use common::{row, H};
 
 use OpType::{Fail, Info, Ok};
@@ -34,8 +34,44 @@ fn overlapping_confirmations_are_a_double_booking_named_by_completion() {
         "room 101 nights 2026-12-02..2026-12-03 confirmed to ops 1 and 3"
     );
     assert_eq!(a.ops, vec![0, 1, 2, 3]);
-    assert_eq!(a.room, Some(101));
+    assert_eq!(a.room, Some(checkers::Room::Number(101)));
     assert_eq!(r.summary, "1 anomaly (2 ok bookings checked)");
+}
+
+/// The business headline counts room-nights by how many guests held each at once: three
+/// guests on one night, two on the next, and a cancel that freed a night first is no harm.
+#[test]
+fn oversold_room_nights_are_counted_by_the_guests_holding_them() {
+    let mut h = H::new();
+    h.book(1, 101, "2026-12-01", "2026-12-03", "r-1", Ok, 1);
+    h.book(2, 101, "2026-12-01", "2026-12-03", "r-2", Ok, 2);
+    h.book(3, 101, "2026-12-01", "2026-12-02", "r-3", Ok, 3);
+    h.book(4, 102, "2026-12-05", "2026-12-06", "r-4", Ok, 4);
+    let r = NoDoubleBooking.check(&h.history());
+    assert_eq!(
+        r.harm.oversold,
+        [
+            Oversold {
+                capacity: 1,
+                guests: 2,
+                room_nights: 1
+            },
+            Oversold {
+                capacity: 1,
+                guests: 3,
+                room_nights: 1
+            }
+        ]
+    );
+    assert_eq!(
+        r.harm.sentence().unwrap(),
+        "1 room-night was confirmed to two guests and 1 to three"
+    );
+    // The same request confirmed twice is one guest: no harm.
+    let mut h = H::new();
+    h.book(1, 101, "2026-12-01", "2026-12-03", "r-1", Ok, 1);
+    h.book(2, 101, "2026-12-01", "2026-12-03", "r-1", Ok, 1);
+    assert!(NoDoubleBooking.check(&h.history()).harm.is_empty());
 }
 
 #[test]

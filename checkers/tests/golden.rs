@@ -42,6 +42,8 @@ fn valid_and_unknown_files_get_their_verdict() {
             let r = check_all(&h, &CheckOptions::default());
             let msgs: Vec<&str> = r.anomalies().map(|a| a.message.as_str()).collect();
             assert_eq!(r.validity, want, "{}: {msgs:?}", p.display());
+            // Nothing harmed, nothing to say in business words.
+            assert_eq!(checkers::harm::headline(&r), None, "{}", p.display());
             // A file named after a headline must get it (the seed lesson, for one).
             if let Some(h) = [Headline::LockFailedDatabaseHeld]
                 .into_iter()
@@ -69,6 +71,14 @@ fn invalid_files_are_invalid_for_the_named_checker() {
             .anomalies
             .iter()
             .all(|a| !a.ops.is_empty() && !a.message.is_empty()));
+        // A data finding costs the guests something, counted by its checker and worded
+        // in the business headline; the lock's own finding costs nothing by itself, nor
+        // does a read row that is no stay (a finding about the service's read).
+        let harm = checkers::harm::headline(&r);
+        if c.role.judges_data() && !name.ends_with("--reversed-read-row") {
+            assert!(!c.harm.is_empty(), "{}: no harm counted", p.display());
+            assert!(harm.is_some(), "{}", p.display());
+        }
     }
 }
 

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Clean(args) => cli::clean::run(args),
+        Command::Doctor => cli::doctor::run(),
         Command::Shrink(args) => cli::shrink::run(args),
         Command::Report(args) => cli::report::run(args),
         Command::Bench(args) => match &args.command {

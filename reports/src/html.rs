@@ -107,7 +107,7 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-bre
 .valid{background:#2c8a2c}.invalid{background:#c62828}.unknown{background:#8a6d00}
 .badge{display:inline-block;padding:1px 6px;border-radius:3px;color:#fff;font-size:13px}
 .callout{border-left:6px solid #1f77b4;background:#eef5fb;padding:10px 14px;margin:12px 0;font-size:16px}
-.callout.bad{border-color:#c62828;background:#fdeeee}
+.callout.bad{border-color:#c62828;background:#fdeeee}.callout .harm{font-size:18px}
 .anomaly{border:1px solid #ddd;border-radius:6px;padding:4px 14px 12px;margin:14px 0}
 .message{font-weight:600}
 .caption{font-size:15px;line-height:1.45}

@@ -59,7 +59,12 @@ fn double_booking_gets_a_zoomed_timeline_and_a_caption_telling_the_race() {
     );
     assert!(dbl.contains("Both committed; both confirmed."), "{dbl}");
     assert!(dbl.contains("during db-latency"), "{dbl}");
-    assert!(html.contains("The data is wrong"));
+    // The business headline first, then the technical line.
+    let harm = html
+        .find("<b class=\"harm\">2 room-nights were confirmed to two guests.</b>")
+        .expect("the business headline");
+    let technical = html.find("The data is wrong").expect("the technical line");
+    assert!(harm < technical);
     assert!(html.contains("overbook run --design lock-only --faults db-latency --seed 7"));
     // A timeline per anomaly, plus timeline, latency, throughput, lease and margin plots
     // and the closest call's timeline.
@@ -470,4 +475,54 @@ fn aimed_fault_firings_are_marked_and_counted() {
     let table = &html[html.find("id=\"faults\"").unwrap()..];
     assert!(table.contains("<th>fired</th>"), "{table}");
     assert!(table.contains("<td>3</td>"), "{table}");
+}
+
+/// Issue 28: the strikes that hit A's and B's own connections are drawn on their lanes,
+/// named by what was held; the history pins them down by time (A alone was writing at
+/// both firings of connection 4; connection 9 is then B's, as A owns 4). A foreign
+/// history (no run header saying each session owns its connection) attributes nothing.
+#[test]
+fn strikes_on_the_two_ops_own_connections_are_drawn_on_their_lanes() {
+    let strike = |b: &mut Builder, at: u64, held: u64, connection: u64| {
+        let value = checkers::OpValue {
+            detail: Some(serde_json::json!({"server": "postgres", "action": "held",
+                "command": "INSERT", "kind": "write", "target": "bookings",
+                "held_ms": held, "connection": connection})),
+            ..checkers::OpValue::default()
+        };
+        b.push(
+            ms(at),
+            checkers::Process::Nemesis,
+            OpType::Info,
+            "fire-db-latency",
+            value,
+            None,
+        );
+    };
+    let build = |header: bool| {
+        let mut b = seed_race(false);
+        strike(&mut b, 1100, 400, 4);
+        strike(&mut b, 1300, 250, 4);
+        strike(&mut b, 1540, 10, 9);
+        if header {
+            let h = checkers::RunHeader {
+                subject: Some("lock-only".into()),
+                ..checkers::RunHeader::default()
+            };
+            b.ops.insert(0, h.to_op());
+        }
+        b
+    };
+    let (html, _) = render(build(true), &RunMeta::default());
+    artifact("reports-strikes.html", &html);
+    let first = &html[..html.find("id=\"anomaly-2\"").expect("two anomalies")];
+    for label in [
+        "INSERT held 400 ms",
+        "INSERT held 250 ms",
+        "INSERT held 10 ms",
+    ] {
+        assert!(first.contains(label), "{label} on its lane");
+    }
+    let (foreign, _) = render(build(false), &RunMeta::default());
+    assert!(!foreign.contains("INSERT held"), "nothing attributed");
 }

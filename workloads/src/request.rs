@@ -34,9 +34,9 @@ impl BookRequest {
     /// The op value of the `invoke` of this request.
     pub fn invoke_value(&self) -> OpValue {
         OpValue {
-            room: Some(self.room),
-            from: Some(self.from),
-            to: Some(self.to),
+            room: Some(self.room.into()),
+            from: Some(self.from.into()),
+            to: Some(self.to.into()),
             request: Some(self.request.clone()),
             ..OpValue::default()
         }

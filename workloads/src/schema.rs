@@ -88,9 +88,9 @@ pub async fn read_all(
             let room: i64 = r.try_get(1)?;
             Ok(BookingRow {
                 booking: Some(non_negative(id, "booking id")?),
-                room: non_negative(room, "room")?,
-                from: Date(r.try_get(2)?),
-                to: Date(r.try_get(3)?),
+                room: non_negative(room, "room")?.into(),
+                from: Date(r.try_get(2)?).into(),
+                to: Date(r.try_get(3)?).into(),
                 request: r.try_get(4)?,
             })
         })

@@ -1,14 +1,18 @@
 //! Checkers that judge the data: what users were told against what the database holds.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::hash::{FastMap as HashMap, FastSet as HashSet};
 
+use crate::bound::Bound;
+use crate::checks::capacity::{crowds, stretch, units};
 use crate::checks::Checker;
-use crate::history::{BookingRow, OpType, Stay};
+use crate::harm::Harm;
+use crate::history::{span_word, BookingRow, OpType, Stay};
 use crate::pairing::{BookOp, History};
 use crate::result::{thousands, Anomaly, CheckResult, Role};
+use crate::room::Room;
 
 const NO_FINAL_READ: &str = "no final read (no `ok` read with value.bookings)";
 
@@ -48,14 +52,11 @@ impl<'h> Cancels<'h> {
     }
 }
 
-fn nights(s: &Stay) -> String {
-    format!("{}..{}", s.from, s.to)
-}
-
-/// No two `ok` bookings of one room share a night, unless one of them was cancelled
-/// (`ok` or `info` cancel) before the other was confirmed: the cancel may have freed the
-/// nights first. Two confirmations of the same request are one booking shown twice, not
-/// a double booking (idempotency judges the rows).
+/// No room holds more `ok` bookings on one night (or slot) than its capacity (the run
+/// header's, 1 by default: no two `ok` bookings of one room share a night), unless one
+/// of them was cancelled (`ok` or `info` cancel) before another was confirmed: the
+/// cancel may have freed the nights first. Two confirmations of the same request are
+/// one booking shown twice, not a double booking (idempotency judges the rows).
 ///
 /// Sweeps confirmations in time order keeping, per room, the stays still live (confirmed
 /// and not yet cancelled) ordered by check-in; a new stay is compared only with live
@@ -64,10 +65,10 @@ pub struct NoDoubleBooking;
 
 /// Per room: the longest stay seen (bounds how far back a stay can reach) and the live
 /// stays by check-in.
-type RoomLive = (i32, BTreeMap<(i32, usize), Live>);
+type RoomLive = (i64, BTreeMap<(i64, usize), Live>);
 
 struct Live {
-    to: i32,
+    to: i64,
     book: usize,
 }
 
@@ -96,33 +97,40 @@ impl Checker for NoDoubleBooking {
             .map(|&(_, i)| cancels.of_book(h, &books[i]))
             .collect();
 
-        let mut live: HashMap<u64, RoomLive> = HashMap::default();
-        let mut expiry: BinaryHeap<Reverse<(u64, u64, i32, usize)>> = BinaryHeap::new();
+        let mut live: HashMap<&Room, RoomLive> = HashMap::default();
+        let mut expiry: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let mut anomalies = Vec::new();
+        // The most guests seen holding one room-night (or slot) at once, where more than
+        // its capacity did: the business headline counts them.
+        let mut guests: BTreeMap<(Room, i64), u32> = BTreeMap::new();
+        let slot = h.header().and_then(|hd| hd.slot_micros());
         for (k, &(done_idx, bi)) in oks.iter().enumerate() {
             let y = &books[bi];
             let done = y.done_at.unwrap_or(y.invoked_at);
             // A booking whose cancel was invoked before this confirmation may already
             // have been freed: it no longer counts against anyone confirmed from now on.
-            while let Some(&Reverse((c, room, from, key))) = expiry.peek() {
+            while let Some(&Reverse((c, kk))) = expiry.peek() {
                 if c >= done {
                     break;
                 }
                 expiry.pop();
-                if let Some((_, rooms)) = live.get_mut(&room) {
-                    rooms.remove(&(from, key));
+                let s = &books[oks[kk].1].stay;
+                if let Some((_, rooms)) = live.get_mut(&s.room) {
+                    rooms.remove(&(s.from.key(), kk));
                 }
             }
-            let (max_len, room_live) = live.entry(y.stay.room).or_default();
-            let lo = y.stay.from.0.saturating_sub(*max_len);
+            let (max_len, room_live) = live.entry(&y.stay.room).or_default();
+            let (y_from, y_to) = (y.stay.from.key(), y.stay.to.key());
+            let lo = y_from.saturating_sub(*max_len);
             let y_req = h.book_request(y);
             let y_cancel = cancel_at[k];
-            for (_, x) in room_live.range((lo, 0)..(y.stay.to.0, 0)) {
-                if x.to <= y.stay.from.0 {
+            // The live stays this confirmation shares a night with.
+            let mut others: Vec<usize> = Vec::new();
+            for (_, x) in room_live.range((lo, 0)..(y_to, 0)) {
+                if x.to <= y_from {
                     continue;
                 }
                 let xb = &books[x.book];
-                let x_done_idx = xb.completion.unwrap_or(xb.invoke);
                 let x_done = xb.done_at.unwrap_or(xb.invoked_at);
                 if y_cancel.is_some_and(|c| c < x_done) {
                     continue;
@@ -130,48 +138,26 @@ impl Checker for NoDoubleBooking {
                 if y_req.is_some() && h.book_request(xb) == y_req {
                     continue;
                 }
-                let Some((from, to)) = xb.stay.shared_nights(&y.stay) else {
-                    continue;
-                };
-                let shared = Stay {
-                    room: y.stay.room,
-                    from,
-                    to,
-                };
-                let mut involved = vec![
-                    xb.invoke as u64,
-                    x_done_idx as u64,
-                    y.invoke as u64,
-                    done_idx as u64,
-                ];
-                involved.sort_unstable();
-                anomalies.push(Anomaly {
-                    checker: self.name().into(),
-                    ops: involved,
-                    room: Some(shared.room),
-                    nights: Some((from, to)),
-                    lock_key: None,
-                    request: None,
-                    message: format!(
-                        "room {} nights {} confirmed to ops {} and {}",
-                        shared.room,
-                        nights(&shared),
-                        x_done_idx.min(done_idx),
-                        x_done_idx.max(done_idx)
-                    ),
-                });
+                if xb.stay.overlaps(&y.stay) {
+                    others.push(x.book);
+                }
+            }
+            let capacity = h.header().map_or(1, |hd| hd.capacity_of(&y.stay.room));
+            if capacity == 1 {
+                for &x in &others {
+                    anomalies.push(self.pair(&books[x], y, done_idx));
+                }
+            } else if others.len() as u64 >= capacity {
+                anomalies.extend(self.over_capacity(books, &others, y, capacity, slot));
+            }
+            if others.len() as u64 >= capacity {
+                count_guests(&mut guests, books, &others, y, capacity, slot);
             }
             if y_cancel.is_none_or(|c| c >= done) {
-                *max_len = (*max_len).max(y.stay.to.0 - y.stay.from.0);
-                room_live.insert(
-                    (y.stay.from.0, k),
-                    Live {
-                        to: y.stay.to.0,
-                        book: bi,
-                    },
-                );
+                *max_len = (*max_len).max(y_to - y_from);
+                room_live.insert((y_from, k), Live { to: y_to, book: bi });
                 if let Some(c) = y_cancel {
-                    expiry.push(Reverse((c, y.stay.room, y.stay.from.0, k)));
+                    expiry.push(Reverse((c, k)));
                 }
             }
         }
@@ -180,6 +166,129 @@ impl Checker for NoDoubleBooking {
             format!("{} ok bookings checked", thousands(oks.len() as u64)),
             anomalies,
         )
+        .with_harm(Harm::oversold_from(&guests, |(room, _)| {
+            let c = h.header().map_or(1, |hd| hd.capacity_of(room));
+            u32::try_from(c).unwrap_or(u32::MAX)
+        }))
+    }
+}
+
+/// Records, for each night (or slot) of `y`'s stay that `y` and the live `others` hold
+/// more than `capacity` times, the most guests seen there at once.
+fn count_guests(
+    guests: &mut BTreeMap<(Room, i64), u32>,
+    books: &[BookOp],
+    others: &[usize],
+    y: &BookOp,
+    capacity: u64,
+    slot: Option<i64>,
+) {
+    let clip = |b: &BookOp| (b.stay.from.max(y.stay.from), b.stay.to.min(y.stay.to));
+    let mut stays: Vec<(Bound, Bound)> = vec![(y.stay.from, y.stay.to)];
+    stays.extend(others.iter().map(|&x| clip(&books[x])));
+    for c in crowds(&stays, capacity) {
+        let g = u32::try_from(c.members.len()).unwrap_or(u32::MAX);
+        for unit in units(c.from, c.to, slot) {
+            let most = guests.entry((y.stay.room.clone(), unit)).or_default();
+            *most = (*most).max(g);
+        }
+    }
+}
+
+impl NoDoubleBooking {
+    /// Capacity 1: `x` and `y` were both confirmed for the nights they share.
+    fn pair(&self, x: &BookOp, y: &BookOp, y_done_idx: u32) -> Anomaly {
+        let (from, to) = x
+            .stay
+            .shared_nights(&y.stay)
+            .unwrap_or((y.stay.from, y.stay.to));
+        let x_done_idx = x.completion.unwrap_or(x.invoke);
+        let mut involved = vec![
+            x.invoke as u64,
+            x_done_idx as u64,
+            y.invoke as u64,
+            y_done_idx as u64,
+        ];
+        involved.sort_unstable();
+        Anomaly {
+            checker: self.name().into(),
+            ops: involved,
+            room: Some(y.stay.room.clone()),
+            nights: Some((from, to)),
+            capacity: None,
+            lock_key: None,
+            request: None,
+            message: format!(
+                "room {} {} {from}..{to} confirmed to ops {} and {}",
+                y.stay.room,
+                span_word(from),
+                x_done_idx.min(y_done_idx),
+                x_done_idx.max(y_done_idx)
+            ),
+        }
+    }
+
+    /// Capacity N: the stretches of `y`'s stay where `y` and the live `others` hold the
+    /// room more than N times, each naming every booking there.
+    fn over_capacity(
+        &self,
+        books: &[BookOp],
+        others: &[usize],
+        y: &BookOp,
+        capacity: u64,
+        slot: Option<i64>,
+    ) -> Vec<Anomaly> {
+        // Clipped to y's stay: only the nights y's confirmation added can be over.
+        let clip = |b: &BookOp| (b.stay.from.max(y.stay.from), b.stay.to.min(y.stay.to));
+        let mut stays: Vec<(Bound, Bound)> = vec![(y.stay.from, y.stay.to)];
+        stays.extend(others.iter().map(|&x| clip(&books[x])));
+        let all: Vec<&BookOp> = std::iter::once(y)
+            .chain(others.iter().map(|&x| &books[x]))
+            .collect();
+        crowds(&stays, capacity)
+            .into_iter()
+            .map(|c| {
+                let mut members: Vec<&BookOp> = c.members.iter().map(|&m| all[m]).collect();
+                members.sort_by_key(|b| b.completion);
+                let mut ops: Vec<u64> = members
+                    .iter()
+                    .flat_map(|b| [Some(b.invoke), b.completion])
+                    .flatten()
+                    .map(u64::from)
+                    .collect();
+                ops.sort_unstable();
+                let confirmed: Vec<String> = members
+                    .iter()
+                    .filter_map(|b| b.completion)
+                    .map(|c| c.to_string())
+                    .collect();
+                Anomaly {
+                    checker: self.name().into(),
+                    ops,
+                    room: Some(y.stay.room.clone()),
+                    nights: Some((c.from, c.to)),
+                    capacity: Some(capacity),
+                    lock_key: None,
+                    request: None,
+                    message: format!(
+                        "room {}, {}: {} confirmed, capacity {capacity} (ops {})",
+                        y.stay.room,
+                        stretch(c.from, c.to, slot),
+                        members.len(),
+                        join_and(&confirmed)
+                    ),
+                }
+            })
+            .collect()
+    }
+}
+
+/// "1", "1 and 2", "1, 2 and 3".
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
 
@@ -228,7 +337,7 @@ impl Checker for ConfirmedIsDurable {
             checked += 1;
             let req = h.book_request(b);
             let present = match req {
-                Some(r) => by_request.contains(&(r, b.stay)),
+                Some(r) => by_request.contains(&(r, b.stay.clone())),
                 None => stays.contains(&b.stay),
             };
             if present {
@@ -238,8 +347,9 @@ impl Checker for ConfirmedIsDurable {
             anomalies.push(Anomaly {
                 checker: self.name().into(),
                 ops: vec![b.invoke as u64, done as u64, fr as u64],
-                room: Some(b.stay.room),
+                room: Some(b.stay.room.clone()),
                 nights: Some((b.stay.from, b.stay.to)),
+                capacity: None,
                 lock_key: None,
                 request: req.map(str::to_string),
                 message: format!(
@@ -248,6 +358,11 @@ impl Checker for ConfirmedIsDurable {
                 ),
             });
         }
+        // One anomaly per confirmed booking, so per guest answered "booked".
+        let harm = Harm {
+            confirmed_lost: anomalies.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!(
@@ -257,6 +372,7 @@ impl Checker for ConfirmedIsDurable {
             ),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
@@ -309,8 +425,9 @@ impl Checker for FailedIsAbsent {
             anomalies.push(Anomaly {
                 checker: self.name().into(),
                 ops: vec![b.invoke as u64, done as u64, fr as u64],
-                room: Some(row.room),
+                room: Some(row.room.clone()),
                 nights: Some((row.from, row.to)),
+                capacity: None,
                 lock_key: None,
                 request: Some(req.to_string()),
                 message: format!(
@@ -319,16 +436,27 @@ impl Checker for FailedIsAbsent {
                 ),
             });
         }
+        // A request answered `fail` twice is still one guest.
+        let guests: HashSet<&str> = anomalies
+            .iter()
+            .filter_map(|a| a.request.as_deref())
+            .collect();
+        let harm = Harm {
+            failed_but_booked: guests.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} failed bookings checked", thousands(checked)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }
 
-/// The final read itself holds no two stays of one room sharing a night. Sorts the rows
-/// and sweeps each room, comparing each row with the earlier row reaching furthest.
+/// The final read itself holds no more stays of one room on a night (or slot) than the
+/// room's capacity (1 by default: no two stays of one room share a night). Sorts the
+/// rows and sweeps each room.
 pub struct DbState;
 
 impl Checker for DbState {
@@ -352,8 +480,9 @@ impl Checker for DbState {
             anomalies.push(Anomaly {
                 checker: self.name().into(),
                 ops: vec![fr as u64],
-                room: Some(row.room),
+                room: Some(row.room.clone()),
                 nights: None,
+                capacity: None,
                 lock_key: None,
                 request: Some(row.request.clone()),
                 message: format!(
@@ -365,12 +494,49 @@ impl Checker for DbState {
         let mut sorted: Vec<&BookingRow> =
             rows.iter().filter(|r| r.stay().is_well_formed()).collect();
         sorted.sort_by(|a, b| {
-            (a.room, a.from, a.to, &a.request).cmp(&(b.room, b.from, b.to, &b.request))
+            (&a.room, a.from, a.to, &a.request).cmp(&(&b.room, b.from, b.to, &b.request))
         });
+        for room_rows in sorted.chunk_by(|a, b| a.room == b.room) {
+            let capacity = h
+                .header()
+                .map_or(1, |hd| hd.capacity_of(&room_rows[0].room));
+            if capacity == 1 {
+                self.twice(fr, room_rows, &mut anomalies);
+            } else {
+                let slot = h.header().and_then(|hd| hd.slot_micros());
+                self.over_capacity(fr, room_rows, capacity, slot, &mut anomalies);
+            }
+        }
+        // The room-nights (or slots) held more often than the room holds guests, for
+        // the business headline.
+        let slot = h.header().and_then(|hd| hd.slot_micros());
+        let mut over: BTreeSet<(&Room, i64)> = BTreeSet::new();
+        for a in &anomalies {
+            if let (Some(room), Some((from, to))) = (&a.room, a.nights) {
+                over.extend(units(from, to, slot).into_iter().map(|u| (room, u)));
+            }
+        }
+        let harm = Harm {
+            rows_overlapping: over.len() as u64,
+            ..Harm::default()
+        };
+        CheckResult::from_anomalies(
+            self,
+            format!("{} rows checked", thousands(rows.len() as u64)),
+            anomalies,
+        )
+        .with_harm(harm)
+    }
+}
+
+impl DbState {
+    /// Capacity 1: rows of one room (sorted by check-in) sharing a night, each compared
+    /// with the earlier row reaching furthest.
+    fn twice(&self, fr: usize, rows: &[&BookingRow], anomalies: &mut Vec<Anomaly>) {
         let mut reach: Option<&BookingRow> = None;
-        for row in sorted {
+        for &row in rows {
             match reach {
-                Some(prev) if prev.room == row.room && prev.to > row.from => {
+                Some(prev) if prev.to > row.from => {
                     let s = prev
                         .stay()
                         .shared_nights(&row.stay())
@@ -378,13 +544,14 @@ impl Checker for DbState {
                     anomalies.push(Anomaly {
                         checker: self.name().into(),
                         ops: vec![fr as u64],
-                        room: Some(row.room),
+                        room: Some(row.room.clone()),
                         nights: Some(s),
+                        capacity: None,
                         lock_key: None,
                         request: None,
                         message: format!(
-                            "the final read (op {fr}) holds room {} nights {}..{} twice: requests {} and {}",
-                            row.room, s.0, s.1, prev.request, row.request
+                            "the final read (op {fr}) holds room {} {} {}..{} twice: requests {} and {}",
+                            row.room, span_word(s.0), s.0, s.1, prev.request, row.request
                         ),
                     });
                     if row.to > prev.to {
@@ -394,11 +561,39 @@ impl Checker for DbState {
                 _ => reach = Some(row),
             }
         }
-        CheckResult::from_anomalies(
-            self,
-            format!("{} rows checked", thousands(rows.len() as u64)),
-            anomalies,
-        )
+    }
+
+    /// Capacity N: the stretches where more than N rows of one room hold it.
+    fn over_capacity(
+        &self,
+        fr: usize,
+        rows: &[&BookingRow],
+        capacity: u64,
+        slot: Option<i64>,
+        anomalies: &mut Vec<Anomaly>,
+    ) {
+        let stays: Vec<(Bound, Bound)> = rows.iter().map(|r| (r.from, r.to)).collect();
+        for c in crowds(&stays, capacity) {
+            let mut requests: Vec<String> =
+                c.members.iter().map(|&m| rows[m].request.clone()).collect();
+            requests.sort();
+            anomalies.push(Anomaly {
+                checker: self.name().into(),
+                ops: vec![fr as u64],
+                room: Some(rows[0].room.clone()),
+                nights: Some((c.from, c.to)),
+                capacity: Some(capacity),
+                lock_key: None,
+                request: None,
+                message: format!(
+                    "the final read (op {fr}) holds room {}, {}: {} stays, capacity {capacity} (requests {})",
+                    rows[0].room,
+                    stretch(c.from, c.to, slot),
+                    c.members.len(),
+                    join_and(&requests)
+                ),
+            });
+        }
     }
 }
 
@@ -446,8 +641,9 @@ impl Checker for Idempotency {
                 anomalies.push(Anomaly {
                     checker: self.name().into(),
                     ops,
-                    room: Some(rs[0].room),
+                    room: Some(rs[0].room.clone()),
                     nights: Some((rs[0].from, rs[0].to)),
+                    capacity: None,
                     lock_key: None,
                     request: Some(req.to_string()),
                     message: format!(
@@ -458,10 +654,15 @@ impl Checker for Idempotency {
                 });
             }
         }
+        let harm = Harm {
+            booked_twice: dups.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} requests checked", thousands(by_request.len() as u64)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }

@@ -397,9 +397,9 @@ mod tests {
         }
 
         fn book_ok(&mut self, p: u64, room: u64) {
-            let d = |s| crate::date::Date::parse(s).unwrap();
+            let d = |s| crate::bound::Bound::parse(s).unwrap();
             let value = OpValue {
-                room: Some(room),
+                room: Some(room.into()),
                 from: Some(d("2026-12-01")),
                 to: Some(d("2026-12-02")),
                 request: Some(format!("r-{p}-{room}")),

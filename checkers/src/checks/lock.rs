@@ -4,6 +4,7 @@
 use crate::hash::FastMap;
 
 use crate::checks::{secs, Checker};
+use crate::harm::Harm;
 use crate::history::{OpType, F};
 use crate::pairing::History;
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -103,6 +104,7 @@ impl Checker for LockExclusion {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
@@ -220,6 +222,7 @@ impl Checker for Fencing {
                             ops,
                             room: None,
                             nights: None,
+                            capacity: None,
                             lock_key: Some(key.to_string()),
                             request: None,
                             message: format!(
@@ -238,10 +241,15 @@ impl Checker for Fencing {
                 }
             }
         }
+        let harm = Harm {
+            stale_writes: anomalies.len() as u64,
+            ..Harm::default()
+        };
         CheckResult::from_anomalies(
             self,
             format!("{} fenced writes checked", thousands(n)),
             anomalies,
         )
+        .with_harm(harm)
     }
 }

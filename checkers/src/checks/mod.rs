@@ -2,6 +2,8 @@
 //!
 //! - [`bookings`]: what the data says: no-double-booking, confirmed-is-durable,
 //!   failed-is-absent, db-state, idempotency.
+//! - [`capacity`]: where stays of one room outnumber its capacity (the sweep behind
+//!   no-double-booking and db-state for rooms that hold N stays a night).
 //! - [`lock`]: what the lock and its tokens did: lock-exclusion, fencing.
 //! - [`margin`]: how close each lease hold came to outliving its lease: lease-margin.
 //! - [`conditions`]: whether the run tested what it claims (faults struck, bookings
@@ -11,6 +13,7 @@
 //! - stats live in [`crate::stats`].
 
 pub mod bookings;
+pub mod capacity;
 pub mod conditions;
 pub mod lock;
 pub mod margin;

@@ -28,6 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::checks::{secs, Checker};
+use crate::harm::Harm;
 use crate::history::{Op, OpType, Stay};
 use crate::pairing::History;
 use crate::result::{thousands, Anomaly, CheckResult, Role};
@@ -219,11 +220,21 @@ fn anomaly(
     Anomaly {
         checker: by.name().into(),
         ops,
-        room: stay.map(|s| s.room),
+        room: stay.map(|s| s.room.clone()),
         nights: stay.map(|s| (s.from, s.to)),
+        capacity: None,
         lock_key: None,
         request: request.map(str::to_string),
         message,
+    }
+}
+
+/// Whose notification this is: its request key, else its booking id. Two messages
+/// naming one request are about one guest.
+fn guest<'h>(n: &Notice<'h>) -> (Option<&'h str>, Option<u64>) {
+    match n.request {
+        Some(r) => (Some(r), None),
+        None => (None, n.booking),
     }
 }
 
@@ -264,11 +275,15 @@ impl Checker for ToldIsTrue {
         };
         let mut anomalies = Vec::new();
         let mut checked = 0u64;
+        // The guests told of a room they do not have, by what the message names: two
+        // phantom e-mails to one guest are one guest misled.
+        let mut misled: BTreeSet<(Option<&str>, Option<u64>)> = BTreeSet::new();
         for n in notices.confirmed() {
             checked += 1;
             if committed.holds(n) {
                 continue;
             }
+            misled.insert(guest(n));
             let mut ops = vec![n.index];
             ops.extend(book_ops_of(h, n.request, n.booking));
             anomalies.push(anomaly(
@@ -285,15 +300,21 @@ impl Checker for ToldIsTrue {
             ));
         }
         let cancelled = false_cancellations(self, h, &notices, &mut anomalies);
-        notices.verdict(
-            self,
-            format!(
-                "{} confirmations and {} cancellations checked",
-                thousands(checked),
-                thousands(cancelled)
-            ),
-            anomalies,
-        )
+        notices
+            .verdict(
+                self,
+                format!(
+                    "{} confirmations and {} cancellations checked",
+                    thousands(checked),
+                    thousands(cancelled.checked)
+                ),
+                anomalies,
+            )
+            .with_harm(Harm {
+                told_untrue: misled.len() as u64,
+                told_cancelled_falsely: cancelled.misled,
+                ..Harm::default()
+            })
     }
 }
 
@@ -307,18 +328,19 @@ fn false_cancellations(
     h: &History,
     notices: &Notices<'_>,
     anomalies: &mut Vec<Anomaly>,
-) -> u64 {
+) -> Cancellations {
+    let mut counted = Cancellations::default();
     let Some(read) = h.final_read() else {
-        return 0;
+        return counted;
     };
+    let mut misled: BTreeSet<(Option<&str>, Option<u64>)> = BTreeSet::new();
     let rows = h.ops()[read].value.bookings.as_deref().unwrap_or_default();
-    let mut checked = 0u64;
     for n in notices
         .list
         .iter()
         .filter(|n| n.kind == NoticeKind::Cancelled)
     {
-        checked += 1;
+        counted.checked += 1;
         let Some(row) = rows.iter().find(|r| {
             n.booking.is_some_and(|b| r.booking == Some(b))
                 || n.request.is_some_and(|q| r.request == q)
@@ -336,6 +358,7 @@ fn false_cancellations(
         {
             continue;
         }
+        misled.insert(guest(n));
         let mut ops = vec![n.index];
         for c in &cancels {
             ops.push(u64::from(c.invoke));
@@ -343,7 +366,7 @@ fn false_cancellations(
         }
         ops.push(read as u64);
         let stay = Stay {
-            room: row.room,
+            room: row.room.clone(),
             from: row.from,
             to: row.to,
         };
@@ -363,7 +386,16 @@ fn false_cancellations(
             ),
         ));
     }
-    checked
+    counted.misled = misled.len() as u64;
+    counted
+}
+
+/// What [`false_cancellations`] counted: `cancelled` notices judged, and the guests
+/// told one falsely.
+#[derive(Default)]
+struct Cancellations {
+    checked: u64,
+    misled: u64,
 }
 
 /// At most one `confirmed` notification per request key (a booking id when the message
@@ -391,16 +423,13 @@ impl Checker for ToldOnce {
         // they name the same request.
         let mut by_key: BTreeMap<(Option<&str>, Option<u64>), Vec<&Notice<'_>>> = BTreeMap::new();
         for n in notices.confirmed() {
-            let key = match n.request {
-                Some(r) => (Some(r), None),
-                None => (None, n.booking),
-            };
+            let key = guest(n);
             let same = by_key.entry(key).or_default();
             if n.id.is_none() || !same.iter().any(|m| m.id == n.id) {
                 same.push(n);
             }
         }
-        let anomalies = by_key
+        let anomalies: Vec<Anomaly> = by_key
             .values()
             .filter(|ns| ns.len() > 1)
             .map(|ns| {
@@ -421,11 +450,18 @@ impl Checker for ToldOnce {
                 )
             })
             .collect();
-        notices.verdict(
-            self,
-            format!("{} requests confirmed", thousands(by_key.len() as u64)),
-            anomalies,
-        )
+        // One anomaly per guest told more than once.
+        let harm = Harm {
+            told_twice: anomalies.len() as u64,
+            ..Harm::default()
+        };
+        notices
+            .verdict(
+                self,
+                format!("{} requests confirmed", thousands(by_key.len() as u64)),
+                anomalies,
+            )
+            .with_harm(harm)
     }
 }
 
@@ -534,11 +570,18 @@ impl Checker for ToldEventually {
                 ),
             ));
         }
-        notices.verdict(
-            self,
-            format!("{} committed bookings checked", thousands(checked)),
-            anomalies,
-        )
+        // One anomaly per request held and not confirmed in time: per guest.
+        let harm = Harm {
+            never_told: anomalies.len() as u64,
+            ..Harm::default()
+        };
+        notices
+            .verdict(
+                self,
+                format!("{} committed bookings checked", thousands(checked)),
+                anomalies,
+            )
+            .with_harm(harm)
     }
 }
 

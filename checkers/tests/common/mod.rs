@@ -3,11 +3,11 @@
 
 #![allow(dead_code)]
 
-use checkers::{BookingRow, Date, History, Op, OpType, OpValue, Process, Trace, F};
+use checkers::{BookingRow, Bound, History, Op, OpType, OpValue, Process, Room, Trace, F};
 
-/// A date from its ISO form; tests only use valid literals.
-pub fn d(s: &str) -> Date {
-    Date::parse(s).expect("test date")
+/// A stay bound from its ISO date or RFC 3339 form; tests only use valid literals.
+pub fn d(s: &str) -> Bound {
+    Bound::parse(s).expect("test date")
 }
 
 /// Appends events with increasing time (1 ms apart unless `at` moves the clock).
@@ -43,7 +43,14 @@ impl H {
         index
     }
 
-    pub fn invoke_book(&mut self, p: u64, room: u64, from: &str, to: &str, req: &str) -> u64 {
+    pub fn invoke_book(
+        &mut self,
+        p: u64,
+        room: impl Into<Room>,
+        from: &str,
+        to: &str,
+        req: &str,
+    ) -> u64 {
         self.push(
             Process::Client(p),
             OpType::Invoke,
@@ -75,7 +82,7 @@ impl H {
     pub fn book(
         &mut self,
         p: u64,
-        room: u64,
+        room: impl Into<Room>,
         from: &str,
         to: &str,
         req: &str,
@@ -113,6 +120,12 @@ impl H {
         self.push(Process::Client(p), OpType::Ok, F::Read, v)
     }
 
+    /// Appends a run header (as `overbook run` writes first): capacities, unit.
+    pub fn header(&mut self, header: checkers::RunHeader) -> u64 {
+        let op = header.to_op();
+        self.push(op.process, op.kind, op.f, op.value)
+    }
+
     pub fn nemesis(&mut self, f: &str) -> u64 {
         let i = self.push(
             Process::Nemesis,
@@ -134,9 +147,9 @@ impl H {
     }
 }
 
-pub fn book_value(room: u64, from: &str, to: &str, req: &str) -> OpValue {
+pub fn book_value(room: impl Into<Room>, from: &str, to: &str, req: &str) -> OpValue {
     OpValue {
-        room: Some(room),
+        room: Some(room.into()),
         from: Some(d(from)),
         to: Some(d(to)),
         request: Some(req.to_string()),
@@ -144,9 +157,9 @@ pub fn book_value(room: u64, from: &str, to: &str, req: &str) -> OpValue {
     }
 }
 
-pub fn row(room: u64, from: &str, to: &str, req: &str) -> BookingRow {
+pub fn row(room: impl Into<Room>, from: &str, to: &str, req: &str) -> BookingRow {
     BookingRow {
-        room,
+        room: room.into(),
         from: d(from),
         to: d(to),
         request: req.to_string(),

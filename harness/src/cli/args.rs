@@ -35,6 +35,10 @@ pub enum Command {
     /// Remove what a killed run left: local temp dirs (server data) and the server
     /// processes still in them, docker containers and networks (labelled `overbook`).
     Clean(CleanArgs),
+    /// What this machine has for overbook (server binaries and versions, docker engine
+    /// and images, chromium) and what each missing piece costs; exit 1 when no run can
+    /// start here.
+    Doctor,
     /// From a failing run's directory, search for the smallest configuration that still
     /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
@@ -346,10 +350,11 @@ pub struct RunArgs {
     /// Store request keys so that a retry returns the original outcome.
     #[arg(long)]
     pub idempotency: bool,
-    /// Where the servers come from: local (start them here), docker (one container per
-    /// server), auto (local if installed, else docker) or external (--redis-url,
-    /// --postgres-url; only proxy faults).
-    #[arg(long, default_value = "local")]
+    /// Where the servers come from: auto (the default: local if redis-server and
+    /// postgres are installed, else docker, saying so), local (start them here), docker
+    /// (one container per server) or external (--redis-url, --postgres-url; only proxy
+    /// faults).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Redis URL for --backend external, e.g. redis://127.0.0.1:6379/.
     #[arg(long)]
@@ -395,6 +400,10 @@ pub struct RunArgs {
     /// Also write the verdict as JSON to this file (used by `overbook matrix`).
     #[arg(long, hide = true)]
     pub outcome_file: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, what it cost the guests,
+    /// the worst anomaly's caption, links to the report), e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     /// Run K times, seeds --seed, --seed+1, ...: report the detection rate with its 95%
     /// confidence interval, and whether the expectation held in all, some (flaky) or none.
     #[arg(long, value_name = "K", default_value_t = 1)]
@@ -500,6 +509,11 @@ pub struct MatrixArgs {
     /// regression (or a new cell that fails).
     #[arg(long, value_name = "OLD")]
     pub baseline: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, the worst cell's
+    /// business headline and anomaly, the diff against --baseline, links to the reports),
+    /// e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
@@ -565,6 +579,9 @@ pub struct MatrixMergeArgs {
     /// Compare the merged matrix with a previous one (see `matrix --baseline`).
     #[arg(long, value_name = "OLD")]
     pub baseline: Option<PathBuf>,
+    /// Append the merged matrix's markdown summary to FILE (as `matrix --summary-md`).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// Bench subcommands' bounds, checked as the flags are parsed (exit 2 naming the range):

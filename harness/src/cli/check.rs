@@ -189,6 +189,10 @@ pub fn summary(r: &Results) -> String {
             format!("unknown: {}", parts.join("; "))
         }
     };
+    // The business headline (no history text in it: counts and fixed words only).
+    if let Some(harm) = checkers::harm::headline(r) {
+        let _ = writeln!(s, "what it cost the guests: {harm}");
+    }
     let _ = writeln!(s, "verdict: {verdict}");
     s
 }
@@ -218,7 +222,7 @@ mod tests {
             "no-double-booking    invalid  1 anomaly (2 ok bookings checked)\n    room 101 nights 2026-12-02..2026-12-03 confirmed to ops 4 and 5\n"
         ), "{s}");
         assert!(
-            s.ends_with("verdict: invalid (no-double-booking, db-state)\n"),
+            s.ends_with("what it cost the guests: 1 room-night was confirmed to two guests\nverdict: invalid (no-double-booking, db-state)\n"),
             "{s}"
         );
         assert_eq!(exit_code(r.validity), ExitCode::from(1));

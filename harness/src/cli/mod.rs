@@ -4,11 +4,13 @@
 mod args;
 pub mod check;
 pub mod clean;
+pub mod doctor;
 pub mod fit;
 pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod shrink;
+pub mod summary_md;
 pub mod up;
 
 pub use args::*;

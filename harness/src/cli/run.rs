@@ -437,8 +437,9 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
     if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
         cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
     }
-    if args.backend != "local" {
-        cmd.push_str(&format!(" --backend {}", shell_quote(&args.backend)));
+    // The backend the run used, not `auto`: on another machine auto may choose otherwise.
+    if cfg.backend != Backend::Local {
+        cmd.push_str(&format!(" --backend {}", cfg.backend.name()));
     }
     // External servers' URLs carry their passwords, which a reproduce command (printed,
     // kept in meta.json and reports) must not: it names the variables to supply instead.
@@ -515,6 +516,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return crate::cli::repeat::run(args);
     }
     let (cfg, expect) = config_from_args(args)?;
+    if let (true, Backend::Docker { images }) = (args.backend == "auto", &cfg.backend) {
+        // The first run on a machine without the servers just works, and says why it is
+        // slower than it could be.
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
+    }
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),
@@ -558,6 +565,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
                 check.anomalies.len() - 5
             );
         }
+    }
+    if let Some(harm) = checkers::harm::headline(results) {
+        println!("\n  What it cost the guests: {harm}.");
     }
     match results.headline {
         Headline::LockFailedDatabaseHeld => println!("\n  The lock failed (two holders at once), the database held: no room-night was confirmed twice."),
@@ -626,6 +636,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             1
         }
     };
+    if let Some(file) = &args.summary_md {
+        crate::cli::summary_md::write_run(file, &outcome.dir.path, results)?;
+        println!("  summary:   {}", file.display());
+    }
     if let Some(path) = &args.outcome_file {
         let summary = crate::matrix::RunSummaryFile {
             dir: outcome.dir.path.clone(),
@@ -689,9 +703,12 @@ pub fn one_line_summary(results: &checkers::Results) -> String {
         })
         .collect();
     if found.is_empty() {
-        format!("no anomalies; {}", results.validity.as_str())
-    } else {
-        found.join("; ")
+        return format!("no anomalies; {}", results.validity.as_str());
+    }
+    // The business headline first, then the checkers' technical line.
+    match checkers::harm::headline(results) {
+        Some(harm) => format!("{harm}. {}", found.join("; ")),
+        None => found.join("; "),
     }
 }
 
@@ -777,5 +794,24 @@ mod tests {
             "{e}"
         );
         assert!(parse("0").is_err());
+    }
+
+    /// A matrix cell's tooltip says what the run cost the guests before the checkers'
+    /// technical line.
+    #[test]
+    fn the_one_line_summary_opens_with_the_business_headline() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl");
+        let h = crate::store::load_history(&file).unwrap();
+        let r = checkers::check_all(&h, &checkers::CheckOptions::default());
+        let s = one_line_summary(&r);
+        assert!(
+            s.starts_with("1 guest was told they had a room they do not have. "),
+            "{s}"
+        );
+        assert!(
+            s.contains("told-is-true: 1 anomalies (first: phantom confirmation"),
+            "{s}"
+        );
     }
 }

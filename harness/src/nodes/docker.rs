@@ -688,7 +688,7 @@ where
 
 /// Runs an async engine conversation to completion from sync code, on its own thread and
 /// runtime (see [`blocking`]), and returns its result.
-fn run_blocking<F, Fut, T>(f: F) -> Result<T, NodeError>
+pub(crate) fn run_blocking<F, Fut, T>(f: F) -> Result<T, NodeError>
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<T, NodeError>>,

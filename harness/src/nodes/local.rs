@@ -62,12 +62,17 @@ impl LocalServer {
     ) -> Result<LocalServer, NodeError> {
         let (bin, initdb) = match kind {
             ServerKind::Redis => (
-                find_binary("redis-server", &[], "apt-get install redis-server")?,
+                find_binary(
+                    "redis-server",
+                    &[],
+                    "apt-get install redis-server, or --backend docker (overbook doctor)",
+                )?,
                 None,
             ),
             ServerKind::Postgres => {
                 let dirs = postgres_bin_dirs();
-                let hint = "apt-get install postgresql (version 15 or later)";
+                let hint = "apt-get install postgresql (version 15 or later), or --backend docker \
+                            (overbook doctor)";
                 (
                     find_binary("postgres", &dirs, hint)?,
                     Some(find_binary("initdb", &dirs, hint)?),
@@ -521,12 +526,15 @@ pub(crate) fn free_port() -> Result<u16, NodeError> {
         .map_err(|e| NodeError::io("find a free port", e))
 }
 
-/// Whether redis-server, postgres and initdb are all installed (`--backend auto`).
-pub(crate) fn binaries_present() -> bool {
+/// Where redis-server, postgres and initdb are installed, each `None` when missing
+/// (`--backend auto`, `overbook doctor`).
+pub(crate) fn binary_paths() -> [(&'static str, Option<PathBuf>); 3] {
     let dirs = postgres_bin_dirs();
-    find_binary("redis-server", &[], "").is_ok()
-        && find_binary("postgres", &dirs, "").is_ok()
-        && find_binary("initdb", &dirs, "").is_ok()
+    [
+        ("redis-server", find_binary("redis-server", &[], "").ok()),
+        ("postgres", find_binary("postgres", &dirs, "").ok()),
+        ("initdb", find_binary("initdb", &dirs, "").ok()),
+    ]
 }
 
 /// `/usr/lib/postgresql/<version>/bin`, newest version first.

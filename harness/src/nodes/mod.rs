@@ -16,6 +16,7 @@ mod config;
 pub mod docker;
 mod external;
 mod local;
+pub mod machine;
 pub mod process;
 pub mod proxy;
 pub mod reaper;
@@ -73,26 +74,36 @@ impl Backend {
     }
 }
 
-/// `--backend auto`: the local binaries if installed; else docker if the engine answers
-/// and has the images (`images`: given or, when `None`, resolved as
-/// [`docker::resolve_images`] does); else an error saying what to install or build.
+/// `--backend auto` (the default): the local binaries if installed; else docker if the
+/// engine answers and has the images (given or, when `None`, resolved as
+/// [`docker::resolve_images`] does); else one error naming every way out
+/// ([`machine::neither`], [`machine::no_images`]).
 pub fn auto_backend(
     redis_image: Option<&str>,
     postgres_image: Option<&str>,
 ) -> Result<Backend, NodeError> {
-    if local::binaries_present() {
+    let local = machine::LocalServers::find();
+    if local.complete() {
         return Ok(Backend::Local);
     }
     let images = docker::resolve_images(redis_image, postgres_image)
-        .and_then(|images| docker::check_ready(&images).map(|()| images))
-        .map_err(|e| NodeError::MissingBinary {
-            name: "redis-server and postgres (local), or a usable docker".into(),
-            hint: format!(
-                "install them (apt-get install redis-server postgresql), or start docker and \
-                 pull redis:7 and postgres:15 or run docker/build-offline-images.sh ({e})"
-            ),
-        })?;
-    Ok(Backend::Docker { images })
+        .map_err(|e| machine::neither(&local, &e.to_string()))?;
+    let probe = machine::Engine::probe(&[&images.redis, &images.postgres]);
+    match probe {
+        machine::Engine::Absent(why) => Err(machine::neither(&local, &why)),
+        machine::Engine::Present { images: found, .. } => {
+            let missing: Vec<&str> = found
+                .iter()
+                .filter(|(_, here)| !here)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if missing.is_empty() {
+                Ok(Backend::Docker { images })
+            } else {
+                Err(machine::no_images(&local, &missing))
+            }
+        }
+    }
 }
 
 /// How to start the nodes.
@@ -238,6 +249,9 @@ pub enum NodeError {
         /// The engine's answer.
         reason: String,
     },
+    /// Neither backend can run here: the message names every way out.
+    #[error("{0}")]
+    NoServers(String),
     /// The service under test could not be paused, killed or restarted.
     #[error("service: {0}")]
     Service(String),

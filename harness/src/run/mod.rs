@@ -179,6 +179,7 @@ impl RunConfig {
                 .service
                 .as_ref()
                 .map(|_| crate::sut::service::NOTIFY_GRACE.as_millis() as u64),
+            ..checkers::RunHeader::default()
         }
     }
 

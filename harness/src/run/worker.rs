@@ -193,9 +193,9 @@ impl Worker {
 
 fn book_value(b: &BookRequest) -> OpValue {
     OpValue {
-        room: Some(b.room),
-        from: Some(b.from),
-        to: Some(b.to),
+        room: Some(b.room.into()),
+        from: Some(b.from.into()),
+        to: Some(b.to.into()),
         request: Some(b.request.clone()),
         ..OpValue::default()
     }

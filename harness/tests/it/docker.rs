@@ -372,18 +372,9 @@ impl RunChild {
 
     /// The run's `run.log` (the store holds this one run).
     fn run_log(&self) -> String {
-        let mut dirs = vec![self.store.0.clone()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.file_name().is_some_and(|n| n == "run.log") {
-                    return std::fs::read_to_string(path).unwrap();
-                }
-            }
-        }
-        panic!("no run.log under {}", self.store.0.display())
+        let path = find_file(&self.store.0, "run.log")
+            .unwrap_or_else(|| panic!("no run.log under {}", self.store.0.display()));
+        std::fs::read_to_string(path).unwrap()
     }
 }
 
@@ -527,4 +518,88 @@ async fn clean_keeps_containers_of_runs_it_cannot_see() {
             "{text}"
         );
     }
+}
+
+/// Issue 27.1: a first run on a machine without redis-server (PATH holds none) but with a
+/// docker engine just works: `overbook run` with no backend flag says in one line that it
+/// uses containers, and catches the README's story there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_local_servers_the_story_runs_on_docker() {
+    let Some((_turn, _images)) = turn().await else {
+        return;
+    };
+    let store = TempDir::new("fallback");
+    let empty_path = store.0.join("bin");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .args(["run", "--quiet", "--store"])
+        .arg(&store.0)
+        .env("PATH", &empty_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("uses the docker backend"))
+        .collect();
+    assert_eq!(said.len(), 1, "one line says so:\n{stderr}");
+    assert!(
+        said[0].contains("redis-server not installed") && said[0].contains("apt-get install"),
+        "{}",
+        said[0]
+    );
+    // The story is caught (exit 1), and it ran in containers, not on a local server.
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("INVALID"), "{stdout}");
+    assert!(
+        stdout.contains("--backend docker"),
+        "reproduces on docker: {stdout}"
+    );
+    // The doctor agrees, and names what the missing binary costs.
+    let doctor = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .arg("doctor")
+        .env("PATH", &empty_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{doctor:?}");
+    assert!(text.contains("redis-server   missing"), "{text}");
+    assert!(text.contains("runs fall back to docker"), "{text}");
+    assert!(text.contains("`overbook run` uses: docker ("), "{text}");
+    let meta = find_file(&store.0, "meta.json").expect("a meta.json");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).unwrap()).unwrap();
+    assert_eq!(meta["params"]["backend"], "docker", "{meta}");
+    let engine = docker::connect().await.unwrap();
+    let left: Vec<String> = docker::list_ours(&engine)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.pid == Some(pid))
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+/// The first file named `name` under `dir`.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                return Some(path);
+            }
+        }
+    }
+    None
 }

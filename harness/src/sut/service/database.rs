@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use checkers::{BookingRow, Date};
+use checkers::{BookingRow, Bound, Room};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -109,11 +109,16 @@ pub(crate) async fn read(db: &Client, sql: &str) -> Result<Vec<BookingRow>, Stri
                 .flatten()
                 .ok_or_else(|| format!("--read-sql row {n}: column {} is missing or NULL", i + 1))
         };
-        let room = get(0)?
-            .parse::<u64>()
-            .map_err(|e| format!("--read-sql row {n}: room: {e}"))?;
+        // The simple protocol gives text: digits are a numbered room, anything else a
+        // named one (a room type code).
+        let room = get(0)?;
+        let room = match room.parse::<u64>() {
+            Ok(n) => Room::Number(n),
+            Err(_) if !room.is_empty() => Room::Name(room.to_string()),
+            Err(_) => return Err(format!("--read-sql row {n}: room is empty")),
+        };
         let date = |i: usize| {
-            get(i).and_then(|s| Date::parse(s).map_err(|e| format!("--read-sql row {n}: {e}")))
+            get(i).and_then(|s| Bound::parse(s).map_err(|e| format!("--read-sql row {n}: {e}")))
         };
         rows.push(BookingRow {
             room,

@@ -29,8 +29,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use checkers::{BookingRow, Date, OpType, OpValue};
+use checkers::{BookingRow, Bound, OpType, OpValue, Room};
 use hyper::Method;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use workloads::{LockService, Outcome, Request, RunClock};
 
@@ -378,14 +379,14 @@ fn parse_bookings(body: &[u8], ids: &IdTable) -> Result<Vec<BookingRow>, String>
                 row.get(k)
                     .ok_or_else(|| format!("booking {i} has no {k:?}: {}", short(row)))
             };
-            let room = field("room")?
-                .as_u64()
-                .ok_or_else(|| format!("booking {i}: room is not a non-negative integer"))?;
+            let room = Room::deserialize(field("room")?).map_err(|_| {
+                format!("booking {i}: room is not a non-negative integer nor a name")
+            })?;
             let date = |k: &str| {
                 field(k)?
                     .as_str()
                     .ok_or_else(|| format!("booking {i}: {k:?} is not a string"))
-                    .and_then(|s| Date::parse(s).map_err(|e| format!("booking {i}: {e}")))
+                    .and_then(|s| Bound::parse(s).map_err(|e| format!("booking {i}: {e}")))
             };
             let request = field("request")?
                 .as_str()
