@@ -65,6 +65,7 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         .check(checkers::checks::margin::NAME)
         .and_then(|c| c.reason.as_deref());
     let harm = checkers::harm::headline(results);
+    let notices = checkers::checks::told::Notices::of(history);
     page::render(&page::PageInput {
         ops: history.ops(),
         checks,
@@ -83,5 +84,8 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
             .header()
             .and_then(|h| h.subject.as_deref())
             .is_some_and(|s| s != "service"),
+        notices: &notices.list,
+        notices_rejected: notices.rejected,
+        told_untrue: checkers::Harm::of(results).told_untrue_words(),
     })
 }

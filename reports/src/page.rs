@@ -10,9 +10,11 @@ use checkers::{Anomaly, Headline, Hold, Margin, Op, Role, Stay, UnknownReason, V
 use crate::caption::{capital, explain, letter};
 use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
 use crate::meta::RunMeta;
+use crate::plots::Told;
 use crate::plots::{self, Lane};
 use crate::spans::{Outcome, Span, Spans, Window};
 use crate::strikes::Strikes;
+use checkers::checks::told::{Notice, NoticeKind};
 
 /// At most this many related bookings are drawn beside a read-only anomaly.
 const RELATED_MAX: usize = 6;
@@ -49,6 +51,12 @@ pub(crate) struct PageInput<'a> {
     /// Whether each client session owns its connections (the built-in designs), so the
     /// strikes of aimed faults can be attributed to ops (see [`crate::strikes`]).
     pub sessions_own_connections: bool,
+    /// The notifications the service sent its guests (usable ones), in receive order.
+    pub notices: &'a [Notice<'a>],
+    /// Notifications the sink recorded as unusable.
+    pub notices_rejected: usize,
+    /// "3 guests were told they had a room they do not have", from told-is-true.
+    pub told_untrue: Option<String>,
     /// What the findings cost the guests, in words (`checkers::harm::headline`), when
     /// they cost anything.
     pub harm: Option<&'a str>,
@@ -99,7 +107,11 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 /// Renders the page: each section is its own function, in page order.
 pub(crate) fn render(input: &PageInput<'_>) -> String {
     let spans = spans_of(input);
-    let strikes = strikes_of(input, &spans);
+    let marks = Marks {
+        strikes: strikes_of(input, &spans),
+        notices: input.notices,
+        phantoms: phantoms(&input.checks),
+    };
     let mut out = String::with_capacity(256 * 1024);
     page_head(&mut out, input);
     headline(&mut out, input);
@@ -112,14 +124,14 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
     summary(&mut out, input, &spans);
     checker_table(&mut out, &input.checks);
     outcome_table(&mut out, &spans.spans);
-    anomalies(&mut out, input, &spans, &strikes);
+    anomalies(&mut out, input, &spans, &marks);
     run_plots(&mut out, &spans, &input.windows);
     lease_section(&mut out, &spans, &input.windows);
     out.push_str("<h2 id=\"margin\">How close it came</h2>\n");
     match input.margin {
         Some(m) => {
             margin_section(&mut out, m, input.holds, &input.windows, spans.end_time);
-            near_miss(&mut out, m, &spans, &strikes, &input.windows);
+            near_miss(&mut out, m, &spans, &marks, &input.windows);
         }
         None => {
             out.push_str("<p>No lease hold to measure");
@@ -150,6 +162,53 @@ fn spans_of<'a>(input: &PageInput<'a>) -> Spans<'a> {
     let mut spans = Spans::build(input.ops);
     spans.index_ops(&wanted);
     spans
+}
+
+/// What an anomaly view draws on a lane besides the op's own trace: the strikes that
+/// hit its connection and the notifications its guest was sent.
+struct Marks<'a> {
+    strikes: Strikes,
+    notices: &'a [Notice<'a>],
+    /// The notifications told-is-true found untrue (phantom confirmations), by index.
+    phantoms: BTreeSet<u64>,
+}
+
+impl Marks<'_> {
+    /// The lane of `sp`, called `letter`.
+    fn lane<'s, 'a>(&'s self, letter: &str, sp: &'s Span<'a>) -> Lane<'s, 'a> {
+        let (request, booking) = (sp.request(), sp.booking());
+        let told = if *sp.f() == F::Book {
+            self.notices
+                .iter()
+                .filter(|n| {
+                    (n.request.is_some() && n.request == request)
+                        || (n.booking.is_some() && n.booking == booking)
+                })
+                .map(|n| Told {
+                    time: n.time,
+                    cancelled: n.kind == NoticeKind::Cancelled,
+                    phantom: self.phantoms.contains(&n.index),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Lane {
+            label: lane_label(letter, sp),
+            span: sp,
+            strikes: self.strikes.on(sp),
+            told,
+        }
+    }
+}
+
+/// The notifications told-is-true found untrue: the events its anomalies name.
+fn phantoms(checks: &[CheckRow<'_>]) -> BTreeSet<u64> {
+    checks
+        .iter()
+        .filter(|c| c.checker == "told-is-true")
+        .flat_map(|c| c.anomalies.iter().flat_map(|a| a.ops.iter().copied()))
+        .collect()
 }
 
 /// The strikes of aimed faults, those that hit an op an anomaly names attributed to it
@@ -323,6 +382,9 @@ fn summary(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
     ] {
         row(out, &[k, &v]);
     }
+    if let Some(told) = notifications_line(input) {
+        row(out, &["notifications", &told]);
+    }
     for (k, v) in &meta.params {
         if v.contains('\n') {
             // A log tail (service mode): keep its lines.
@@ -341,6 +403,35 @@ fn summary(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
         escape_into(out, &meta.command);
         out.push_str("</pre>\n");
     }
+}
+
+/// "12 received: 10 confirmed, 2 cancelled; 3 guests were told they had a room they do
+/// not have", or `None` when the service sent nothing.
+fn notifications_line(input: &PageInput<'_>) -> Option<String> {
+    let received = input.notices.len() + input.notices_rejected;
+    if received == 0 {
+        return None;
+    }
+    let of = |k: NoticeKind| input.notices.iter().filter(|n| n.kind == k).count() as u64;
+    let mut parts = vec![
+        format!("{} confirmed", count(of(NoticeKind::Confirmed))),
+        format!("{} cancelled", count(of(NoticeKind::Cancelled))),
+    ];
+    if of(NoticeKind::Other) > 0 {
+        parts.push(format!("{} of other kinds", count(of(NoticeKind::Other))));
+    }
+    if input.notices_rejected > 0 {
+        parts.push(format!(
+            "{} rejected as bad input",
+            count(input.notices_rejected as u64)
+        ));
+    }
+    let mut line = format!("{} received: {}", count(received as u64), parts.join(", "));
+    if let Some(untrue) = &input.told_untrue {
+        line.push_str("; ");
+        line.push_str(untrue);
+    }
+    Some(line)
 }
 
 /// One row per checker: verdict, whether it decides the run, its counts.
@@ -396,7 +487,7 @@ fn outcome_table(out: &mut String, spans: &[Span<'_>]) {
 }
 
 /// Every anomaly in its own box, the first [`ANOMALY_VIEWS_MAX`] with a timeline.
-fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, strikes: &Strikes) {
+fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, marks: &Marks<'_>) {
     let all: Vec<&Anomaly> = input
         .checks
         .iter()
@@ -413,7 +504,7 @@ fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, strikes
         out.push_str(LEGEND);
     }
     for (n, a) in all.iter().enumerate() {
-        anomaly(out, input, (spans, strikes), n, a);
+        anomaly(out, input, (spans, marks), n, a);
     }
 }
 
@@ -421,7 +512,7 @@ fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, strikes
 fn anomaly(
     out: &mut String,
     input: &PageInput<'_>,
-    (spans, strikes): (&Spans<'_>, &Strikes),
+    (spans, marks): (&Spans<'_>, &Marks<'_>),
     n: usize,
     a: &Anomaly,
 ) {
@@ -455,7 +546,7 @@ fn anomaly(
     }
     out.push_str("</p>\n");
     if n < ANOMALY_VIEWS_MAX && !involved.is_empty() {
-        anomaly_timeline(out, &involved, strikes, &input.windows);
+        anomaly_timeline(out, &involved, marks, &input.windows);
     } else if n == ANOMALY_VIEWS_MAX {
         let _ = writeln!(out, "<p class=\"note\">Only the first {ANOMALY_VIEWS_MAX} anomalies get a timeline; the rest are listed.</p>");
     }
@@ -496,17 +587,13 @@ pub(crate) fn caption(involved: &[&Span<'_>], windows: &[Window]) -> String {
 fn anomaly_timeline(
     out: &mut String,
     involved: &[&Span<'_>],
-    strikes: &Strikes,
+    marks: &Marks<'_>,
     windows: &[Window],
 ) {
     let lanes: Vec<Lane<'_, '_>> = involved
         .iter()
         .enumerate()
-        .map(|(i, sp)| Lane {
-            label: lane_label(&letter(i), sp),
-            span: sp,
-            strikes: strikes.on(sp),
-        })
+        .map(|(i, sp)| marks.lane(&letter(i), sp))
         .collect();
     plot_or_note(out, plots::anomaly_timeline(&lanes, windows));
     let t0 = involved.iter().map(|sp| sp.start).min().unwrap_or(0);
@@ -629,7 +716,22 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
             dur((c.critical_ms * 1e6) as u64),
         ),
     );
-    out.push_str("</p>\n<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
+    out.push_str("</p>\n");
+    margin_table(out, m);
+    match plots::margin(holds, m.warn.get(), windows, end) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(out, n);
+        }
+        Err(e) => plot_or_note(out, Err(e)),
+    }
+    margin_latency(out, m);
+    margin_alert(out, m);
+}
+
+/// The shares of their leases the critical sections used: quantiles and counts.
+fn margin_table(out: &mut String, m: &Margin) {
+    out.push_str("<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
     let above = format!("above {}", m.warn.percent());
     head(
         out,
@@ -656,13 +758,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         ],
     );
     out.push_str("</table>\n");
-    match plots::margin(holds, m.warn.get(), windows, end) {
-        Ok((svg, n)) => {
-            out.push_str(&svg);
-            note(out, n);
-        }
-        Err(e) => plot_or_note(out, Err(e)),
-    }
+}
+
+/// Critical-section latency outside and inside each fault window.
+fn margin_latency(out: &mut String, m: &Margin) {
     out.push_str("<h3>Critical-section latency, outside and inside fault windows</h3>\n<p class=\"note\">What an alert on database latency nearing the lease needs: compare p99.9 with the TTL. A hold counts in every fault window its critical section overlaps.</p>\n<table>\n");
     head(
         out,
@@ -689,6 +788,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         );
     }
     out.push_str("</table>\n");
+}
+
+/// The alert rule to paste into monitoring, with this run's numbers, when there is one.
+fn margin_alert(out: &mut String, m: &Margin) {
     if let Some(alert) = m.alert() {
         out.push_str("<h3>The alert</h3>\n<p class=\"note\">");
         let largest = alert
@@ -709,30 +812,14 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
     }
 }
 
-/// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
-/// of the same lock just before it and the one just after. In a valid run this is the
-/// near miss: how much of the lease was left when the write landed, and how soon the
-/// next client took the lock. Holders are matched by lock key and acquisition time.
-fn near_miss(
-    out: &mut String,
-    m: &Margin,
-    spans: &Spans<'_>,
-    strikes: &Strikes,
-    windows: &[Window],
-) {
-    let Some(i) = spans.span_of(m.closest.op) else {
-        return;
-    };
-    let me = &spans.spans[i];
-    let (Some(key), Some(acquired)) = (
-        m.closest.lock_key.as_deref(),
-        me.trace().and_then(|t| t.lock_acquired),
-    ) else {
-        return;
-    };
-    // The holders of the same lock right before and right after the closest call.
-    let mut before: Option<(u64, usize)> = None;
-    let mut after: Option<(u64, usize)> = None;
+/// A neighbouring holder of a lock: when it acquired it, and its span.
+type Neighbour = Option<(u64, usize)>;
+
+/// The holders of lock `key` right before and right after span `i` (which acquired it
+/// at `acquired`).
+fn neighbours(spans: &Spans<'_>, i: usize, key: &str, acquired: u64) -> (Neighbour, Neighbour) {
+    let mut before: Neighbour = None;
+    let mut after: Neighbour = None;
     for (j, sp) in spans.spans.iter().enumerate() {
         let Some(t) = sp.trace() else { continue };
         let Some(at) = t.lock_acquired else { continue };
@@ -745,17 +832,38 @@ fn near_miss(
             after = Some((at, j));
         }
     }
+    (before, after)
+}
+
+/// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
+/// of the same lock just before it and the one just after. In a valid run this is the
+/// near miss: how much of the lease was left when the write landed, and how soon the
+/// next client took the lock. Holders are matched by lock key and acquisition time.
+fn near_miss(
+    out: &mut String,
+    m: &Margin,
+    spans: &Spans<'_>,
+    marks: &Marks<'_>,
+    windows: &[Window],
+) {
+    let Some(i) = spans.span_of(m.closest.op) else {
+        return;
+    };
+    let me = &spans.spans[i];
+    let (Some(key), Some(acquired)) = (
+        m.closest.lock_key.as_deref(),
+        me.trace().and_then(|t| t.lock_acquired),
+    ) else {
+        return;
+    };
+    let (before, after) = neighbours(spans, i, key, acquired);
     let mut ids: Vec<usize> = before.map(|(_, j)| j).into_iter().collect();
     ids.push(i);
     ids.extend(after.map(|(_, j)| j));
     let lanes: Vec<Lane<'_, '_>> = ids
         .iter()
         .enumerate()
-        .map(|(n, &j)| Lane {
-            label: lane_label(&letter(n), &spans.spans[j]),
-            span: &spans.spans[j],
-            strikes: strikes.on(&spans.spans[j]),
-        })
+        .map(|(n, &j)| marks.lane(&letter(n), &spans.spans[j]))
         .collect();
     let me_letter = letter(usize::from(before.is_some()));
     let c = &m.closest;
@@ -811,6 +919,7 @@ const LEGEND: &str = concat!(
     "thin bar: the op from invocation to completion, coloured by outcome (",
     "<span style=\"color:rgb(44,160,44)\">ok</span>, <span style=\"color:rgb(255,127,14)\">fail</span>, <span style=\"color:rgb(148,103,189)\">info</span>); ",
     "▲ confirmation sent to the user; ",
+    "<span style=\"color:rgb(23,90,160)\">○</span> a notification the service sent the guest (\"confirmed\"; <span style=\"color:rgb(23,90,160)\">✕</span> \"cancelled\"), when overbook's sink received it; <span style=\"color:rgb(214,39,40)\">●</span> a phantom confirmation (told-is-true: no such booking committed); ",
     "<span style=\"background:rgba(214,39,40,0.15)\">shaded</span>: fault window.</p>\n"
 );
 

@@ -29,6 +29,8 @@ pub(crate) const BELIEVED: RGBColor = RGBColor(214, 39, 40);
 pub(crate) const TXN: RGBColor = RGBColor(230, 171, 2);
 /// Colour of fault windows (drawn translucent).
 pub(crate) const FAULT: RGBColor = RGBColor(214, 39, 40);
+/// A notification the service sent the guest.
+pub(crate) const NOTICE: RGBColor = RGBColor(23, 90, 160);
 
 const FONT: &str = "sans-serif";
 /// Plot width in px; the page scales it down on narrow screens.
@@ -695,6 +697,18 @@ pub(crate) struct Lane<'s, 'a> {
     pub label: String,
     pub span: &'s Span<'a>,
     pub strikes: Vec<&'s Strike>,
+    /// The notifications its guest was sent (booking ops only).
+    pub told: Vec<Told>,
+}
+
+/// A notification the service sent the op's guest, as the sink received it.
+pub(crate) struct Told {
+    /// When the sink received it (ns).
+    pub time: u64,
+    /// A "cancelled" notice (else "confirmed" or another kind).
+    pub cancelled: bool,
+    /// told-is-true found it untrue: a phantom confirmation.
+    pub phantom: bool,
 }
 
 /// Plot-area width of an anomaly view in pixels (the SVG width less margins and the
@@ -729,6 +743,8 @@ fn view_range(lanes: &[Lane<'_, '_>]) -> (u64, u64) {
             );
             ts.extend(&t.lock_renewed);
         }
+        // An outbox may tell the guest long after: the view reaches the notification.
+        ts.extend(l.told.iter().map(|n| n.time));
         t0 = t0.min(*ts.iter().min().unwrap_or(&0));
         t1 = t1.max(*ts.iter().max().unwrap_or(&0));
     }
@@ -871,15 +887,51 @@ fn draw_lane(
     if let Some(c) = sp.trace().and_then(|t| t.confirmed) {
         chart.draw_series([TriangleMarker::new((cx(c), top - 0.80), 8, BLACK.filled())])?;
     }
-    // The strikes on this op's own connection: a bold mark across the row they hit
-    // (lease for the lock server, transaction for the database), named below the bar.
+    // The notifications the guest was sent, on the op's row: a circle for "confirmed"
+    // (filled red when it was a phantom), a cross for "cancelled".
+    for n in &l.told {
+        let at = (cx(n.time), top - 0.80);
+        if n.cancelled {
+            chart.draw_series([Cross::new(at, 6, NOTICE.stroke_width(2))])?;
+        } else if n.phantom {
+            chart.draw_series([Circle::new(at, 7, FAULT.filled())])?;
+        } else {
+            chart.draw_series([Circle::new(at, 7, NOTICE.stroke_width(2))])?;
+        }
+    }
+    lane_strikes(chart, &l.strikes, top, (x0, x1))?;
+    // The label last, on white: no bar, mark or strike crosses it.
+    let label = clip(&l.label, 150);
+    let width = (label.chars().count() as f64 * 8.6 + 8.0) * px;
+    chart.draw_series([Rectangle::new(
+        [(x0, top - 0.01), ((x0 + width).min(x1), top - 0.20)],
+        WHITE.filled(),
+    )])?;
+    let label_style = TextStyle::from((FONT, 17).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    chart.draw_series([Text::new(label, (x0, top - 0.03), label_style)])?;
+    Ok(())
+}
+
+/// The strikes on a lane's op's own connection: a bold mark across the row they hit
+/// (lease for the lock server, transaction for the database), named below the op bar
+/// where the name does not collide with the one before.
+fn lane_strikes(
+    chart: &mut Chart<'_, '_, RangedCoordf64>,
+    strikes: &[&Strike],
+    top: f64,
+    (x0, x1): (f64, f64),
+) -> Result<(), RenderError> {
+    let cx = |t: u64| s(t).clamp(x0, x1);
+    let px = (x1 - x0) / VIEW_PLOT_PX;
     let mut marks = Vec::new();
     let mut names = Vec::new();
     let style = TextStyle::from((FONT, 13).into_font())
         .color(&FAULT)
         .pos(Pos::new(HPos::Left, VPos::Top));
     let mut free_from = f64::MIN;
-    for st in &l.strikes {
+    for st in strikes {
         let x = cx(st.time);
         let (a, b) = if st.on_lease() {
             (0.18, 0.44)
@@ -899,17 +951,6 @@ fn draw_lane(
     }
     chart.draw_series(marks)?;
     chart.draw_series(names)?;
-    // The label last, on white: no bar, mark or strike crosses it.
-    let label = clip(&l.label, 150);
-    let width = (label.chars().count() as f64 * 8.6 + 8.0) * px;
-    chart.draw_series([Rectangle::new(
-        [(x0, top - 0.01), ((x0 + width).min(x1), top - 0.20)],
-        WHITE.filled(),
-    )])?;
-    let label_style = TextStyle::from((FONT, 17).into_font())
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Top));
-    chart.draw_series([Text::new(label, (x0, top - 0.03), label_style)])?;
     Ok(())
 }
 

@@ -526,3 +526,78 @@ fn strikes_on_the_two_ops_own_connections_are_drawn_on_their_lanes() {
     let (foreign, _) = render(build(false), &RunMeta::default());
     assert!(!foreign.contains("INSERT held"), "nothing attributed");
 }
+
+/// Issue 26: what the guest was told is drawn on the race timeline (a phantom
+/// confirmation as a red dot on the lane of the booking it names) and counted in the
+/// summary; the business headline says it first. Without notifications, neither appears.
+#[test]
+fn notifications_are_drawn_on_their_booking_and_counted_in_the_summary() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl",
+    );
+    let h = checkers::read_history(std::io::BufReader::new(std::fs::File::open(file).unwrap()))
+        .unwrap();
+    let results = check_all(&h, &CheckOptions::default());
+    let html = render_run(&h, &results, &RunMeta::default());
+    artifact("reports-told.html", &html);
+    assert!(
+        html.contains("<b class=\"harm\">1 guest was told they had a room they do not have.</b>")
+    );
+    assert!(html.contains(
+        "<td>notifications</td><td>1 received: 1 confirmed, 0 cancelled; 1 guest was told they had a room they do not have</td>"
+    ));
+    // The phantom's red dot on the anomaly's timeline (the fault colour, filled).
+    let anomaly = &html[html.find("id=\"anomaly-1\"").unwrap()..];
+    let svg = &anomaly[..anomaly.find("</svg>").unwrap()];
+    assert!(
+        svg.contains("<circle") && svg.contains("fill=\"#D62728\""),
+        "{svg}"
+    );
+
+    let (plain, _) = render(seed_race(false), &RunMeta::default());
+    assert!(!plain.contains("<td>notifications</td>"));
+    let anomaly = &plain[plain.find("id=\"anomaly-1\"").unwrap()..];
+    assert!(!anomaly[..anomaly.find("</svg>").unwrap()].contains("<circle"));
+}
+
+/// A matrix page of 12 designs under 11 faults (rows, scrolled sideways under a sticky
+/// first column) and one of 3 designs under 18 faults (transposed): both kept as
+/// artefacts for the browser check.
+#[test]
+fn wide_matrices_scroll_or_transpose() {
+    use reports::matrix::{render_matrix, Matrix, MatrixCell};
+    let shape = |designs: usize, faults: usize| {
+        let designs: Vec<String> = (0..designs).map(|i| format!("design-{i}")).collect();
+        let faults: Vec<String> = (0..faults).map(|i| format!("fault-number-{i}")).collect();
+        let mut cells = Vec::new();
+        for d in &designs {
+            for (k, f) in faults.iter().enumerate() {
+                let (expected, verdict) = match k % 3 {
+                    0 => ("invalid", Validity::Invalid),
+                    1 => ("either", Validity::Valid),
+                    _ => ("valid", Validity::Valid),
+                };
+                let mut c = MatrixCell::bare(d, f, 7, expected, Some(verdict), true);
+                c.report = format!("{d}/{f}/report.html");
+                c.summary =
+                    "2 room-nights were confirmed to two guests. no-double-booking: 1 anomalies"
+                        .into();
+                cells.push(c);
+            }
+        }
+        Matrix {
+            started_at: "20261208T000000Z".into(),
+            shards: vec!["1/1".into()],
+            designs,
+            faults,
+            cells,
+        }
+    };
+    let rows = render_matrix(&shape(12, 11), "../../");
+    artifact("matrix-12x11.html", &rows);
+    assert!(rows.contains("<th>design \\ fault</th>"));
+    let transposed = render_matrix(&shape(3, 18), "../../");
+    artifact("matrix-3x18.html", &transposed);
+    assert!(transposed.contains("<th>fault \\ design</th>"));
+    assert!(transposed.contains("54 cells, 54 runs: 36 asserted and met, 18 not asserted"));
+}
