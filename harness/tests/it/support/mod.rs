@@ -10,15 +10,19 @@ use std::process::{Command, Output, Stdio};
 
 use harness::nodes::tempdir::Scratch;
 
-/// A private temporary directory (`$TMPDIR/overbook-<tag>-XXXXXX`, made by mkdtemp: its
-/// name is not guessable), removed on drop. `.0` is its path.
+/// A private, empty temporary directory, removed on drop. `.0` is its path: a directory
+/// inside `$TMPDIR/overbook-<tag>-XXXXXX` (made by mkdtemp: its name is not guessable;
+/// the scratch directory itself holds overbook's owner mark, so tests that expect an
+/// empty store get the empty one inside).
 pub struct TempDir(pub PathBuf, #[allow(dead_code)] Scratch);
 
 impl TempDir {
     /// A fresh directory tagged `tag` (the test's area and name).
     pub fn new(tag: &str) -> TempDir {
         let scratch = Scratch::new(tag).expect("make a temp dir");
-        TempDir(scratch.path().to_path_buf(), scratch)
+        let dir = scratch.path().join("dir");
+        std::fs::create_dir(&dir).expect("make a temp dir");
+        TempDir(dir, scratch)
     }
 
     /// `name` inside it.
