@@ -716,7 +716,22 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
             dur((c.critical_ms * 1e6) as u64),
         ),
     );
-    out.push_str("</p>\n<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
+    out.push_str("</p>\n");
+    margin_table(out, m);
+    match plots::margin(holds, m.warn.get(), windows, end) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(out, n);
+        }
+        Err(e) => plot_or_note(out, Err(e)),
+    }
+    margin_latency(out, m);
+    margin_alert(out, m);
+}
+
+/// The shares of their leases the critical sections used: quantiles and counts.
+fn margin_table(out: &mut String, m: &Margin) {
+    out.push_str("<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
     let above = format!("above {}", m.warn.percent());
     head(
         out,
@@ -743,13 +758,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         ],
     );
     out.push_str("</table>\n");
-    match plots::margin(holds, m.warn.get(), windows, end) {
-        Ok((svg, n)) => {
-            out.push_str(&svg);
-            note(out, n);
-        }
-        Err(e) => plot_or_note(out, Err(e)),
-    }
+}
+
+/// Critical-section latency outside and inside each fault window.
+fn margin_latency(out: &mut String, m: &Margin) {
     out.push_str("<h3>Critical-section latency, outside and inside fault windows</h3>\n<p class=\"note\">What an alert on database latency nearing the lease needs: compare p99.9 with the TTL. A hold counts in every fault window its critical section overlaps.</p>\n<table>\n");
     head(
         out,
@@ -776,6 +788,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         );
     }
     out.push_str("</table>\n");
+}
+
+/// The alert rule to paste into monitoring, with this run's numbers, when there is one.
+fn margin_alert(out: &mut String, m: &Margin) {
     if let Some(alert) = m.alert() {
         out.push_str("<h3>The alert</h3>\n<p class=\"note\">");
         let largest = alert
@@ -794,6 +810,29 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         escape_into(out, &alert.rule);
         out.push_str("</pre>\n");
     }
+}
+
+/// A neighbouring holder of a lock: when it acquired it, and its span.
+type Neighbour = Option<(u64, usize)>;
+
+/// The holders of lock `key` right before and right after span `i` (which acquired it
+/// at `acquired`).
+fn neighbours(spans: &Spans<'_>, i: usize, key: &str, acquired: u64) -> (Neighbour, Neighbour) {
+    let mut before: Neighbour = None;
+    let mut after: Neighbour = None;
+    for (j, sp) in spans.spans.iter().enumerate() {
+        let Some(t) = sp.trace() else { continue };
+        let Some(at) = t.lock_acquired else { continue };
+        if j == i || t.lock_key.as_deref() != Some(key) {
+            continue;
+        }
+        if at < acquired && before.is_none_or(|(b, _)| at > b) {
+            before = Some((at, j));
+        } else if at >= acquired && after.is_none_or(|(a, _)| at < a) {
+            after = Some((at, j));
+        }
+    }
+    (before, after)
 }
 
 /// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
@@ -817,21 +856,7 @@ fn near_miss(
     ) else {
         return;
     };
-    // The holders of the same lock right before and right after the closest call.
-    let mut before: Option<(u64, usize)> = None;
-    let mut after: Option<(u64, usize)> = None;
-    for (j, sp) in spans.spans.iter().enumerate() {
-        let Some(t) = sp.trace() else { continue };
-        let Some(at) = t.lock_acquired else { continue };
-        if j == i || t.lock_key.as_deref() != Some(key) {
-            continue;
-        }
-        if at < acquired && before.is_none_or(|(b, _)| at > b) {
-            before = Some((at, j));
-        } else if at >= acquired && after.is_none_or(|(a, _)| at < a) {
-            after = Some((at, j));
-        }
-    }
+    let (before, after) = neighbours(spans, i, key, acquired);
     let mut ids: Vec<usize> = before.map(|(_, j)| j).into_iter().collect();
     ids.push(i);
     ids.extend(after.map(|(_, j)| j));

@@ -899,15 +899,39 @@ fn draw_lane(
             chart.draw_series([Circle::new(at, 7, NOTICE.stroke_width(2))])?;
         }
     }
-    // The strikes on this op's own connection: a bold mark across the row they hit
-    // (lease for the lock server, transaction for the database), named below the bar.
+    lane_strikes(chart, &l.strikes, top, (x0, x1))?;
+    // The label last, on white: no bar, mark or strike crosses it.
+    let label = clip(&l.label, 150);
+    let width = (label.chars().count() as f64 * 8.6 + 8.0) * px;
+    chart.draw_series([Rectangle::new(
+        [(x0, top - 0.01), ((x0 + width).min(x1), top - 0.20)],
+        WHITE.filled(),
+    )])?;
+    let label_style = TextStyle::from((FONT, 17).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    chart.draw_series([Text::new(label, (x0, top - 0.03), label_style)])?;
+    Ok(())
+}
+
+/// The strikes on a lane's op's own connection: a bold mark across the row they hit
+/// (lease for the lock server, transaction for the database), named below the op bar
+/// where the name does not collide with the one before.
+fn lane_strikes(
+    chart: &mut Chart<'_, '_, RangedCoordf64>,
+    strikes: &[&Strike],
+    top: f64,
+    (x0, x1): (f64, f64),
+) -> Result<(), RenderError> {
+    let cx = |t: u64| s(t).clamp(x0, x1);
+    let px = (x1 - x0) / VIEW_PLOT_PX;
     let mut marks = Vec::new();
     let mut names = Vec::new();
     let style = TextStyle::from((FONT, 13).into_font())
         .color(&FAULT)
         .pos(Pos::new(HPos::Left, VPos::Top));
     let mut free_from = f64::MIN;
-    for st in &l.strikes {
+    for st in strikes {
         let x = cx(st.time);
         let (a, b) = if st.on_lease() {
             (0.18, 0.44)
@@ -927,17 +951,6 @@ fn draw_lane(
     }
     chart.draw_series(marks)?;
     chart.draw_series(names)?;
-    // The label last, on white: no bar, mark or strike crosses it.
-    let label = clip(&l.label, 150);
-    let width = (label.chars().count() as f64 * 8.6 + 8.0) * px;
-    chart.draw_series([Rectangle::new(
-        [(x0, top - 0.01), ((x0 + width).min(x1), top - 0.20)],
-        WHITE.filled(),
-    )])?;
-    let label_style = TextStyle::from((FONT, 17).into_font())
-        .color(&BLACK)
-        .pos(Pos::new(HPos::Left, VPos::Top));
-    chart.draw_series([Text::new(label, (x0, top - 0.03), label_style)])?;
     Ok(())
 }
 

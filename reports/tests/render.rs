@@ -169,6 +169,7 @@ fn hostile_strings_from_the_history_are_escaped_everywhere() {
         verdict: Validity::Invalid,
         time: evil.into(),
         link: format!("{evil}/report.html"),
+        harm: Some(evil.into()),
     }]);
     assert!(!index.contains("<script"));
 }
@@ -182,6 +183,7 @@ fn index_lists_runs_newest_first_with_links() {
         verdict: v,
         time: time.into(),
         link: format!("{dir}/report.html"),
+        harm: None,
     };
     let html = render_index(&[
         run("a", "2026-11-23T10:00:00Z", Validity::Valid),
@@ -558,46 +560,4 @@ fn notifications_are_drawn_on_their_booking_and_counted_in_the_summary() {
     assert!(!plain.contains("<td>notifications</td>"));
     let anomaly = &plain[plain.find("id=\"anomaly-1\"").unwrap()..];
     assert!(!anomaly[..anomaly.find("</svg>").unwrap()].contains("<circle"));
-}
-
-/// A matrix page of 12 designs under 11 faults (rows, scrolled sideways under a sticky
-/// first column) and one of 3 designs under 18 faults (transposed): both kept as
-/// artefacts for the browser check.
-#[test]
-fn wide_matrices_scroll_or_transpose() {
-    use reports::matrix::{render_matrix, Matrix, MatrixCell};
-    let shape = |designs: usize, faults: usize| {
-        let designs: Vec<String> = (0..designs).map(|i| format!("design-{i}")).collect();
-        let faults: Vec<String> = (0..faults).map(|i| format!("fault-number-{i}")).collect();
-        let mut cells = Vec::new();
-        for d in &designs {
-            for (k, f) in faults.iter().enumerate() {
-                let (expected, verdict) = match k % 3 {
-                    0 => ("invalid", Validity::Invalid),
-                    1 => ("either", Validity::Valid),
-                    _ => ("valid", Validity::Valid),
-                };
-                let mut c = MatrixCell::bare(d, f, 7, expected, Some(verdict), true);
-                c.report = format!("{d}/{f}/report.html");
-                c.summary =
-                    "2 room-nights were confirmed to two guests. no-double-booking: 1 anomalies"
-                        .into();
-                cells.push(c);
-            }
-        }
-        Matrix {
-            started_at: "20261208T000000Z".into(),
-            shards: vec!["1/1".into()],
-            designs,
-            faults,
-            cells,
-        }
-    };
-    let rows = render_matrix(&shape(12, 11), "../../");
-    artifact("matrix-12x11.html", &rows);
-    assert!(rows.contains("<th>design \\ fault</th>"));
-    let transposed = render_matrix(&shape(3, 18), "../../");
-    artifact("matrix-3x18.html", &transposed);
-    assert!(transposed.contains("<th>fault \\ design</th>"));
-    assert!(transposed.contains("54 cells, 54 runs: 36 asserted and met, 18 not asserted"));
 }
