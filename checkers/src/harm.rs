@@ -139,12 +139,7 @@ impl Harm {
     pub fn sentence(&self) -> Option<String> {
         let mut parts: Vec<String> = Vec::new();
         parts.extend(self.oversold_words());
-        if self.told_untrue > 0 {
-            parts.push(format!(
-                "{} told they had a room they do not have",
-                guests_were(self.told_untrue)
-            ));
-        }
+        parts.extend(self.told_untrue_words());
         if self.confirmed_lost > 0 {
             parts.push(format!(
                 "{} answered \"booked\" for a booking the database does not hold",
@@ -197,6 +192,17 @@ impl Harm {
             return None;
         }
         Some(parts.join("; "))
+    }
+
+    /// "43 guests were told they had a room they do not have" (phantom confirmations),
+    /// also the report's count beside the notifications it received.
+    pub fn told_untrue_words(&self) -> Option<String> {
+        (self.told_untrue > 0).then(|| {
+            format!(
+                "{} told they had a room they do not have",
+                guests_were(self.told_untrue)
+            )
+        })
     }
 
     /// "17 room-nights were confirmed to two guests and 3 to three" (capacity 1), or

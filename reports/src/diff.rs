@@ -30,6 +30,17 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, worst first: the order counts and summaries list them in.
+    pub const WORST_FIRST: [ChangeKind; 7] = [
+        ChangeKind::Regressed,
+        ChangeKind::Fixed,
+        ChangeKind::StillFailing,
+        ChangeKind::Appeared,
+        ChangeKind::Disappeared,
+        ChangeKind::NotComparable,
+        ChangeKind::StillPassing,
+    ];
+
     /// The name in JSON, on the page and in the terminal.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,16 +144,7 @@ impl MatrixDiff {
 
     /// One line per count, e.g. "1 regressed, 1 fixed, 1 new, 4 still passing".
     pub fn counts(&self) -> String {
-        let kinds = [
-            ChangeKind::Regressed,
-            ChangeKind::Fixed,
-            ChangeKind::StillFailing,
-            ChangeKind::Appeared,
-            ChangeKind::Disappeared,
-            ChangeKind::NotComparable,
-            ChangeKind::StillPassing,
-        ];
-        let parts: Vec<String> = kinds
+        let parts: Vec<String> = ChangeKind::WORST_FIRST
             .iter()
             .map(|k| (k, self.of_kind(*k).count()))
             .filter(|(_, n)| *n > 0)

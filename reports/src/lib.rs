@@ -8,6 +8,7 @@
 //! - `index`: the store's run index.
 //! - [`matrix`]: the design matrix page and its data (`matrix.json`).
 //! - [`summary`]: a matrix cell's runs together: detection rate (Wilson), met/flaky/missed.
+//! - [`summary_md`]: the markdown summary of a run or matrix (`--summary-md`).
 //! - [`diff`]: what changed between two matrices, and its section of `matrix.html`.
 //! - [`trend`]: the last N matrices as one page: cells x nights, time to first anomaly.
 //! - [`html`]: escaping; everything from a history is escaped before it reaches the page.
@@ -22,7 +23,9 @@ pub mod meta;
 mod page;
 mod plots;
 mod spans;
+mod strikes;
 pub mod summary;
+pub mod summary_md;
 pub mod trend;
 
 pub use error::RenderError;
@@ -62,6 +65,7 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         .check(checkers::checks::margin::NAME)
         .and_then(|c| c.reason.as_deref());
     let harm = checkers::harm::headline(results);
+    let notices = checkers::checks::told::Notices::of(history);
     page::render(&page::PageInput {
         ops: history.ops(),
         checks,
@@ -74,5 +78,14 @@ pub fn render_run(history: &History, results: &Results, meta: &RunMeta) -> Strin
         windows,
         meta,
         harm: harm.as_deref(),
+        // Under the built-in designs each session opens its own connections; a service
+        // serves every user from its own pool (and a foreign history says neither).
+        sessions_own_connections: history
+            .header()
+            .and_then(|h| h.subject.as_deref())
+            .is_some_and(|s| s != "service"),
+        notices: &notices.list,
+        notices_rejected: notices.rejected,
+        told_untrue: checkers::Harm::of(results).told_untrue_words(),
     })
 }

@@ -128,18 +128,10 @@ pub fn render_matrix_page(
     store_prefix: &str,
     diff: Option<&crate::diff::MatrixDiff>,
 ) -> String {
-    let mut by_cell: BTreeMap<(&str, &str), Vec<&MatrixCell>> = BTreeMap::new();
-    for c in &m.cells {
-        by_cell
-            .entry((c.design.as_str(), c.fault.as_str()))
-            .or_default()
-            .push(c);
-    }
-    let failed = m.cells.iter().filter(|c| !c.met).count();
     let mut out = String::with_capacity(4096 + m.cells.len() * 512);
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{MATRIX_STYLE}\n{}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{MATRIX_STYLE}\n{}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n",
         crate::diff::DIFF_STYLE
     );
     if let Some(d) = diff {
@@ -147,68 +139,153 @@ pub fn render_matrix_page(
     }
     let _ = writeln!(
         out,
-        "<p>Started {}; shards {}; {} cells, <b>{}</b>.</p>",
+        "<p>Started {}; shards {}; {}</p>",
         escape(&m.started_at),
         escape(&m.shards.join(", ")),
-        m.cells.len(),
-        if failed == 0 {
-            "every cell met its expectation".to_string()
-        } else {
-            format!("{failed} cells did not meet their expectation")
-        }
+        cell_counts(m)
     );
     out.push_str(
-        "<p class=\"legend\"><span class=\"cell met\">met</span> verdict as expected \
+        "<p class=\"legend\">Each cell says first what happened (<b>caught</b>: the run found an anomaly; <b>held</b>: it found none; <b>unknown</b>: no verdict), then what the design declares. \
+         <span class=\"cell met\">met</span> verdict as expected \
          <span class=\"cell missed\">missed</span> a safe design with an anomaly (a finding), or an unsafe design not caught (a canary that did not sing) \
          <span class=\"cell either\">not asserted</span> an unsafe design under a fault that need not break it \
          <span class=\"cell flaky\">flaky</span> the expectation held in some of the cell's runs only \
          <span class=\"cell error\">error</span> the harness failed</p>\n",
     );
-    out.push_str("<table class=\"matrix\">\n<tr><th>design \\ fault</th>");
-    for f in &m.faults {
+    grid(&mut out, m, store_prefix);
+    misses(&mut out, m);
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+/// "15 cells, 15 runs: 2 asserted and met, 13 not asserted; every cell met its
+/// expectation.": how many cells the verdict rests on, not just that none failed.
+fn cell_counts(m: &Matrix) -> String {
+    let cells = crate::summary::summarize(m);
+    let of = |s: crate::summary::CellStatus| cells.iter().filter(|c| c.status == s).count();
+    use crate::summary::CellStatus::*;
+    let mut parts = vec![format!("{} asserted and met", of(Met))];
+    for (n, what) in [
+        (of(Missed), "asserted and missed"),
+        (of(Flaky), "flaky"),
+        (of(Error), "without a verdict"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    parts.push(format!("{} not asserted", of(Either)));
+    let failed = m.cells.iter().filter(|c| !c.met).count();
+    format!(
+        "{} cells, {} runs: {}; <b>{}</b>.",
+        cells.len(),
+        m.cells.len(),
+        parts.join(", "),
+        if failed == 0 {
+            "every cell met its expectation".to_string()
+        } else {
+            format!("{failed} runs did not meet their expectation")
+        }
+    )
+}
+
+/// The grid: designs as rows and faults as columns, or transposed when faults
+/// outnumber designs (one design under 18 faults is a column, not a row wider than a
+/// laptop). Its first column and header row stay in view while it scrolls.
+fn grid(out: &mut String, m: &Matrix, store_prefix: &str) {
+    let mut by_cell: BTreeMap<(&str, &str), Vec<&MatrixCell>> = BTreeMap::new();
+    for c in &m.cells {
+        by_cell
+            .entry((c.design.as_str(), c.fault.as_str()))
+            .or_default()
+            .push(c);
+    }
+    let transposed = m.faults.len() > m.designs.len();
+    let (rows, columns, corner) = if transposed {
+        (&m.faults, &m.designs, "fault \\ design")
+    } else {
+        (&m.designs, &m.faults, "design \\ fault")
+    };
+    let _ = write!(
+        out,
+        "<div class=\"matrix-scroll\">\n<table class=\"matrix\">\n<thead><tr><th>{corner}</th>"
+    );
+    for c in columns {
         out.push_str("<th>");
-        escape_into(&mut out, f);
+        escape_into(out, c);
         out.push_str("</th>");
     }
-    out.push_str("</tr>\n");
-    for d in &m.designs {
+    out.push_str("</tr></thead>\n<tbody>\n");
+    for r in rows {
         out.push_str("<tr><th>");
-        escape_into(&mut out, d);
+        escape_into(out, r);
         out.push_str("</th>");
-        for f in &m.faults {
-            let cells = by_cell
-                .get(&(d.as_str(), f.as_str()))
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            render_cell(&mut out, cells, store_prefix);
+        for c in columns {
+            let key = if transposed {
+                (c.as_str(), r.as_str())
+            } else {
+                (r.as_str(), c.as_str())
+            };
+            let cells = by_cell.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            render_cell(out, cells, store_prefix);
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n");
+    out.push_str("</tbody>\n</table>\n</div>\n");
+}
 
+/// Every run that did not meet its expectation, with what it found and how to
+/// reproduce it.
+fn misses(out: &mut String, m: &Matrix) {
     let misses: Vec<&MatrixCell> = m.cells.iter().filter(|c| !c.met).collect();
-    if !misses.is_empty() {
-        out.push_str("<h2>Cells that did not meet their expectation</h2>\n<ul>\n");
-        for c in misses {
-            out.push_str("<li><b>");
-            escape_into(
-                &mut out,
-                &format!("{} under {} (seed {})", c.design, c.fault, c.seed),
-            );
-            out.push_str("</b>: expected ");
-            escape_into(&mut out, &c.expected);
-            out.push_str(", got ");
-            escape_into(&mut out, c.verdict.map_or("harness error", |v| v.as_str()));
-            out.push_str(". ");
-            escape_into(&mut out, &c.summary);
-            out.push_str("<br><code>");
-            escape_into(&mut out, &c.reproduce);
-            out.push_str("</code></li>\n");
-        }
-        out.push_str("</ul>\n");
+    if misses.is_empty() {
+        return;
     }
-    out.push_str("</body>\n</html>\n");
-    out
+    out.push_str("<h2>Cells that did not meet their expectation</h2>\n<ul>\n");
+    for c in misses {
+        out.push_str("<li><b>");
+        escape_into(
+            out,
+            &format!("{} under {} (seed {})", c.design, c.fault, c.seed),
+        );
+        out.push_str("</b>: expected ");
+        escape_into(out, &c.expected);
+        out.push_str(", got ");
+        escape_into(out, c.verdict.map_or("harness error", |v| v.as_str()));
+        out.push_str(". ");
+        escape_into(out, &c.summary);
+        out.push_str("<br><code>");
+        escape_into(out, &c.reproduce);
+        out.push_str("</code></li>\n");
+    }
+    out.push_str("</ul>\n");
+}
+
+/// What a cell's runs did, before what was expected: "caught 3/3", "held 2/3 ·
+/// caught 1/3", "unknown 1/1".
+fn happened(cells: &[&MatrixCell]) -> String {
+    let n = cells.len();
+    let count = |v: Option<Validity>| {
+        cells
+            .iter()
+            .filter(|c| match v {
+                Some(Validity::Unknown) | None => {
+                    matches!(c.verdict, None | Some(Validity::Unknown))
+                }
+                _ => c.verdict == v,
+            })
+            .count()
+    };
+    let parts: Vec<String> = [
+        ("caught", count(Some(Validity::Invalid))),
+        ("held", count(Some(Validity::Valid))),
+        ("unknown", count(None)),
+    ]
+    .into_iter()
+    .filter(|(_, k)| *k > 0)
+    .map(|(w, k)| format!("<b>{w}</b> {k}/{n}"))
+    .collect();
+    parts.join(" · ")
 }
 
 fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
@@ -225,12 +302,14 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
         crate::summary::CellStatus::Met => "met",
     };
     let _ = write!(out, "<td class=\"cell {class}\">");
+    let expected = match cells[0].expected.as_str() {
+        "either" => "not asserted".to_string(),
+        e => format!("expected {}", escape(e)),
+    };
     let _ = write!(
         out,
-        "<div>expect {}</div><div>{}/{} invalid</div>",
-        escape(&cells[0].expected),
-        summary.detection.hits,
-        cells.len()
+        "<div class=\"happened\">{}</div><div class=\"expected\">{expected}</div>",
+        happened(cells)
     );
     if cells.len() > 1 {
         let _ = write!(
@@ -270,7 +349,13 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
 }
 
 const MATRIX_STYLE: &str =
-    "table.matrix td.cell{min-width:9em;font-size:0.85em;vertical-align:top}\
+    ".matrix-scroll{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc}\
+.matrix-scroll table.matrix{margin:0}\
+table.matrix thead th{position:sticky;top:0;z-index:2}\
+table.matrix tr>th:first-child{position:sticky;left:0;z-index:1;white-space:nowrap}\
+table.matrix thead th:first-child{z-index:3}\
+.happened{font-size:1.05em}.expected{color:#555;white-space:nowrap}\
+table.matrix td.cell{min-width:8em;font-size:0.85em;vertical-align:top}\
 .cell.met{background:#d8f0d8}.cell.missed{background:#f6c6c6}.cell.either{background:#eeeeee}\
 .cell.error{background:#f3d08a}.cell.absent{color:#999}.cell.flaky{background:#f8e0a8}\
 .margin.close{font-weight:bold;color:#a00}\
@@ -324,11 +409,62 @@ mod tests {
         assert!(html.contains("cell missed"));
         assert!(html.contains("cell met"));
         assert!(html.contains("../../x/y/report.html"));
-        assert!(html.contains("1 cells did not meet"));
+        assert!(html.contains("1 runs did not meet"));
+        // What happened before what was expected.
+        assert!(html.contains(
+            "<td class=\"cell missed\"><div class=\"happened\"><b>held</b> 1/1</div><div class=\"expected\">expected invalid</div>"
+        ));
         assert!(
             !html.contains("<b>room 101</b>"),
             "summaries from runs must be escaped"
         );
         assert!(html.contains("&lt;b&gt;room 101"));
+    }
+
+    /// Issue 28: one design under many faults is a column, not a row wider than a
+    /// laptop; the header counts the cells the verdict rests on; names are escaped.
+    #[test]
+    fn more_faults_than_designs_transpose_and_the_header_counts_asserted_cells() {
+        let faults: Vec<String> = (0..15).map(|i| format!("fault-{i}")).collect();
+        let mut cells: Vec<MatrixCell> = faults
+            .iter()
+            .map(|f| cell("<x>", f, "either", Some(Validity::Invalid), true))
+            .collect();
+        cells[0].expected = "invalid".into();
+        cells[1].expected = "invalid".into();
+        let m = Matrix {
+            started_at: "now".into(),
+            shards: vec!["1/1".into()],
+            designs: vec!["<x>".into()],
+            faults,
+            cells,
+        };
+        let html = render_matrix(&m, "");
+        assert!(html.contains(
+            "15 cells, 15 runs: 2 asserted and met, 13 not asserted; <b>every cell met its expectation</b>."
+        ));
+        assert!(html.contains("<thead><tr><th>fault \\ design</th><th>&lt;x&gt;</th></tr></thead>"));
+        assert_eq!(
+            html.matches("<tr><th>fault-").count(),
+            15,
+            "a row per fault"
+        );
+        assert!(!html.contains("<x>"));
+        assert!(html.contains("<div class=\"expected\">not asserted</div>"));
+        assert!(html.contains("class=\"matrix-scroll\""));
+        // Two designs under one fault stay rows.
+        let m2 = Matrix {
+            designs: vec!["a".into(), "b".into()],
+            faults: vec!["f".into()],
+            cells: vec![
+                cell("a", "f", "valid", Some(Validity::Valid), true),
+                cell("b", "f", "valid", None, false),
+            ],
+            ..m
+        };
+        let html = render_matrix(&m2, "");
+        assert!(html.contains("<th>design \\ fault</th>"));
+        assert!(html.contains("<b>unknown</b> 1/1"));
+        assert!(html.contains("1 without a verdict"));
     }
 }

@@ -10,8 +10,11 @@ use checkers::{Anomaly, Headline, Hold, Margin, Op, Role, Stay, UnknownReason, V
 use crate::caption::{capital, explain, letter};
 use crate::html::{count, dur, escape, escape_into, head, row, secs, STYLE};
 use crate::meta::RunMeta;
+use crate::plots::Told;
 use crate::plots::{self, Lane};
 use crate::spans::{Outcome, Span, Spans, Window};
+use crate::strikes::Strikes;
+use checkers::checks::told::{Notice, NoticeKind};
 
 /// At most this many related bookings are drawn beside a read-only anomaly.
 const RELATED_MAX: usize = 6;
@@ -45,6 +48,15 @@ pub(crate) struct PageInput<'a> {
     pub holds: &'a [Hold],
     pub windows: Vec<Window>,
     pub meta: &'a RunMeta,
+    /// Whether each client session owns its connections (the built-in designs), so the
+    /// strikes of aimed faults can be attributed to ops (see [`crate::strikes`]).
+    pub sessions_own_connections: bool,
+    /// The notifications the service sent its guests (usable ones), in receive order.
+    pub notices: &'a [Notice<'a>],
+    /// Notifications the sink recorded as unusable.
+    pub notices_rejected: usize,
+    /// "3 guests were told they had a room they do not have", from told-is-true.
+    pub told_untrue: Option<String>,
     /// What the findings cost the guests, in words (`checkers::harm::headline`), when
     /// they cost anything.
     pub harm: Option<&'a str>,
@@ -95,6 +107,11 @@ fn quantile(sorted: &[u64], q: f64) -> u64 {
 /// Renders the page: each section is its own function, in page order.
 pub(crate) fn render(input: &PageInput<'_>) -> String {
     let spans = spans_of(input);
+    let marks = Marks {
+        strikes: strikes_of(input, &spans),
+        notices: input.notices,
+        phantoms: phantoms(&input.checks),
+    };
     let mut out = String::with_capacity(256 * 1024);
     page_head(&mut out, input);
     headline(&mut out, input);
@@ -107,14 +124,14 @@ pub(crate) fn render(input: &PageInput<'_>) -> String {
     summary(&mut out, input, &spans);
     checker_table(&mut out, &input.checks);
     outcome_table(&mut out, &spans.spans);
-    anomalies(&mut out, input, &spans);
+    anomalies(&mut out, input, &spans, &marks);
     run_plots(&mut out, &spans, &input.windows);
     lease_section(&mut out, &spans, &input.windows);
     out.push_str("<h2 id=\"margin\">How close it came</h2>\n");
     match input.margin {
         Some(m) => {
             margin_section(&mut out, m, input.holds, &input.windows, spans.end_time);
-            near_miss(&mut out, m, &spans, &input.windows);
+            near_miss(&mut out, m, &spans, &marks, &input.windows);
         }
         None => {
             out.push_str("<p>No lease hold to measure");
@@ -145,6 +162,70 @@ fn spans_of<'a>(input: &PageInput<'a>) -> Spans<'a> {
     let mut spans = Spans::build(input.ops);
     spans.index_ops(&wanted);
     spans
+}
+
+/// What an anomaly view draws on a lane besides the op's own trace: the strikes that
+/// hit its connection and the notifications its guest was sent.
+struct Marks<'a> {
+    strikes: Strikes,
+    notices: &'a [Notice<'a>],
+    /// The notifications told-is-true found untrue (phantom confirmations), by index.
+    phantoms: BTreeSet<u64>,
+}
+
+impl Marks<'_> {
+    /// The lane of `sp`, called `letter`.
+    fn lane<'s, 'a>(&'s self, letter: &str, sp: &'s Span<'a>) -> Lane<'s, 'a> {
+        let (request, booking) = (sp.request(), sp.booking());
+        let told = if *sp.f() == F::Book {
+            self.notices
+                .iter()
+                .filter(|n| {
+                    (n.request.is_some() && n.request == request)
+                        || (n.booking.is_some() && n.booking == booking)
+                })
+                .map(|n| Told {
+                    time: n.time,
+                    cancelled: n.kind == NoticeKind::Cancelled,
+                    phantom: self.phantoms.contains(&n.index),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Lane {
+            label: lane_label(letter, sp),
+            span: sp,
+            strikes: self.strikes.on(sp),
+            told,
+        }
+    }
+}
+
+/// The notifications told-is-true found untrue: the events its anomalies name.
+fn phantoms(checks: &[CheckRow<'_>]) -> BTreeSet<u64> {
+    checks
+        .iter()
+        .filter(|c| c.checker == "told-is-true")
+        .flat_map(|c| c.anomalies.iter().flat_map(|a| a.ops.iter().copied()))
+        .collect()
+}
+
+/// The strikes of aimed faults, those that hit an op an anomaly names attributed to it
+/// (when the history's client sessions own their connections: see [`crate::strikes`]).
+fn strikes_of(input: &PageInput<'_>, spans: &Spans<'_>) -> Strikes {
+    let mut strikes = Strikes::of(input.ops, &input.windows);
+    if input.sessions_own_connections && !strikes.list.is_empty() {
+        let mut drawn = BTreeSet::new();
+        for c in &input.checks {
+            for a in c.anomalies {
+                drawn.extend(a.ops.iter().filter_map(|&ix| spans.span_of(ix)));
+            }
+        }
+        let processes = drawn.iter().map(|&i| spans.spans[i].process).collect();
+        strikes.attribute(&spans.spans, &processes);
+    }
+    strikes
 }
 
 /// The page's title: the design, or "history" for a foreign one.
@@ -301,6 +382,9 @@ fn summary(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
     ] {
         row(out, &[k, &v]);
     }
+    if let Some(told) = notifications_line(input) {
+        row(out, &["notifications", &told]);
+    }
     for (k, v) in &meta.params {
         if v.contains('\n') {
             // A log tail (service mode): keep its lines.
@@ -319,6 +403,35 @@ fn summary(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
         escape_into(out, &meta.command);
         out.push_str("</pre>\n");
     }
+}
+
+/// "12 received: 10 confirmed, 2 cancelled; 3 guests were told they had a room they do
+/// not have", or `None` when the service sent nothing.
+fn notifications_line(input: &PageInput<'_>) -> Option<String> {
+    let received = input.notices.len() + input.notices_rejected;
+    if received == 0 {
+        return None;
+    }
+    let of = |k: NoticeKind| input.notices.iter().filter(|n| n.kind == k).count() as u64;
+    let mut parts = vec![
+        format!("{} confirmed", count(of(NoticeKind::Confirmed))),
+        format!("{} cancelled", count(of(NoticeKind::Cancelled))),
+    ];
+    if of(NoticeKind::Other) > 0 {
+        parts.push(format!("{} of other kinds", count(of(NoticeKind::Other))));
+    }
+    if input.notices_rejected > 0 {
+        parts.push(format!(
+            "{} rejected as bad input",
+            count(input.notices_rejected as u64)
+        ));
+    }
+    let mut line = format!("{} received: {}", count(received as u64), parts.join(", "));
+    if let Some(untrue) = &input.told_untrue {
+        line.push_str("; ");
+        line.push_str(untrue);
+    }
+    Some(line)
 }
 
 /// One row per checker: verdict, whether it decides the run, its counts.
@@ -374,7 +487,7 @@ fn outcome_table(out: &mut String, spans: &[Span<'_>]) {
 }
 
 /// Every anomaly in its own box, the first [`ANOMALY_VIEWS_MAX`] with a timeline.
-fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
+fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, marks: &Marks<'_>) {
     let all: Vec<&Anomaly> = input
         .checks
         .iter()
@@ -391,12 +504,18 @@ fn anomalies(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>) {
         out.push_str(LEGEND);
     }
     for (n, a) in all.iter().enumerate() {
-        anomaly(out, input, spans, n, a);
+        anomaly(out, input, (spans, marks), n, a);
     }
 }
 
 /// Anomaly number `n` (from 0): its message, caption, timeline and op table.
-fn anomaly(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, n: usize, a: &Anomaly) {
+fn anomaly(
+    out: &mut String,
+    input: &PageInput<'_>,
+    (spans, marks): (&Spans<'_>, &Marks<'_>),
+    n: usize,
+    a: &Anomaly,
+) {
     let _ = write!(
         out,
         "<article class=\"anomaly\" id=\"anomaly-{}\">\n<h3>{}. ",
@@ -407,27 +526,14 @@ fn anomaly(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, n: usize,
     out.push_str("</h3>\n<p class=\"message\">");
     escape_into(out, &a.message);
     out.push_str("</p>\n");
-    // One lane per op involved: an invoke and its completion are the same op.
-    let mut ids: Vec<usize> = Vec::new();
-    for &ix in &a.ops {
-        if let Some(i) = spans.span_of(ix) {
-            if !ids.contains(&i) {
-                ids.push(i);
-            }
-        }
-    }
-    if n < ANOMALY_VIEWS_MAX && !ids.iter().any(|&i| *spans.spans[i].f() == F::Book) {
-        ids.extend(related_books(&spans.spans, a));
-    }
-    let involved: Vec<&Span<'_>> = ids.iter().map(|&i| &spans.spans[i]).collect();
+    let involved = involved(spans, a, n < ANOMALY_VIEWS_MAX);
     let names: Vec<String> = involved
         .iter()
         .enumerate()
         .map(|(i, sp)| format!("{} (op {})", letter(i), sp.last_index()))
         .collect();
     out.push_str("<p class=\"caption\">");
-    let letters: Vec<String> = (0..involved.len()).map(letter).collect();
-    escape_into(out, &explain(&involved, &letters, &input.windows));
+    escape_into(out, &caption(&involved, &input.windows));
     let role = input
         .checks
         .iter()
@@ -440,7 +546,7 @@ fn anomaly(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, n: usize,
     }
     out.push_str("</p>\n");
     if n < ANOMALY_VIEWS_MAX && !involved.is_empty() {
-        anomaly_timeline(out, &involved, &input.windows);
+        anomaly_timeline(out, &involved, marks, &input.windows);
     } else if n == ANOMALY_VIEWS_MAX {
         let _ = writeln!(out, "<p class=\"note\">Only the first {ANOMALY_VIEWS_MAX} anomalies get a timeline; the rest are listed.</p>");
     }
@@ -448,16 +554,46 @@ fn anomaly(out: &mut String, input: &PageInput<'_>, spans: &Spans<'_>, n: usize,
     out.push_str("</article>\n");
 }
 
+/// The ops of anomaly `a`, one lane each (an invoke and its completion are the same op);
+/// with `related`, an anomaly naming no booking (a lock finding) gets the bookings it
+/// concerns too, so its caption and timeline show what the lock guarded.
+pub(crate) fn involved<'s, 'a>(
+    spans: &'s Spans<'a>,
+    a: &Anomaly,
+    related: bool,
+) -> Vec<&'s Span<'a>> {
+    let mut ids: Vec<usize> = Vec::new();
+    for &ix in &a.ops {
+        if let Some(i) = spans.span_of(ix) {
+            if !ids.contains(&i) {
+                ids.push(i);
+            }
+        }
+    }
+    if related && !ids.iter().any(|&i| *spans.spans[i].f() == F::Book) {
+        ids.extend(related_books(&spans.spans, a));
+    }
+    ids.iter().map(|&i| &spans.spans[i]).collect()
+}
+
+/// The plain-words caption of the ops `involved` in an anomaly, named A, B, ...
+pub(crate) fn caption(involved: &[&Span<'_>], windows: &[Window]) -> String {
+    let letters: Vec<String> = (0..involved.len()).map(letter).collect();
+    explain(involved, &letters, windows)
+}
+
 /// The zoomed timeline of the ops `involved` in an anomaly, and the fault windows it
 /// shades named under it.
-fn anomaly_timeline(out: &mut String, involved: &[&Span<'_>], windows: &[Window]) {
+fn anomaly_timeline(
+    out: &mut String,
+    involved: &[&Span<'_>],
+    marks: &Marks<'_>,
+    windows: &[Window],
+) {
     let lanes: Vec<Lane<'_, '_>> = involved
         .iter()
         .enumerate()
-        .map(|(i, sp)| Lane {
-            label: lane_label(&letter(i), sp),
-            span: sp,
-        })
+        .map(|(i, sp)| marks.lane(&letter(i), sp))
         .collect();
     plot_or_note(out, plots::anomaly_timeline(&lanes, windows));
     let t0 = involved.iter().map(|sp| sp.start).min().unwrap_or(0);
@@ -541,7 +677,7 @@ fn fault_table(out: &mut String, windows: &[Window]) {
     }
     out.push_str("</table>\n");
     if windows.iter().any(|w| !w.firings.is_empty()) {
-        out.push_str("<p class=\"note\">Fired: how many messages an aimed fault acted on in the window (each is a <code>fire-&lt;fault&gt;</code> event in the history naming what it hit, and a red tick at the top of the plots).</p>\n");
+        out.push_str("<p class=\"note\">Fired: how many messages an aimed fault acted on in the window (each is a <code>fire-&lt;fault&gt;</code> event in the history naming what it hit, a red tick at the top of the whole-run plots, and a named mark on an anomaly's lane when it hit that op).</p>\n");
     }
 }
 
@@ -580,7 +716,22 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
             dur((c.critical_ms * 1e6) as u64),
         ),
     );
-    out.push_str("</p>\n<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
+    out.push_str("</p>\n");
+    margin_table(out, m);
+    match plots::margin(holds, m.warn.get(), windows, end) {
+        Ok((svg, n)) => {
+            out.push_str(&svg);
+            note(out, n);
+        }
+        Err(e) => plot_or_note(out, Err(e)),
+    }
+    margin_latency(out, m);
+    margin_alert(out, m);
+}
+
+/// The shares of their leases the critical sections used: quantiles and counts.
+fn margin_table(out: &mut String, m: &Margin) {
+    out.push_str("<p class=\"note\">Each lock hold's critical section (lock acquired → commit, or → confirmation without a commit) as a share of the lease it actually held (to its last renewal plus the TTL). Above 100%, the write landed after the lease had expired: another client could hold the lock by then.</p>\n<table>\n");
     let above = format!("above {}", m.warn.percent());
     head(
         out,
@@ -607,13 +758,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         ],
     );
     out.push_str("</table>\n");
-    match plots::margin(holds, m.warn.get(), windows, end) {
-        Ok((svg, n)) => {
-            out.push_str(&svg);
-            note(out, n);
-        }
-        Err(e) => plot_or_note(out, Err(e)),
-    }
+}
+
+/// Critical-section latency outside and inside each fault window.
+fn margin_latency(out: &mut String, m: &Margin) {
     out.push_str("<h3>Critical-section latency, outside and inside fault windows</h3>\n<p class=\"note\">What an alert on database latency nearing the lease needs: compare p99.9 with the TTL. A hold counts in every fault window its critical section overlaps.</p>\n<table>\n");
     head(
         out,
@@ -640,6 +788,10 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
         );
     }
     out.push_str("</table>\n");
+}
+
+/// The alert rule to paste into monitoring, with this run's numbers, when there is one.
+fn margin_alert(out: &mut String, m: &Margin) {
     if let Some(alert) = m.alert() {
         out.push_str("<h3>The alert</h3>\n<p class=\"note\">");
         let largest = alert
@@ -660,24 +812,14 @@ fn margin_section(out: &mut String, m: &Margin, holds: &[Hold], windows: &[Windo
     }
 }
 
-/// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
-/// of the same lock just before it and the one just after. In a valid run this is the
-/// near miss: how much of the lease was left when the write landed, and how soon the
-/// next client took the lock. Holders are matched by lock key and acquisition time.
-fn near_miss(out: &mut String, m: &Margin, spans: &Spans<'_>, windows: &[Window]) {
-    let Some(i) = spans.span_of(m.closest.op) else {
-        return;
-    };
-    let me = &spans.spans[i];
-    let (Some(key), Some(acquired)) = (
-        m.closest.lock_key.as_deref(),
-        me.trace().and_then(|t| t.lock_acquired),
-    ) else {
-        return;
-    };
-    // The holders of the same lock right before and right after the closest call.
-    let mut before: Option<(u64, usize)> = None;
-    let mut after: Option<(u64, usize)> = None;
+/// A neighbouring holder of a lock: when it acquired it, and its span.
+type Neighbour = Option<(u64, usize)>;
+
+/// The holders of lock `key` right before and right after span `i` (which acquired it
+/// at `acquired`).
+fn neighbours(spans: &Spans<'_>, i: usize, key: &str, acquired: u64) -> (Neighbour, Neighbour) {
+    let mut before: Neighbour = None;
+    let mut after: Neighbour = None;
     for (j, sp) in spans.spans.iter().enumerate() {
         let Some(t) = sp.trace() else { continue };
         let Some(at) = t.lock_acquired else { continue };
@@ -690,16 +832,38 @@ fn near_miss(out: &mut String, m: &Margin, spans: &Spans<'_>, windows: &[Window]
             after = Some((at, j));
         }
     }
+    (before, after)
+}
+
+/// The closest call's zoomed timeline, drawn like an anomaly's: its own op, the holder
+/// of the same lock just before it and the one just after. In a valid run this is the
+/// near miss: how much of the lease was left when the write landed, and how soon the
+/// next client took the lock. Holders are matched by lock key and acquisition time.
+fn near_miss(
+    out: &mut String,
+    m: &Margin,
+    spans: &Spans<'_>,
+    marks: &Marks<'_>,
+    windows: &[Window],
+) {
+    let Some(i) = spans.span_of(m.closest.op) else {
+        return;
+    };
+    let me = &spans.spans[i];
+    let (Some(key), Some(acquired)) = (
+        m.closest.lock_key.as_deref(),
+        me.trace().and_then(|t| t.lock_acquired),
+    ) else {
+        return;
+    };
+    let (before, after) = neighbours(spans, i, key, acquired);
     let mut ids: Vec<usize> = before.map(|(_, j)| j).into_iter().collect();
     ids.push(i);
     ids.extend(after.map(|(_, j)| j));
     let lanes: Vec<Lane<'_, '_>> = ids
         .iter()
         .enumerate()
-        .map(|(n, &j)| Lane {
-            label: lane_label(&letter(n), &spans.spans[j]),
-            span: &spans.spans[j],
-        })
+        .map(|(n, &j)| marks.lane(&letter(n), &spans.spans[j]))
         .collect();
     let me_letter = letter(usize::from(before.is_some()));
     let c = &m.closest;
@@ -749,11 +913,13 @@ const LEGEND: &str = concat!(
     "<span style=\"color:rgb(31,119,180)\">■</span> lease valid on the lock server (acquire → expiry); ",
     "<span style=\"color:rgb(214,39,40)\">▨</span> the client still believed it held the lock after its lease expired (expiry → release); ",
     "| lease renewal; ",
-    "<span style=\"color:rgb(214,39,40)\">|</span> at the top: an aimed fault fired (a write held, a COMMIT answer swallowed, a grant held, a renewal dropped); ",
+    "<span style=\"color:rgb(214,39,40)\"><b>|</b></span> on a lane, named under its bar: an aimed fault struck this op's own connection (a write held, a COMMIT answer swallowed, a grant held, a renewal dropped), across the row it hit; ",
+    "<span style=\"color:rgba(214,39,40,0.35)\">|</span> faint, through the shading: the fault's other strikes (other connections, or none the history pins to an op); ",
     "<span style=\"color:rgb(230,171,2)\">■</span> database transaction (begin → commit; hollow: never committed); ",
     "thin bar: the op from invocation to completion, coloured by outcome (",
     "<span style=\"color:rgb(44,160,44)\">ok</span>, <span style=\"color:rgb(255,127,14)\">fail</span>, <span style=\"color:rgb(148,103,189)\">info</span>); ",
     "▲ confirmation sent to the user; ",
+    "<span style=\"color:rgb(23,90,160)\">○</span> a notification the service sent the guest (\"confirmed\"; <span style=\"color:rgb(23,90,160)\">✕</span> \"cancelled\"), when overbook's sink received it; <span style=\"color:rgb(214,39,40)\">●</span> a phantom confirmation (told-is-true: no such booking committed); ",
     "<span style=\"background:rgba(214,39,40,0.15)\">shaded</span>: fault window.</p>\n"
 );
 

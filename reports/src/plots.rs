@@ -13,6 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::error::RenderError;
 use crate::html::clip;
 use crate::spans::{Outcome, Span, Window};
+use crate::strikes::Strike;
 
 /// Colour of `ok` ops.
 pub(crate) const OK: RGBColor = RGBColor(44, 160, 44);
@@ -28,6 +29,8 @@ pub(crate) const BELIEVED: RGBColor = RGBColor(214, 39, 40);
 pub(crate) const TXN: RGBColor = RGBColor(230, 171, 2);
 /// Colour of fault windows (drawn translucent).
 pub(crate) const FAULT: RGBColor = RGBColor(214, 39, 40);
+/// A notification the service sent the guest.
+pub(crate) const NOTICE: RGBColor = RGBColor(23, 90, 160);
 
 const FONT: &str = "sans-serif";
 /// Plot width in px; the page scales it down on narrow screens.
@@ -131,26 +134,6 @@ where
         .legend(|(x, y)| {
             PathElement::new(vec![(x + 7, y - 6), (x + 7, y + 6)], FAULT.stroke_width(2))
         });
-    Ok(())
-}
-
-/// Shades fault windows without naming them (anomaly views name them under the plot,
-/// where they cannot collide with the lane labels).
-fn shade_plain<Y>(
-    chart: &mut Chart<'_, '_, Y>,
-    windows: &[Window],
-    y: (f64, f64),
-) -> Result<(), RenderError>
-where
-    Y: Ranged<ValueType = f64>,
-{
-    chart.draw_series(windows.iter().map(|w| {
-        Rectangle::new(
-            [(s(w.start), y.0), (s(w.end), y.1)],
-            FAULT.mix(0.10).filled(),
-        )
-    }))?;
-    mark_firings(chart, windows, y)?;
     Ok(())
 }
 
@@ -708,20 +691,33 @@ pub(crate) fn margin(
     Ok((svg, (!notes.is_empty()).then(|| notes.join(" "))))
 }
 
-/// One lane of an anomaly view: an op and what to call it.
+/// One lane of an anomaly view: an op, what to call it, and the strikes of aimed faults
+/// that hit its own connection (see [`crate::strikes`]).
 pub(crate) struct Lane<'s, 'a> {
     pub label: String,
     pub span: &'s Span<'a>,
+    pub strikes: Vec<&'s Strike>,
+    /// The notifications its guest was sent (booking ops only).
+    pub told: Vec<Told>,
 }
 
-/// The zoomed timeline of one anomaly: a lane per op involved showing its lease (and
-/// where the client believed it still held it after expiry), its transaction, its
-/// confirmation and its invoke -> completion span, with fault windows shaded behind.
-/// Nothing is sampled here: every instant the traces recorded is drawn.
-pub(crate) fn anomaly_timeline(
-    lanes: &[Lane<'_, '_>],
-    windows: &[Window],
-) -> Result<String, RenderError> {
+/// A notification the service sent the op's guest, as the sink received it.
+pub(crate) struct Told {
+    /// When the sink received it (ns).
+    pub time: u64,
+    /// A "cancelled" notice (else "confirmed" or another kind).
+    pub cancelled: bool,
+    /// told-is-true found it untrue: a phantom confirmation.
+    pub phantom: bool,
+}
+
+/// Plot-area width of an anomaly view in pixels (the SVG width less margins and the
+/// label area), for placing text that must not overlap.
+const VIEW_PLOT_PX: f64 = (WIDTH - 12 - 36 - 10) as f64;
+
+/// The time range an anomaly view shows: every instant the lanes' traces recorded,
+/// padded; a lease released before it expired does not stretch it.
+fn view_range(lanes: &[Lane<'_, '_>]) -> (u64, u64) {
     let mut t0 = u64::MAX;
     let mut t1 = 0u64;
     for l in lanes {
@@ -747,6 +743,8 @@ pub(crate) fn anomaly_timeline(
             );
             ts.extend(&t.lock_renewed);
         }
+        // An outbox may tell the guest long after: the view reaches the notification.
+        ts.extend(l.told.iter().map(|n| n.time));
         t0 = t0.min(*ts.iter().min().unwrap_or(&0));
         t1 = t1.max(*ts.iter().max().unwrap_or(&0));
     }
@@ -755,7 +753,19 @@ pub(crate) fn anomaly_timeline(
     }
     let pad = ((t1 - t0) / 20).max(1_000_000);
     // Instants come from the history: anywhere on the u64 clock, its end included.
-    let (lo, hi) = (t0.saturating_sub(pad), t1.saturating_add(pad));
+    (t0.saturating_sub(pad), t1.saturating_add(pad))
+}
+
+/// The zoomed timeline of one anomaly: a lane per op involved showing its lease (and
+/// where the client believed it still held it after expiry), its transaction, its
+/// confirmation and its invoke -> completion span, the strikes that hit its own
+/// connection, with fault windows shaded behind and every other strike faint in them.
+/// Nothing is sampled here: every instant the traces recorded is drawn.
+pub(crate) fn anomaly_timeline(
+    lanes: &[Lane<'_, '_>],
+    windows: &[Window],
+) -> Result<String, RenderError> {
+    let (lo, hi) = view_range(lanes);
     let (x0, x1) = (s(lo), s(hi));
     // Ticks a few ms apart need more decimals than the run-wide plots.
     let decimals = if x1 - x0 < 0.05 { 4 } else { 3 };
@@ -790,97 +800,211 @@ pub(crate) fn anomaly_timeline(
                 hit: w.hit.clone(),
                 start: w.start.max(lo),
                 end: w.end.min(hi),
-                firings: w
-                    .firings
-                    .iter()
-                    .copied()
-                    .filter(|&t| t >= lo && t <= hi)
-                    .collect(),
+                firings: Vec::new(),
             })
             .collect();
-        shade_plain(&mut chart, &visible, y)?;
-        let label_style = TextStyle::from((FONT, 17).into_font())
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Left, VPos::Top));
-        let mut labels = Vec::new();
-        let mut rects = Vec::new();
-        let mut markers = Vec::new();
-        let mut ticks = Vec::new();
+        chart.draw_series(visible.iter().map(|w| {
+            Rectangle::new(
+                [(s(w.start), y.0), (s(w.end), y.1)],
+                FAULT.mix(0.10).filled(),
+            )
+        }))?;
+        background_strikes(&mut chart, lanes, windows, (lo, hi), y)?;
         for (i, l) in lanes.iter().enumerate() {
-            let top = n as f64 - i as f64;
-            let sp = l.span;
-            labels.push(Text::new(
-                clip(&l.label, 150),
-                (x0, top - 0.03),
-                label_style.clone(),
-            ));
-            if i > 0 {
-                ticks.push(PathElement::new(
-                    vec![(x0, top), (x1, top)],
-                    BLACK.mix(0.25),
-                ));
-            }
-            // Row 3: the op as the client saw it, invoke -> completion.
-            let cx = |t: u64| s(t).clamp(x0, x1);
-            rects.push(Rectangle::new(
-                [(cx(sp.start), top - 0.76), (cx(sp.end), top - 0.84)],
-                colour(sp.outcome).filled(),
-            ));
-            let Some(t) = sp.trace() else { continue };
-            // Row 1: the lease, and the stretch where the client still believed it.
-            if let Some(acq) = t.lock_acquired {
-                let exp = t.lease_expiry();
-                let held_to = match (exp, t.lock_released) {
-                    (Some(e), Some(r)) => e.min(r),
-                    (Some(e), None) => e,
-                    (None, Some(r)) => r,
-                    (None, None) => sp.end,
-                };
-                rects.push(Rectangle::new(
-                    [(cx(acq), top - 0.22), (cx(held_to), top - 0.40)],
-                    LEASE.filled(),
-                ));
-                if let (Some(e), Some(r)) = (exp, t.lock_released) {
-                    if r > e {
-                        rects.push(Rectangle::new(
-                            [(cx(e), top - 0.22), (cx(r), top - 0.40)],
-                            BELIEVED.mix(0.35).filled(),
-                        ));
-                        rects.push(Rectangle::new(
-                            [(cx(e), top - 0.22), (cx(r), top - 0.40)],
-                            BELIEVED.stroke_width(2),
-                        ));
-                    }
-                }
-                for &r in &t.lock_renewed {
-                    ticks.push(PathElement::new(
-                        vec![(cx(r), top - 0.18), (cx(r), top - 0.44)],
-                        BLACK.stroke_width(2),
-                    ));
-                }
-            }
-            // Row 2: the database transaction; unfinished ones end at the op's end, hollow.
-            if let Some(b) = t.db_begin {
-                match t.db_commit {
-                    Some(c) => rects.push(Rectangle::new(
-                        [(cx(b), top - 0.48), (cx(c), top - 0.66)],
-                        TXN.filled(),
-                    )),
-                    None => rects.push(Rectangle::new(
-                        [(cx(b), top - 0.48), (cx(sp.end), top - 0.66)],
-                        TXN.stroke_width(2),
-                    )),
-                }
-            }
-            if let Some(c) = t.confirmed {
-                markers.push(TriangleMarker::new((cx(c), top - 0.80), 8, BLACK.filled()));
-            }
+            draw_lane(&mut chart, l, (n - i) as f64, i > 0, (x0, x1))?;
         }
-        chart.draw_series(ticks)?;
-        chart.draw_series(rects)?;
-        chart.draw_series(markers)?;
-        chart.draw_series(labels)?;
-        root.present()?;
     }
     Ok(svg)
+}
+
+/// The strikes in view that hit none of the lanes' ops: faint lines through the fault
+/// band, behind everything (other connections' held writes, or strikes the history
+/// cannot pin to an op).
+fn background_strikes(
+    chart: &mut Chart<'_, '_, RangedCoordf64>,
+    lanes: &[Lane<'_, '_>],
+    windows: &[Window],
+    (lo, hi): (u64, u64),
+    y: (f64, f64),
+) -> Result<(), RenderError> {
+    let mut own: Vec<u64> = lanes
+        .iter()
+        .flat_map(|l| l.strikes.iter().map(|s| s.time))
+        .collect();
+    own.sort_unstable();
+    let mut times: Vec<u64> = Vec::new();
+    for t in windows.iter().flat_map(|w| w.firings.iter().copied()) {
+        if t < lo || t > hi {
+            continue;
+        }
+        // One firing at an instant is drawn on its lane: the rest there stay faint.
+        match own.binary_search(&t) {
+            Ok(k) => {
+                own.remove(k);
+            }
+            Err(_) => times.push(t),
+        }
+    }
+    chart.draw_series(
+        stride(&times, FIRINGS_MAX)
+            .into_iter()
+            .map(|t| PathElement::new(vec![(s(t), y.0), (s(t), y.1)], FAULT.mix(0.22))),
+    )?;
+    Ok(())
+}
+
+/// One lane, its top edge at `top` (lanes are one unit high): the label on a white
+/// ground (nothing drawn may cross it), lease, transaction, op bar, confirmation, and the
+/// strikes that hit the op, each labelled under the op bar where labels do not collide.
+fn draw_lane(
+    chart: &mut Chart<'_, '_, RangedCoordf64>,
+    l: &Lane<'_, '_>,
+    top: f64,
+    rule: bool,
+    (x0, x1): (f64, f64),
+) -> Result<(), RenderError> {
+    let sp = l.span;
+    let cx = |t: u64| s(t).clamp(x0, x1);
+    let px = (x1 - x0) / VIEW_PLOT_PX;
+    let mut rects = Vec::new();
+    let mut ticks = Vec::new();
+    if rule {
+        ticks.push(PathElement::new(
+            vec![(x0, top), (x1, top)],
+            BLACK.mix(0.25),
+        ));
+    }
+    // Row 3: the op as the client saw it, invoke -> completion.
+    rects.push(Rectangle::new(
+        [(cx(sp.start), top - 0.76), (cx(sp.end), top - 0.84)],
+        colour(sp.outcome).filled(),
+    ));
+    if let Some(t) = sp.trace() {
+        trace_rows(t, sp.end, top, &cx, &mut rects, &mut ticks);
+    }
+    chart.draw_series(ticks)?;
+    chart.draw_series(rects)?;
+    if let Some(c) = sp.trace().and_then(|t| t.confirmed) {
+        chart.draw_series([TriangleMarker::new((cx(c), top - 0.80), 8, BLACK.filled())])?;
+    }
+    // The notifications the guest was sent, on the op's row: a circle for "confirmed"
+    // (filled red when it was a phantom), a cross for "cancelled".
+    for n in &l.told {
+        let at = (cx(n.time), top - 0.80);
+        if n.cancelled {
+            chart.draw_series([Cross::new(at, 6, NOTICE.stroke_width(2))])?;
+        } else if n.phantom {
+            chart.draw_series([Circle::new(at, 7, FAULT.filled())])?;
+        } else {
+            chart.draw_series([Circle::new(at, 7, NOTICE.stroke_width(2))])?;
+        }
+    }
+    lane_strikes(chart, &l.strikes, top, (x0, x1))?;
+    // The label last, on white: no bar, mark or strike crosses it.
+    let label = clip(&l.label, 150);
+    let width = (label.chars().count() as f64 * 8.6 + 8.0) * px;
+    chart.draw_series([Rectangle::new(
+        [(x0, top - 0.01), ((x0 + width).min(x1), top - 0.20)],
+        WHITE.filled(),
+    )])?;
+    let label_style = TextStyle::from((FONT, 17).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    chart.draw_series([Text::new(label, (x0, top - 0.03), label_style)])?;
+    Ok(())
+}
+
+/// The strikes on a lane's op's own connection: a bold mark across the row they hit
+/// (lease for the lock server, transaction for the database), named below the op bar
+/// where the name does not collide with the one before.
+fn lane_strikes(
+    chart: &mut Chart<'_, '_, RangedCoordf64>,
+    strikes: &[&Strike],
+    top: f64,
+    (x0, x1): (f64, f64),
+) -> Result<(), RenderError> {
+    let cx = |t: u64| s(t).clamp(x0, x1);
+    let px = (x1 - x0) / VIEW_PLOT_PX;
+    let mut marks = Vec::new();
+    let mut names = Vec::new();
+    let style = TextStyle::from((FONT, 13).into_font())
+        .color(&FAULT)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    let mut free_from = f64::MIN;
+    for st in strikes {
+        let x = cx(st.time);
+        let (a, b) = if st.on_lease() {
+            (0.18, 0.44)
+        } else {
+            (0.46, 0.70)
+        };
+        marks.push(PathElement::new(
+            vec![(x, top - a), (x, top - b)],
+            FAULT.stroke_width(3),
+        ));
+        let name = clip(&st.label(), 40);
+        let width = (name.chars().count() as f64 * 7.5 + 8.0) * px;
+        if x >= free_from && x + width <= x1 {
+            free_from = x + width;
+            names.push(Text::new(name, (x, top - 0.86), style.clone()));
+        }
+    }
+    chart.draw_series(marks)?;
+    chart.draw_series(names)?;
+    Ok(())
+}
+
+/// A lane's lease row (the lease, the stretch believed after it expired, renewals) and
+/// transaction row (hollow when it never committed, ending at the op's `end`).
+fn trace_rows(
+    t: &checkers::Trace,
+    end: u64,
+    top: f64,
+    cx: &dyn Fn(u64) -> f64,
+    rects: &mut Vec<Rectangle<(f64, f64)>>,
+    ticks: &mut Vec<PathElement<(f64, f64)>>,
+) {
+    if let Some(acq) = t.lock_acquired {
+        let exp = t.lease_expiry();
+        let held_to = match (exp, t.lock_released) {
+            (Some(e), Some(r)) => e.min(r),
+            (Some(e), None) => e,
+            (None, Some(r)) => r,
+            (None, None) => end,
+        };
+        rects.push(Rectangle::new(
+            [(cx(acq), top - 0.22), (cx(held_to), top - 0.40)],
+            LEASE.filled(),
+        ));
+        if let (Some(e), Some(r)) = (exp, t.lock_released) {
+            if r > e {
+                rects.push(Rectangle::new(
+                    [(cx(e), top - 0.22), (cx(r), top - 0.40)],
+                    BELIEVED.mix(0.35).filled(),
+                ));
+                rects.push(Rectangle::new(
+                    [(cx(e), top - 0.22), (cx(r), top - 0.40)],
+                    BELIEVED.stroke_width(2),
+                ));
+            }
+        }
+        for &r in &t.lock_renewed {
+            ticks.push(PathElement::new(
+                vec![(cx(r), top - 0.18), (cx(r), top - 0.44)],
+                BLACK.stroke_width(2),
+            ));
+        }
+    }
+    if let Some(b) = t.db_begin {
+        match t.db_commit {
+            Some(c) => rects.push(Rectangle::new(
+                [(cx(b), top - 0.48), (cx(c), top - 0.66)],
+                TXN.filled(),
+            )),
+            None => rects.push(Rectangle::new(
+                [(cx(b), top - 0.48), (cx(end), top - 0.66)],
+                TXN.stroke_width(2),
+            )),
+        }
+    }
 }

@@ -55,6 +55,11 @@ impl<'a> Span<'a> {
             .or_else(|| self.completion.and_then(|c| c.value.request.as_deref()))
     }
 
+    /// The booking id its completion named, if any.
+    pub(crate) fn booking(&self) -> Option<u64> {
+        self.completion.and_then(|c| c.value.booking)
+    }
+
     pub(crate) fn error(&self) -> Option<&'a str> {
         self.completion.and_then(|c| c.error.as_deref())
     }

@@ -20,8 +20,12 @@ pub struct Night {
     pub matrix: Matrix,
 }
 
-/// Renders `trend.html` for `nights`, oldest first.
-pub fn render_trend(nights: &[Night]) -> String {
+/// Renders `trend.html` for `nights`, oldest first. `store_prefix` is the path from the
+/// page to the store root (`../` for `STORE/matrix/trend.html`): each night's header
+/// links to its `matrix.html` (`<label>/matrix.html`, beside the page) and each
+/// cell-night to that night's run report, by relative paths, so a store uploaded or
+/// copied elsewhere keeps its links.
+pub fn render_trend(nights: &[Night], store_prefix: &str) -> String {
     let summaries: Vec<Vec<CellSummary>> = nights.iter().map(|n| summarize(&n.matrix)).collect();
     // Rows: every cell key, in the order of the newest night that has it.
     let mut keys: Vec<String> = Vec::new();
@@ -39,38 +43,7 @@ pub fn render_trend(nights: &[Night]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook trend</title>\n<style>{STYLE}\n{TREND_STYLE}</style>\n</head>\n<body>\n<h1>overbook matrix trend</h1>\n<p>The last {} matrices, oldest on the left. Each cell: its status (met, flaky, missed, error, either), detection rate and worst lease margin.</p>\n",
         nights.len()
     );
-    out.push_str("<table class=\"trend\">\n<tr><th>cell \\ night</th>");
-    for n in nights {
-        out.push_str("<th>");
-        escape_into(&mut out, &n.label);
-        out.push_str("</th>");
-    }
-    out.push_str("</tr>\n");
-    for key in &keys {
-        out.push_str("<tr><th>");
-        escape_into(&mut out, key);
-        out.push_str("</th>");
-        for i in 0..nights.len() {
-            match find(i, key) {
-                None => out.push_str("<td class=\"absent\">-</td>"),
-                Some(c) => {
-                    let _ = write!(
-                        out,
-                        "<td class=\"{}\" title=\"{}\">{} {}/{}{}</td>",
-                        c.status.as_str(),
-                        escape(&crate::diff::describe_cell(c)),
-                        c.status.as_str(),
-                        c.detection.hits,
-                        c.detection.runs,
-                        c.margin_max
-                            .map(|m| format!(" m{:.0}%", m * 100.0))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-        }
-        out.push_str("</tr>\n");
-    }
+    grid(&mut out, nights, &keys, &find, store_prefix);
     out.push_str("</table>\n<h2>Canaries: time to the first anomaly</h2>\n");
     let canaries: Vec<&String> = keys
         .iter()
@@ -96,6 +69,81 @@ pub fn render_trend(nights: &[Night]) -> String {
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// The grid: a row per cell key, a column per night, each cell-night linking to its
+/// report.
+fn grid<'s>(
+    out: &mut String,
+    nights: &[Night],
+    keys: &[String],
+    find: &dyn Fn(usize, &str) -> Option<&'s CellSummary>,
+    store_prefix: &str,
+) {
+    out.push_str("<table class=\"trend\">\n<tr><th>cell \\ night</th>");
+    for n in nights {
+        let _ = write!(
+            out,
+            "<th><a href=\"{}\">{}</a></th>",
+            escape(&format!("{}/matrix.html", n.label)),
+            escape(&n.label)
+        );
+    }
+    out.push_str("</tr>\n");
+    for key in keys {
+        out.push_str("<tr><th>");
+        escape_into(out, key);
+        out.push_str("</th>");
+        for (i, night) in nights.iter().enumerate() {
+            match find(i, key) {
+                None => out.push_str("<td class=\"absent\">-</td>"),
+                Some(c) => {
+                    let text = format!(
+                        "{} {}/{}{}",
+                        c.status.as_str(),
+                        c.detection.hits,
+                        c.detection.runs,
+                        c.margin_max
+                            .map(|m| format!(" m{:.0}%", m * 100.0))
+                            .unwrap_or_default()
+                    );
+                    let _ = write!(
+                        out,
+                        "<td class=\"{}\" title=\"{}\">",
+                        c.status.as_str(),
+                        escape(&crate::diff::describe_cell(c)),
+                    );
+                    match report_of(&night.matrix, c) {
+                        Some(r) => {
+                            let _ = write!(
+                                out,
+                                "<a href=\"{}\">{}</a>",
+                                escape(&format!("{store_prefix}{r}")),
+                                escape(&text)
+                            );
+                        }
+                        None => escape_into(out, &text),
+                    }
+                    out.push_str("</td>");
+                }
+            }
+        }
+        out.push_str("</tr>\n");
+    }
+}
+
+/// The run report a cell-night links to (relative to the store root): the first of its
+/// runs that did not meet the expectation, else its first run with a report.
+fn report_of<'m>(m: &'m Matrix, c: &CellSummary) -> Option<&'m str> {
+    let runs: Vec<_> = m
+        .cells
+        .iter()
+        .filter(|r| r.design == c.design && r.fault == c.fault && !r.report.is_empty())
+        .collect();
+    runs.iter()
+        .find(|r| !r.met)
+        .or(runs.first())
+        .map(|r| r.report.as_str())
 }
 
 /// One canary's time to first anomaly by night (seconds); a night it was not caught is
@@ -203,12 +251,21 @@ mod tests {
 
     #[test]
     fn the_grid_has_a_column_per_night_and_each_canary_a_plot() {
-        let html = render_trend(&[
+        let mut nights = [
             night("n1", Some(800), true),
             night("n<2>", Some(2500), true),
             night("n3", None, false),
-        ]);
-        assert!(html.contains("<th>n1</th>") && html.contains("n&lt;2&gt;"));
+        ];
+        nights[2].matrix.cells[0].report = "lock-only-slow-writes/2026\"x/report.html".into();
+        let html = render_trend(&nights, "../");
+        assert!(
+            html.contains("<th><a href=\"n1/matrix.html\">n1</a></th>")
+                && html.contains("n&lt;2&gt;")
+        );
+        // A cell-night links to its night's report, relatively and escaped.
+        assert!(html.contains(
+            "<a href=\"../lock-only-slow-writes/2026&quot;x/report.html\">missed 0/1 m120%</a>"
+        ));
         assert_eq!(html.matches("<td class=\"met\"").count(), 2);
         assert_eq!(html.matches("<td class=\"missed\"").count(), 1);
         assert!(html.contains("lock-only under slow-writes: time to first anomaly"));

@@ -476,3 +476,128 @@ fn aimed_fault_firings_are_marked_and_counted() {
     assert!(table.contains("<th>fired</th>"), "{table}");
     assert!(table.contains("<td>3</td>"), "{table}");
 }
+
+/// Issue 28: the strikes that hit A's and B's own connections are drawn on their lanes,
+/// named by what was held; the history pins them down by time (A alone was writing at
+/// both firings of connection 4; connection 9 is then B's, as A owns 4). A foreign
+/// history (no run header saying each session owns its connection) attributes nothing.
+#[test]
+fn strikes_on_the_two_ops_own_connections_are_drawn_on_their_lanes() {
+    let strike = |b: &mut Builder, at: u64, held: u64, connection: u64| {
+        let value = checkers::OpValue {
+            detail: Some(serde_json::json!({"server": "postgres", "action": "held",
+                "command": "INSERT", "kind": "write", "target": "bookings",
+                "held_ms": held, "connection": connection})),
+            ..checkers::OpValue::default()
+        };
+        b.push(
+            ms(at),
+            checkers::Process::Nemesis,
+            OpType::Info,
+            "fire-db-latency",
+            value,
+            None,
+        );
+    };
+    let build = |header: bool| {
+        let mut b = seed_race(false);
+        strike(&mut b, 1100, 400, 4);
+        strike(&mut b, 1300, 250, 4);
+        strike(&mut b, 1540, 10, 9);
+        if header {
+            let h = checkers::RunHeader {
+                subject: Some("lock-only".into()),
+                ..checkers::RunHeader::default()
+            };
+            b.ops.insert(0, h.to_op());
+        }
+        b
+    };
+    let (html, _) = render(build(true), &RunMeta::default());
+    artifact("reports-strikes.html", &html);
+    let first = &html[..html.find("id=\"anomaly-2\"").expect("two anomalies")];
+    for label in [
+        "INSERT held 400 ms",
+        "INSERT held 250 ms",
+        "INSERT held 10 ms",
+    ] {
+        assert!(first.contains(label), "{label} on its lane");
+    }
+    let (foreign, _) = render(build(false), &RunMeta::default());
+    assert!(!foreign.contains("INSERT held"), "nothing attributed");
+}
+
+/// Issue 26: what the guest was told is drawn on the race timeline (a phantom
+/// confirmation as a red dot on the lane of the booking it names) and counted in the
+/// summary; the business headline says it first. Without notifications, neither appears.
+#[test]
+fn notifications_are_drawn_on_their_booking_and_counted_in_the_summary() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../checkers/testdata/invalid/told-is-true--confirmed-before-a-commit-that-failed.jsonl",
+    );
+    let h = checkers::read_history(std::io::BufReader::new(std::fs::File::open(file).unwrap()))
+        .unwrap();
+    let results = check_all(&h, &CheckOptions::default());
+    let html = render_run(&h, &results, &RunMeta::default());
+    artifact("reports-told.html", &html);
+    assert!(
+        html.contains("<b class=\"harm\">1 guest was told they had a room they do not have.</b>")
+    );
+    assert!(html.contains(
+        "<td>notifications</td><td>1 received: 1 confirmed, 0 cancelled; 1 guest was told they had a room they do not have</td>"
+    ));
+    // The phantom's red dot on the anomaly's timeline (the fault colour, filled).
+    let anomaly = &html[html.find("id=\"anomaly-1\"").unwrap()..];
+    let svg = &anomaly[..anomaly.find("</svg>").unwrap()];
+    assert!(
+        svg.contains("<circle") && svg.contains("fill=\"#D62728\""),
+        "{svg}"
+    );
+
+    let (plain, _) = render(seed_race(false), &RunMeta::default());
+    assert!(!plain.contains("<td>notifications</td>"));
+    let anomaly = &plain[plain.find("id=\"anomaly-1\"").unwrap()..];
+    assert!(!anomaly[..anomaly.find("</svg>").unwrap()].contains("<circle"));
+}
+
+/// A matrix page of 12 designs under 11 faults (rows, scrolled sideways under a sticky
+/// first column) and one of 3 designs under 18 faults (transposed): both kept as
+/// artefacts for the browser check.
+#[test]
+fn wide_matrices_scroll_or_transpose() {
+    use reports::matrix::{render_matrix, Matrix, MatrixCell};
+    let shape = |designs: usize, faults: usize| {
+        let designs: Vec<String> = (0..designs).map(|i| format!("design-{i}")).collect();
+        let faults: Vec<String> = (0..faults).map(|i| format!("fault-number-{i}")).collect();
+        let mut cells = Vec::new();
+        for d in &designs {
+            for (k, f) in faults.iter().enumerate() {
+                let (expected, verdict) = match k % 3 {
+                    0 => ("invalid", Validity::Invalid),
+                    1 => ("either", Validity::Valid),
+                    _ => ("valid", Validity::Valid),
+                };
+                let mut c = MatrixCell::bare(d, f, 7, expected, Some(verdict), true);
+                c.report = format!("{d}/{f}/report.html");
+                c.summary =
+                    "2 room-nights were confirmed to two guests. no-double-booking: 1 anomalies"
+                        .into();
+                cells.push(c);
+            }
+        }
+        Matrix {
+            started_at: "20261208T000000Z".into(),
+            shards: vec!["1/1".into()],
+            designs,
+            faults,
+            cells,
+        }
+    };
+    let rows = render_matrix(&shape(12, 11), "../../");
+    artifact("matrix-12x11.html", &rows);
+    assert!(rows.contains("<th>design \\ fault</th>"));
+    let transposed = render_matrix(&shape(3, 18), "../../");
+    artifact("matrix-3x18.html", &transposed);
+    assert!(transposed.contains("<th>fault \\ design</th>"));
+    assert!(transposed.contains("54 cells, 54 runs: 36 asserted and met, 18 not asserted"));
+}

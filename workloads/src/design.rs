@@ -126,25 +126,28 @@ pub trait Design: Send + Sync + 'static {
     }
 
     /// [`Design::caught_by`] on a given lock service. The default follows from the lease
-    /// the design takes, so a design only overrides it to say something new:
-    /// - a lease without a fence (`lock-only`, `lock-renewal`) is also caught by
-    ///   `clock-jump-redis` on every service (on Redlock, Kleppmann's scenario: the jumped
-    ///   node is one of the holder's majority), and on Sentinel by `failover-redis`;
-    /// - on Redlock, `slow-lock-grant` no longer catches it: the held grant is one node's,
-    ///   the client gives up on that node after its timeout and holds a majority without it.
+    /// the design takes and from what each fault's row says it catches
+    /// ([`crate::fault::Catches`]), so a design only overrides it to say something new:
+    /// a lease without a fence (`lock-only`, `lock-renewal`) is also caught by the faults
+    /// that take every unfenced lease on that service (`clock-jump-redis` everywhere,
+    /// `failover-redis` on Sentinel), and no longer by a fault blind on it
+    /// (`slow-lock-grant` on Redlock).
     ///
     /// A fenced lease and the database-enforced designs stay safe everywhere.
     fn caught_by_on(&self, service: LockService) -> Vec<Fault> {
+        use crate::fault::Catches;
         let mut faults = self.caught_by().to_vec();
         if faults.is_empty() || !matches!(self.lock(), LockUse::Lease | LockUse::RenewedLease) {
             return faults;
         }
-        faults.push(Fault::ClockJumpRedis);
-        match service {
-            LockService::Single => {}
-            LockService::Sentinel => faults.push(Fault::FailoverRedis),
-            LockService::Redlock => faults.retain(|f| *f != Fault::SlowLockGrant),
+        for f in Fault::all() {
+            if let Catches::EveryUnfencedLeaseOn(on) = f.catches() {
+                if on.contains(&service) && !faults.contains(f) {
+                    faults.push(*f);
+                }
+            }
         }
+        faults.retain(|f| f.catches() != Catches::AsDeclaredExceptOn(service));
         faults
     }
 }
@@ -193,13 +196,10 @@ impl DesignName {
 
     /// Whether `fault` can strike this design at all. A design that takes no lease sends
     /// nothing to the lock service and never stops at a lease's pause point, so a fault
-    /// on the lock service or on the clients' lease (`lost-renewal` aside: it also holds
-    /// the writes) finds nothing to act on: a run of it would test nothing.
+    /// that only strikes a lease ([`Fault::lease_only`]) finds nothing to act on: a run
+    /// of it would test nothing.
     pub fn exposed_to(&self, fault: Fault) -> bool {
-        use crate::fault::Target;
-        let on_lease = matches!(fault.acts_on(), Target::Redis | Target::Clients)
-            && fault != Fault::LostRenewal;
-        self.uses_lock() || !on_lease
+        self.uses_lock() || !fault.lease_only()
     }
 
     /// See [`Design::caught_by`].

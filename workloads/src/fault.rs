@@ -1,16 +1,21 @@
 //! The fault table: every fault overbook can inject, one typed row each.
 //!
 //! The CLI's help and error messages, the nemesis, the designs' expectations and the
-//! matrix all read this table, so a fault is named in one place. Adding a fault is one
-//! variant and one row here, plus one apply/heal arm in the harness's nemesis.
+//! matrix all read this table, so a fault is named in one place.
 //!
-//! The table lives in `workloads` (below the harness) because the designs declare, in
-//! their own files, which faults must catch them and which they survive.
+//! A fault is two files: its variant, row and [`each_fault!`] line here (what it is
+//! called, what it acts on, what it needs, which designs it catches), and its module in
+//! the harness (`harness/src/nemesis/faults/<name>.rs`: how it is applied, healed,
+//! struck and logged, and the protocol aim it sets on a proxy). The table lives in
+//! `workloads` (below the harness) because the designs declare, in their own files,
+//! which faults must catch them and which they survive; the harness's registry is
+//! generated from [`each_fault!`], so it needs no line of its own.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::WorkloadError;
+use crate::lock_service::LockService;
 
 /// A fault the nemesis can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,6 +105,48 @@ pub struct FaultRow {
     pub acts_on: Target,
     /// What it needs.
     pub needs: Needs,
+    /// Which designs it catches besides those that name it ([`Catches`]).
+    pub catches: Catches,
+    /// Whether it can only strike a design that takes a lease: it acts on the lock
+    /// service or on a lease holder's pause point, and finds nothing to act on in a
+    /// design that sends nothing to Redis.
+    pub lease_only: bool,
+}
+
+/// Which designs a fault catches, beyond what each design declares
+/// ([`crate::Design::caught_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catches {
+    /// Exactly the designs that name it.
+    AsDeclared,
+    /// Those, and every unsafe design holding a lease without a fence, on these lock
+    /// services: the fault takes the lease from its holder while it works.
+    EveryUnfencedLeaseOn(&'static [LockService]),
+    /// The designs that name it, except on this lock service, where it cannot take an
+    /// unfenced lease from its holder (the held grant is one Redlock node's: the client
+    /// holds a majority without it).
+    AsDeclaredExceptOn(LockService),
+}
+
+const EVERY_SERVICE: &[LockService] = &[
+    LockService::Single,
+    LockService::Sentinel,
+    LockService::Redlock,
+];
+
+impl FaultRow {
+    /// This row, catching other designs than those that name it.
+    const fn catching(mut self, catches: Catches) -> FaultRow {
+        self.catches = catches;
+        self
+    }
+
+    /// This row, for a fault that acts on the lock service or a lease holder but also
+    /// on the database, so it strikes designs without a lease too.
+    const fn not_lease_only(mut self) -> FaultRow {
+        self.lease_only = false;
+        self
+    }
 }
 
 const fn row(
@@ -115,6 +162,8 @@ const fn row(
         doc,
         acts_on,
         needs,
+        catches: Catches::AsDeclared,
+        lease_only: matches!(acts_on, Target::Redis | Target::Clients),
     }
 }
 
@@ -153,18 +202,53 @@ const TABLE: [FaultRow; 18] = [
          the client cannot know whether its booking exists"),
     row(Fault::SlowLockGrant, "slow-lock-grant", Target::Redis, Needs::Proxy,
         "the reply granting a lease (SET NX) is held until the lease has expired: \
-         the holder works on a lease already gone"),
+         the holder works on a lease already gone")
+        .catching(Catches::AsDeclaredExceptOn(LockService::Redlock)),
+    // It also holds the writes the lost renewals should have covered.
     row(Fault::LostRenewal, "lost-renewal", Target::Redis, Needs::Proxy,
         "lease renewals (PEXPIRE, SET XX, a renewal script) never reach Redis: \
-         the lease lapses while its holder works"),
+         the lease lapses while its holder works")
+        .not_lease_only(),
     row(Fault::ClockJumpRedis, "clock-jump-redis", Target::Redis, Needs::Proxy,
         "while a lease holder's INSERT is held (half a lease), the --fault-node's clock \
-         jumps forward by several leases: every key's TTL is cut by the jump in one script"),
+         jumps forward by several leases: every key's TTL is cut by the jump in one script")
+        .catching(Catches::EveryUnfencedLeaseOn(EVERY_SERVICE)),
     row(Fault::FailoverRedis, "failover-redis", Target::Redis, Needs::ProcessControl,
         "sentinel: replication is cut; while a holder of a lease granted on the primary \
          INSERT is held (half a lease), the primary is killed; Sentinel promotes the \
-         replica, which never had the lease"),
+         replica, which never had the lease")
+        .catching(Catches::EveryUnfencedLeaseOn(&[LockService::Sentinel])),
 ];
+
+/// Calls the macro `$then` with every fault as `Variant => module,` (table order), the
+/// module being the fault's behaviour in the harness (`harness/src/nemesis/faults/`):
+/// the harness's registry is generated from this list, so a fault added here without
+/// its module (or a module without its fault) does not compile.
+#[macro_export]
+macro_rules! each_fault {
+    ($then:ident) => {
+        $then! {
+            None => none,
+            DbLatency => db_latency,
+            RedisLatency => redis_latency,
+            PauseDb => pause_db,
+            PauseRedis => pause_redis,
+            KillDb => kill_db,
+            KillRedis => kill_redis,
+            PartitionDb => partition_db,
+            PartitionRedis => partition_redis,
+            ClientPause => client_pause,
+            PauseService => pause_service,
+            KillService => kill_service,
+            SlowWrites => slow_writes,
+            LostCommitAck => lost_commit_ack,
+            SlowLockGrant => slow_lock_grant,
+            LostRenewal => lost_renewal,
+            ClockJumpRedis => clock_jump_redis,
+            FailoverRedis => failover_redis,
+        }
+    };
+}
 
 /// What a fault needs of the run where the user chose nothing: most faults scale with
 /// the lease and need nothing ([`Fit::ANY`]); a fault whose strike takes a fixed time,
@@ -241,19 +325,14 @@ impl Fault {
         self.row().acts_on
     }
 
-    /// Whether the fault is aimed: the proxy follows the protocol and acts on single
-    /// messages (a write, a COMMIT's answer, a lease grant, a renewal), logging each
-    /// firing in the history as a `fire-<name>` event.
-    pub fn is_aimed(self) -> bool {
-        matches!(
-            self,
-            Fault::SlowWrites
-                | Fault::LostCommitAck
-                | Fault::SlowLockGrant
-                | Fault::LostRenewal
-                | Fault::ClockJumpRedis
-                | Fault::FailoverRedis
-        )
+    /// Which designs the fault catches besides those that name it.
+    pub fn catches(self) -> Catches {
+        self.row().catches
+    }
+
+    /// Whether the fault can only strike a design that takes a lease.
+    pub fn lease_only(self) -> bool {
+        self.row().lease_only
     }
 
     /// What the fault needs of the run's defaults to strike (see [`Fit`]).
@@ -351,33 +430,5 @@ mod tests {
                 "failover-redis"
             ]
         );
-    }
-
-    #[test]
-    fn aimed_faults_act_through_the_proxy() {
-        let aimed: Vec<&str> = Fault::all()
-            .iter()
-            .filter(|f| f.is_aimed())
-            .map(|f| f.name())
-            .collect();
-        assert_eq!(
-            aimed,
-            [
-                "slow-writes",
-                "lost-commit-ack",
-                "slow-lock-grant",
-                "lost-renewal",
-                "clock-jump-redis",
-                "failover-redis"
-            ]
-        );
-        // Every aimed fault watches through a proxy; failover-redis also kills the primary.
-        for f in Fault::all().iter().filter(|f| f.is_aimed()) {
-            let expected = match f {
-                Fault::FailoverRedis => Needs::ProcessControl,
-                _ => Needs::Proxy,
-            };
-            assert_eq!(f.row().needs, expected, "{f}");
-        }
     }
 }

@@ -37,7 +37,7 @@ pub use clock::RunClock;
 pub use config::{default_window_start, room_numbers, Config, FIRST_ROOM};
 pub use design::{Design, DesignName, LockUse, PausePoint, Schema};
 pub use error::WorkloadError;
-pub use fault::{Fault, FaultRow, Fit, Needs, Target};
+pub use fault::{Catches, Fault, FaultRow, Fit, Needs, Target};
 pub use generator::{Generator, GeneratorConfig};
 pub use lock_service::{LockEndpoints, LockService, SentinelEndpoints};
 pub use pause::ClientPause;

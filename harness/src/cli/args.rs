@@ -400,6 +400,10 @@ pub struct RunArgs {
     /// Also write the verdict as JSON to this file (used by `overbook matrix`).
     #[arg(long, hide = true)]
     pub outcome_file: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, what it cost the guests,
+    /// the worst anomaly's caption, links to the report), e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     /// Run K times, seeds --seed, --seed+1, ...: report the detection rate with its 95%
     /// confidence interval, and whether the expectation held in all, some (flaky) or none.
     #[arg(long, value_name = "K", default_value_t = 1)]
@@ -510,6 +514,11 @@ pub struct MatrixArgs {
     /// regression (or a new cell that fails).
     #[arg(long, value_name = "OLD")]
     pub baseline: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, the worst cell's
+    /// business headline and anomaly, the diff against --baseline, links to the reports),
+    /// e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
@@ -575,6 +584,9 @@ pub struct MatrixMergeArgs {
     /// Compare the merged matrix with a previous one (see `matrix --baseline`).
     #[arg(long, value_name = "OLD")]
     pub baseline: Option<PathBuf>,
+    /// Append the merged matrix's markdown summary to FILE (as `matrix --summary-md`).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// Bench subcommands' bounds, checked as the flags are parsed (exit 2 naming the range):

@@ -11,6 +11,10 @@ use crate::nodes::docker::{
 };
 use crate::nodes::machine::{Engine, LocalServers, INSTALL_SERVERS, OFFLINE_BUILD, PULL_IMAGES};
 
+/// The image of overbook itself that `docker/build-overbook-image.sh` builds (the tag a
+/// registry would carry is `ghcr.io/<owner>/overbook:<version>`).
+pub const OVERBOOK_IMAGE: &str = "overbook/overbook:latest";
+
 /// Prints the inventory and the advice; see the module doc for the exit code.
 pub fn run() -> anyhow::Result<ExitCode> {
     let local = LocalServers::find();
@@ -19,6 +23,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         DEFAULT_POSTGRES_IMAGE,
         OFFLINE_REDIS_IMAGE,
         OFFLINE_POSTGRES_IMAGE,
+        OVERBOOK_IMAGE,
     ]);
     let chromium = chromium();
     print!("{}", report(&local, &engine, chromium.as_deref()));
@@ -112,7 +117,14 @@ fn costs(local: &LocalServers, engine: &Engine, chromium: bool) -> String {
              pulls); `{OFFLINE_BUILD}` builds them without a registry (as root, about 90 s), \
              or `{PULL_IMAGES}`"
         )),
-        Engine::Present { .. } => {}
+        Engine::Present { images: list, .. } => {
+            if !list.iter().any(|(n, here)| n == OVERBOOK_IMAGE && *here) {
+                lines.push(format!(
+                    "no {OVERBOOK_IMAGE}: only needed to run overbook itself in a container \
+                     (CI); `docker/build-overbook-image.sh` builds it without a registry"
+                ));
+            }
+        }
     }
     if !chromium {
         lines.push(
@@ -192,6 +204,7 @@ mod tests {
                 DEFAULT_POSTGRES_IMAGE,
                 OFFLINE_REDIS_IMAGE,
                 OFFLINE_POSTGRES_IMAGE,
+                OVERBOOK_IMAGE,
             ]
             .iter()
             .map(|i| (i.to_string(), present.contains(i)))
@@ -206,6 +219,7 @@ mod tests {
         assert!(text.contains("redis-server   missing"), "{text}");
         assert!(text.contains("runs fall back to docker"), "{text}");
         assert!(text.contains("no chromium"), "{text}");
+        assert!(text.contains("build-overbook-image.sh"), "{text}");
         assert!(
             text.ends_with(&format!(
                 "`overbook run` uses: docker ({OFFLINE_REDIS_IMAGE}, {OFFLINE_POSTGRES_IMAGE})\n"
@@ -241,7 +255,7 @@ mod tests {
 
     #[test]
     fn installed_servers_win_and_cost_nothing() {
-        let all = engine(&[DEFAULT_REDIS_IMAGE, DEFAULT_POSTGRES_IMAGE]);
+        let all = engine(&[DEFAULT_REDIS_IMAGE, DEFAULT_POSTGRES_IMAGE, OVERBOOK_IMAGE]);
         let text = report(&servers(true), &all, Some(Path::new("/usr/bin/chromium")));
         assert!(!text.contains("missing, and what it costs"), "{text}");
         assert!(text.ends_with("`overbook run` uses: local\n"), "{text}");

@@ -10,6 +10,7 @@ pub mod repeat;
 pub mod report;
 pub mod run;
 pub mod shrink;
+pub mod summary_md;
 pub mod up;
 
 pub use args::*;

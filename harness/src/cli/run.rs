@@ -14,7 +14,6 @@ use crate::nemesis::{time_needed, Fault};
 use crate::nodes::Backend;
 use crate::run::{self, RunConfig};
 use crate::sut::service::{ApiSpec, ServiceSpec};
-use workloads::Needs;
 
 /// What the user expects of the verdict (`--expect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +90,7 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     let slow_sql = match args.slow_sql.as_deref() {
         None => None,
         Some(re) => Some(
-            re.parse::<crate::nodes::aim::SlowSql>()
+            re.parse::<crate::nemesis::SlowSql>()
                 .map_err(|e| anyhow::anyhow!("--slow-sql: {e}"))?,
         ),
     };
@@ -194,20 +193,11 @@ pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<Ser
 /// service faults without a service, and `client-pause` (a hook inside the built-in
 /// designs' code) with one.
 pub fn check_service_faults(faults: &[Fault], service: bool) -> anyhow::Result<()> {
-    for f in faults {
-        match f.needs() {
-            Needs::Service if !service => {
-                bail!("--fault {f} acts on a service under test: give one with --service CMD")
-            }
-            Needs::ClientHook if service => bail!(
-                "--fault {f} stops a built-in design at a point inside its own code, which a \
-                 service overbook did not write does not have; use pause-service (SIGSTOP of \
-                 one replica) for the same stop-the-world pause"
-            ),
-            _ => {}
-        }
-    }
-    Ok(())
+    let setting = crate::nemesis::faults::Setting {
+        service: Some(service),
+        ..Default::default()
+    };
+    crate::nemesis::faults::check(faults, &setting).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The most concurrent users a run may have: each holds a Postgres connection (the
@@ -387,9 +377,11 @@ fn check_lock_service(
             backend.name()
         );
     }
-    if faults.contains(&crate::nemesis::Fault::FailoverRedis) && lock != LockService::Sentinel {
-        bail!("--fault failover-redis needs --lock-service sentinel (a replica to promote)");
-    }
+    let setting = crate::nemesis::faults::Setting {
+        lock_service: Some(lock),
+        ..Default::default()
+    };
+    crate::nemesis::faults::check(faults, &setting).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(lock)
 }
 
@@ -648,6 +640,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             1
         }
     };
+    if let Some(file) = &args.summary_md {
+        crate::cli::summary_md::write_run(file, &outcome.dir.path, results)?;
+        println!("  summary:   {}", file.display());
+    }
     if let Some(path) = &args.outcome_file {
         let summary = crate::matrix::RunSummaryFile {
             dir: outcome.dir.path.clone(),

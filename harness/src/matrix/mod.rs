@@ -175,7 +175,12 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         faults: faults.iter().map(|f| f.to_string()).collect(),
         cells: results,
     };
-    let code = write_matrix(&matrix, &out_dir, args.junit.as_deref(), baseline.as_ref())?;
+    let outputs = Outputs {
+        junit: args.junit.as_deref(),
+        summary_md: args.summary_md.as_deref(),
+        store: &args.store,
+    };
+    let code = write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref())?;
     let (wall, overhead): (u64, u64) = matrix
         .cells
         .iter()
@@ -264,7 +269,12 @@ pub fn merge(args: &MatrixMergeArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     nightly::write_merged_plan(&args.dirs, &matrix, &out_dir);
-    let written = write_matrix(&matrix, &out_dir, args.junit.as_deref(), baseline.as_ref());
+    let outputs = Outputs {
+        junit: args.junit.as_deref(),
+        summary_md: args.summary_md.as_deref(),
+        store: &args.store,
+    };
+    let written = write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref());
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&out_dir);
     }
@@ -452,13 +462,21 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes matrix.json, matrix.html and the JUnit file; prints the misses; returns the
+/// What a matrix writes besides its directory: the JUnit file and the markdown summary
+/// (whose links start from the store root the cells' reports are relative to).
+struct Outputs<'a> {
+    junit: Option<&'a Path>,
+    summary_md: Option<&'a Path>,
+    store: &'a Path,
+}
+
+/// Writes matrix.json, matrix.html, the JUnit file and the markdown summary; prints the misses; returns the
 /// exit code (0 only when every cell met its expectation; with a baseline, 0 unless a
 /// cell regressed or a new cell fails).
 fn write_matrix(
     matrix: &Matrix,
     out_dir: &Path,
-    junit: Option<&Path>,
+    outputs: &Outputs<'_>,
     baseline: Option<&diff::LoadedMatrix>,
 ) -> anyhow::Result<ExitCode> {
     let diff = baseline.map(|b| nightly::against(b, matrix, out_dir));
@@ -470,9 +488,13 @@ fn write_matrix(
         out_dir.join("matrix.html"),
         render_matrix_page(matrix, "../../", diff.as_ref()),
     )?;
-    if let Some(path) = junit {
+    if let Some(path) = outputs.junit {
         crate::store::write_file(path, junit::junit_xml(matrix, diff.as_ref()))
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = outputs.summary_md {
+        crate::cli::summary_md::write_matrix(path, matrix, diff.as_ref(), outputs.store, out_dir)?;
+        println!("summary: {}", path.display());
     }
     nightly::print_rates(matrix);
     let code = write_verdicts(matrix, out_dir);
@@ -792,7 +814,7 @@ fn parse_list<T: Copy>(
 }
 
 /// Removes `.` and `..` components lexically (the path is already canonical up to them).
-fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -807,7 +829,7 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 /// The path from directory `from` to `to`, both absolute.
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
+pub(crate) fn relative_path(from: &Path, to: &Path) -> PathBuf {
     let f: Vec<_> = from.components().collect();
     let t: Vec<_> = to.components().collect();
     let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();

@@ -76,20 +76,27 @@ impl Row {
         }
     }
 
-    /// Whether the row can take `fault` at all: `failover-redis` needs Sentinel's
-    /// replica to promote, and nothing else depends on the lock service. A fault that
+    /// Whether the row can take `fault` at all: what the fault needs of the lock service
+    /// ([`crate::nemesis::faults::check`]: `failover-redis` needs Sentinel's replica to
+    /// promote; a service row runs on the single lock service). A fault that
     /// cannot strike the design ([`DesignName::exposed_to`]: a lock fault on a design
     /// without a lease) would test nothing, and its run would rightly be `unknown`: not
     /// planned.
     pub fn takes(&self, fault: Fault) -> bool {
         match self {
-            Row::Design(d, l) => {
-                (fault != Fault::FailoverRedis || *l == LockService::Sentinel)
-                    && d.exposed_to(fault)
-            }
-            Row::Service => fault != Fault::FailoverRedis,
+            Row::Design(d, l) => lock_service_takes(*l, fault) && d.exposed_to(fault),
+            Row::Service => lock_service_takes(LockService::Single, fault),
         }
     }
+}
+
+/// Whether `fault` can run on the lock service `lock`.
+fn lock_service_takes(lock: LockService, fault: Fault) -> bool {
+    let setting = crate::nemesis::faults::Setting {
+        lock_service: Some(lock),
+        ..Default::default()
+    };
+    crate::nemesis::faults::check(&[fault], &setting).is_ok()
 }
 
 impl fmt::Display for Row {

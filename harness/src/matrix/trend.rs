@@ -55,7 +55,8 @@ pub fn run(args: &MatrixTrendArgs) -> anyhow::Result<ExitCode> {
     let skip = nights.len().saturating_sub(args.last);
     let nights = &nights[skip..];
     let out = root.join("trend.html");
-    crate::store::write_file(&out, render_trend(nights))
+    // The page sits in STORE/matrix/, the reports' paths start at the store root.
+    crate::store::write_file(&out, render_trend(nights, "../"))
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("trend over {} matrices: {}", nights.len(), out.display());
     Ok(ExitCode::SUCCESS)

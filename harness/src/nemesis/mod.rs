@@ -6,6 +6,7 @@
 //! no pause or partition outlives the run.
 
 mod active;
+pub mod faults;
 mod schedule;
 
 use std::sync::{Arc, Mutex};
@@ -14,24 +15,17 @@ use std::time::Duration;
 use checkers::{OpType, OpValue, Process, F};
 use serde_json::json;
 use tokio::sync::watch;
-use workloads::{ClientPause, RunClock, Target};
+use workloads::{ClientPause, RunClock};
 
 pub use active::{ActiveFault, FaultParams};
+pub use faults::slow_writes::SlowSql;
+pub use faults::{kind, target};
 pub use schedule::{time_needed, Schedule, ScheduleConfig, Window};
 pub use workloads::Fault;
 
 use crate::nodes::{Backend, Cluster, NodeError, ServerKind};
 use crate::run::recorder::Recorder;
 use crate::sut::service::Replicas;
-
-/// The server a fault acts on, if it acts on one.
-pub fn target(fault: Fault) -> Option<ServerKind> {
-    match fault.acts_on() {
-        Target::Postgres => Some(ServerKind::Postgres),
-        Target::Redis => Some(ServerKind::Redis),
-        Target::Nothing | Target::Clients | Target::Service => None,
-    }
-}
 
 /// Why the nemesis could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -43,23 +37,13 @@ pub enum NemesisError {
 }
 
 /// Refuses, before anything starts, faults the backend cannot inject (pause and kill need
-/// a backend that owns the processes).
+/// a backend that owns the processes; see [`faults::check`]).
 pub fn check_backend(faults: &[Fault], backend: &Backend) -> Result<(), NemesisError> {
-    if backend.owns_processes() {
-        return Ok(());
-    }
-    // clock-jump-redis rewrites the TTL of every key on the server: on a Redis someone
-    // else runs, those are their keys, which overbook never touches.
-    match faults
-        .iter()
-        .find(|f| f.needs_process() || **f == Fault::ClockJumpRedis)
-    {
-        Some(f) => Err(NodeError::Unsupported {
-            action: f.name().to_string(),
-        }
-        .into()),
-        None => Ok(()),
-    }
+    let setting = faults::Setting {
+        owns_servers: Some(backend.owns_processes()),
+        ..faults::Setting::default()
+    };
+    faults::check(faults, &setting).map_err(|r| NemesisError::Node(r.into()))
 }
 
 /// What the nemesis is doing now, readable from elsewhere (the progress bar).
@@ -126,14 +110,11 @@ impl Nemesis {
     pub async fn run(self, mut stop: watch::Receiver<bool>) -> Result<(), NemesisError> {
         // Refuse before the first window rather than fail in the middle of the run.
         for fault in self.schedule.faults() {
-            if let (true, Some(kind)) = (fault.needs_process(), target(fault)) {
-                if !self.cluster.node(kind).owns_process() {
-                    return Err(NodeError::Unsupported {
-                        action: fault.name().to_string(),
-                    }
-                    .into());
-                }
-            }
+            let setting = faults::Setting {
+                owns_servers: faults::Setting::of_cluster(&self.cluster, fault, false).owns_servers,
+                ..faults::Setting::default()
+            };
+            faults::check(&[fault], &setting).map_err(|r| NemesisError::Node(r.into()))?;
         }
         let clock = self.recorder.clock();
         let mut result = Ok(());
@@ -177,7 +158,8 @@ impl Nemesis {
             fault_node: Some(node),
             ..self.params.clone()
         };
-        let mut detail = params.detail(fault);
+        let kind = faults::kind(fault);
+        let mut detail = kind.detail(&params);
         if let Some(obj) = detail.as_object_mut() {
             obj.insert(
                 "planned_ms".into(),
@@ -232,13 +214,13 @@ impl Nemesis {
         // Until the window ends, every message an aimed fault acts on is logged as it
         // happens, so its event sits among the ops it delayed or cut.
         let fire = F::from(format!("fire-{fault}").as_str());
-        // The firings that are this fault's strikes (see `active::firings_strike`).
+        // The firings that are this fault's strikes (see `FaultKind::firings_strike`).
         let mut fired = 0u64;
         let stopped = loop {
             tokio::select! {
                 stopped = wait_until(clock, window.stop, stop) => break stopped,
                 Some(firing) = guard.next_firing() => {
-                    fired += u64::from(active::firings_strike(fault));
+                    fired += u64::from(kind.firings_strike());
                     self.log_firing(&fire, &firing);
                     // The faults that strike right after a grant do it now.
                     match guard.strike(&firing).await {
@@ -262,14 +244,14 @@ impl Nemesis {
         // Messages acted on just before the heal.
         if let Ok(firings) = &healed {
             for firing in firings {
-                fired += u64::from(active::firings_strike(fault));
+                fired += u64::from(kind.firings_strike());
                 self.log_firing(&fire, firing);
             }
         }
         self.status.set(None);
         // Firings the nemesis could not take in time were acted on all the same.
         let struck = counted.unwrap_or(fired + dropped);
-        let mut detail = json!({"struck": struck, "unit": active::strike_unit(fault)});
+        let mut detail = json!({"struck": struck, "unit": kind.strike_unit()});
         if dropped > 0 {
             detail["firings_not_logged"] = json!(dropped);
         }

@@ -1,7 +1,12 @@
-//! Aimed faults: the proxy follows the Postgres or Redis protocol on every connection and,
-//! while an [`Aim`] is set, acts on single messages: it holds a write on its way to the
-//! server, swallows the answer to a COMMIT, holds the reply that granted a lease, or keeps
-//! a lease renewal from reaching Redis. Each time it acts it reports a [`Firing`].
+//! The mechanism of aimed faults: the proxy follows the Postgres or Redis protocol on every
+//! connection and, while an [`Aim`] is set, asks it about single messages; the aim may
+//! hold a statement (and what follows it) on its way to the server, swallow an answer and
+//! cut the connection, replace a Redis command, or hold the reply that granted a lease.
+//! Each time it acts it reports a [`Firing`].
+//!
+//! What to act on is each fault's own decision, in its module beside it
+//! (`crate::nemesis::faults`): this module only follows, asks, and turns the answers
+//! into the pieces the relay sends.
 //!
 //! Following is always on (neither protocol can be picked up in the middle of a stream, and
 //! connections outlive fault windows), but with no aim set it only reads: a chunk is
@@ -15,17 +20,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wire::pg::{self, Backend, BackendFollower, Frontend, FrontendFollower, StatementKind};
-use crate::wire::resp::{self, CommandFollower, LockOp, Pairing, ReplyFollower, Scripts};
+use crate::wire::pg::{Backend, BackendFollower, Frontend, FrontendFollower, StatementKind};
+use crate::wire::resp::{self, Command, CommandFollower, LockOp, Pairing, ReplyFollower, Scripts};
 
 /// Which protocol a proxy follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,94 +41,61 @@ pub enum Protocol {
     Redis,
 }
 
-/// Extra statements `slow-writes` holds: `--slow-sql REGEX`, matched against each
-/// statement's SQL text.
-#[derive(Clone)]
-pub struct SlowSql(Arc<regex::Regex>);
+/// An aimed fault, as the proxy applies it: asked about each message of its protocol,
+/// it answers what to do with it. Every answer but "nothing" comes with the [`Hit`] to
+/// report. The answers are the proxy's verbs: hold (a statement or a lease grant), cut
+/// after a completion, replace a command.
+pub trait Aim: fmt::Debug + Send + Sync {
+    /// The protocol whose messages it acts on.
+    fn protocol(&self) -> Protocol;
 
-impl SlowSql {
-    /// Whether `sql` matches.
-    pub fn matches(&self, sql: &str) -> bool {
-        self.0.is_match(sql)
+    /// Postgres, client to server: a statement about to run (a simple query, or the
+    /// execution of a prepared one). `Some`: hold it, and everything after it on the
+    /// connection (bytes of one stream keep their order), that long.
+    fn statement(&self, _sql: &str) -> Option<(Duration, Hit)> {
+        None
     }
 
-    /// The pattern as given.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
+    /// Postgres, server to client: a command completed, by its tag's kind. `Some`:
+    /// deliver what came before the completion, swallow it and cut the connection.
+    fn completion(&self, _kind: StatementKind) -> Option<Hit> {
+        None
     }
-}
 
-impl fmt::Debug for SlowSql {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlowSql({:?})", self.as_str())
+    /// Redis: whether the aim may replace commands ([`Aim::command`]), so a command
+    /// still arriving is kept back until it is whole.
+    fn replaces_commands(&self) -> bool {
+        false
     }
-}
 
-impl PartialEq for SlowSql {
-    fn eq(&self, other: &SlowSql) -> bool {
-        self.as_str() == other.as_str()
+    /// Redis, client to server: a command and what it does to a lease. `Some`: send
+    /// these bytes in its place (the server sees no lease operation).
+    fn command(&self, _command: &Command<'_>, _op: &LockOp) -> Option<(Vec<u8>, Hit)> {
+        None
     }
-}
 
-impl Eq for SlowSql {}
-
-impl FromStr for SlowSql {
-    type Err = regex::Error;
-    fn from_str(s: &str) -> Result<SlowSql, regex::Error> {
-        regex::RegexBuilder::new(s)
-            .case_insensitive(true)
-            // A user's pattern must not make the proxy build an unbounded automaton.
-            .size_limit(1 << 20)
-            .build()
-            .map(|r| SlowSql(Arc::new(r)))
+    /// Redis, server to client: a reply granting the lease on `key`. `Some`: hold it
+    /// that long at most; it goes earlier if the lease is granted to another client
+    /// meanwhile (it had expired under its holder).
+    fn grant(&self, _key: &[u8]) -> Option<(Duration, Hit)> {
+        None
     }
 }
 
-/// An aimed fault, as the proxy applies it.
+/// What an aim reports when it acts on a message: a [`Firing`] without the server and
+/// connection, which the proxy fills in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Aim {
-    /// Postgres: every statement that writes (INSERT, UPDATE, DELETE, MERGE, ...), every
-    /// COMMIT, and every statement matching `also`, is held for `hold` (plus up to
-    /// `jitter`) on its way to the server. Reads and BEGIN pass at full speed.
-    SlowWrites {
-        /// How long each write is held.
-        hold: Duration,
-        /// A uniform random extra in `[0, jitter]`.
-        jitter: Duration,
-        /// Statements held besides the writes.
-        also: Option<SlowSql>,
-    },
-    /// Postgres: every INSERT (a booking being written; a cancel's DELETE and every
-    /// COMMIT pass) is held for `hold` on its way to the server: a lease holder at work,
-    /// for the faults that strike during its critical section.
-    SlowInserts {
-        /// How long each INSERT is held.
-        hold: Duration,
-    },
-    /// Postgres: the server's answer to a COMMIT that committed is swallowed and the
-    /// connection cut, so the client cannot know whether it committed.
-    LostCommitAck,
-    /// Redis: the reply that granted a lease is held until the lease was granted to
-    /// someone else (it had expired), or for `hold` at most.
-    SlowLockGrant {
-        /// The longest a grant is held: the lease plus a margin.
-        hold: Duration,
-    },
-    /// Redis: a lease renewal is replaced by a command that changes nothing, so the
-    /// lease is not extended; the client hears "not renewed".
-    LostRenewal,
-}
-
-impl Aim {
-    /// The protocol the aim needs its proxy to follow.
-    pub fn protocol(&self) -> Protocol {
-        match self {
-            Aim::SlowWrites { .. } | Aim::SlowInserts { .. } | Aim::LostCommitAck => {
-                Protocol::Postgres
-            }
-            Aim::SlowLockGrant { .. } | Aim::LostRenewal => Protocol::Redis,
-        }
-    }
+pub struct Hit {
+    /// What the proxy did: `held`, `swallowed` or `dropped`.
+    pub action: &'static str,
+    /// The statement's first word or the Redis command.
+    pub command: String,
+    /// What kind of statement or lease operation.
+    pub kind: &'static str,
+    /// The table written, or the lease's key, when known.
+    pub target: Option<String>,
+    /// How long it was held at most, for holds.
+    pub held_ms: Option<u64>,
 }
 
 /// One time an aimed fault acted on a message: what it did and what it hit.
@@ -154,16 +124,10 @@ pub struct Firing {
 /// The aim in force on a proxy, with where its firings go.
 #[derive(Debug, Clone)]
 pub(crate) struct Armed {
-    pub(crate) aim: Aim,
+    pub(crate) aim: Arc<dyn Aim>,
     server: &'static str,
     firings: mpsc::Sender<Firing>,
     dropped: Arc<AtomicU64>,
-}
-
-impl PartialEq for Armed {
-    fn eq(&self, other: &Armed) -> bool {
-        self.aim == other.aim && self.firings.same_channel(&other.firings)
-    }
 }
 
 /// How many firings may wait for the nemesis before new ones are counted as dropped.
@@ -213,7 +177,7 @@ impl Firings {
 }
 
 impl Armed {
-    pub(crate) fn new(aim: Aim, firings: &Firings) -> Armed {
+    pub(crate) fn new(aim: Arc<dyn Aim>, firings: &Firings) -> Armed {
         let server = match aim.protocol() {
             Protocol::Postgres => "postgres",
             Protocol::Redis => "redis",
@@ -227,7 +191,16 @@ impl Armed {
         }
     }
 
-    fn report(&self, firing: Firing) {
+    fn report(&self, hit: Hit, connection: u64) {
+        let firing = Firing {
+            server: self.server,
+            action: hit.action,
+            command: hit.command,
+            kind: hit.kind,
+            target: hit.target,
+            held_ms: hit.held_ms,
+            connection,
+        };
         // Never wait: the relay must not stall behind the recorder.
         if self.firings.try_send(firing).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -335,349 +308,265 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The first word of a statement, uppercased, for the history (`INSERT`, `COMMIT`).
-fn first_word(sql: &str) -> String {
-    sql.split(|c: char| !c.is_ascii_alphabetic())
-        .find(|w| !w.is_empty())
-        .unwrap_or("")
-        .chars()
-        .take(16)
-        .collect::<String>()
-        .to_ascii_uppercase()
-}
-
 /// A key or table name for the history: lossy UTF-8, at most 80 characters.
-fn printable(bytes: &[u8]) -> String {
+pub fn printable(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).chars().take(80).collect()
-}
-
-/// What slow-writes does with a statement: hold it (and why), or not.
-fn slow_writes_kind(sql: &str, also: Option<&SlowSql>) -> Option<(&'static str, Option<String>)> {
-    let statement = pg::classify(sql);
-    match statement.kind {
-        StatementKind::Write => return Some(("write", statement.table)),
-        StatementKind::Commit => return Some(("commit", None)),
-        _ => {}
-    }
-    also.filter(|re| re.matches(sql))
-        .map(|_| ("matched", statement.table))
-}
-
-/// A command standing in for a lost renewal: it changes nothing and answers like a
-/// renewal that did not renew (`:0` for counts and scripts, nil for SET XX and GETEX).
-fn stand_in(command_name: &[u8]) -> Vec<u8> {
-    const KEY: &str = "overbook:lost-renewal";
-    let integer =
-        !(command_name.eq_ignore_ascii_case(b"SET") || command_name.eq_ignore_ascii_case(b"GETEX"));
-    let verb = if integer { "EXISTS" } else { "GET" };
-    format!(
-        "*2\r\n${}\r\n{verb}\r\n${}\r\n{KEY}\r\n",
-        verb.len(),
-        KEY.len()
-    )
-    .into_bytes()
 }
 
 impl Follow {
     /// Reads one chunk (the bytes at the follower's next stream offsets) and decides what
     /// to do with it under `armed`.
     pub(crate) fn feed(&mut self, chunk: &[u8], armed: Option<&Armed>) -> Plan {
-        let Follow {
-            side,
-            connection,
-            shared,
-            carry,
-            carry_start,
-        } = self;
-        let connection = *connection;
-        match side {
+        let connection = self.connection;
+        match &mut self.side {
             Side::Raw => Plan::Pass,
-            Side::PgUp(front) => {
-                let start = front.position();
-                let aim = armed
-                    .filter(|_| !front.is_lost())
-                    .and_then(|a| match &a.aim {
-                        Aim::SlowWrites { hold, jitter, also } => {
-                            Some((a, *hold, *jitter, also, false))
-                        }
-                        Aim::SlowInserts { hold } => Some((a, *hold, Duration::ZERO, &None, true)),
-                        _ => None,
-                    });
-                let Some((armed, hold, jitter, also, inserts_only)) = aim else {
-                    // Following only: the prepared statements' SQL is kept for later.
-                    let _ = front.feed(chunk, |_| {});
-                    return Plan::Pass;
-                };
-                // Hold from the first message to hold: everything after it waits too, as
-                // bytes of one stream must.
-                let mut hold_from: Option<(u64, Duration)> = None;
-                let _ = front.feed(chunk, |event| {
-                    let sql = match &event.message {
-                        Frontend::Query { sql } => sql.as_ref(),
-                        Frontend::Execute { sql: Some(sql), .. } => sql,
-                        _ => return,
-                    };
-                    let Some((kind, table)) = slow_writes_kind(sql, also.as_ref()) else {
-                        return;
-                    };
-                    if inserts_only && first_word(sql) != "INSERT" {
-                        return;
-                    }
-                    let mut held = hold;
-                    if !jitter.is_zero() {
-                        let extra = rand::rng().random_range(0..=jitter.as_micros() as u64);
-                        held += Duration::from_micros(extra);
-                    }
-                    armed.report(Firing {
-                        server: armed.server,
-                        action: "held",
-                        command: first_word(sql),
-                        kind,
-                        target: table,
-                        held_ms: Some(held.as_millis() as u64),
-                        connection,
-                    });
-                    if hold_from.is_none() {
-                        hold_from = Some((event.range.start.max(start), held));
-                    }
-                });
-                let end = start + chunk.len() as u64;
-                match hold_from {
-                    None => Plan::Pass,
-                    Some((at, held)) => {
-                        let mut pieces = Vec::with_capacity(2);
-                        if at > start {
-                            pieces.push(bytes(start..at, Duration::ZERO, None));
-                        }
-                        pieces.push(bytes(at..end, held, None));
-                        Plan::Act { pieces, cut: false }
-                    }
-                }
-            }
-            Side::PgDown(back) => {
-                let start = back.position();
-                let lost_ack = armed.filter(|a| a.aim == Aim::LostCommitAck);
-                let Some(armed) = lost_ack.filter(|_| !back.is_lost()) else {
-                    let _ = back.feed(chunk, |_| {});
-                    return Plan::Pass;
-                };
-                let mut cut_at = None;
-                let _ = back.feed(chunk, |event| {
-                    if cut_at.is_some() {
-                        return;
-                    }
-                    // Only `COMMIT` answers a COMMIT that committed (a failed transaction's
-                    // COMMIT is answered `ROLLBACK`).
-                    if let Backend::CommandComplete { tag } = event.message {
-                        if StatementKind::of_tag(tag) == StatementKind::Commit {
-                            cut_at = Some(event.range.start.max(start));
-                            armed.report(Firing {
-                                server: armed.server,
-                                action: "swallowed",
-                                command: "COMMIT".into(),
-                                kind: "commit",
-                                target: None,
-                                held_ms: None,
-                                connection,
-                            });
-                        }
-                    }
-                });
-                match cut_at {
-                    None => Plan::Pass,
-                    Some(at) => Plan::Act {
-                        pieces: vec![bytes(start..at, Duration::ZERO, None)],
-                        cut: true,
-                    },
-                }
-            }
+            Side::PgUp(front) => pg_up(front, chunk, armed, connection),
+            Side::PgDown(back) => pg_down(back, chunk, armed, connection),
             Side::RedisUp { commands, pairing } => {
                 let start = commands.position();
-                let renewals_lost = armed.filter(|a| a.aim == Aim::LostRenewal);
-                let mut stand_ins: Vec<(Range<u64>, Vec<u8>, String, String)> = Vec::new();
-                {
-                    let mut pairing = lock(pairing);
-                    let _ = commands.feed(chunk, |command| {
-                        // Only scripts need the proxy-wide script cache.
-                        let name = command.name.as_bytes();
-                        let op = if name.starts_with(b"EVAL") || name == b"SCRIPT" {
-                            lock(&shared.scripts).classify(&command)
-                        } else {
-                            resp::classify(&command)
-                        };
-                        if let (Some(_), LockOp::Renew { key }) = (renewals_lost, &op) {
-                            stand_ins.push((
-                                command.range.clone(),
-                                stand_in(name),
-                                command.name.to_string(),
-                                printable(key),
-                            ));
-                            // The server sees the stand-in, which is no lease operation.
-                            pairing.expect(&command, LockOp::Other);
-                            return;
-                        }
-                        pairing.expect(&command, op);
-                    });
-                }
-                if renewals_lost.is_none() && carry.is_empty() {
+                let replaced = redis_up(commands, pairing, &self.shared, chunk, armed);
+                let replacing = armed.filter(|a| a.aim.replaces_commands());
+                if replacing.is_none() && self.carry.is_empty() {
                     return Plan::Pass;
                 }
-                // The output is rebuilt: carried bytes, then the chunk, with each renewal
-                // replaced by its stand-in.
                 let end = start + chunk.len() as u64;
-                let base = if carry.is_empty() {
-                    start
-                } else {
-                    *carry_start
-                };
-                let mut input = std::mem::take(carry);
-                input.extend_from_slice(chunk);
-                let mut out = Vec::with_capacity(input.len());
-                let mut at = base;
-                for (range, insert, command, key) in stand_ins {
-                    // A renewal begun in bytes already relayed (before the aim was set)
-                    // cannot be taken back.
-                    if range.start < at {
-                        continue;
-                    }
-                    if let Some(armed) = renewals_lost {
-                        armed.report(Firing {
-                            server: armed.server,
-                            action: "dropped",
-                            command,
-                            kind: "renew",
-                            target: Some(key),
-                            held_ms: None,
-                            connection,
-                        });
-                    }
-                    out.extend_from_slice(
-                        &input[(at - base) as usize..(range.start - base) as usize],
-                    );
-                    out.extend_from_slice(&insert);
-                    at = range.end;
-                }
-                // While renewals are lost, keep back a command still arriving: it may be one.
-                let keep_from = match renewals_lost {
-                    Some(_) => commands.partial_start().unwrap_or(end).clamp(at, end),
+                // While commands may be replaced, keep back one still arriving: it may be one.
+                let keep_from = match replacing {
+                    Some(_) => commands.partial_start().unwrap_or(end),
                     None => end,
                 };
-                out.extend_from_slice(&input[(at - base) as usize..(keep_from - base) as usize]);
-                if keep_from < end {
-                    *carry = input[(keep_from - base) as usize..].to_vec();
-                    *carry_start = keep_from;
-                }
-                Plan::Act {
-                    pieces: vec![Piece::Insert(out)],
-                    cut: false,
-                }
+                self.rebuild(start..keep_from, chunk, replaced, replacing, connection)
             }
             Side::RedisDown { replies, pairing } => {
-                let start = replies.position();
-                let grants_held = armed.and_then(|a| match a.aim {
-                    Aim::SlowLockGrant { hold } => Some((a, hold)),
-                    _ => None,
-                });
-                let mut hold_from: Option<(u64, Duration, oneshot::Receiver<()>)> = None;
-                let mut pairing = lock(pairing);
-                let _ = replies.feed(chunk, |reply| {
-                    let answer = pairing.reply(&reply);
-                    if !answer.grants() {
-                        return;
-                    }
-                    let Some(key) = answer
-                        .outcomes()
-                        .iter()
-                        .find(|o| o.is_grant())
-                        .and_then(|o| o.op.key().map(<[u8]>::to_vec))
-                    else {
-                        return;
-                    };
-                    let now = std::time::Instant::now();
-                    let mut held = lock(&shared.held_grants);
-                    // A grant of a key whose previous grant is still held: the lease
-                    // expired under its first holder and went to this one. Both now
-                    // believe they hold it: let the first go on, and this one too.
-                    if let Some((until, first)) = held.remove(&key) {
-                        if until > now {
-                            let _ = first.send(());
-                            return;
-                        }
-                    }
-                    let Some((armed, hold)) = grants_held else {
-                        return;
-                    };
-                    if hold_from.is_some() {
-                        return;
-                    }
-                    let (tx, rx) = oneshot::channel();
-                    held.insert(key.clone(), (now + hold, tx));
-                    armed.report(Firing {
-                        server: armed.server,
-                        action: "held",
-                        command: "lease grant".into(),
-                        kind: "acquire",
-                        target: Some(printable(&key)),
-                        held_ms: Some(hold.as_millis() as u64),
-                        connection,
-                    });
-                    hold_from = Some((reply.range.start.max(start), hold, rx));
-                });
-                drop(pairing);
-                let end = start + chunk.len() as u64;
-                match hold_from {
-                    None => Plan::Pass,
-                    Some((at, hold, early)) => {
-                        let mut pieces = Vec::with_capacity(2);
-                        if at > start {
-                            pieces.push(bytes(start..at, Duration::ZERO, None));
-                        }
-                        pieces.push(bytes(at..end, hold, Some(early)));
-                        Plan::Act { pieces, cut: false }
-                    }
-                }
+                redis_down(replies, pairing, &self.shared, chunk, armed, connection)
             }
+        }
+    }
+
+    /// The output of a Redis command chunk (at stream offset `start`) rebuilt: carried
+    /// bytes, then the chunk, with each replaced command swapped for its stand-in; bytes
+    /// from `keep_from` on are carried to the next chunk.
+    fn rebuild(
+        &mut self,
+        Range {
+            start,
+            end: keep_from,
+        }: Range<u64>,
+        chunk: &[u8],
+        replaced: Vec<Replaced>,
+        armed: Option<&Armed>,
+        connection: u64,
+    ) -> Plan {
+        let end = start + chunk.len() as u64;
+        let base = if self.carry.is_empty() {
+            start
+        } else {
+            self.carry_start
+        };
+        let mut input = std::mem::take(&mut self.carry);
+        input.extend_from_slice(chunk);
+        let mut out = Vec::with_capacity(input.len());
+        let mut at = base;
+        for (range, insert, hit) in replaced {
+            // A command begun in bytes already relayed (before the aim was set) cannot
+            // be taken back.
+            if range.start < at {
+                continue;
+            }
+            if let Some(armed) = armed {
+                armed.report(hit, connection);
+            }
+            out.extend_from_slice(&input[(at - base) as usize..(range.start - base) as usize]);
+            out.extend_from_slice(&insert);
+            at = range.end;
+        }
+        let keep_from = keep_from.clamp(at, end);
+        out.extend_from_slice(&input[(at - base) as usize..(keep_from - base) as usize]);
+        if keep_from < end {
+            self.carry = input[(keep_from - base) as usize..].to_vec();
+            self.carry_start = keep_from;
+        }
+        Plan::Act {
+            pieces: vec![Piece::Insert(out)],
+            cut: false,
         }
     }
 }
 
-fn bytes(range: Range<u64>, hold: Duration, early: Option<oneshot::Receiver<()>>) -> Piece {
-    Piece::Bytes { range, hold, early }
+/// A command an aim replaced: where it was, what goes in its place, what to report.
+type Replaced = (Range<u64>, Vec<u8>, Hit);
+
+/// Postgres, client to server: the aim may hold a statement, and everything after it.
+fn pg_up(
+    front: &mut FrontendFollower,
+    chunk: &[u8],
+    armed: Option<&Armed>,
+    connection: u64,
+) -> Plan {
+    let start = front.position();
+    let Some(armed) = armed.filter(|_| !front.is_lost()) else {
+        // Following only: the prepared statements' SQL is kept for later.
+        let _ = front.feed(chunk, |_| {});
+        return Plan::Pass;
+    };
+    // Hold from the first message to hold: everything after it waits too, as bytes of
+    // one stream must.
+    let mut hold_from: Option<(u64, Duration)> = None;
+    let _ = front.feed(chunk, |event| {
+        let sql = match &event.message {
+            Frontend::Query { sql } => sql.as_ref(),
+            Frontend::Execute { sql: Some(sql), .. } => sql,
+            _ => return,
+        };
+        let Some((held, hit)) = armed.aim.statement(sql) else {
+            return;
+        };
+        armed.report(hit, connection);
+        if hold_from.is_none() {
+            hold_from = Some((event.range.start.max(start), held));
+        }
+    });
+    held_from(
+        start,
+        start + chunk.len() as u64,
+        hold_from.map(|(at, d)| (at, d, None)),
+    )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slow_writes_holds_writes_and_commits_not_reads_or_begin() {
-        let held = |sql: &str| slow_writes_kind(sql, None).map(|(k, _)| k);
-        assert_eq!(held("INSERT INTO bookings VALUES (1)"), Some("write"));
-        assert_eq!(
-            slow_writes_kind("update inventory set booking = 1", None),
-            Some(("write", Some("inventory".to_string())))
-        );
-        assert_eq!(held("DELETE FROM bookings WHERE id = 1"), Some("write"));
-        assert_eq!(held("COMMIT"), Some("commit"));
-        assert_eq!(held("BEGIN"), None);
-        assert_eq!(held("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"), None);
-        assert_eq!(held("SELECT 1 FROM bookings WHERE room = $1"), None);
-        let also: SlowSql = "pg_advisory_xact_lock".parse().unwrap();
-        assert_eq!(
-            slow_writes_kind("SELECT pg_advisory_xact_lock($1)", Some(&also)).map(|(k, _)| k),
-            Some("matched")
-        );
-        assert!("(".parse::<SlowSql>().is_err());
+/// The pieces of a chunk `start..end` held from `at` on (sent at once before it).
+fn held_from(
+    start: u64,
+    end: u64,
+    hold: Option<(u64, Duration, Option<oneshot::Receiver<()>>)>,
+) -> Plan {
+    match hold {
+        None => Plan::Pass,
+        Some((at, held, early)) => {
+            let mut pieces = Vec::with_capacity(2);
+            if at > start {
+                pieces.push(bytes(start..at, Duration::ZERO, None));
+            }
+            pieces.push(bytes(at..end, held, early));
+            Plan::Act { pieces, cut: false }
+        }
     }
+}
 
-    #[test]
-    fn a_lost_renewal_is_answered_like_one_that_did_not_renew() {
-        assert_eq!(
-            stand_in(b"EVALSHA"),
-            b"*2\r\n$6\r\nEXISTS\r\n$21\r\noverbook:lost-renewal\r\n".to_vec()
-        );
-        assert!(stand_in(b"set").starts_with(b"*2\r\n$3\r\nGET\r\n"));
-        assert_eq!(first_word("  insert into x"), "INSERT");
-        assert_eq!(first_word("COMMIT"), "COMMIT");
+/// Postgres, server to client: the aim may swallow a completion and cut the connection.
+fn pg_down(
+    back: &mut BackendFollower,
+    chunk: &[u8],
+    armed: Option<&Armed>,
+    connection: u64,
+) -> Plan {
+    let start = back.position();
+    let Some(armed) = armed.filter(|_| !back.is_lost()) else {
+        let _ = back.feed(chunk, |_| {});
+        return Plan::Pass;
+    };
+    let mut cut_at = None;
+    let _ = back.feed(chunk, |event| {
+        if cut_at.is_some() {
+            return;
+        }
+        if let Backend::CommandComplete { tag } = event.message {
+            if let Some(hit) = armed.aim.completion(StatementKind::of_tag(tag)) {
+                cut_at = Some(event.range.start.max(start));
+                armed.report(hit, connection);
+            }
+        }
+    });
+    match cut_at {
+        None => Plan::Pass,
+        Some(at) => Plan::Act {
+            pieces: vec![bytes(start..at, Duration::ZERO, None)],
+            cut: true,
+        },
     }
+}
+
+/// Redis, client to server: every command is classified and paired with the reply to
+/// come; the commands the aim replaces are returned, for [`Follow::rebuild`].
+fn redis_up(
+    commands: &mut CommandFollower,
+    pairing: &Mutex<Pairing>,
+    shared: &Shared,
+    chunk: &[u8],
+    armed: Option<&Armed>,
+) -> Vec<Replaced> {
+    let mut replaced = Vec::new();
+    let mut pairing = lock(pairing);
+    let _ = commands.feed(chunk, |command| {
+        // Only scripts need the proxy-wide script cache.
+        let name = command.name.as_bytes();
+        let op = if name.starts_with(b"EVAL") || name == b"SCRIPT" {
+            lock(&shared.scripts).classify(&command)
+        } else {
+            resp::classify(&command)
+        };
+        if let Some((insert, hit)) = armed.and_then(|a| a.aim.command(&command, &op)) {
+            replaced.push((command.range.clone(), insert, hit));
+            // The server sees the stand-in, which is no lease operation.
+            pairing.expect(&command, LockOp::Other);
+            return;
+        }
+        pairing.expect(&command, op);
+    });
+    replaced
+}
+
+/// Redis, server to client: every reply is paired with its command; a grant of a lease
+/// whose previous grant is still held releases that one, and the aim may hold a grant.
+fn redis_down(
+    replies: &mut ReplyFollower,
+    pairing: &Mutex<Pairing>,
+    shared: &Shared,
+    chunk: &[u8],
+    armed: Option<&Armed>,
+    connection: u64,
+) -> Plan {
+    let start = replies.position();
+    let mut hold_from: Option<(u64, Duration, Option<oneshot::Receiver<()>>)> = None;
+    let mut pairing = lock(pairing);
+    let _ = replies.feed(chunk, |reply| {
+        let answer = pairing.reply(&reply);
+        if !answer.grants() {
+            return;
+        }
+        let Some(key) = answer
+            .outcomes()
+            .iter()
+            .find(|o| o.is_grant())
+            .and_then(|o| o.op.key().map(<[u8]>::to_vec))
+        else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut held = lock(&shared.held_grants);
+        // A grant of a key whose previous grant is still held: the lease expired under
+        // its first holder and went to this one. Both now believe they hold it: let the
+        // first go on, and this one too.
+        if let Some((until, first)) = held.remove(&key) {
+            if until > now {
+                let _ = first.send(());
+                return;
+            }
+        }
+        let Some(armed) = armed.filter(|_| hold_from.is_none()) else {
+            return;
+        };
+        let Some((hold, hit)) = armed.aim.grant(&key) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        held.insert(key, (now + hold, tx));
+        armed.report(hit, connection);
+        hold_from = Some((reply.range.start.max(start), hold, Some(rx)));
+    });
+    drop(pairing);
+    held_from(start, start + chunk.len() as u64, hold_from)
+}
+
+fn bytes(range: Range<u64>, hold: Duration, early: Option<oneshot::Receiver<()>>) -> Piece {
+    Piece::Bytes { range, hold, early }
 }

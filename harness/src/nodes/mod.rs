@@ -255,6 +255,9 @@ pub enum NodeError {
     /// The service under test could not be paused, killed or restarted.
     #[error("service: {0}")]
     Service(String),
+    /// A fault the run cannot take, and why (the nemesis's requirement check).
+    #[error("{0}")]
+    Refused(String),
     /// A statement overbook needed (creating or dropping its own schema) failed.
     #[error("postgres: {what}: {reason}")]
     Sql {

@@ -242,20 +242,20 @@ impl FaultProxy {
     /// Sets an aimed fault (replacing any other aim); each message it acts on is reported
     /// to `firings`. [`FaultProxy::heal`] lifts it; firings still queued can be taken
     /// after that.
-    pub fn aim(&self, aim: Aim, firings: &Firings) -> Result<(), AimError> {
+    pub fn aim(&self, aim: impl Aim + 'static, firings: &Firings) -> Result<(), AimError> {
         if aim.protocol() != self.protocol {
             return Err(AimError::WrongProtocol {
                 wanted: aim.protocol(),
                 has: self.protocol,
             });
         }
-        let armed = Armed::new(aim, firings);
+        let armed = Armed::new(Arc::new(aim), firings);
         self.state.send_modify(|s| s.armed = Some(armed));
         Ok(())
     }
 
     /// The aimed fault in force, if any.
-    pub fn aimed(&self) -> Option<Aim> {
+    pub fn aimed(&self) -> Option<Arc<dyn Aim>> {
         self.state.borrow().armed.as_ref().map(|a| a.aim.clone())
     }
 

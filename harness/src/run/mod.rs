@@ -59,7 +59,7 @@ pub struct RunConfig {
     /// How long a `client-pause` stops a client between lock and write.
     pub client_pause: Duration,
     /// Statements `slow-writes` holds besides the writes (`--slow-sql`).
-    pub slow_sql: Option<crate::nodes::aim::SlowSql>,
+    pub slow_sql: Option<crate::nemesis::SlowSql>,
     /// Nominal length of a fault window, and of the healthy gap between windows.
     pub fault_for: Duration,
     /// Nominal length of the healthy gaps.

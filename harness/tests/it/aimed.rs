@@ -12,8 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use checkers::{History, OpType, Results, Validity};
+use harness::nemesis::faults::lost_commit_ack::LostCommitAck;
+use harness::nemesis::faults::lost_renewal::LostRenewal;
+use harness::nemesis::faults::slow_lock_grant::HeldGrants;
+use harness::nemesis::faults::slow_writes::HeldStatements;
 use harness::nemesis::Fault;
-use harness::nodes::aim::{Aim, Firing, Firings};
+use harness::nodes::aim::{Firing, Firings};
 use harness::nodes::{Backend, Cluster, NodeOptions};
 use harness::run::RunConfig;
 use workloads::DesignName;
@@ -105,10 +109,11 @@ async fn slow_writes_holds_only_the_writes() {
         .postgres
         .proxy()
         .aim(
-            Aim::SlowWrites {
+            HeldStatements {
                 hold: Duration::from_secs(20),
                 jitter: Duration::ZERO,
                 also: None,
+                inserts_only: false,
             },
             &firings,
         )
@@ -166,7 +171,7 @@ async fn lost_commit_ack_commits_then_cuts_the_connection() {
     env.cluster
         .postgres
         .proxy()
-        .aim(Aim::LostCommitAck, &firings)
+        .aim(LostCommitAck, &firings)
         .unwrap();
     let mut firings = firings;
     // A rolled-back transaction's answers pass.
@@ -214,7 +219,7 @@ async fn slow_lock_grant_tells_the_first_holder_after_the_lease_moved_on() {
         .redis
         .proxy()
         .aim(
-            Aim::SlowLockGrant {
+            HeldGrants {
                 hold: Duration::from_secs(30),
             },
             &firings,
@@ -284,7 +289,7 @@ async fn lost_renewal_keeps_renewals_from_redis() {
     env.cluster
         .redis
         .proxy()
-        .aim(Aim::LostRenewal, &firings)
+        .aim(LostRenewal, &firings)
         .unwrap();
     let renewed: i64 = redis::cmd("PEXPIRE")
         .arg("lock:room:2")

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use checkers::{BookingRow, Date, OpType};
-use harness::nodes::aim::{Aim, Firings};
+use harness::nemesis::faults::slow_writes::HeldStatements;
+use harness::nodes::aim::Firings;
 use harness::nodes::proxy::ProxyFaults;
 use harness::nodes::{Backend, Cluster, NodeOptions};
 use workloads::{BookRequest, Client, ClientPause, Config, DesignName, Outcome, RunClock};
@@ -117,10 +118,11 @@ impl Env {
             .postgres
             .proxy()
             .aim(
-                Aim::SlowWrites {
+                HeldStatements {
                     hold: d,
                     jitter: Duration::ZERO,
                     also: None,
+                    inserts_only: false,
                 },
                 &self.firings,
             )

@@ -603,3 +603,58 @@ fn find_file(dir: &std::path::Path, name: &str) -> Option<PathBuf> {
     }
     None
 }
+
+/// Issue 27.2: the image of overbook itself (Dockerfile, built offline by
+/// docker/build-overbook-image.sh from this test's binary) runs the README's story with
+/// nothing else installed, and its history gives the same verdict here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overbook_image_runs_the_story() {
+    let Some((_turn, _images)) = turn().await else {
+        return;
+    };
+    let tag = format!("overbook/overbook:it-{}", std::process::id());
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docker/build-overbook-image.sh");
+    let built = Command::new(&script)
+        .env("OVERBOOK_BIN", env!("CARGO_BIN_EXE_overbook"))
+        .env("TAG", &tag)
+        .output()
+        .unwrap();
+    let image = Removed(
+        vec!["rmi", "-f", &tag]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
+    assert!(built.status.success(), "{built:?}");
+    let store = TempDir::new("image");
+    let name = format!("overbook-it-image-{}", std::process::id());
+    let container = Removed(vec!["rm".into(), "-f".into(), name.clone()]);
+    // The README's story as written (`overbook run`), its store on the host.
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--name", &name, "-v"])
+        .arg(format!("{}:/work", store.0.display()))
+        .args([&tag, "run", "--quiet"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "caught: {out:?}");
+    assert!(stdout.contains("INVALID: lock-only"), "{stdout}");
+    let history = find_file(&store.0, "history.jsonl").expect("the run's history");
+    let check = Command::new(env!("CARGO_BIN_EXE_overbook"))
+        .arg("check")
+        .arg(&history)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1), "{check:?}");
+    drop((container, image));
+}
+
+/// A `docker ARGS...` run on drop: removes what a test made even when it fails first.
+struct Removed(Vec<String>);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(&self.0).output();
+    }
+}

@@ -204,6 +204,24 @@ fn diff_names_the_regression_the_fix_and_the_new_cell_of_real_matrices() {
     let trend = std::fs::read_to_string(store.join("matrix/trend.html")).unwrap();
     assert!(trend.contains("service under db-latency"));
     assert!(trend.contains("service under slow-writes: time to first anomaly"));
+    // Each night and cell-night links to its matrix and run report by a relative path
+    // that resolves in the store (issue 28), so an uploaded store keeps its links.
+    let links: Vec<&str> = trend
+        .split("<a href=\"")
+        .skip(1)
+        .map(|s| &s[..s.find('"').unwrap()])
+        .collect();
+    assert!(
+        links.iter().any(|l| l.ends_with("/report.html")),
+        "{links:?}"
+    );
+    for l in &links {
+        assert!(!l.starts_with('/'), "{l} is not relative");
+        assert!(
+            store.join("matrix").join(l).is_file(),
+            "{l} does not resolve"
+        );
+    }
 
     // Bad input: exit 2 naming the file.
     let missing = dir.join("nowhere");
