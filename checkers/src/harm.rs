@@ -56,6 +56,9 @@ pub struct Harm {
     /// (told-is-true).
     #[serde(skip_serializing_if = "is_zero")]
     pub told_untrue: u64,
+    /// Guests told "cancelled" whose booking still holds the room (told-is-true).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub told_cancelled_falsely: u64,
     /// Guests told "confirmed" more than once (told-once).
     #[serde(skip_serializing_if = "is_zero")]
     pub told_twice: u64,
@@ -104,6 +107,7 @@ impl Harm {
         self.booked_twice += other.booked_twice;
         self.stale_writes += other.stale_writes;
         self.told_untrue += other.told_untrue;
+        self.told_cancelled_falsely += other.told_cancelled_falsely;
         self.told_twice += other.told_twice;
         self.never_told += other.never_told;
     }
@@ -140,6 +144,12 @@ impl Harm {
         let mut parts: Vec<String> = Vec::new();
         parts.extend(self.oversold_words());
         parts.extend(self.told_untrue_words());
+        if self.told_cancelled_falsely > 0 {
+            parts.push(format!(
+                "{} told \"cancelled\" while their booking still holds the room",
+                guests_were(self.told_cancelled_falsely)
+            ));
+        }
         if self.confirmed_lost > 0 {
             parts.push(format!(
                 "{} answered \"booked\" for a booking the database does not hold",

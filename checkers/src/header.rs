@@ -118,6 +118,10 @@ pub struct RunHeader {
     /// `30m` or `1h`; lets messages name a single slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// `--notify-grace` in milliseconds: how long after the run's final heal a committed
+    /// booking's guest may still be told "confirmed" (`told-eventually`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_grace_ms: Option<u64>,
 }
 
 /// One room's capacity in the run header (a list, since JSON object keys cannot tell

@@ -33,14 +33,16 @@ queue in Redis instead of colliding in Postgres), but nothing depends on it:
 when Redis is down or the lease stays busy, the booking goes ahead without it.
 
 Telling the guest. When OVERBOOK_NOTIFY_URL is set, every booking also e-mails
-its guest "confirmed", by POSTing {"kind": "confirmed", "booking": ID,
-"request": KEY} there (docs/service.md, "Telling the guest"). Without the
+its guest "confirmed" (every cancel "cancelled"), by POSTing {"kind":
+"confirmed", "booking": ID, "request": KEY} there (docs/service.md, "Telling the guest"). Without the
 variable nothing is sent and nothing below changes.
 
 buggy sends it from the request path as soon as the INSERT returns an id, before
 COMMIT: should the COMMIT then fail (a conflict found at commit time, a crash,
 a lost connection), the guest holds a confirmation of a booking that does not
-exist, a phantom.
+exist, a phantom. It also sends it again whenever it answers "booked" to a
+retry of a request that already booked (two e-mails for one booking), and it
+sends "cancelled" before the cancel's COMMIT.
 
 fixed writes an outbox row in the booking's own transaction, so the row exists
 exactly when the booking does, and a worker thread per replica delivers it
@@ -131,7 +133,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 OUTBOX_ADD = """
-INSERT INTO outbox (kind, booking, request) VALUES ('confirmed', %s, %s)
+INSERT INTO outbox (kind, booking, request) VALUES (%s, %s, %s)
 ON CONFLICT (kind, booking) DO NOTHING"""
 
 # Unsent rows no other worker holds, oldest first.
@@ -538,6 +540,11 @@ class Service:
             verdict = self.replay(cur, stay)
             if verdict is not None:
                 conn.rollback()
+                if self.notify_url and self.mode == "buggy" and verdict[0] == BOOKED:
+                    # The second bug: the request path e-mails whenever it answers
+                    # "booked", so a retry (its first answer lost) is a second
+                    # e-mail for one booking. The outbox sends one per booking.
+                    send_notice(self.notify_url, "confirmed", verdict[1], request)
                 return verdict
             if self.mode == "buggy":
                 # The check the lease is trusted to keep true until COMMIT.
@@ -561,7 +568,7 @@ class Service:
                     send_notice(self.notify_url, "confirmed", row[0], request)
                 elif self.notify_url:
                     # Owed exactly when this transaction commits.
-                    cur.execute(OUTBOX_ADD, (row[0], request))
+                    cur.execute(OUTBOX_ADD, ("confirmed", row[0], request))
             else:
                 # ON CONFLICT (request) DO NOTHING: the same request committed
                 # meanwhile.
@@ -584,13 +591,20 @@ class Service:
         return TAKEN, f"request {request} already booked room {row[1]} {row[2]}..{row[3]}"
 
     def cancel(self, booking_id):
-        """True when a booking was deleted (its nights are free again)."""
+        """True when a booking was deleted (its nights are free again). With
+        notifications, its guest is told "cancelled": buggy from the request path
+        before COMMIT (so a COMMIT that fails leaves a guest told "cancelled" who
+        still holds the room), fixed through the outbox, in the same transaction."""
         conn = self.pg()
         with conn.cursor() as cur:
-            cur.execute("DELETE FROM bookings WHERE id = %s", (booking_id,))
-            deleted = cur.rowcount
+            cur.execute("DELETE FROM bookings WHERE id = %s RETURNING request", (booking_id,))
+            row = cur.fetchone()
+            if row is not None and self.notify_url and self.mode == "buggy":
+                send_notice(self.notify_url, "cancelled", booking_id, row[0])
+            elif row is not None and self.notify_url:
+                cur.execute(OUTBOX_ADD, ("cancelled", booking_id, row[0]))
         conn.commit()
-        return deleted > 0
+        return row is not None
 
     def bookings(self):
         conn = self.pg()

@@ -18,8 +18,10 @@
 //! - [`shrink`]: from a failing run, the smallest configuration that still fails.
 //! - [`store`]: a run's directory (every file name once), its metadata, the index page.
 //! - [`bench`]: the benchmarks behind `overbook bench`.
-//! - [`wire`]: the Postgres and Redis protocols followed message by message, so the
-//!   proxy can aim a fault at one statement, answer, grant or renewal.
+//!
+//! The Postgres and Redis protocols, followed message by message so the proxy can aim a
+//! fault at one statement, answer, grant or renewal, are the `wire` crate's (pure, no
+//! tokio).
 
 pub mod bench;
 pub mod cli;
@@ -30,7 +32,6 @@ pub mod run;
 pub mod shrink;
 pub mod store;
 pub mod sut;
-pub mod wire;
 
 use std::process::ExitCode;
 

@@ -71,6 +71,15 @@ pub(crate) fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// A grid wider or taller than the window scrolls inside its own `div.grid-scroll`,
+/// its header row and first column staying in view (matrix and trend pages).
+pub(crate) const GRID_STYLE: &str =
+    ".grid-scroll{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc}\
+.grid-scroll table{margin:0}\
+.grid-scroll thead th{position:sticky;top:0;z-index:2}\
+.grid-scroll tr>th:first-child{position:sticky;left:0;z-index:1;white-space:nowrap}\
+.grid-scroll thead th:first-child{z-index:3}";
+
 /// Appends a `<tr>` of escaped cells.
 pub(crate) fn row(out: &mut String, cells: &[&str]) {
     out.push_str("<tr>");

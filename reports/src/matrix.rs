@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use checkers::Validity;
 
-use crate::html::{escape, escape_into, STYLE};
+use crate::html::{escape, escape_into, GRID_STYLE, STYLE};
 
 /// One finished (design, fault, seed) run of a matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub fn render_matrix_page(
     let mut out = String::with_capacity(4096 + m.cells.len() * 512);
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{MATRIX_STYLE}\n{}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>overbook matrix</title>\n<style>{STYLE}\n{GRID_STYLE}\n{MATRIX_STYLE}\n{}</style>\n</head>\n<body>\n<h1>overbook design matrix</h1>\n",
         crate::diff::DIFF_STYLE
     );
     if let Some(d) = diff {
@@ -208,7 +208,7 @@ fn grid(out: &mut String, m: &Matrix, store_prefix: &str) {
     };
     let _ = write!(
         out,
-        "<div class=\"matrix-scroll\">\n<table class=\"matrix\">\n<thead><tr><th>{corner}</th>"
+        "<div class=\"grid-scroll\">\n<table class=\"matrix\">\n<thead><tr><th>{corner}</th>"
     );
     for c in columns {
         out.push_str("<th>");
@@ -348,13 +348,7 @@ fn render_cell(out: &mut String, cells: &[&MatrixCell], store_prefix: &str) {
     out.push_str("</div></td>");
 }
 
-const MATRIX_STYLE: &str =
-    ".matrix-scroll{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #ccc}\
-.matrix-scroll table.matrix{margin:0}\
-table.matrix thead th{position:sticky;top:0;z-index:2}\
-table.matrix tr>th:first-child{position:sticky;left:0;z-index:1;white-space:nowrap}\
-table.matrix thead th:first-child{z-index:3}\
-.happened{font-size:1.05em}.expected{color:#555;white-space:nowrap}\
+const MATRIX_STYLE: &str = ".happened{font-size:1.05em}.expected{color:#555;white-space:nowrap}\
 table.matrix td.cell{min-width:8em;font-size:0.85em;vertical-align:top}\
 .cell.met{background:#d8f0d8}.cell.missed{background:#f6c6c6}.cell.either{background:#eeeeee}\
 .cell.error{background:#f3d08a}.cell.absent{color:#999}.cell.flaky{background:#f8e0a8}\
@@ -451,7 +445,7 @@ mod tests {
         );
         assert!(!html.contains("<x>"));
         assert!(html.contains("<div class=\"expected\">not asserted</div>"));
-        assert!(html.contains("class=\"matrix-scroll\""));
+        assert!(html.contains("class=\"grid-scroll\""));
         // Two designs under one fault stay rows.
         let m2 = Matrix {
             designs: vec!["a".into(), "b".into()],

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use plotters::prelude::*;
 
-use crate::html::{escape, escape_into, STYLE};
+use crate::html::{escape, escape_into, GRID_STYLE, STYLE};
 use crate::matrix::Matrix;
 use crate::summary::{summarize, CellStatus, CellSummary};
 
@@ -40,11 +40,11 @@ pub fn render_trend(nights: &[Night], store_prefix: &str) -> String {
     let mut out = String::with_capacity(8192 + keys.len() * nights.len() * 64);
     let _ = write!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook trend</title>\n<style>{STYLE}\n{TREND_STYLE}</style>\n</head>\n<body>\n<h1>overbook matrix trend</h1>\n<p>The last {} matrices, oldest on the left. Each cell: its status (met, flaky, missed, error, either), detection rate and worst lease margin.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>overbook trend</title>\n<style>{STYLE}\n{GRID_STYLE}\n{TREND_STYLE}</style>\n</head>\n<body>\n<h1>overbook matrix trend</h1>\n<p>The last {} matrices, oldest on the left. Each cell: its status (met, flaky, missed, error, either), detection rate and worst lease margin.</p>\n",
         nights.len()
     );
     grid(&mut out, nights, &keys, &find, store_prefix);
-    out.push_str("</table>\n<h2>Canaries: time to the first anomaly</h2>\n");
+    out.push_str("<h2>Canaries: time to the first anomaly</h2>\n");
     let canaries: Vec<&String> = keys
         .iter()
         .filter(|k| (0..nights.len()).any(|i| find(i, k).is_some_and(|c| c.expected == "invalid")))
@@ -80,7 +80,9 @@ fn grid<'s>(
     find: &dyn Fn(usize, &str) -> Option<&'s CellSummary>,
     store_prefix: &str,
 ) {
-    out.push_str("<table class=\"trend\">\n<tr><th>cell \\ night</th>");
+    out.push_str(
+        "<div class=\"grid-scroll\">\n<table class=\"trend\">\n<thead><tr><th>cell \\ night</th>",
+    );
     for n in nights {
         let _ = write!(
             out,
@@ -89,7 +91,7 @@ fn grid<'s>(
             escape(&n.label)
         );
     }
-    out.push_str("</tr>\n");
+    out.push_str("</tr></thead>\n<tbody>\n");
     for key in keys {
         out.push_str("<tr><th>");
         escape_into(out, key);
@@ -130,6 +132,7 @@ fn grid<'s>(
         }
         out.push_str("</tr>\n");
     }
+    out.push_str("</tbody>\n</table>\n</div>\n");
 }
 
 /// The run report a cell-night links to (relative to the store root): the first of its

@@ -13,7 +13,8 @@
 //! judge the telling itself:
 //!
 //! - [`ToldIsTrue`]: every `confirmed` names a booking that committed (a *phantom
-//!   confirmation* is the e-mail sent before a COMMIT that then failed);
+//!   confirmation* is the e-mail sent before a COMMIT that then failed), and every
+//!   `cancelled` a booking that no longer holds the room (a *false cancellation*);
 //! - [`ToldOnce`]: at most one `confirmed` per request (a retry must not e-mail twice);
 //! - [`ToldEventually`]: every committed booking was confirmed by the end of the history
 //!   (an outbox that stalls shows);
@@ -298,17 +299,103 @@ impl Checker for ToldIsTrue {
                 ),
             ));
         }
+        let cancelled = false_cancellations(self, h, &notices, &mut anomalies);
         notices
             .verdict(
                 self,
-                format!("{} confirmations checked", thousands(checked)),
+                format!(
+                    "{} confirmations and {} cancellations checked",
+                    thousands(checked),
+                    thousands(cancelled.checked)
+                ),
                 anomalies,
             )
             .with_harm(Harm {
                 told_untrue: misled.len() as u64,
+                told_cancelled_falsely: cancelled.misled,
                 ..Harm::default()
             })
     }
+}
+
+/// Judges every `cancelled` notification (their count is returned): one is false when
+/// its booking still holds the room in the final read and no cancel of it may still
+/// land after that read (one `info` or in flight at the end). The guest was told the
+/// room is free while the booking holds it: they will not come, and the room is not
+/// sold again (the notice sent before a cancel's COMMIT that then failed).
+fn false_cancellations(
+    by: &dyn Checker,
+    h: &History,
+    notices: &Notices<'_>,
+    anomalies: &mut Vec<Anomaly>,
+) -> Cancellations {
+    let mut counted = Cancellations::default();
+    let Some(read) = h.final_read() else {
+        return counted;
+    };
+    let mut misled: BTreeSet<(Option<&str>, Option<u64>)> = BTreeSet::new();
+    let rows = h.ops()[read].value.bookings.as_deref().unwrap_or_default();
+    for n in notices
+        .list
+        .iter()
+        .filter(|n| n.kind == NoticeKind::Cancelled)
+    {
+        counted.checked += 1;
+        let Some(row) = rows.iter().find(|r| {
+            n.booking.is_some_and(|b| r.booking == Some(b))
+                || n.request.is_some_and(|q| r.request == q)
+        }) else {
+            continue;
+        };
+        let names = |c: &&crate::pairing::CancelOp| {
+            (n.booking.is_some() && c.booking == n.booking)
+                || (n.request.is_some() && h.cancel_request(c) == n.request)
+        };
+        let cancels: Vec<_> = h.cancels().iter().filter(names).collect();
+        if cancels
+            .iter()
+            .any(|c| h.outcome(c.invoke as usize) == OpType::Info)
+        {
+            continue;
+        }
+        misled.insert(guest(n));
+        let mut ops = vec![n.index];
+        for c in &cancels {
+            ops.push(u64::from(c.invoke));
+            ops.extend(h.partner(c.invoke as usize).map(|p| p as u64));
+        }
+        ops.push(read as u64);
+        let stay = Stay {
+            room: row.room.clone(),
+            from: row.from,
+            to: row.to,
+        };
+        anomalies.push(anomaly(
+            by,
+            ops,
+            Some(&stay),
+            Some(row.request.as_str()),
+            format!(
+                "false cancellation: the guest of {} was told \"cancelled\" at {} (op {}), but the booking still holds room {} {}..{} in the final read",
+                naming(n),
+                secs(n.time),
+                n.index,
+                row.room,
+                row.from,
+                row.to
+            ),
+        ));
+    }
+    counted.misled = misled.len() as u64;
+    counted
+}
+
+/// What [`false_cancellations`] counted: `cancelled` notices judged, and the guests
+/// told one falsely.
+#[derive(Default)]
+struct Cancellations {
+    checked: u64,
+    misled: u64,
 }
 
 /// At most one `confirmed` notification per request key (a booking id when the message
@@ -379,10 +466,30 @@ impl Checker for ToldOnce {
 }
 
 /// Every `ok` booking present in the final read got a `confirmed` notification (by
-/// request, else by booking id). Notifications received up to the end of the history
-/// count: the sink keeps listening after the final read until the service stops, which
-/// is the grace an outbox worker gets.
+/// request, else by booking id) in time. With the run header's `notify_grace_ms`, in
+/// time is by the run's final heal (the last `stop-` event of the nemesis, else the
+/// final read's invocation) plus that grace: an outbox that stalls through a fault and
+/// catches up only later shows. Without it (a history from elsewhere), notifications
+/// received up to the end of the history count.
 pub struct ToldEventually;
+
+/// The latest instant (history clock, ns) a confirmation is in time, when the history's
+/// header gives a grace: its final heal plus the grace.
+fn told_by(h: &History) -> Option<u64> {
+    let grace = h.header()?.notify_grace_ms?.saturating_mul(1_000_000);
+    let heal = h
+        .nemesis_ops()
+        .iter()
+        .map(|&i| &h.ops()[i as usize])
+        .filter(|o| o.f.as_str().starts_with("stop-"))
+        .map(|o| o.time)
+        .max()
+        .or_else(|| {
+            let read = h.final_read()?;
+            Some(h.invoke_of(read).map_or(h.ops()[read].time, |o| o.time))
+        })?;
+    Some(heal.saturating_add(grace))
+}
 
 impl Checker for ToldEventually {
     fn name(&self) -> &'static str {
@@ -403,8 +510,18 @@ impl Checker for ToldEventually {
         };
         let rows = h.ops()[read].value.bookings.as_deref().unwrap_or_default();
         let held: BTreeSet<&str> = rows.iter().map(|r| r.request.as_str()).collect();
-        let told_requests: BTreeSet<&str> = notices.confirmed().filter_map(|n| n.request).collect();
-        let told_bookings: BTreeSet<u64> = notices.confirmed().filter_map(|n| n.booking).collect();
+        let deadline = told_by(h);
+        // The first confirmation of each request and booking: the one that counts.
+        let mut told_requests: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut told_bookings: BTreeMap<u64, u64> = BTreeMap::new();
+        for n in notices.confirmed() {
+            if let Some(r) = n.request {
+                told_requests.entry(r).or_insert(n.time);
+            }
+            if let Some(b) = n.booking {
+                told_bookings.entry(b).or_insert(n.time);
+            }
+        }
         let mut anomalies = Vec::new();
         let mut checked = 0u64;
         let mut seen: BTreeSet<&str> = BTreeSet::new();
@@ -420,25 +537,40 @@ impl Checker for ToldEventually {
                 continue;
             }
             checked += 1;
-            let told = told_requests.contains(req)
-                || h.book_id(b).is_some_and(|id| told_bookings.contains(&id));
-            if told {
-                continue;
-            }
+            let told_at = [
+                told_requests.get(req).copied(),
+                h.book_id(b).and_then(|id| told_bookings.get(&id).copied()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let late = match (told_at, deadline) {
+                (Some(at), Some(by)) if at > by => Some(at),
+                (Some(_), _) => continue,
+                (None, _) => None,
+            };
             let mut ops = vec![b.invoke as u64];
             ops.extend(b.completion.map(u64::from));
+            let what = match late {
+                Some(at) => format!(
+                    "its guest was sent \"confirmed\" only at {}, {} after the final heal's grace ended",
+                    secs(at),
+                    secs(at - deadline.unwrap_or(at))
+                ),
+                None => "its guest was never sent \"confirmed\"".to_string(),
+            };
             anomalies.push(anomaly(
                 self,
                 ops,
                 Some(&b.stay),
                 Some(req),
                 format!(
-                    "request {req} booked room {} {}..{} (in the final read), but its guest was never sent \"confirmed\"",
+                    "request {req} booked room {} {}..{} (in the final read), but {what}",
                     b.stay.room, b.stay.from, b.stay.to
                 ),
             ));
         }
-        // One anomaly per request held and never confirmed: per guest.
+        // One anomaly per request held and not confirmed in time: per guest.
         let harm = Harm {
             never_told: anomalies.len() as u64,
             ..Harm::default()
@@ -636,6 +768,43 @@ mod tests {
         assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
     }
 
+    const CANCEL_7: &str = r#"{"process":2,"type":"invoke","f":"cancel","value":{"booking":7}}"#;
+    const UNTOLD_R1: &str = r#"{"process":"nemesis","type":"info","f":"notify","value":{"request":"r-1","booking":7,"detail":{"kind":"cancelled","booking":7,"request":"r-1"}}}"#;
+
+    #[test]
+    fn a_cancellation_of_a_booking_that_still_holds_the_room_is_false() {
+        // Told "cancelled" before a cancel whose COMMIT then failed: the row stays.
+        let failed = r#"{"process":2,"type":"fail","f":"cancel","error":"409"}"#;
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, UNTOLD_R1, failed, READ, READ_R1,
+        ]);
+        let r = ToldIsTrue.check(&h);
+        assert_eq!(r.validity, Validity::Invalid);
+        assert!(r.anomalies[0].message.starts_with("false cancellation"));
+        assert_eq!(r.anomalies[0].ops, vec![4, 7]);
+        assert_eq!(r.anomalies[0].request.as_deref(), Some("r-1"));
+        assert!(
+            r.summary.contains("1 cancellations checked"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[test]
+    fn a_cancellation_is_true_once_the_row_is_gone_or_while_its_cancel_may_land() {
+        let ok = r#"{"process":2,"type":"ok","f":"cancel"}"#;
+        let lost = r#"{"process":2,"type":"info","f":"cancel","error":"timeout"}"#;
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, ok, UNTOLD_R1, READ, READ_NONE,
+        ]);
+        assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
+        // The cancel's outcome is unknown: it may delete the row after the read.
+        let h = history(&[
+            BOOK_R1, OK_R1, TOLD_R1, CANCEL_7, UNTOLD_R1, lost, READ, READ_R1,
+        ]);
+        assert_eq!(ToldIsTrue.check(&h).validity, Validity::Valid);
+    }
+
     #[test]
     fn two_confirmations_of_one_request_are_told_twice() {
         let h = history(&[BOOK_R1, OK_R1, TOLD_R1, TOLD_R1, READ, READ_R1]);
@@ -668,6 +837,31 @@ mod tests {
         assert_eq!(r.anomalies[0].ops, vec![0, 1]);
         // r-2 never booked anything: that one is a phantom.
         assert_eq!(ToldIsTrue.check(&h).validity, Validity::Invalid);
+    }
+
+    #[test]
+    fn with_a_grace_in_the_header_a_confirmation_after_it_is_late() {
+        let header = |ms: u64| {
+            format!(
+                r#"{{"process":"nemesis","type":"info","f":"run","value":{{"detail":{{"notify_grace_ms":{ms}}}}}}}"#
+            )
+        };
+        let stop = r#"{"process":"nemesis","type":"info","f":"stop-kill-service"}"#;
+        // The final heal at 4 ms, told at 7 ms: late with a 2 ms grace, in time with 5.
+        let (short, long) = (header(2), header(5));
+        let h = history(&[&short, BOOK_R1, OK_R1, stop, READ, READ_R1, TOLD_R1]);
+        let r = ToldEventually.check(&h);
+        assert_eq!(r.validity, Validity::Invalid);
+        assert!(
+            r.anomalies[0].message.contains("only at 0.007 s"),
+            "{}",
+            r.anomalies[0].message
+        );
+        let h = history(&[&long, BOOK_R1, OK_R1, stop, READ, READ_R1, TOLD_R1]);
+        assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
+        // Without faults the grace runs from the final read's invocation (5 ms here).
+        let h = history(&[&short, BOOK_R1, OK_R1, READ, READ_R1, TOLD_R1]);
+        assert_eq!(ToldEventually.check(&h).validity, Validity::Valid);
     }
 
     #[test]

@@ -29,6 +29,17 @@
 //! did. The lease is still taken, as an optimisation (users of one room queue in Redis
 //! instead of colliding in Postgres), but nothing depends on it: when Redis is down or
 //! the lease stays busy, the booking goes ahead without it.
+//!
+//! Telling the guest: when `OVERBOOK_NOTIFY_URL` is set, every booking e-mails its guest
+//! "confirmed" and every cancel "cancelled", by POSTing `{"kind", "booking", "request"}`
+//! there (docs/service.md). `buggy` sends from the request path: "confirmed" as soon as
+//! the INSERT returns an id, before COMMIT (a COMMIT that then fails leaves a phantom
+//! confirmation in the guest's inbox), again whenever it answers "booked" to a retry of
+//! a request that already booked (two e-mails for one booking), and "cancelled" before
+//! the cancel's COMMIT. `fixed` writes an outbox row in the booking's (or cancel's) own
+//! transaction, so the message is owed exactly when the change commits, and a worker
+//! delivers each row after the commit under the row's id as the message id: at least
+//! once, one message for the guest.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -123,6 +134,32 @@ const LIST: &str = "
 SELECT id, room, to_char(check_in, 'YYYY-MM-DD'), to_char(check_out, 'YYYY-MM-DD'), request
 FROM bookings ORDER BY id";
 
+/// The fixed design's outbox: one row per message owed to a guest, written in the
+/// transaction that makes it true.
+const SCHEMA_OUTBOX: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL,
+    booking bigint NOT NULL,
+    request text NOT NULL,
+    sent boolean NOT NULL DEFAULT false,
+    UNIQUE (kind, booking));";
+
+const OUTBOX_ADD: &str = "
+INSERT INTO outbox (kind, booking, request) VALUES ($1, $2, $3)
+ON CONFLICT (kind, booking) DO NOTHING";
+
+/// Unsent rows no other worker holds, oldest first: two replicas never send one row at
+/// once, and a row whose sender died is claimed again.
+const OUTBOX_CLAIM: &str = "
+SELECT id, kind, booking, request FROM outbox WHERE NOT sent
+ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED";
+
+/// How long the outbox worker waits when nothing is owed (or the sink refused), and
+/// how long one delivery may take before it is tried again later.
+const OUTBOX_IDLE: Duration = Duration::from_millis(20);
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Deletes the lease only while it is still ours: after it expired, someone else may
 /// hold it, and a plain `DEL` would free the room under them.
 const RELEASE: &str = r"
@@ -145,6 +182,8 @@ struct Service {
     ttl: Duration,
     /// `BOOKING_WORK_MS`: the service's own work between the check and the insert.
     work: Duration,
+    /// Where guests are told (`OVERBOOK_NOTIFY_URL`); `None`: nobody is told.
+    notify: Option<Notify>,
 }
 
 /// A valid `POST /bookings` body.
@@ -326,6 +365,14 @@ impl Service {
         // a second one. In buggy mode this lookup is as racy as the overlap check below:
         // only the lease keeps two attempts of one request apart.
         if let Some(verdict) = replay(&tx, stay).await? {
+            if let (Mode::Buggy, Some(notify), Verdict::Booked(id)) =
+                (self.mode, &self.notify, &verdict)
+            {
+                // The second bug: the request path e-mails whenever it answers "booked",
+                // so a retry whose first answer was lost is a second e-mail for one
+                // booking. The outbox sends one per booking.
+                notify.send("confirmed", *id, &stay.request, None).await;
+            }
             return Ok(verdict);
         }
         if self.mode == Mode::Buggy {
@@ -357,7 +404,11 @@ impl Service {
             .query_opt(&stmt, &[&stay.room, &stay.from, &stay.to, &stay.request])
             .await?;
         let verdict = match inserted {
-            Some(row) => Verdict::Booked(row.get(0)),
+            Some(row) => {
+                let id: i64 = row.get(0);
+                self.owe(&tx, "confirmed", id, &stay.request).await?;
+                Verdict::Booked(id)
+            }
             // ON CONFLICT (request) DO NOTHING: the same request committed meanwhile.
             None => match replay(&tx, stay).await? {
                 Some(verdict) => verdict,
@@ -368,6 +419,171 @@ impl Service {
         trace.db_commit = Some(now_ns());
         Ok(verdict)
     }
+}
+
+impl Service {
+    /// Tells the guest `kind` about `booking`, inside the transaction that makes it
+    /// true: buggy sends it now, before COMMIT (the bug); fixed writes an outbox row
+    /// that exists exactly when this transaction commits.
+    async fn owe(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        kind: &str,
+        booking: i64,
+        request: &str,
+    ) -> Result<(), tokio_postgres::Error> {
+        let Some(notify) = &self.notify else {
+            return Ok(());
+        };
+        match self.mode {
+            Mode::Buggy => {
+                notify.send(kind, booking, request, None).await;
+            }
+            Mode::Fixed => {
+                let stmt = tx.prepare_cached(OUTBOX_ADD).await?;
+                tx.execute(&stmt, &[&kind, &booking, &request]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a booking; true when one was deleted (its nights are free again).
+    async fn cancel(&self, id: i64) -> Result<bool, String> {
+        let mut client = self.pool.get().await.map_err(|e| explain_pool(&e))?;
+        let tx = client.transaction().await.map_err(|e| explain(&e))?;
+        let deleted = tx
+            .query_opt(
+                "DELETE FROM bookings WHERE id = $1 RETURNING request",
+                &[&id],
+            )
+            .await
+            .map_err(|e| explain(&e))?;
+        if let Some(row) = &deleted {
+            let request: String = row.get(0);
+            self.owe(&tx, "cancelled", id, &request)
+                .await
+                .map_err(|e| explain(&e))?;
+        }
+        tx.commit().await.map_err(|e| explain(&e))?;
+        Ok(deleted.is_some())
+    }
+}
+
+/// Where the guests' messages are POSTed (`OVERBOOK_NOTIFY_URL`): a plain `http://`
+/// URL on loopback, so one small HTTP/1.1 request per message is all it takes.
+struct Notify {
+    /// `host:port`, for the connection and the `Host` header.
+    authority: String,
+    path: String,
+}
+
+impl Notify {
+    fn from_env() -> Result<Option<Notify>, String> {
+        let Ok(url) = std::env::var("OVERBOOK_NOTIFY_URL") else {
+            return Ok(None);
+        };
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("OVERBOOK_NOTIFY_URL={url:?}: expected http://HOST:PORT/PATH")
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        Ok(Some(Notify {
+            authority: authority.to_string(),
+            path: path.to_string(),
+        }))
+    }
+
+    /// POSTs one message; true when the sink accepted it (2xx). `id` is the message's
+    /// own idempotency key: sent again after a crash, it is still one message.
+    async fn send(&self, kind: &str, booking: i64, request: &str, id: Option<String>) -> bool {
+        let mut message = json!({ "kind": kind, "booking": booking, "request": request });
+        if let Some(id) = id {
+            message["id"] = json!(id);
+        }
+        match tokio::time::timeout(NOTIFY_TIMEOUT, self.post(&message.to_string())).await {
+            Ok(Ok(status)) if (200..300).contains(&status) => true,
+            Ok(Ok(status)) => {
+                eprintln!("notify {kind} {request}: answered {status}");
+                false
+            }
+            Ok(Err(err)) => {
+                eprintln!("notify {kind} {request}: {err}");
+                false
+            }
+            Err(_) => {
+                eprintln!("notify {kind} {request}: no answer in {NOTIFY_TIMEOUT:?}");
+                false
+            }
+        }
+    }
+
+    /// One request on its own connection; the answer's status code.
+    async fn post(&self, body: &str) -> std::io::Result<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(&self.authority).await?;
+        let request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.path,
+            self.authority,
+            body.len()
+        );
+        conn.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).await?;
+        // "HTTP/1.1 200 OK": the code is the second word of the status line.
+        let line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
+    }
+}
+
+/// Delivers the outbox after the commits that wrote it, forever. A row is marked sent
+/// in the transaction that claimed it, so a failure anywhere before that COMMIT leaves
+/// it owed and it is sent again later, under the same message id.
+async fn outbox_worker(pool: Pool, service: Arc<Service>) {
+    loop {
+        match deliver_outbox(&pool, &service).await {
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(OUTBOX_IDLE).await,
+            Err(why) => {
+                eprintln!("outbox: {why}");
+                tokio::time::sleep(OUTBOX_IDLE).await;
+            }
+        }
+    }
+}
+
+/// One round of the outbox: true when it sent everything it claimed and there may be
+/// more owed, false when it was idle or the sink refused (wait before asking again).
+async fn deliver_outbox(pool: &Pool, service: &Service) -> Result<bool, String> {
+    let Some(notify) = &service.notify else {
+        return Ok(false);
+    };
+    let mut client = pool.get().await.map_err(|e| explain_pool(&e))?;
+    let tx = client.transaction().await.map_err(|e| explain(&e))?;
+    let rows = tx.query(OUTBOX_CLAIM, &[]).await.map_err(|e| explain(&e))?;
+    let mut owed = 0;
+    for row in &rows {
+        let (row_id, kind, booking, request): (i64, String, i64, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if notify
+            .send(&kind, booking, &request, Some(format!("outbox-{row_id}")))
+            .await
+        {
+            tx.execute("UPDATE outbox SET sent = true WHERE id = $1", &[&row_id])
+                .await
+                .map_err(|e| explain(&e))?;
+        } else {
+            owed += 1;
+        }
+    }
+    tx.commit().await.map_err(|e| explain(&e))?;
+    Ok(!rows.is_empty() && owed == 0)
 }
 
 /// The answer already given to this request key, if it booked: the same booking for the
@@ -720,16 +936,9 @@ async fn delete_booking(State(service): State<Arc<Service>>, Path(id): Path<Stri
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::NOT_FOUND, "no such booking");
     };
-    let deleted = match service.pool.get().await {
-        Ok(client) => client
-            .execute("DELETE FROM bookings WHERE id = $1", &[&id])
-            .await
-            .map_err(|e| explain(&e)),
-        Err(e) => Err(explain_pool(&e)),
-    };
-    match deleted {
-        Ok(0) => error(StatusCode::NOT_FOUND, "no such booking"),
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+    match service.cancel(id).await {
+        Ok(false) => error(StatusCode::NOT_FOUND, "no such booking"),
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Err(why) => {
             eprintln!("DELETE /bookings/{id}: {why}");
             error(StatusCode::SERVICE_UNAVAILABLE, why)
@@ -776,7 +985,7 @@ fn env_millis(name: &str, default: u64) -> Result<Duration, String> {
     }
 }
 
-async fn create_schema(pool: &Pool, mode: Mode) -> Result<(), String> {
+async fn create_schema(pool: &Pool, mode: Mode, outbox: bool) -> Result<(), String> {
     let mut client = pool.get().await.map_err(|e| explain_pool(&e))?;
     let tx = client.transaction().await.map_err(|e| explain(&e))?;
     // Held until COMMIT (or until a failure rolls back): a replica starting at the same
@@ -791,6 +1000,11 @@ async fn create_schema(pool: &Pool, mode: Mode) -> Result<(), String> {
         tx.batch_execute(SCHEMA_FIXED)
             .await
             .map_err(|e| format!("schema (fixed): {}", explain(&e)))?;
+        if outbox {
+            tx.batch_execute(SCHEMA_OUTBOX)
+                .await
+                .map_err(|e| format!("schema (outbox): {}", explain(&e)))?;
+        }
     }
     tx.commit()
         .await
@@ -826,7 +1040,8 @@ async fn start() -> Result<(), String> {
         .max_size(POOL_SIZE)
         .build()
         .map_err(|e| format!("postgres pool: {e}"))?;
-    create_schema(&pool, mode).await?;
+    let notify = Notify::from_env()?;
+    create_schema(&pool, mode, notify.is_some()).await?;
 
     // A lock service failing: buggy mode answers 503, fixed mode books without the lease.
     let locks = Locks::from_env(ttl)?;
@@ -840,7 +1055,11 @@ async fn start() -> Result<(), String> {
         locks,
         ttl,
         work,
+        notify,
     });
+    if service.mode == Mode::Fixed && service.notify.is_some() {
+        tokio::spawn(outbox_worker(service.pool.clone(), service.clone()));
+    }
     let app = Router::new()
         .route("/health", get(health))
         .route("/bookings", get(list_bookings).post(post_booking))

@@ -11,7 +11,7 @@
 //! Following is always on (neither protocol can be picked up in the middle of a stream, and
 //! connections outlive fault windows), but with no aim set it only reads: a chunk is
 //! relayed whole, as before ([`Plan::Pass`]), with no copy and no allocation. The protocol
-//! readers are `crate::wire`'s; this module only decides what to do with what they saw.
+//! readers are the `wire` crate's; this module only decides what to do with what they saw.
 //!
 //! Firings go to the nemesis through a bounded channel with `try_send`: the relay never
 //! waits for the recorder, and a firing that finds the channel full is counted as dropped
@@ -27,8 +27,8 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wire::pg::{Backend, BackendFollower, Frontend, FrontendFollower, StatementKind};
-use crate::wire::resp::{self, Command, CommandFollower, LockOp, Pairing, ReplyFollower, Scripts};
+use wire::pg::{Backend, BackendFollower, Frontend, FrontendFollower, StatementKind};
+use wire::resp::{self, Command, CommandFollower, LockOp, Pairing, ReplyFollower, Scripts};
 
 /// Which protocol a proxy follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -174,6 +174,11 @@ impl RunConfig {
             strict_lock: self.strict_lock,
             margin_warn: Some(self.margin_warn.get()),
             subject: Some(self.subject()),
+            // Only a service can send notifications.
+            notify_grace_ms: self
+                .service
+                .as_ref()
+                .map(|_| crate::sut::service::NOTIFY_GRACE.as_millis() as u64),
             ..checkers::RunHeader::default()
         };
         // A mapped service's capacities and unit travel with the history.

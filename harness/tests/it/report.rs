@@ -244,3 +244,164 @@ fn store_index_lists_runs_newest_first() {
     assert!(newer < older, "newest first");
     assert!(index.contains("badge invalid") && index.contains("badge valid"));
 }
+
+/// Measures a page's layout in the browser at 1280 px: a copy of the page gets a
+/// script (the page itself has none) that reports, into the DOM, whether the document
+/// scrolls sideways (it must not: wide tables scroll inside their own container) and
+/// which text boxes overlap. Returns the problems found.
+fn layout_problems(chrome: &Path, profile: &Path, page: &Path) -> Vec<String> {
+    const PROBE: &str = r#"<script>
+(function () {
+  var problems = [];
+  var doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth + 1) {
+    problems.push("the page scrolls sideways: " + doc.scrollWidth + " px wide in " + window.innerWidth);
+  }
+  // Every line box of text outside SVG; two boxes of different text nodes overlap
+  // when they share more than a pixel each way.
+  var boxes = [];
+  var walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    var n = walk.currentNode;
+    if (!n.textContent.trim() || n.parentElement.closest("svg, script")) continue;
+    var r = document.createRange();
+    r.selectNodeContents(n);
+    var rects = r.getClientRects();
+    for (var i = 0; i < rects.length; i++) {
+      var b = rects[i];
+      if (b.width > 0 && b.height > 0) boxes.push({n: n, b: b});
+    }
+  }
+  boxes.sort(function (x, y) { return x.b.top - y.b.top; });
+  for (var i = 0; i < boxes.length && problems.length < 10; i++) {
+    for (var j = i + 1; j < boxes.length && boxes[j].b.top < boxes[i].b.bottom - 1; j++) {
+      var a = boxes[i], c = boxes[j];
+      if (a.n === c.n) continue;
+      var w = Math.min(a.b.right, c.b.right) - Math.max(a.b.left, c.b.left);
+      var h = Math.min(a.b.bottom, c.b.bottom) - Math.max(a.b.top, c.b.top);
+      if (w > 1 && h > 1) {
+        problems.push("text overlaps: '" + a.n.textContent.trim().slice(0, 30) + "' and '" + c.n.textContent.trim().slice(0, 30) + "'");
+      }
+    }
+  }
+  var out = document.createElement("pre");
+  out.id = "layout-probe";
+  out.textContent = JSON.stringify(problems);
+  document.body.appendChild(out);
+})();
+</script>"#;
+    let html = std::fs::read_to_string(page).expect("page");
+    let probed = page.with_extension("probe.html");
+    std::fs::write(&probed, html.replace("</body>", &format!("{PROBE}</body>"))).expect("probe");
+    let url = format!("file://{}", probed.display());
+    let (dom, log) = browse(
+        chrome,
+        profile,
+        &["--dump-dom", "--window-size=1280,900"],
+        &url,
+    );
+    let start = dom
+        .find("<pre id=\"layout-probe\">")
+        .unwrap_or_else(|| panic!("the probe did not run on {}: {log}", page.display()))
+        + "<pre id=\"layout-probe\">".len();
+    let json = &dom[start..start + dom[start..].find("</pre>").expect("probe end")];
+    let json = json
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">");
+    let problems: Vec<String> = serde_json::from_str(&json).expect("probe JSON");
+    if !problems.is_empty() {
+        // Keep what the browser saw, for whoever reads the failure.
+        let shot = artifacts().join(format!(
+            "{}.png",
+            page.file_stem().unwrap().to_string_lossy()
+        ));
+        browse(
+            chrome,
+            profile,
+            &[
+                &format!("--screenshot={}", shot.display()),
+                "--window-size=1280,900",
+            ],
+            &format!("file://{}", page.display()),
+        );
+    }
+    problems
+}
+
+/// Issue 28: every page kind fits a 1280 px window (wide tables scroll inside their own
+/// container) and no text overlaps other text: the run report, a matrix wider than the
+/// window (12 designs x 11 faults: scrolled) and one of 3 designs under 18 faults
+/// (transposed), the trend page and the store index.
+#[test]
+fn every_page_kind_fits_1280_px_without_overlapping_text() {
+    use reports::matrix::{render_matrix, Matrix, MatrixCell};
+    let tmp = TempDir::new("report-layout");
+    seed_run(&tmp.0);
+    let out = overbook(&["report", tmp.0.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let matrix = |designs: usize, faults: usize| {
+        let designs: Vec<String> = (0..designs).map(|i| format!("design-{i}")).collect();
+        let faults: Vec<String> = (0..faults).map(|i| format!("fault-number-{i}")).collect();
+        let mut cells = Vec::new();
+        for d in &designs {
+            for f in &faults {
+                let mut c =
+                    MatrixCell::bare(d, f, 7, "invalid", Some(checkers::Validity::Invalid), true);
+                c.report = format!("{d}/{f}/report.html");
+                cells.push(c);
+            }
+        }
+        Matrix {
+            started_at: "20261208T000000Z".into(),
+            shards: vec!["1/1".into()],
+            designs,
+            faults,
+            cells,
+        }
+    };
+    let mut pages = vec![tmp.0.join("report.html")];
+    for (name, m) in [
+        ("matrix-wide", matrix(12, 11)),
+        ("matrix-tall", matrix(3, 18)),
+    ] {
+        let p = tmp.0.join(format!("{name}.html"));
+        std::fs::write(&p, render_matrix(&m, "../../")).expect("matrix page");
+        pages.push(p);
+    }
+    let nights: Vec<reports::trend::Night> = (0..14)
+        .map(|i| reports::trend::Night {
+            label: format!("202612{:02}T021700Z-merged", i + 1),
+            matrix: matrix(2, 6),
+        })
+        .collect();
+    let trend = tmp.0.join("trend.html");
+    std::fs::write(&trend, reports::trend::render_trend(&nights, "../")).expect("trend");
+    pages.push(trend);
+    let runs: Vec<reports::RunSummary> = (0..5)
+        .map(|i| reports::RunSummary {
+            dir: format!("2026120{i}T101500.000Z"),
+            design: "lock-only".into(),
+            faults: vec!["db-latency".into(), "pause-redis".into()],
+            verdict: checkers::Validity::Invalid,
+            time: format!("2026120{i}T101500.000Z"),
+            link: format!("lock-only/2026120{i}/report.html"),
+        })
+        .collect();
+    let index = tmp.0.join("index.html");
+    std::fs::write(&index, reports::render_index(&runs)).expect("index");
+    pages.push(index);
+
+    let Some(chrome) = chromium() else {
+        println!("SKIP: chromium not found on PATH; the pages were rendered, not measured");
+        return;
+    };
+    let profile = tmp.0.join("profile");
+    let mut failures = Vec::new();
+    for page in &pages {
+        for p in layout_problems(&chrome, &profile, page) {
+            failures.push(format!("{}: {p}", page.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

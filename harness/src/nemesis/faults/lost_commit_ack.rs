@@ -9,7 +9,7 @@ use super::{Aimed, FaultKind, Held, Targets};
 use crate::nemesis::FaultParams;
 use crate::nodes::aim::{Aim, Hit, Protocol};
 use crate::nodes::{NodeError, ServerKind};
-use crate::wire::pg::StatementKind;
+use wire::pg::StatementKind;
 
 pub(super) static KIND: LostCommitAck = LostCommitAck;
 

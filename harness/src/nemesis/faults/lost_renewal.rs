@@ -12,7 +12,7 @@ use super::{Aimed, AimsHeld, FaultKind, Held, Targets};
 use crate::nemesis::FaultParams;
 use crate::nodes::aim::{printable, Aim, Hit, Protocol};
 use crate::nodes::{NodeError, ServerKind};
-use crate::wire::resp::{Command, LockOp};
+use wire::resp::{Command, LockOp};
 
 pub(super) static KIND: LostRenewal = LostRenewal;
 

@@ -19,7 +19,7 @@ use super::{Aimed, FaultKind, Held, Targets};
 use crate::nemesis::FaultParams;
 use crate::nodes::aim::{Aim, Hit, Protocol};
 use crate::nodes::{NodeError, ServerKind};
-use crate::wire::pg::{self, StatementKind};
+use wire::pg::{self, StatementKind};
 
 pub(super) static KIND: SlowWrites = SlowWrites;
 

@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use workloads::{LockService, Outcome, Request, RunClock};
 
+pub(crate) use notify::NOTIFY_GRACE;
 pub use replica::Replicas;
 pub use trace::HANDLE_BASE;
 

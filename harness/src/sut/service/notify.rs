@@ -35,11 +35,18 @@ use crate::run::recorder::Recorder;
 /// The largest notification body read (64 KiB): a message is a few hundred bytes.
 pub(crate) const MAX_NOTICE: usize = 64 << 10;
 
+/// The most notifications judged for one request (or booking): a service that sends
+/// more floods. The rest are still recorded, counted and shown, but small (no detail)
+/// and with an error, so a runaway loop cannot grow the history without bound.
+pub(crate) const FLOOD: u32 = 10;
+
 /// How long the sink must have been quiet before the service is stopped, and the most it
-/// waits for that: the grace an outbox worker gets to deliver what the last bookings
-/// owe, once the final read is taken (only when the service sends notifications at all).
+/// waits for that once the final read is taken (only when the service sends
+/// notifications at all): an outbox worker gets that long to deliver what the last
+/// bookings owe. The grace is in the run header, so `told-eventually` judges a
+/// confirmation later than the final heal plus the grace as late from the history alone.
 const QUIET: Duration = Duration::from_millis(1000);
-const MAX_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// The run's notification sink.
 pub(crate) struct NotifySink {
@@ -60,6 +67,8 @@ struct Inner {
     rejected: AtomicU64,
     /// The run clock's reading at the last arrival (ns), for the grace.
     last_arrival: AtomicU64,
+    /// Notifications received per request key (or booking id), for [`FLOOD`].
+    per_key: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl NotifySink {
@@ -76,6 +85,7 @@ impl NotifySink {
                 received: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 last_arrival: AtomicU64::new(0),
+                per_key: Mutex::new(std::collections::HashMap::new()),
             }),
             task: Mutex::new(None),
         })
@@ -135,7 +145,7 @@ impl NotifySink {
             return;
         }
         let clock = rec.clock();
-        let deadline = tokio::time::Instant::now() + MAX_GRACE;
+        let deadline = tokio::time::Instant::now() + NOTIFY_GRACE;
         loop {
             let quiet_for = clock
                 .now()
@@ -215,6 +225,7 @@ impl Inner {
                 detail: Value::Null,
             }),
         };
+        let parsed = parsed.and_then(|v| self.within_flood(v));
         let (value, error, status) = match parsed {
             Ok(value) => (value, None, StatusCode::OK),
             Err(r) => {
@@ -236,6 +247,28 @@ impl Inner {
         );
         self.last_arrival.store(op.time, Ordering::SeqCst);
         reply(status, &message)
+    }
+
+    /// `value` itself while its request (or booking) has had at most [`FLOOD`]
+    /// notifications; after that a refusal naming it, answered 200 all the same: a
+    /// service retrying a refused message would only flood harder.
+    fn within_flood(&self, value: OpValue) -> Result<OpValue, Refusal> {
+        let key = match (&value.request, value.booking) {
+            (Some(r), _) => format!("request {r}"),
+            (None, Some(b)) => format!("booking {b}"),
+            (None, None) => return Ok(value),
+        };
+        let mut counts = self.per_key.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n <= FLOOD {
+            return Ok(value);
+        }
+        Err(Refusal {
+            status: StatusCode::OK,
+            error: format!("flood: more than {FLOOD} notifications for {key} (this is number {n})"),
+            detail: Value::Null,
+        })
     }
 
     /// A body as the event's value: the message in `detail`, its request and booking in
@@ -326,13 +359,26 @@ mod tests {
             post(addr, br#"{"kind":"cancelled","booking":3}"#.to_vec()).await,
             200
         );
+        // A flood: the eleventh message about one request is still recorded, but with an
+        // error and no detail, and answered 200 (a refused service would only resend).
+        let flood = json!({"kind": "confirmed", "request": "r-9", "pad": "x".repeat(1000)});
+        for _ in 0..FLOOD + 2 {
+            assert_eq!(post(addr, flood.to_string().into_bytes()).await, 200);
+        }
 
         rec.finish().unwrap();
         let file = std::fs::File::open(dir.join("history.jsonl")).unwrap();
         let ops: Vec<Op> = checkers::read_history(std::io::BufReader::new(file))
             .unwrap()
             .into_ops();
-        assert_eq!(ops.len(), 5);
+        assert_eq!(ops.len(), 5 + FLOOD as usize + 2);
+        let flooded: Vec<_> = ops[5..].iter().filter(|o| o.error.is_some()).collect();
+        assert_eq!(flooded.len(), 2);
+        assert!(flooded.iter().all(|o| o.value.detail.is_none()
+            && o.error
+                .as_deref()
+                .unwrap()
+                .starts_with("flood: more than 10")));
         assert!(ops.iter().all(|o| o.f.as_str() == NOTIFY
             && o.kind == OpType::Info
             && o.process == Process::Nemesis));
@@ -351,7 +397,10 @@ mod tests {
             .contains("no booking or request"));
         assert!(ops[3].error.as_deref().unwrap().contains("larger than"));
         assert_eq!(ops[4].value.booking, Some(3));
-        assert_eq!((sink.received(), sink.rejected()), (5, 3));
+        assert_eq!(
+            (sink.received(), sink.rejected()),
+            (5 + u64::from(FLOOD) + 2, 3 + 2)
+        );
 
         sink.stop();
         // Stopped with the service: nothing listens any more.

@@ -18,6 +18,30 @@
 //! is allocated per byte. The followers must be created when the connection opens and fed
 //! every chunk from then on: neither protocol can be picked up in the middle.
 //!
+//! The four followers ([`resp::CommandFollower`], [`resp::ReplyFollower`],
+//! [`pg::FrontendFollower`], [`pg::BackendFollower`]) share one shape: `feed(chunk,
+//! on_event)`, `position()`, `partial_start()`, `is_lost()`; their callers (the fault
+//! proxy) use each concretely, so no trait stands between them.
+//!
+//! A crate of its own, pure (no tokio, no I/O): it builds and tests in seconds, and what
+//! it reads is its own captures (`captures/`) and property tests.
+//!
+//! Why by hand, measured against the registry's crates (a scratch bench, release build,
+//! the 2-core development VM): `redis-protocol` 6 frames RESP like these followers on
+//! every capture except inline commands (`redis-inline.up`, `redis-resp2-tx.up`: it
+//! refuses them), needs the caller to pick the RESP2 or RESP3 decoder (the RESP3 one
+//! refuses RESP2's `$-1`), buffers and re-reads each incomplete frame, and keeps every
+//! bulk (a 4 MiB reply: 1.8 GB/s against a count past it); on the redis-rs capture
+//! repeated it ran at 120-150 MB/s for commands and 420 MB/s for replies, against
+//! 210-315 and 660 MB/s here. `pgwire` 0.42 (no default features, 25 crates) frames all
+//! four Postgres captures exactly, whole and cut to 1 or 7 bytes, but needs a
+//! `BytesMut` copy of the stream and the caller to keep its SSL and startup state, parses
+//! every DataRow, declares Rust 1.89 (the workspace says 1.88), and ran at 140 MB/s
+//! against 350-490 MB/s here on the tokio-postgres answers. Neither classifies (a lease
+//! operation, a statement's kind), pairs replies with commands, resolves an Execute to
+//! its prepared SQL, or reports a message's stream offsets, which is most of this crate;
+//! the framing they could carry is the smallest part, and slower. So all of it stays.
+//!
 //! When a follower meets bytes it cannot follow (garbage, a protocol it does not speak, an
 //! encrypted session) it returns a [`WireError`] and is lost for good; every later call
 //! returns [`WireError::Lost`]. The proxy then relays that connection plainly.
@@ -58,36 +82,8 @@ pub enum WireError {
     Lost,
 }
 
-/// One direction of one connection, followed message by message.
-///
-/// Implemented by the four followers so a relay can be written once for any of them.
-pub trait Follower {
-    /// What a complete message is reported as; it may borrow the chunk or the follower.
-    type Event<'a>
-    where
-        Self: 'a;
-
-    /// Reads the next chunk of the stream, calling `on_event` for every message that
-    /// completes in it, in stream order. On an error the events before it were reported
-    /// and the follower is lost.
-    fn feed<F>(&mut self, chunk: &[u8], on_event: F) -> Result<(), WireError>
-    where
-        F: for<'a> FnMut(Self::Event<'a>);
-
-    /// How many bytes were fed so far: the stream offset the next chunk starts at.
-    fn position(&self) -> u64;
-
-    /// Where the message that began but has not completed yet starts, if one did.
-    ///
-    /// Bytes before it belong to messages already reported; the proxy may forward them.
-    fn partial_start(&self) -> Option<u64>;
-
-    /// Whether the follower failed and can no longer follow this stream.
-    fn is_lost(&self) -> bool;
-}
-
 /// Reads a big-endian i32 from the first four bytes.
-fn be_i32(bytes: &[u8]) -> i32 {
+pub(crate) fn be_i32(bytes: &[u8]) -> i32 {
     i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
@@ -95,42 +91,33 @@ fn be_i32(bytes: &[u8]) -> i32 {
 mod tests {
     use super::*;
 
-    /// What a relay written once for any follower does: count messages and find where
-    /// the unfinished one starts.
-    fn messages_and_pending<F: Follower>(
-        follower: &mut F,
-        chunks: &[&[u8]],
-    ) -> (usize, Option<u64>) {
-        let mut n = 0;
-        for chunk in chunks {
-            follower.feed(chunk, |_| n += 1).unwrap();
-        }
-        (n, follower.partial_start())
+    /// What a relay written for any follower does: count messages and find where the
+    /// unfinished one starts.
+    macro_rules! messages_and_pending {
+        ($follower:expr, $chunks:expr) => {{
+            let mut n = 0;
+            for chunk in $chunks {
+                $follower.feed(chunk, |_| n += 1).unwrap();
+            }
+            (n, $follower.partial_start())
+        }};
     }
 
     #[test]
     fn one_relay_serves_every_follower() {
         let mut commands = resp::CommandFollower::new();
-        assert_eq!(
-            messages_and_pending(&mut commands, &[b"PING\r\nSET a", b" b\r\n*1\r\n$4\r\nPI"]),
-            (2, Some(15))
-        );
+        let chunks: [&[u8]; 2] = [b"PING\r\nSET a", b" b\r\n*1\r\n$4\r\nPI"];
+        assert_eq!(messages_and_pending!(commands, chunks), (2, Some(15)));
         assert_eq!(commands.position(), 25);
         let mut replies = resp::ReplyFollower::new();
-        assert_eq!(
-            messages_and_pending(&mut replies, &[b"+OK\r\n:1\r\n"]),
-            (2, None)
-        );
+        let chunks: [&[u8]; 1] = [b"+OK\r\n:1\r\n"];
+        assert_eq!(messages_and_pending!(replies, chunks), (2, None));
         let mut backend = pg::BackendFollower::new();
-        assert_eq!(
-            messages_and_pending(&mut backend, &[b"N", b"R\0\0\0\x08\0\0"]),
-            (1, Some(1))
-        );
+        let chunks: [&[u8]; 2] = [b"N", b"R\0\0\0\x08\0\0"];
+        assert_eq!(messages_and_pending!(backend, chunks), (1, Some(1)));
         let mut frontend = pg::FrontendFollower::new();
-        assert_eq!(
-            messages_and_pending(&mut frontend, &[b"\0\0\0\x08"]),
-            (0, Some(0))
-        );
+        let chunks: [&[u8]; 1] = [b"\0\0\0\x08"];
+        assert_eq!(messages_and_pending!(frontend, chunks), (0, Some(0)));
         assert!(!frontend.is_lost());
     }
 }
