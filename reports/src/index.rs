@@ -19,7 +19,17 @@ pub fn render_index(runs: &[RunSummary]) -> String {
         out.push_str("<p>No runs yet.</p>\n");
     } else {
         let _ = writeln!(out, "<p>{} runs, newest first.</p>\n<table>", sorted.len());
-        head(&mut out, &["started", "design", "faults", "verdict", "run"]);
+        head(
+            &mut out,
+            &[
+                "started",
+                "design",
+                "faults",
+                "verdict",
+                "what it cost the guests",
+                "run",
+            ],
+        );
         for r in sorted {
             out.push_str("<tr><td>");
             escape_into(&mut out, &r.time);
@@ -28,9 +38,14 @@ pub fn render_index(runs: &[RunSummary]) -> String {
             out.push_str("</td><td>");
             escape_into(&mut out, &r.faults.join(", "));
             let v = r.verdict.as_str();
+            let _ = write!(
+                out,
+                "</td><td><span class=\"badge {v}\">{v}</span></td><td>"
+            );
+            escape_into(&mut out, r.harm.as_deref().unwrap_or(""));
             let _ = writeln!(
                 out,
-                "</td><td><span class=\"badge {v}\">{v}</span></td><td><a href=\"{}\">{}</a></td></tr>",
+                "</td><td><a href=\"{}\">{}</a></td></tr>",
                 escape(&r.link),
                 escape(&r.dir)
             );

@@ -51,4 +51,7 @@ pub struct RunSummary {
     pub time: String,
     /// Where the run's report is, relative to the index page.
     pub link: String,
+    /// What its findings cost the guests ([`checkers::harm::headline`]), when anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harm: Option<String>,
 }

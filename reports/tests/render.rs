@@ -169,6 +169,7 @@ fn hostile_strings_from_the_history_are_escaped_everywhere() {
         verdict: Validity::Invalid,
         time: evil.into(),
         link: format!("{evil}/report.html"),
+        harm: Some(evil.into()),
     }]);
     assert!(!index.contains("<script"));
 }
@@ -182,6 +183,7 @@ fn index_lists_runs_newest_first_with_links() {
         verdict: v,
         time: time.into(),
         link: format!("{dir}/report.html"),
+        harm: None,
     };
     let html = render_index(&[
         run("a", "2026-11-23T10:00:00Z", Validity::Valid),

@@ -29,9 +29,11 @@ pub fn summaries(store: &Path) -> std::io::Result<Vec<RunSummary>> {
                 continue;
             }
             let meta = super::read_meta(&dir).unwrap_or_default();
-            let verdict = std::fs::read(dir.join(super::RESULTS))
+            let results = std::fs::read(dir.join(super::RESULTS))
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            let verdict = results
+                .as_ref()
                 .and_then(|v| serde_json::from_value::<Validity>(v.get("validity")?.clone()).ok())
                 .unwrap_or(Validity::Unknown);
             let test_name = test.file_name().to_string_lossy().into_owned();
@@ -51,10 +53,23 @@ pub fn summaries(store: &Path) -> std::io::Result<Vec<RunSummary>> {
                     meta.started_at
                 },
                 link: format!("{test_name}/{stamp_name}/report.html"),
+                harm: results.as_ref().and_then(harm_of),
             });
         }
     }
     Ok(runs)
+}
+
+/// The business headline of a run from its results.json: each check's `harm` added up
+/// and worded by the one function every summary uses.
+fn harm_of(results: &serde_json::Value) -> Option<String> {
+    let mut total = checkers::Harm::default();
+    for check in results.get("checks")?.as_array()? {
+        if let Some(h) = check.get("harm") {
+            total.add(&serde_json::from_value(h.clone()).ok()?);
+        }
+    }
+    total.sentence()
 }
 
 /// Writes `STORE/index.html` listing every run, newest first. Written to a temporary file

@@ -227,9 +227,15 @@ fn store_index_lists_runs_newest_first() {
         let dir = store.0.join(test).join(stamp);
         std::fs::create_dir_all(&dir).expect("run dir");
         std::fs::write(dir.join("report.html"), "<html></html>").expect("report");
+        // The invalid run's checker counted its harm: the index says it in words.
+        let checks = if verdict == "invalid" {
+            r#"[{"checker":"no-double-booking","validity":"invalid","summary":"","harm":{"oversold":[{"capacity":1,"guests":2,"room_nights":3}]}}]"#
+        } else {
+            "[]"
+        };
         std::fs::write(
             dir.join("results.json"),
-            format!("{{\"validity\":\"{verdict}\",\"checks\":[]}}"),
+            format!("{{\"validity\":\"{verdict}\",\"checks\":{checks}}}"),
         )
         .expect("results");
     }
@@ -243,6 +249,7 @@ fn store_index_lists_runs_newest_first() {
         .expect("older run linked");
     assert!(newer < older, "newest first");
     assert!(index.contains("badge invalid") && index.contains("badge valid"));
+    assert!(index.contains("<td>3 room-nights were confirmed to two guests</td>"));
 }
 
 /// Measures a page's layout in the browser at 1280 px: a copy of the page gets a
@@ -386,6 +393,7 @@ fn every_page_kind_fits_1280_px_without_overlapping_text() {
             verdict: checkers::Validity::Invalid,
             time: format!("2026120{i}T101500.000Z"),
             link: format!("lock-only/2026120{i}/report.html"),
+            harm: Some("17 room-nights were confirmed to two guests and 3 to three".into()),
         })
         .collect();
     let index = tmp.0.join("index.html");
