@@ -9,6 +9,7 @@
 //! - [`header`]: the run header that opens a run's history ([`RunHeader`], [`Guard`]).
 //! - [`history`]: the events of a history ([`Op`]) and the domain types they carry
 //!   ([`Stay`], [`Trace`]).
+//! - [`lease`]: the lease-hold model every reader of a lock trace shares ([`LeaseHold`]).
 //! - [`read`]: the streaming JSONL reader ([`read_history`], [`HistoryReader`]) and
 //!   [`HistoryWriter`], with errors naming line and field.
 //! - [`pairing`]: [`History`], a validated history with invokes paired to completions.
@@ -28,6 +29,7 @@ mod hash;
 pub mod header;
 pub mod history;
 pub mod instant;
+pub mod lease;
 pub mod pairing;
 pub mod read;
 pub mod result;
@@ -46,6 +48,7 @@ pub use harm::{Harm, Oversold};
 pub use header::{Guard, RoomCapacity, RunHeader};
 pub use history::{BookingRow, Op, OpType, OpValue, Process, Stay, Trace, F};
 pub use instant::{Instant, InstantError};
+pub use lease::{CommitAgainstLease, Handover, LeaseHold, ReleaseAgainstLease, SectionEnd};
 pub use pairing::{BookOp, History};
 pub use read::{read_history, HistoryReader, HistoryWriter, ReadError};
 pub use result::{

@@ -1,6 +1,9 @@
 //! Plain-words explanations of an anomaly, built from the traces of the ops it names:
 //! "B acquired the lock at 5.540 s, 20 ms after A's lease expired while A's write was
-//! still running; both committed; both confirmed."
+//! still running; both committed; both confirmed." What the leases did is the checkers'
+//! lease-hold model ([`LeaseHold`]); this module only words it.
+
+use checkers::lease::{CommitAgainstLease, Handover, LeaseHold, ReleaseAgainstLease};
 
 use crate::html::{dur, secs};
 use crate::spans::{Outcome, Span, Window};
@@ -20,37 +23,69 @@ fn acquired(sp: &Span<'_>) -> Option<u64> {
     sp.trace().and_then(|t| t.lock_acquired)
 }
 
-/// When the op's own write was over: its commit, else the op's end.
-fn write_end(sp: &Span<'_>) -> u64 {
-    sp.trace().and_then(|t| t.db_commit).unwrap_or(sp.end)
+/// The lease the op held, as the checkers model it.
+fn lease(sp: &Span<'_>) -> Option<LeaseHold> {
+    sp.trace().and_then(|t| LeaseHold::of(t, sp.end))
 }
 
-/// How taking the lock at `acq` relates to the previous holder `p` (named `pn`): after it
-/// released, after its lease expired (while its write still ran, the seed race), or while
-/// it still held the lock.
+/// How taking the lock at `acq` relates to the previous holder `p` (named `pn`), in
+/// words: the checkers' [`Handover`].
 fn relation(p: &Span<'_>, pn: &str, acq: u64) -> String {
-    let Some(t) = p.trace() else {
+    let Some(held) = lease(p) else {
         return String::new();
     };
-    let released = t.lock_released;
-    let expiry = t.lease_expiry();
-    if let Some(r) = released.filter(|&r| r <= acq) {
-        return format!(", {} after {pn} released it", dur(acq - r));
-    }
-    if let Some(e) = expiry.filter(|&e| e <= acq) {
-        let mut s = format!(", {} after {pn}'s lease expired", dur(acq - e));
-        if write_end(p) > acq {
-            s.push_str(&format!(" while {pn}'s write was still running"));
+    match held.handover(acq) {
+        Handover::AfterRelease { gap } => format!(", {} after {pn} released it", dur(gap)),
+        Handover::AfterExpiry { gap, write_running } => {
+            let mut s = format!(", {} after {pn}'s lease expired", dur(gap));
+            if write_running {
+                s.push_str(&format!(" while {pn}'s write was still running"));
+            }
+            s
         }
-        return s;
-    }
-    match [released, expiry].into_iter().flatten().min() {
-        Some(until) => format!(
+        Handover::WhileHeld {
+            let_go_in: Some(later),
+        } => format!(
             ", while {pn} still held it ({pn} let go {} later)",
-            dur(until - acq)
+            dur(later)
         ),
-        None => format!(", while {pn} still held it"),
+        Handover::WhileHeld { let_go_in: None } => format!(", while {pn} still held it"),
     }
+}
+
+/// What the hold says of its own lease, in words: its commit against the lease, then its
+/// release against it.
+fn own_lease(held: &LeaseHold, ttl: &str) -> String {
+    let mut s = match held.commit_against_lease() {
+        Some(CommitAgainstLease::ExpiredBefore { expiry, commit }) => format!(
+            "; its {ttl}lease expired at {}, {} before it committed at {}",
+            secs(expiry),
+            dur(commit - expiry),
+            secs(commit)
+        ),
+        Some(CommitAgainstLease::Within { commit }) => {
+            format!("; it committed at {} within its {ttl}lease", secs(commit))
+        }
+        Some(CommitAgainstLease::Committed { commit }) => {
+            format!("; it committed at {}", secs(commit))
+        }
+        Some(CommitAgainstLease::ExpiredHeld { expiry }) => {
+            format!("; its {ttl}lease expired at {}", secs(expiry))
+        }
+        None => String::new(),
+    };
+    match held.release_against_lease() {
+        Some(ReleaseAgainstLease::PastExpiry { released, past }) => s.push_str(&format!(
+            "; it believed it held the lock until {} ({} past expiry)",
+            secs(released),
+            dur(past)
+        )),
+        Some(ReleaseAgainstLease::Released { released }) => {
+            s.push_str(&format!("; it released the lock at {}", secs(released)))
+        }
+        None => {}
+    }
+    s
 }
 
 /// The caption for the ops of one anomaly, in the order the anomaly lists them
@@ -77,39 +112,12 @@ pub(crate) fn explain(spans: &[&Span<'_>], names: &[String], windows: &[Window])
                 if let Some(p) = prev {
                     sentence.push_str(&relation(spans[p], &names[p], acq));
                 }
-                let e = t.lease_expiry();
                 let ttl = t
                     .lock_ttl_ms
                     .map(|ms| format!("{ms} ms "))
                     .unwrap_or_default();
-                match (e, t.db_commit) {
-                    (Some(e), Some(c)) if c > e => sentence.push_str(&format!(
-                        "; its {ttl}lease expired at {}, {} before it committed at {}",
-                        secs(e),
-                        dur(c - e),
-                        secs(c)
-                    )),
-                    (Some(_), Some(c)) => sentence.push_str(&format!(
-                        "; it committed at {} within its {ttl}lease",
-                        secs(c)
-                    )),
-                    (None, Some(c)) => sentence.push_str(&format!("; it committed at {}", secs(c))),
-                    // No commit: the expiry only matters if the client still held the lock then.
-                    (Some(e), None) if t.lock_released.is_none_or(|r| r > e) => {
-                        sentence.push_str(&format!("; its {ttl}lease expired at {}", secs(e)))
-                    }
-                    _ => {}
-                }
-                match (t.lock_released, e) {
-                    (Some(r), Some(e)) if r > e => sentence.push_str(&format!(
-                        "; it believed it held the lock until {} ({} past expiry)",
-                        secs(r),
-                        dur(r - e)
-                    )),
-                    (Some(r), _) => {
-                        sentence.push_str(&format!("; it released the lock at {}", secs(r)))
-                    }
-                    (None, _) => {}
+                if let Some(held) = lease(sp) {
+                    sentence.push_str(&own_lease(&held, &ttl));
                 }
             }
             Some(t) => {

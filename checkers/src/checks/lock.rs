@@ -6,11 +6,13 @@ use crate::hash::FastMap;
 use crate::checks::{secs, Checker};
 use crate::harm::Harm;
 use crate::history::{OpType, F};
+use crate::lease::LeaseHold;
 use crate::pairing::History;
 use crate::result::{thousands, Anomaly, CheckResult, Role};
 
 /// No two ops held the same lock over overlapping `[lock_acquired, end)`, where `end` is
-/// when the client released it, else when its lease expired, else its completion. A
+/// when the client released it, else when its lease expired, else its completion
+/// ([`LeaseHold::held_until`]). A
 /// finding with the data checkers valid is the lesson of the seed story: the lock failed,
 /// the database held. Decides the run with `strict`, and always under a design whose
 /// only guard is the lock (`trusted`): there two holders at once is the design failing,
@@ -50,15 +52,14 @@ impl Checker for LockExclusion {
             let i = i as usize;
             let op = &h.ops()[i];
             let Some(t) = &op.value.trace else { continue };
-            let (Some(key), Some(start)) = (t.lock_key.as_deref(), t.lock_acquired) else {
+            let (Some(key), Some(lease)) = (t.lock_key.as_deref(), LeaseHold::of(t, op.time))
+            else {
                 continue;
             };
-            let expiry = t.lease_expiry();
-            let end = t.lock_released.or(expiry).unwrap_or(op.time).max(start);
             holds.entry(key).or_default().push(Hold {
-                start,
-                end,
-                expiry,
+                start: lease.acquired,
+                end: lease.held_until(),
+                expiry: lease.expiry,
                 completion: i,
             });
         }

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::checks::Checker;
+use crate::lease::LeaseHold;
 use crate::pairing::History;
 use crate::result::{thousands, CheckResult, Role};
 use crate::stats::{fault_windows, FaultWindow};
@@ -104,15 +105,7 @@ impl From<WarnFraction> for f64 {
     }
 }
 
-/// Where a critical section was taken to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SectionEnd {
-    /// At `db_commit`: the write the lock protected landed.
-    Commit,
-    /// At `confirmed`, for traces without a commit.
-    Confirmed,
-}
+pub use crate::lease::SectionEnd;
 
 /// One lease hold, measured from a lock trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,18 +172,12 @@ pub fn lease_holds(h: &History) -> Holds {
         let op = &h.ops()[i as usize];
         let Some(t) = &op.value.trace else { continue };
         out.lock_traces += 1;
-        let (end, ended_by) = match (t.db_commit, t.confirmed) {
-            (Some(c), _) => (c, SectionEnd::Commit),
-            (None, Some(c)) => (c, SectionEnd::Confirmed),
-            (None, None) => {
-                out.unmeasured += 1;
-                continue;
-            }
-        };
-        match (t.lock_acquired, t.lease_expiry()) {
-            (Some(acquired), Some(expiry)) if end >= acquired => out.holds.push(Hold {
+        let lease = LeaseHold::of(t, op.time);
+        let measured = lease.and_then(|l| Some((l, l.section_end()?, l.expiry?)));
+        match measured {
+            Some((l, (end, ended_by), expiry)) if end >= l.acquired => out.holds.push(Hold {
                 op: u64::from(i),
-                acquired,
+                acquired: l.acquired,
                 end,
                 ended_by,
                 expiry,
