@@ -7,7 +7,7 @@ use std::time::Duration;
 use checkers::WarnFraction;
 
 use crate::run::spec::{self, RunSpec};
-use crate::sut::service::ServiceSpec;
+use crate::sut::service::{ApiSpec, ServiceSpec};
 use clap::{Args, Parser, Subcommand};
 
 /// overbook: can this booking design confirm the same room-night twice under faults?
@@ -501,6 +501,14 @@ impl ServiceArgs {
             schema: args.schema.clone(),
             read_sql: args.read_sql.clone(),
             dir: args.service_dir.clone(),
+            // A bad mapping is refused here, naming its key and line, before any server
+            // starts.
+            api: args
+                .api
+                .as_deref()
+                .map(ApiSpec::load)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             ready_timeout: args.service_ready_timeout.unwrap_or(d.ready_timeout),
             replicas: args.replicas.unwrap_or(d.replicas),
             ..d
@@ -538,6 +546,11 @@ pub struct ServiceArgs {
     /// The service's working directory (default: the current one).
     #[arg(long, value_name = "DIR", requires = "service")]
     pub service_dir: Option<PathBuf>,
+    /// The service speaks its own API: the TOML mapping file of docs/api.md (paths,
+    /// fields, statuses, room types with capacities, time slots). Read and checked
+    /// before any server starts.
+    #[arg(long, value_name = "FILE", requires = "service")]
+    pub api: Option<PathBuf>,
     /// How long each replica may take to answer GET /health with 200 (default 30s).
     #[arg(long, value_parser = parse_duration)]
     pub service_ready_timeout: Option<Duration>,

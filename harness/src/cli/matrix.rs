@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::run::spec_from_words;
 use crate::cli::MatrixArgs;
-use crate::run::spec::RunSpec;
+use crate::run::spec::{BackendKind, RunSpec};
 
 /// The run every cell starts from: the options after `--`, the matrix's service, time
 /// limit and store, quiet (each cell's output goes to its log).
@@ -28,5 +28,10 @@ pub fn base_spec(args: &MatrixArgs) -> anyhow::Result<RunSpec> {
 
 /// Runs `overbook matrix`.
 pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
-    crate::matrix::run(&args.options, &args.run_args, &base_spec(args)?)
+    let base = base_spec(args)?;
+    if base.backend == BackendKind::Auto {
+        // Once for the whole matrix: every cell resolves the backend the same way.
+        crate::cli::run::say_fallback(base.backend, &base.resolve_backend()?);
+    }
+    crate::matrix::run(&args.options, &args.run_args, &base)
 }

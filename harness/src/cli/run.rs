@@ -66,6 +66,16 @@ fn print_alert(results: &checkers::Results) {
     }
 }
 
+/// When the default `auto` backend fell back to containers, says so in one line: the
+/// first run on a machine without the servers just works, and says why it is slower than
+/// it could be.
+pub(crate) fn say_fallback(asked: BackendKind, resolved: &Backend) {
+    if let (BackendKind::Auto, Backend::Docker { images }) = (asked, resolved) {
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
+    }
+}
+
 /// Runs `overbook run` and returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let spec = args.spec()?;
@@ -82,12 +92,7 @@ pub fn run_spec(spec: &RunSpec, outcome_file: Option<&Path>) -> anyhow::Result<E
     // Only now is the machine asked anything (docker's images, whether it answers).
     let cfg = checked.config(spec.resolve_backend()?);
     let expect = spec.expect;
-    if let (BackendKind::Auto, Backend::Docker { images }) = (spec.backend, &cfg.backend) {
-        // The first run on a machine without the servers just works, and says why it is
-        // slower than it could be.
-        let local = crate::nodes::machine::LocalServers::find();
-        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
-    }
+    say_fallback(spec.backend, &cfg.backend);
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),

@@ -140,7 +140,7 @@ impl RunConfig {
     /// The run header that opens the history: what the run asked for, so that its
     /// verdict is a function of the history alone.
     pub fn header(&self) -> checkers::RunHeader {
-        checkers::RunHeader {
+        let mut header = checkers::RunHeader {
             users: Some(self.concurrency as u64),
             faults: Some(
                 self.faults
@@ -159,7 +159,12 @@ impl RunConfig {
                 .as_ref()
                 .map(|_| crate::sut::service::NOTIFY_GRACE.as_millis() as u64),
             ..checkers::RunHeader::default()
+        };
+        // A mapped service's capacities and unit travel with the history.
+        if let Some(api) = self.service.as_ref().and_then(|s| s.api.as_ref()) {
+            api.mapping.annotate(&mut header);
         }
+        header
     }
 
     /// What the run tests, for directory names and reports: the design's name, or
@@ -477,6 +482,29 @@ struct Clients {
     lines: bool,
 }
 
+/// The run's request generator. A mapped service (`--api`) books its own rooms, with
+/// their capacities; without a `[cancel]` mapping its users never cancel.
+fn generator(cfg: &RunConfig) -> Generator {
+    let api = cfg.service.as_ref().and_then(|s| s.api.as_ref());
+    Generator::new(GeneratorConfig {
+        seed: cfg.seed,
+        rooms: api.and_then(|a| a.mapping.rooms()).unwrap_or(cfg.rooms),
+        hot_fraction: 0.2,
+        window_start: workloads::config::default_window_start(),
+        window_days: cfg.window_days,
+        max_nights: 7,
+        cancel_ratio: if api.is_some_and(|a| !a.mapping.can_cancel()) {
+            0.0
+        } else {
+            cfg.cancel_ratio
+        },
+        aim_at_free: cfg.aim_at_free,
+        capacity: api.map_or(1, |a| {
+            u32::try_from(a.mapping.max_capacity()).unwrap_or(u32::MAX)
+        }),
+    })
+}
+
 /// Starts the generator and one worker per user. Each worker plays one user at a time;
 /// a user whose op ended in `info` is retired (its outcome is unknown, so it may still be
 /// acting) and a fresh process id takes its place, as in Jepsen.
@@ -487,16 +515,7 @@ fn start_clients(
     nemesis: crate::nemesis::NemesisStatus,
     clock: RunClock,
 ) -> Clients {
-    let generator = Arc::new(Mutex::new(Generator::new(GeneratorConfig {
-        seed: cfg.seed,
-        rooms: cfg.rooms,
-        hot_fraction: 0.2,
-        window_start: workloads::config::default_window_start(),
-        window_days: cfg.window_days,
-        max_nights: 7,
-        cancel_ratio: cfg.cancel_ratio,
-        aim_at_free: cfg.aim_at_free,
-    })));
+    let generator = Arc::new(Mutex::new(generator(cfg)));
     let progress = Arc::new(Progress::default());
     let stopping = Arc::new(AtomicBool::new(false));
     // A terminal gets a live bar; anything else (a CI log) a line every few seconds.

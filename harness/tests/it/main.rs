@@ -6,7 +6,9 @@ mod support;
 
 mod access;
 mod aimed;
+mod api;
 mod check;
+mod ci;
 mod cleanup;
 mod conditions;
 mod designs;

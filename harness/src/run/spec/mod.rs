@@ -645,6 +645,7 @@ impl RunSpec {
             }
             w.opt("--schema", s.schema.as_ref().map(|f| f.display()));
             w.opt("--read-sql", s.read_sql.as_deref());
+            w.opt("--api", s.api.as_ref().map(|a| a.path.display()));
             w.opt("--guard", self.guard);
             w.opt("--service-dir", s.dir.as_ref().map(|d| d.display()));
             w.pair("--service-ready-timeout", ms(s.ready_timeout));
