@@ -136,6 +136,16 @@ pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Exp
     Ok((RunConfig { command, ..cfg }, expect))
 }
 
+/// When the default `auto` backend fell back to containers, says so in one line: the
+/// first run on a machine without the servers just works, and says why it is slower than
+/// it could be.
+pub(crate) fn say_fallback(args: &RunArgs, cfg: &RunConfig) {
+    if let (true, Backend::Docker { images }) = (args.backend == "auto", &cfg.backend) {
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
+    }
+}
+
 /// The most replicas of a service a run starts: each is a process, a port and a share of
 /// the users' connections; thousands end at "too many open files" mid-start.
 pub const MAX_REPLICAS: usize = 64;
@@ -520,12 +530,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         return crate::cli::repeat::run(args);
     }
     let (cfg, expect) = config_from_args(args)?;
-    if let (true, Backend::Docker { images }) = (args.backend == "auto", &cfg.backend) {
-        // The first run on a machine without the servers just works, and says why it is
-        // slower than it could be.
-        let local = crate::nodes::machine::LocalServers::find();
-        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
-    }
+    say_fallback(args, &cfg);
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),

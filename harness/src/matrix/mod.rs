@@ -407,7 +407,7 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = cells.iter().map(|c| c.design).collect();
     rows.sort();
     rows.dedup();
-    for row in rows {
+    for (i, row) in rows.into_iter().enumerate() {
         let Some(first) = cells.iter().find(|c| c.design == row) else {
             continue;
         };
@@ -445,6 +445,10 @@ fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
                 args.run_args.join(" ")
             )
         })?;
+        if i == 0 {
+            // Once for the whole matrix: every cell resolves the backend the same way.
+            crate::cli::run::say_fallback(&run_args, &cfg);
+        }
         for cell in cells.iter().filter(|c| c.design == row) {
             let cell_cfg = crate::run::RunConfig {
                 faults: vec![cell.fault],

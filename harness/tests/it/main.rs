@@ -7,6 +7,7 @@ mod fixture;
 
 mod aimed;
 mod api;
+mod ci;
 mod cleanup;
 mod designs;
 mod docker;

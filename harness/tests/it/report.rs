@@ -339,7 +339,8 @@ fn layout_problems(chrome: &Path, profile: &Path, page: &Path) -> Vec<String> {
 /// Issue 28: every page kind fits a 1280 px window (wide tables scroll inside their own
 /// container) and no text overlaps other text: the run report, a matrix wider than the
 /// window (12 designs x 11 faults: scrolled) and one of 3 designs under 18 faults
-/// (transposed), the trend page and the store index.
+/// (transposed), a matrix with its diff against a baseline, the trend page and the
+/// store index.
 #[test]
 fn every_page_kind_fits_1280_px_without_overlapping_text() {
     use reports::matrix::{render_matrix, Matrix, MatrixCell};
@@ -376,6 +377,29 @@ fn every_page_kind_fits_1280_px_without_overlapping_text() {
         std::fs::write(&p, render_matrix(&m, "../../")).expect("matrix page");
         pages.push(p);
     }
+    // The diff page: tonight's wide matrix against a night where every canary missed.
+    let loaded = |m: Matrix, night: &str| harness::matrix::diff::LoadedMatrix {
+        path: tmp.0.join(night).join("matrix.json"),
+        matrix: m,
+        plan: None,
+    };
+    let mut missed = matrix(12, 11);
+    for c in &mut missed.cells {
+        c.verdict = Some(checkers::Validity::Valid);
+        c.met = false;
+    }
+    let d = harness::matrix::diff::diff(
+        &loaded(missed, "20261207T021700Z"),
+        &loaded(matrix(12, 11), "20261208T021700Z"),
+        reports::diff::Thresholds::DEFAULT,
+    );
+    let p = tmp.0.join("matrix-diff.html");
+    std::fs::write(
+        &p,
+        reports::matrix::render_matrix_page(&matrix(12, 11), "../../", Some(&d)),
+    )
+    .expect("diff page");
+    pages.push(p);
     let nights: Vec<reports::trend::Night> = (0..14)
         .map(|i| reports::trend::Night {
             label: format!("202612{:02}T021700Z-merged", i + 1),
