@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use harness::cli::{BenchCommand, Cli, Command, MatrixCommand};
+use harness::cli::{ApiCommand, BenchCommand, Cli, Command, MatrixCommand};
 use harness::{bench, cli, matrix, EXIT_HARNESS_ERROR};
 
 fn main() -> ExitCode {
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Command::Clean(args) => cli::clean::run(args),
         Command::Doctor => cli::doctor::run(),
         Command::Shrink(args) => cli::shrink::run(args),
+        Command::Api(args) => match &args.command {
+            ApiCommand::Check(a) => cli::api::check(a),
+        },
         Command::Report(args) => cli::report::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench::check::run(a),

@@ -45,6 +45,42 @@ pub enum Command {
     /// From a failing run's directory, search for the smallest configuration that still
     /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
+    /// Mapping files for services with their own API (`--api`, docs/api.md).
+    Api(ApiArgs),
+}
+
+/// `overbook api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// What to do with a mapping.
+    #[command(subcommand)]
+    pub command: ApiCommand,
+}
+
+/// `overbook api` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Start the service once against fresh servers (no faults), book, read, cancel and
+    /// read again through the mapping, printing each request, the answer and what was
+    /// recorded. Exit 0 when all four recorded what a correct service would, else 1
+    /// naming the step; 2 for a bad mapping or a service that does not start.
+    Check(ApiCheckArgs),
+}
+
+/// `overbook api check`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiCheckArgs {
+    /// The mapping file (TOML, docs/api.md).
+    pub file: PathBuf,
+    /// The service command, run with `sh -c` as for `run --service`.
+    #[arg(long, value_name = "CMD")]
+    pub service: String,
+    /// The service's working directory (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub service_dir: Option<PathBuf>,
+    /// How long the service may take to answer its health call.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub service_ready_timeout: Duration,
 }
 
 /// `overbook clean`.

@@ -1,6 +1,7 @@
 //! The command line: the clap definitions ([`args`], re-exported here) and one module per
 //! subcommand, each parsing nothing itself: it calls the engine and prints.
 
+pub mod api;
 mod args;
 pub mod check;
 pub mod clean;
