@@ -41,7 +41,9 @@ fn main() -> ExitCode {
             BenchCommand::Detect(a) => bench::run::detect(a),
             BenchCommand::Backends(a) => bench::backends::run(a),
             BenchCommand::Service(a) => bench::service::run(a),
-            BenchCommand::Reproduce(a) => bench::reproduce::run(a),
+            BenchCommand::Reproduce(a) => {
+                bench::reproduce::run(a, cli::run::spec_from_words::<String>)
+            }
         },
     };
     match result {

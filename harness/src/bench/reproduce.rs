@@ -14,12 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use reports::summary::Rate;
 
-use crate::cli::BenchReproduceArgs;
+use super::options::BenchReproduceArgs;
 use crate::run::spec::command::RunCommand;
 use crate::shrink::candidate::{run_once, Tally, Try};
 
-/// Runs `overbook bench reproduce`.
-pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
+/// How a run's command words become its spec: the CLI's parser, handed in by the binary
+/// (`cli::run::spec_from_words`) so that the benchmarks never import the command line.
+pub type SpecParser = fn(&[String]) -> anyhow::Result<crate::run::spec::RunSpec>;
+
+/// Runs `overbook bench reproduce`, the run directory's command parsed by `parse`.
+pub fn run(args: &BenchReproduceArgs, parse: SpecParser) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
     let meta = crate::shrink::failing_run(dir)?;
     if !(1..=1000).contains(&args.times) {
@@ -34,7 +38,7 @@ pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
     }
     let command = RunCommand::from_words(meta.argv.clone())
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    let spec = crate::cli::run::spec_from_words(command.options()).map_err(|e| {
+    let spec = parse(command.options()).map_err(|e| {
         anyhow::anyhow!(
             "{}: the reproduce command does not parse: {e}",
             dir.join(crate::store::META).display()

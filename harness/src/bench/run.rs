@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use checkers::{Validity, F};
 use workloads::{ClientPause, Config, DesignName, RunClock};
 
-use crate::cli::{BenchDetectArgs, BenchRunArgs};
+use super::options::{BenchDetectArgs, BenchRunArgs};
 use crate::nemesis::Fault;
 use crate::nodes::{Backend, Cluster, NodeOptions};
 use crate::run::spec::RunSpec;
