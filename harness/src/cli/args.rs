@@ -397,6 +397,7 @@ impl ServiceArgs {
                 .map_err(anyhow::Error::msg)?,
             ready_timeout: args.service_ready_timeout.unwrap_or(d.ready_timeout),
             replicas: args.replicas.unwrap_or(d.replicas),
+            notify_grace: args.notify_grace.unwrap_or(d.notify_grace),
             ..d
         }))
     }
@@ -440,6 +441,10 @@ pub struct ServiceArgs {
     /// How long each replica may take to answer GET /health with 200 (default 30s).
     #[arg(long, value_parser = parse_duration)]
     pub service_ready_timeout: Option<Duration>,
+    /// How long after the run's final heal a committed booking's guest may still be
+    /// told "confirmed" (told-eventually; default 5s, at most 10m).
+    #[arg(long, value_parser = parse_duration, requires = "service")]
+    pub notify_grace: Option<Duration>,
     /// Instances of the service, each on its own port; the users are spread across them
     /// (default 1).
     #[arg(long)]

@@ -157,7 +157,7 @@ impl RunConfig {
             notify_grace_ms: self
                 .service
                 .as_ref()
-                .map(|_| crate::sut::service::NOTIFY_GRACE.as_millis() as u64),
+                .map(|s| s.notify_grace.as_millis() as u64),
             ..checkers::RunHeader::default()
         };
         // A mapped service's capacities and unit travel with the history.

@@ -140,6 +140,8 @@ pub mod defaults {
     pub const STORE: &str = "store";
     /// `--service-ready-timeout`: the contract's (docs/service.md).
     pub const SERVICE_READY: Duration = Duration::from_secs(30);
+    /// `--notify-grace`.
+    pub const NOTIFY_GRACE: Duration = crate::sut::service::NOTIFY_GRACE;
     /// `--replicas`.
     pub const REPLICAS: usize = 1;
     /// Injected latency's jitter, a percentage of it.
@@ -149,6 +151,10 @@ pub mod defaults {
 /// The most replicas of a service a run starts: each is a process, a port and a share of
 /// the users' connections; thousands end at "too many open files" mid-start.
 pub const MAX_REPLICAS: usize = 64;
+
+/// The longest `--notify-grace`: the service keeps running that long after the final
+/// read when it sends notifications, so a typo like `5m` for `5s` is worth a refusal.
+pub const MAX_NOTIFY_GRACE: Duration = Duration::from_secs(600);
 /// The most concurrent users a run may have: each holds a Postgres connection (the
 /// server is started with room for twice as many, see `nodes::max_connections_for`), a
 /// Redis connection and both sides of two proxied sockets, so the file-descriptor budget
@@ -294,6 +300,7 @@ pub fn service(command: impl Into<String>) -> ServiceSpec {
     ServiceSpec {
         ready_timeout: defaults::SERVICE_READY,
         replicas: defaults::REPLICAS,
+        notify_grace: defaults::NOTIFY_GRACE,
         ..ServiceSpec::new(command)
     }
 }
@@ -649,6 +656,9 @@ impl RunSpec {
             w.opt("--guard", self.guard);
             w.opt("--service-dir", s.dir.as_ref().map(|d| d.display()));
             w.pair("--service-ready-timeout", ms(s.ready_timeout));
+            if s.notify_grace != defaults::NOTIFY_GRACE {
+                w.pair("--notify-grace", ms(s.notify_grace));
+            }
         }
         w.opt("--redis-image", self.redis_image.as_deref());
         w.opt("--postgres-image", self.postgres_image.as_deref());
@@ -689,6 +699,13 @@ pub fn check_service_spec(s: &ServiceSpec) -> Result<(), SpecError> {
     }
     if s.ready_timeout.is_zero() {
         refuse!("--service-ready-timeout must be positive");
+    }
+    if s.notify_grace > MAX_NOTIFY_GRACE {
+        refuse!(
+            "--notify-grace {} is out of range: at most {}s (the service is kept running that long after the final read)",
+            ms(s.notify_grace),
+            MAX_NOTIFY_GRACE.as_secs()
+        );
     }
     if let Some(schema) = &s.schema {
         if !schema.is_file() {

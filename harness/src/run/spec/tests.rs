@@ -78,3 +78,28 @@ fn combinations_are_refused_naming_the_flags() {
     });
     assert!(e.contains("no window of slow-writes fits"), "{e}");
 }
+
+/// `--notify-grace` is the service's: spelled out only when not the default, carried into
+/// the history's header, and refused past ten minutes (a `5m` typed for `5s` would keep
+/// the service running after every run).
+#[test]
+fn the_notify_grace_round_trips_and_is_bounded() {
+    let with = |grace: Duration| RunSpec {
+        service: Some(ServiceSpec {
+            notify_grace: grace,
+            ..service("true")
+        }),
+        ..spec(&[Fault::None])
+    };
+    let default = with(defaults::NOTIFY_GRACE).check().unwrap();
+    assert!(!default.command().contains("--notify-grace"));
+    let long = with(Duration::from_secs(9)).check().unwrap();
+    assert!(long.command().contains("--notify-grace 9000ms"));
+    let header = long.config(Backend::Local).header();
+    assert_eq!(header.notify_grace_ms, Some(9000));
+    let e = with(Duration::from_secs(601))
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--notify-grace 601000ms is out of range"), "{e}");
+}

@@ -69,6 +69,9 @@ pub struct ServiceSpec {
     pub replicas: usize,
     /// `--api FILE`: the service speaks its own API, described by this mapping.
     pub api: Option<ApiSpec>,
+    /// `--notify-grace`: how long after the run's final heal a committed booking's
+    /// guest may still be told "confirmed" (and the most the sink waits for it).
+    pub notify_grace: Duration,
 }
 
 /// A mapping file and what it says, read and validated before anything starts.
@@ -111,6 +114,7 @@ impl ServiceSpec {
             ready_timeout: Duration::from_secs(30),
             replicas: 1,
             api: None,
+            notify_grace: NOTIFY_GRACE,
         }
     }
 
@@ -521,19 +525,22 @@ impl System for ServiceSystem {
             {
                 return Err(SutError::Read(e));
             }
-            match &self.spec.read_sql {
+            let rows = match &self.spec.read_sql {
                 Some(sql) => {
                     let db = self.run_db().await.map_err(SutError::Read)?;
-                    database::read(&db, sql).await.map_err(SutError::Read)
+                    database::read(&db, sql).await.map_err(SutError::Read)?
                 }
-                None => self.read_over_http().await.map_err(SutError::Read),
-            }
+                None => self.read_over_http().await.map_err(SutError::Read)?,
+            };
+            // What the guests are owed: the sink waits for it before the service stops.
+            self.sink.owe(&rows);
+            Ok(rows)
         })
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            self.sink.settle().await;
+            self.sink.settle(self.spec.notify_grace).await;
             let replicas = self.replicas.clone();
             let _ = tokio::task::spawn_blocking(move || replicas.stop_all()).await;
             self.sink.stop();

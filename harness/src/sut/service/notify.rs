@@ -40,12 +40,12 @@ pub(crate) const MAX_NOTICE: usize = 64 << 10;
 /// and with an error, so a runaway loop cannot grow the history without bound.
 pub(crate) const FLOOD: u32 = 10;
 
-/// How long the sink must have been quiet before the service is stopped, and the most it
-/// waits for that once the final read is taken (only when the service sends
+/// The default `--notify-grace`: the most the sink waits, once the final read is taken,
+/// for a "confirmed" to every booking that read holds (only when the service sends
 /// notifications at all): an outbox worker gets that long to deliver what the last
-/// bookings owe. The grace is in the run header, so `told-eventually` judges a
-/// confirmation later than the final heal plus the grace as late from the history alone.
-const QUIET: Duration = Duration::from_millis(1000);
+/// bookings owe, however starved it is. The grace is in the run header, so
+/// `told-eventually` judges a confirmation later than the final heal plus the grace as
+/// late from the history alone.
 pub(crate) const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// The run's notification sink.
@@ -65,8 +65,10 @@ struct Inner {
     recorder: OnceLock<Arc<Recorder>>,
     received: AtomicU64,
     rejected: AtomicU64,
-    /// The run clock's reading at the last arrival (ns), for the grace.
-    last_arrival: AtomicU64,
+    /// Request keys and booking handles some `confirmed` named.
+    confirmed: Mutex<Confirmed>,
+    /// What the final read holds, which the guests are owed a "confirmed" for.
+    owed: Mutex<Vec<(String, Option<u64>)>>,
     /// Notifications received per request key (or booking id), for [`FLOOD`].
     per_key: Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -84,7 +86,8 @@ impl NotifySink {
                 recorder: OnceLock::new(),
                 received: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
-                last_arrival: AtomicU64::new(0),
+                confirmed: Mutex::new(Confirmed::default()),
+                owed: Mutex::new(Vec::new()),
                 per_key: Mutex::new(std::collections::HashMap::new()),
             }),
             task: Mutex::new(None),
@@ -134,26 +137,25 @@ impl NotifySink {
         let _ = self.inner.recorder.set(recorder);
     }
 
-    /// Waits, when the service has sent anything, until the sink was quiet for a second
-    /// (at most five), so an outbox delivers what the last bookings owe before the
-    /// service stops.
-    pub(crate) async fn settle(&self) {
-        let Some(rec) = self.inner.recorder.get() else {
-            return;
-        };
-        if self.received() == 0 {
+    /// Notes what the final read holds: each row's guest is owed a "confirmed".
+    pub(crate) fn owe(&self, rows: &[checkers::BookingRow]) {
+        *self.inner.owed.lock().unwrap_or_else(|p| p.into_inner()) = rows
+            .iter()
+            .map(|r| (r.request.clone(), r.booking))
+            .collect();
+    }
+
+    /// Waits, when the service has sent anything, until every booking of the final read
+    /// was confirmed or `grace` has passed, so an outbox delivers what the last bookings
+    /// owe before the service stops. Not a quiet spell: a worker starved on a loaded
+    /// machine can be silent for seconds and still deliver within the grace.
+    pub(crate) async fn settle(&self, grace: Duration) {
+        if self.inner.recorder.get().is_none() || self.received() == 0 {
             return;
         }
-        let clock = rec.clock();
-        let deadline = tokio::time::Instant::now() + NOTIFY_GRACE;
-        loop {
-            let quiet_for = clock
-                .now()
-                .saturating_sub(self.inner.last_arrival.load(Ordering::SeqCst));
-            if quiet_for >= QUIET.as_nanos() as u64 || tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.inner.all_told() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -175,6 +177,13 @@ impl NotifySink {
     }
 }
 
+/// The request keys and booking handles named by `confirmed` notifications so far.
+#[derive(Default)]
+struct Confirmed {
+    requests: std::collections::HashSet<String>,
+    bookings: std::collections::HashSet<u64>,
+}
+
 impl Drop for NotifySink {
     fn drop(&mut self) {
         self.stop();
@@ -189,6 +198,15 @@ struct Refusal {
 }
 
 impl Inner {
+    /// Whether every booking owed a "confirmed" has had one.
+    fn all_told(&self) -> bool {
+        let told = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        let owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        owed.iter().all(|(request, booking)| {
+            told.requests.contains(request) || booking.is_some_and(|b| told.bookings.contains(&b))
+        })
+    }
+
     async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         if req.uri().path() != "/notify" {
             return reply(StatusCode::NOT_FOUND, "POST notifications to /notify");
@@ -238,14 +256,18 @@ impl Inner {
             }
         };
         let message = error.clone().unwrap_or_else(|| "recorded".into());
-        let op = recorder.record(
+        if error.is_none() && is_confirmation(&value) {
+            let mut told = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+            told.requests.extend(value.request.clone());
+            told.bookings.extend(value.booking);
+        }
+        recorder.record(
             Process::Nemesis,
             OpType::Info,
             F::from(NOTIFY),
             value,
             error,
         );
-        self.last_arrival.store(op.time, Ordering::SeqCst);
         reply(status, &message)
     }
 
@@ -305,6 +327,16 @@ impl Inner {
     }
 }
 
+/// Whether a recorded message says "confirmed".
+fn is_confirmation(value: &OpValue) -> bool {
+    value
+        .detail
+        .as_ref()
+        .and_then(|d| d.get("kind"))
+        .and_then(Value::as_str)
+        == Some("confirmed")
+}
+
 fn reply(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let body = json!({ "status": status.as_u16(), "message": message }).to_string();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -337,6 +369,53 @@ mod tests {
             Answer::Http(status, _) => status,
             a => panic!("{a:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_sink_knows_when_every_booking_of_the_final_read_was_confirmed() {
+        let (rec, dir) = recorder("owed");
+        let sink = NotifySink::bind(Arc::new(IdTable::default())).unwrap();
+        sink.start().unwrap();
+        sink.record_into(rec.clone());
+        let row = |request: &str, booking: u64| checkers::BookingRow {
+            room: checkers::Room::Number(1),
+            from: "2026-12-01".parse().unwrap(),
+            to: "2026-12-02".parse().unwrap(),
+            request: request.into(),
+            booking: Some(booking),
+        };
+        sink.owe(&[row("r-1", 7), row("r-2", 8)]);
+        assert!(!sink.inner.all_told());
+        // A cancellation, or bad input, is not a confirmation.
+        let cancelled = json!({"kind": "cancelled", "request": "r-1"});
+        assert_eq!(
+            post(sink.addr, cancelled.to_string().into_bytes()).await,
+            200
+        );
+        assert!(!sink.inner.all_told());
+        let by_request = json!({"kind": "confirmed", "request": "r-1"});
+        assert_eq!(
+            post(sink.addr, by_request.to_string().into_bytes()).await,
+            200
+        );
+        assert!(!sink.inner.all_told());
+        // By booking id alone: the same handle the read's row got.
+        let by_booking = json!({"kind": "confirmed", "booking": 8});
+        assert_eq!(
+            post(sink.addr, by_booking.to_string().into_bytes()).await,
+            200
+        );
+        assert!(sink.inner.all_told());
+        // Everything owed arrived: settling returns at once, whatever the grace.
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            sink.settle(Duration::from_secs(600)),
+        )
+        .await
+        .expect("settle waited although nothing was owed");
+        sink.stop();
+        rec.finish().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
