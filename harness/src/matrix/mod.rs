@@ -85,12 +85,12 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
             .collect()
     };
     // `all` means every fault the row can take: the service faults need a service, and
-    // client-pause needs a hook inside a built-in design.
-    let takes = |f: &Fault| match f.needs() {
-        workloads::Needs::Service => service.is_some(),
-        workloads::Needs::ClientHook => service.is_none(),
-        _ => true,
+    // client-pause needs a hook inside a built-in design (`faults::check`).
+    let setting = crate::nemesis::faults::Setting {
+        service: Some(service.is_some()),
+        ..Default::default()
     };
+    let takes = |f: &Fault| crate::nemesis::faults::check(&[*f], &setting).is_ok();
     let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
     let faults = parse_list(&args.faults, &possible, |s| {
         s.parse::<Fault>().map_err(|e| e.to_string())

@@ -119,6 +119,8 @@ pub struct Replicas {
     ready_timeout: Duration,
     replicas: Vec<Replica>,
     ports: PortSource,
+    /// The notification sink's answers, for `slow-notify`.
+    notify: super::notify::NotifyHold,
 }
 
 impl Replicas {
@@ -166,7 +168,19 @@ impl Replicas {
             ready_timeout,
             replicas,
             ports,
+            notify: super::notify::NotifyHold::default(),
         })
+    }
+
+    /// These replicas, reporting to the sink whose answers `notify` holds.
+    pub(crate) fn with_notify(mut self, notify: super::notify::NotifyHold) -> Replicas {
+        self.notify = notify;
+        self
+    }
+
+    /// The notification sink's answers, held by `slow-notify`.
+    pub(crate) fn notify(&self) -> &super::notify::NotifyHold {
+        &self.notify
     }
 
     /// How many replicas there are.
