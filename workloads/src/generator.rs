@@ -56,6 +56,10 @@ pub struct GeneratorConfig {
     /// default); 0 gives plain uniform stays within the hot/cold split, which is what a
     /// throughput comparison with a fixed pgbench script needs.
     pub aim_at_free: f64,
+    /// How many stays a room holds a night (a room type sold N times): a night is
+    /// "free" to aim at until this many known bookings hold it, so users keep racing
+    /// for the last place of a night whatever the capacity.
+    pub capacity: u32,
 }
 
 impl GeneratorConfig {
@@ -71,6 +75,7 @@ impl GeneratorConfig {
             max_nights: 7,
             cancel_ratio: 0.0,
             aim_at_free: AIM_AT_FREE,
+            capacity: 1,
         }
     }
 }
@@ -104,6 +109,7 @@ impl Generator {
         cfg.max_nights = cfg.max_nights.clamp(1, cfg.window_days);
         cfg.hot_fraction = clamp_ratio(cfg.hot_fraction);
         cfg.cancel_ratio = clamp_ratio(cfg.cancel_ratio);
+        cfg.capacity = cfg.capacity.max(1);
         Generator {
             rng: StdRng::seed_from_u64(cfg.seed),
             cfg,
@@ -242,12 +248,13 @@ impl Generator {
         Some((start, self.rng.random_range(1..=run)))
     }
 
-    /// Window offsets of the room's nights that no known booking holds, ascending.
+    /// Window offsets of the room's nights with a place left as far as known (fewer
+    /// known bookings than the capacity), ascending.
     fn free_nights(&self, room: u64) -> Vec<u32> {
         match self.occupancy.get(&room) {
             None => (0..self.cfg.window_days).collect(),
             Some(held) => (0..self.cfg.window_days)
-                .filter(|&d| held[d as usize] == 0)
+                .filter(|&d| held[d as usize] < self.cfg.capacity)
                 .collect(),
         }
     }

@@ -441,6 +441,11 @@ pub struct ServiceArgs {
     /// The service's working directory (default: the current one).
     #[arg(long, value_name = "DIR", requires = "service")]
     pub service_dir: Option<PathBuf>,
+    /// The service speaks its own API: the TOML mapping file of docs/api.md (paths,
+    /// fields, statuses, room types with capacities, time slots). Read and checked
+    /// before any server starts.
+    #[arg(long, value_name = "FILE", requires = "service")]
+    pub api: Option<PathBuf>,
     /// How long each replica may take to answer GET /health with 200.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub service_ready_timeout: Duration,

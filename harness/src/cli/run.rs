@@ -13,7 +13,7 @@ use crate::cli::RunArgs;
 use crate::nemesis::{time_needed, Fault};
 use crate::nodes::Backend;
 use crate::run::{self, RunConfig};
-use crate::sut::service::ServiceSpec;
+use crate::sut::service::{ApiSpec, ServiceSpec};
 
 /// What the user expects of the verdict (`--expect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +173,11 @@ pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<Ser
     if matches!(&args.read_sql, Some(sql) if sql.trim().is_empty()) {
         bail!("--read-sql: the query is empty");
     }
+    // A bad mapping is refused here, naming its key and line, before any server starts.
+    let api = match &args.api {
+        Some(path) => Some(ApiSpec::load(path).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
     Ok(Some(ServiceSpec {
         command: command.clone(),
         schema: args.schema.clone(),
@@ -180,6 +185,7 @@ pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<Ser
         dir: args.service_dir.clone(),
         ready_timeout: args.service_ready_timeout,
         replicas: args.replicas,
+        api,
     }))
 }
 
@@ -459,6 +465,12 @@ fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
         }
         if let Some(sql) = &spec.read_sql {
             cmd.push_str(&format!(" --read-sql {}", shell_quote(sql)));
+        }
+        if let Some(api) = &spec.api {
+            cmd.push_str(&format!(
+                " --api {}",
+                shell_quote(&api.path.display().to_string())
+            ));
         }
         if let Some(g) = cfg.guard {
             cmd.push_str(&format!(" --guard {g}"));

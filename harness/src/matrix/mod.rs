@@ -712,6 +712,9 @@ fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
     if let Some(sql) = &s.read_sql {
         out.extend(["--read-sql".to_string(), sql.clone()]);
     }
+    if let Some(f) = &s.api {
+        out.extend(["--api".to_string(), f.display().to_string()]);
+    }
     if let Some(d) = &s.service_dir {
         out.extend(["--service-dir".to_string(), d.display().to_string()]);
     }

@@ -161,7 +161,7 @@ impl RunConfig {
     /// The run header that opens the history: what the run asked for, so that its
     /// verdict is a function of the history alone.
     pub fn header(&self) -> checkers::RunHeader {
-        checkers::RunHeader {
+        let mut header = checkers::RunHeader {
             users: Some(self.concurrency as u64),
             faults: Some(
                 self.faults
@@ -180,7 +180,12 @@ impl RunConfig {
                 .as_ref()
                 .map(|_| crate::sut::service::NOTIFY_GRACE.as_millis() as u64),
             ..checkers::RunHeader::default()
+        };
+        // A mapped service's capacities and unit travel with the history.
+        if let Some(api) = self.service.as_ref().and_then(|s| s.api.as_ref()) {
+            api.mapping.annotate(&mut header);
         }
+        header
     }
 
     /// What the run tests, for directory names and reports: the design's name, or
@@ -382,15 +387,24 @@ async fn run_on(
     let test_started = Instant::now();
     let setup_overhead = started.elapsed();
 
+    // A mapped service books its own rooms; without [cancel] its users never cancel.
+    let api = cfg.service.as_ref().and_then(|s| s.api.as_ref());
     let generator = Arc::new(Mutex::new(Generator::new(GeneratorConfig {
         seed: cfg.seed,
-        rooms: cfg.rooms,
+        rooms: api.and_then(|a| a.mapping.rooms()).unwrap_or(cfg.rooms),
         hot_fraction: 0.2,
         window_start,
         window_days: cfg.window_days,
         max_nights: 7,
-        cancel_ratio: cfg.cancel_ratio,
+        cancel_ratio: if api.is_some_and(|a| !a.mapping.can_cancel()) {
+            0.0
+        } else {
+            cfg.cancel_ratio
+        },
         aim_at_free: cfg.aim_at_free,
+        capacity: api.map_or(1, |a| {
+            u32::try_from(a.mapping.max_capacity()).unwrap_or(u32::MAX)
+        }),
     })));
 
     // Windows count from the clients' start, which is now: setup is done.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use checkers::{OpType, OpValue, Process, F};
-use workloads::{BookRequest, Generator, Outcome, Request};
+use workloads::{Generator, Outcome, Request};
 
 use super::recorder::Recorder;
 use super::Progress;
@@ -118,7 +118,7 @@ impl Worker {
         request: Request,
     ) -> bool {
         let (f, value) = match &request {
-            Request::Book(b) => (F::Book, book_value(b)),
+            Request::Book(b) => (F::Book, self.system.book_value(b)),
             Request::Cancel { booking, request } => (
                 F::Cancel,
                 OpValue {
@@ -188,15 +188,5 @@ impl Worker {
             }
         }
         false
-    }
-}
-
-fn book_value(b: &BookRequest) -> OpValue {
-    OpValue {
-        room: Some(b.room.into()),
-        from: Some(b.from.into()),
-        to: Some(b.to.into()),
-        request: Some(b.request.clone()),
-        ..OpValue::default()
     }
 }

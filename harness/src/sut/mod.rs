@@ -63,6 +63,13 @@ pub trait System: Send + Sync {
     /// Opens a session for one simulated user.
     fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>>;
 
+    /// What the history records for a booking's invocation: the room and stay as the
+    /// system names them (a mapped service's room types and slots; for a design, the
+    /// request as generated).
+    fn book_value(&self, b: &workloads::BookRequest) -> checkers::OpValue {
+        b.invoke_value()
+    }
+
     /// The final read: every booking the system holds now.
     fn read_all(&self) -> BoxFuture<'_, Result<Vec<BookingRow>, SutError>>;
 

@@ -6,6 +6,7 @@
 mod fixture;
 
 mod aimed;
+mod api;
 mod cleanup;
 mod designs;
 mod docker;

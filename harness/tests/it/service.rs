@@ -33,7 +33,7 @@ use workloads::{DesignName, LockService};
 
 use crate::verdict::{checker, describe, ok_books};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 

@@ -72,10 +72,23 @@ impl Connection {
 
     /// Sends one request and reads the whole answer, at most `cap` bytes of it (an answer
     /// past the cap is `Broken`, with the cap in its words, and is not read further).
+    #[cfg(test)]
     pub(crate) async fn send(
         &mut self,
         method: Method,
         path: &str,
+        body: Option<Vec<u8>>,
+        cap: usize,
+    ) -> Answer {
+        self.send_with(method, path, &[], body, cap).await
+    }
+
+    /// [`Connection::send`] with extra headers (a mapping's API key, idempotency key).
+    pub(crate) async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
         body: Option<Vec<u8>>,
         cap: usize,
     ) -> Answer {
@@ -88,6 +101,9 @@ impl Connection {
             .header(hyper::header::HOST, self.addr.to_string());
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         let req = match req.body(Full::new(Bytes::from(body.unwrap_or_default()))) {
             Ok(r) => r,
@@ -121,10 +137,25 @@ fn describe(e: &hyper::Error) -> String {
 }
 
 /// `GET path` on a fresh connection, bounded by `timeout`: the status, or why not.
+#[cfg(test)]
 pub(crate) async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<u16, String> {
+    probe_with(addr, Method::GET, path, &[], timeout).await
+}
+
+/// [`probe`] with a method and headers (a mapping's `[service] health` and headers).
+pub(crate) async fn probe_with(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(String, String)],
+    timeout: Duration,
+) -> Result<u16, String> {
     let attempt = async {
         let mut c = Connection::open(addr).await?;
-        match c.send(Method::GET, path, None, MAX_OP_ANSWER).await {
+        match c
+            .send_with(method, path, headers, None, MAX_OP_ANSWER)
+            .await
+        {
             Answer::Http(status, _) => Ok(status),
             Answer::Broken(e) => Err(e),
         }
@@ -153,7 +184,7 @@ pub(crate) enum Meaning {
 }
 
 /// The first bytes of a body, for error messages.
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
     let text = text.trim();
     if body.len() > 200 {
@@ -172,6 +203,16 @@ fn status_error(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// An ok answer's body as JSON, or the malformed answer it is.
+pub(crate) fn json_body(status: u16, body: &[u8]) -> Result<Value, Meaning> {
+    serde_json::from_slice(body).map_err(|e| {
+        Meaning::Malformed(format!(
+            "HTTP {status} body is not JSON ({e}): {:?}",
+            snippet(body)
+        ))
+    })
+}
+
 /// `POST /bookings`: 200/201 with `{"id": ID}` ok; 409 and other 4xx fail; 5xx or a
 /// broken connection info; anything else (a 2xx without an id, a body that is not JSON,
 /// a status the contract does not name) malformed.
@@ -182,14 +223,9 @@ pub(crate) fn book_meaning(answer: &Answer) -> Meaning {
     };
     match status {
         200 | 201 => {
-            let v: Value = match serde_json::from_slice(body) {
+            let v = match json_body(status, body) {
                 Ok(v) => v,
-                Err(e) => {
-                    return Meaning::Malformed(format!(
-                        "HTTP {status} body is not JSON ({e}): {:?}",
-                        snippet(body)
-                    ))
-                }
+                Err(m) => return m,
             };
             match v.get("id") {
                 Some(id @ (Value::Number(_) | Value::String(_))) => Meaning::Ok {

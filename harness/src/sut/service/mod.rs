@@ -17,6 +17,7 @@
 //! cannot start leaves nothing behind. At the end (after the runner healed every fault
 //! and took the final read) [`System::shutdown`] stops the replicas and drops the database.
 
+pub mod api;
 mod database;
 mod http;
 mod notify;
@@ -67,7 +68,38 @@ pub struct ServiceSpec {
     pub ready_timeout: Duration,
     /// How many replicas, each on its own port, the users spread across them.
     pub replicas: usize,
+    /// `--api FILE`: the service speaks its own API, described by this mapping.
+    pub api: Option<ApiSpec>,
 }
+
+/// A mapping file and what it says, read and validated before anything starts.
+#[derive(Debug, Clone)]
+pub struct ApiSpec {
+    /// The file, as given (the reproduce command passes it again).
+    pub path: PathBuf,
+    /// Its validated contents.
+    pub mapping: Arc<api::ApiMapping>,
+}
+
+impl ApiSpec {
+    /// Reads and validates `path`; the error names the file, key and line.
+    pub fn load(path: &Path) -> Result<ApiSpec, String> {
+        let mapping =
+            api::ApiMapping::load(path).map_err(|e| format!("--api {}: {e}", path.display()))?;
+        Ok(ApiSpec {
+            path: path.to_path_buf(),
+            mapping: Arc::new(mapping),
+        })
+    }
+}
+
+impl PartialEq for ApiSpec {
+    fn eq(&self, other: &ApiSpec) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for ApiSpec {}
 
 impl ServiceSpec {
     /// One replica of `command`, the contract's 30 s ready timeout, no schema, reads over HTTP.
@@ -79,6 +111,7 @@ impl ServiceSpec {
             dir: None,
             ready_timeout: Duration::from_secs(30),
             replicas: 1,
+            api: None,
         }
     }
 
@@ -136,6 +169,8 @@ pub enum ServiceError {
 #[derive(Debug)]
 struct Shared {
     ids: Arc<IdTable>,
+    /// The mapping, when the service speaks its own API (`--api`).
+    api: Option<Arc<api::ApiMapping>>,
     clock: TraceClock,
     /// Answers outside the contract, for the summary.
     malformed: AtomicU64,
@@ -240,8 +275,11 @@ impl ServiceSystem {
         let logs = (0..spec.replicas)
             .map(|i| run_dir.join(spec.log_name(i)))
             .collect();
-        let replicas = Replicas::new(&spec.command, &dir, env, spec.ready_timeout, logs)
+        let mut replicas = Replicas::new(&spec.command, &dir, env, spec.ready_timeout, logs)
             .map_err(|e| setup_error(e.to_string()))?;
+        if let Some(api) = &spec.api {
+            replicas = replicas.with_health(api.mapping.health_probe());
+        }
         Ok(ServiceSystem {
             spec: spec.clone(),
             cluster: cluster.clone(),
@@ -253,6 +291,7 @@ impl ServiceSystem {
             sink,
             shared: Arc::new(Shared {
                 ids,
+                api: spec.api.as_ref().map(|a| a.mapping.clone()),
                 clock: TraceClock::new(clock),
                 malformed: AtomicU64::new(0),
             }),
@@ -320,10 +359,14 @@ impl ServiceSystem {
         let mut errors = Vec::new();
         for i in 0..self.replicas.len() {
             let addr = self.replicas.addr(i);
+            let (method, path, headers, _) = match &self.shared.api {
+                Some(api) => api.read_request(),
+                None => (Method::GET, "/bookings".to_string(), Vec::new(), None),
+            };
             let answer = tokio::time::timeout(self.op_timeout, async {
                 let mut c = Connection::open(addr).await?;
                 Ok::<Answer, String>(
-                    c.send(Method::GET, "/bookings", None, http::MAX_READ_ANSWER)
+                    c.send_with(method, &path, &headers, None, http::MAX_READ_ANSWER)
                         .await,
                 )
             })
@@ -343,14 +386,21 @@ impl ServiceSystem {
                 }
                 Ok(Ok(a)) => a,
             };
-            return match answer {
-                Answer::Http(200, body) => parse_bookings(&body, &self.shared.ids)
+            return match (answer, &self.shared.api) {
+                (Answer::Http(200..=299, body), Some(api)) => api::outcome::read_rows(api, &body)
+                    .map_err(|e| format!("{path}: the service's answer: {e}")),
+                (Answer::Http(status, body), Some(_)) => Err(format!(
+                    "{path} answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                )),
+                (Answer::Broken(e), Some(_)) => Err(format!("{path}: {e}")),
+                (Answer::Http(200, body), None) => parse_bookings(&body, &self.shared.ids)
                     .map_err(|e| format!("GET /bookings: malformed answer: {e}")),
-                Answer::Http(status, body) => Err(format!(
+                (Answer::Http(status, body), None) => Err(format!(
                     "GET /bookings answered {status}: {}",
                     String::from_utf8_lossy(&body[..body.len().min(200)])
                 )),
-                Answer::Broken(e) => Err(format!("GET /bookings: {e}")),
+                (Answer::Broken(e), None) => Err(format!("GET /bookings: {e}")),
             };
         }
         Err(format!(
@@ -440,17 +490,26 @@ impl System for ServiceSystem {
 
     fn open(&self) -> BoxFuture<'_, Result<Box<dyn Session>, SutError>> {
         Box::pin(async move {
-            let i = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
+            let user = self.next_replica.fetch_add(1, Ordering::Relaxed);
+            let i = user % self.replicas.len();
             let conn = Connection::open(self.replicas.addr(i))
                 .await
                 .map_err(SutError::Open)?;
             Ok(Box::new(ServiceSession {
                 replicas: self.replicas.clone(),
                 replica: i,
+                user: user as u64,
                 conn: Some(conn),
                 shared: self.shared.clone(),
             }) as Box<dyn Session>)
         })
+    }
+
+    fn book_value(&self, b: &workloads::BookRequest) -> OpValue {
+        match &self.shared.api {
+            Some(api) => api.book_value(b),
+            None => b.invoke_value(),
+        }
     }
 
     fn read_all(&self) -> BoxFuture<'_, Result<Vec<BookingRow>, SutError>> {
@@ -526,6 +585,8 @@ struct ServiceSession {
     /// Read for the replica's address at each reconnect: a restart may move its port.
     replicas: Arc<Replicas>,
     replica: usize,
+    /// The session's number, for a mapping's `{user}`.
+    user: u64,
     /// `None` after the peer closed it; reopened before the next request.
     conn: Option<Connection>,
     shared: Arc<Shared>,
@@ -550,10 +611,13 @@ impl ServiceSession {
         &mut self,
         method: Method,
         path: &str,
+        headers: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer, String> {
         let conn = self.connection().await?;
-        let answer = conn.send(method, path, body, http::MAX_OP_ANSWER).await;
+        let answer = conn
+            .send_with(method, path, headers, body, http::MAX_OP_ANSWER)
+            .await;
         if matches!(answer, Answer::Broken(_)) {
             self.conn = None;
         }
@@ -603,28 +667,25 @@ impl ServiceSession {
 impl Session for ServiceSession {
     fn invoke<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            let value = request.invoke_value();
-            let (method, path, body) = match request {
-                Request::Book(b) => {
-                    let body = json!({
-                        "room": b.room,
-                        "from": b.from.to_string(),
-                        "to": b.to.to_string(),
-                        "request": b.request,
-                    });
+            let (value, sent) = match &self.shared.api {
+                Some(api) => {
+                    let api = api.clone();
+                    let value = match request {
+                        Request::Book(b) => api.book_value(b),
+                        other => other.invoke_value(),
+                    };
                     (
-                        Method::POST,
-                        "/bookings".to_string(),
-                        Some(body.to_string().into_bytes()),
+                        value,
+                        api.http_request(request, self.user, &self.shared.ids),
                     )
                 }
-                Request::Cancel { booking, .. } => (
-                    Method::DELETE,
-                    http::cancel_path(&self.shared.ids.id(*booking)),
-                    None,
+                None => (
+                    request.invoke_value(),
+                    contract_request(request, &self.shared.ids),
                 ),
             };
-            let answer = match self.send(method, &path, body).await {
+            let (method, path, headers, body) = sent;
+            let answer = match self.send(method, &path, &headers, body).await {
                 Ok(a) => a,
                 Err(e) => {
                     // Nothing reached the service: definitely not applied.
@@ -635,12 +696,39 @@ impl Session for ServiceSession {
                     };
                 }
             };
-            let meaning = match request {
-                Request::Book(_) => http::book_meaning(&answer),
-                Request::Cancel { .. } => http::cancel_meaning(&answer),
+            let meaning = match (&self.shared.api, request) {
+                (Some(api), _) => api.meaning(request, &answer),
+                (None, Request::Book(_)) => http::book_meaning(&answer),
+                (None, Request::Cancel { .. }) => http::cancel_meaning(&answer),
             };
             self.outcome(meaning, value)
         })
+    }
+}
+
+/// The request of docs/service.md for `request`: method, path, headers, body.
+fn contract_request(request: &Request, ids: &IdTable) -> api::HttpRequest {
+    match request {
+        Request::Book(b) => {
+            let body = json!({
+                "room": b.room,
+                "from": b.from.to_string(),
+                "to": b.to.to_string(),
+                "request": b.request,
+            });
+            (
+                Method::POST,
+                "/bookings".to_string(),
+                Vec::new(),
+                Some(body.to_string().into_bytes()),
+            )
+        }
+        Request::Cancel { booking, .. } => (
+            Method::DELETE,
+            http::cancel_path(&ids.id(*booking)),
+            Vec::new(),
+            None,
+        ),
     }
 }
 

@@ -121,6 +121,29 @@ pub struct Replicas {
     ports: PortSource,
     /// The notification sink's answers, for `slow-notify`.
     notify: super::notify::NotifyHold,
+    health: HealthProbe,
+}
+
+/// How readiness is asked: `GET /health` answered 200 (docs/service.md), or a
+/// mapping's `[service] health` call with its headers, answered 2xx (docs/api.md).
+#[derive(Debug, Clone)]
+pub(crate) struct HealthProbe {
+    pub(crate) method: hyper::Method,
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(String, String)>,
+    /// Any 2xx is ready (else only 200).
+    pub(crate) any_2xx: bool,
+}
+
+impl Default for HealthProbe {
+    fn default() -> HealthProbe {
+        HealthProbe {
+            method: hyper::Method::GET,
+            path: "/health".into(),
+            headers: Vec::new(),
+            any_2xx: false,
+        }
+    }
 }
 
 impl Replicas {
@@ -169,6 +192,7 @@ impl Replicas {
             replicas,
             ports,
             notify: super::notify::NotifyHold::default(),
+            health: HealthProbe::default(),
         })
     }
 
@@ -181,6 +205,12 @@ impl Replicas {
     /// The notification sink's answers, held by `slow-notify`.
     pub(crate) fn notify(&self) -> &super::notify::NotifyHold {
         &self.notify
+    }
+
+    /// These replicas, ready when `health` says so.
+    pub(crate) fn with_health(mut self, health: HealthProbe) -> Replicas {
+        self.health = health;
+        self
     }
 
     /// How many replicas there are.
@@ -339,9 +369,18 @@ impl Replicas {
                     log_tail: self.log_tail(i),
                 });
             }
-            let last = match http::probe(self.addr(i), "/health", Duration::from_secs(1)).await {
+            let h = &self.health;
+            let probe = http::probe_with(
+                self.addr(i),
+                h.method.clone(),
+                &h.path,
+                &h.headers,
+                Duration::from_secs(1),
+            );
+            let last = match probe.await {
                 Ok(200) => return Ok(()),
-                Ok(status) => format!("GET /health answered {status}"),
+                Ok(s) if h.any_2xx && (200..300).contains(&s) => return Ok(()),
+                Ok(status) => format!("{} {} answered {status}", h.method, h.path),
                 Err(e) => e,
             };
             if started.elapsed() >= self.ready_timeout {
