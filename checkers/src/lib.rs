@@ -24,6 +24,7 @@
 pub mod bound;
 pub mod checks;
 pub mod date;
+mod error;
 pub mod harm;
 mod hash;
 pub mod header;

@@ -7,9 +7,9 @@
 
 use crate::hash::FastMap;
 
+use crate::error::ReadError;
 use crate::header::RunHeader;
 use crate::history::{Op, OpType, Process, Stay, F};
-use crate::read::ReadError;
 
 const NO_PARTNER: u32 = u32::MAX;
 

@@ -13,61 +13,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::bound::Bound;
+pub use crate::error::ReadError;
 use crate::history::{BookingRow, Op, Process};
 use crate::pairing::{History, Validator};
 use crate::room::Room;
-
-/// Why a history cannot be used. Every variant names the 1-based line it is about.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReadError {
-    /// The input could not be read at all.
-    #[error("line {line}: cannot read: {source}")]
-    Io {
-        /// The line being read when it failed.
-        line: u64,
-        /// What the OS said.
-        #[source]
-        source: io::Error,
-    },
-    /// The line is not a JSON object.
-    #[error("line {line}: malformed JSON: {message}")]
-    Json {
-        /// The offending line.
-        line: u64,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The line is JSON but one field breaks the format or the history rules.
-    #[error("line {line}: field `{field}`: {message}")]
-    Field {
-        /// The offending line.
-        line: u64,
-        /// The field, dotted for nested ones (`value.room`).
-        field: String,
-        /// What is wrong with it.
-        message: String,
-    },
-}
-
-impl ReadError {
-    /// The 1-based line the error is about.
-    pub fn line(&self) -> u64 {
-        match self {
-            ReadError::Io { line, .. }
-            | ReadError::Json { line, .. }
-            | ReadError::Field { line, .. } => *line,
-        }
-    }
-
-    /// The field at fault, when one is.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            ReadError::Field { field, .. } => Some(field),
-            _ => None,
-        }
-    }
-}
 
 /// Reads a whole history and validates it (see [`History::from_ops`] for the rules).
 /// Blank lines are skipped but still counted for line numbers.
@@ -195,7 +144,8 @@ impl<R: BufRead> Iterator for HistoryReader<R> {
 }
 
 /// Writes ops as JSON Lines, one line each. Not flushed per line: wrap a `BufWriter` and
-/// call [`HistoryWriter::flush`] (the harness's recorder flushes every line itself).
+/// call [`HistoryWriter::flush`] (the harness's recorder writes through this and flushes
+/// every line, so a crash keeps what was recorded).
 pub struct HistoryWriter<W: Write> {
     out: W,
 }

@@ -348,3 +348,31 @@ proptest! {
         prop_assert_eq!(NoDoubleBooking.check(&huge.history()).validity, Validity::Valid);
     }
 }
+
+/// A mapped service whose read does not say which request made a row: rows carry an
+/// empty request, matched by stay, never duplicates of each other.
+#[test]
+fn rows_without_their_request_are_matched_by_stay() {
+    use checkers::checks::{ConfirmedIsDurable, Idempotency};
+    let mut h = H::new();
+    h.header(dlx_header(2));
+    h.book(1, "DLX", "2027-01-01", "2027-01-02", "r-1", Ok, 1);
+    h.book(2, "DLX", "2027-01-01", "2027-01-02", "r-2", Ok, 2);
+    h.read(
+        9,
+        vec![
+            row("DLX", "2027-01-01", "2027-01-02", ""),
+            row("DLX", "2027-01-01", "2027-01-02", ""),
+        ],
+    );
+    let hist = h.history();
+    assert_eq!(ConfirmedIsDurable.check(&hist).validity, Validity::Valid);
+    assert_eq!(Idempotency.check(&hist).validity, Validity::Valid);
+    let mut lost = H::new();
+    lost.book(1, "DLX", "2027-01-01", "2027-01-02", "r-1", Ok, 1);
+    lost.read(9, vec![row("DLX", "2027-01-02", "2027-01-03", "")]);
+    assert_eq!(
+        ConfirmedIsDurable.check(&lost.history()).validity,
+        Validity::Invalid
+    );
+}

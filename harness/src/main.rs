@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use harness::cli::{BenchCommand, Cli, Command, MatrixCommand};
+use harness::cli::{ApiCommand, BenchCommand, Cli, Command, MatrixCommand};
 use harness::{bench, cli, matrix, EXIT_HARNESS_ERROR};
 
 fn main() -> ExitCode {
@@ -23,13 +23,16 @@ fn main() -> ExitCode {
             Some(MatrixCommand::Merge(m)) => matrix::merge(m),
             Some(MatrixCommand::Diff(d)) => matrix::diff::run(d),
             Some(MatrixCommand::Trend(t)) => matrix::trend::run(t),
-            None => matrix::run(args),
+            None => cli::matrix::run(args),
         },
         Command::Check(args) => cli::check::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Clean(args) => cli::clean::run(args),
         Command::Doctor => cli::doctor::run(),
         Command::Shrink(args) => cli::shrink::run(args),
+        Command::Api(args) => match &args.command {
+            ApiCommand::Check(a) => cli::api::check(a),
+        },
         Command::Report(args) => cli::report::run(args),
         Command::Bench(args) => match &args.command {
             BenchCommand::Check(a) => bench::check::run(a),
@@ -38,7 +41,9 @@ fn main() -> ExitCode {
             BenchCommand::Detect(a) => bench::run::detect(a),
             BenchCommand::Backends(a) => bench::backends::run(a),
             BenchCommand::Service(a) => bench::service::run(a),
-            BenchCommand::Reproduce(a) => bench::reproduce::run(a),
+            BenchCommand::Reproduce(a) => {
+                bench::reproduce::run(a, cli::run::spec_from_words::<String>)
+            }
         },
     };
     match result {

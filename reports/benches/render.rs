@@ -1,9 +1,6 @@
 //! How long rendering a report takes for a large history (not a timed test: it prints
 //! the figures). `cargo bench -p reports --bench render [-- OPS]`, default 100,000 events.
 
-#[path = "../tests/fixture/mod.rs"]
-mod fixture;
-
 use std::time::Instant;
 
 use checkers::{check_all, CheckOptions};
@@ -18,7 +15,7 @@ fn main() {
     // Without anomalies, and with a double booking every 1,000 bookings (so ~50 anomaly
     // timelines per 100k events, each drawn in full).
     for double_every in [None, Some(1_000)] {
-        bench(fixture::big_run_with(ops, double_every).history());
+        bench(fixtures::big_run_with(ops, double_every).history());
     }
 }
 

@@ -2,10 +2,8 @@
 //! absent, the lock failing while the database holds, no traces, many processes, hostile
 //! strings, and a large history that must be down-sampled.
 
-mod fixture;
-
 use checkers::{check_all, CheckOptions, OpType, Trace, Validity};
-use fixture::{big_run, ms, seed_race, Builder};
+use fixtures::{big_run, ms, seed_race, Builder};
 use reports::{render_index, render_run, RunMeta, RunSummary};
 
 fn artifact(name: &str, html: &str) {
@@ -137,7 +135,7 @@ fn hostile_strings_from_the_history_are_escaped_everywhere() {
     b.book(ms(10), 0, 101, evil);
     let t = checkers::Trace {
         lock_key: Some(evil.into()),
-        ..fixture::lock_trace(10, 5, 11, Some(30), 31)
+        ..fixtures::lock_trace(10, 5, 11, Some(30), 31)
     };
     b.done(ms(40), 0, OpType::Ok, Some(t), Some(evil));
     b.book(ms(12), 1, 101, evil);
@@ -217,7 +215,7 @@ fn a_large_history_is_down_sampled_in_the_whole_run_plots_only() {
 #[test]
 fn anomaly_views_stay_complete_in_a_large_history() {
     let (html, results) = render(
-        fixture::big_run_with(20_000, Some(1_000)),
+        fixtures::big_run_with(20_000, Some(1_000)),
         &RunMeta::default(),
     );
     let doubles = results
@@ -264,7 +262,7 @@ fn controls_and_bidi_overrides_from_the_history_are_shown_escaped() {
         ms(40),
         0,
         OpType::Ok,
-        Some(fixture::lock_trace(10, 500, 11, Some(30), 31)),
+        Some(fixtures::lock_trace(10, 500, 11, Some(30), 31)),
         Some("\u{9b}31m"),
     );
     b.book(ms(12), 1, 101, flip);
@@ -354,13 +352,13 @@ fn a_valid_runs_closest_call_is_zoomed_in_and_captioned_a_near_miss() {
         ms(1490),
         0,
         OpType::Ok,
-        Some(fixture::lock_trace(1000, 500, 1005, Some(1485), 1488)),
+        Some(fixtures::lock_trace(1000, 500, 1005, Some(1485), 1488)),
         None,
     );
     let refused = Trace {
         db_commit: None,
         confirmed: None,
-        ..fixture::lock_trace(1495, 500, 1496, None, 1500)
+        ..fixtures::lock_trace(1495, 500, 1496, None, 1500)
     };
     b.done(ms(1502), 1, OpType::Fail, Some(refused), Some("room taken"));
     b.nemesis(ms(1600), "stop-db-latency");
@@ -410,14 +408,14 @@ fn renewed_holds_and_runaway_holds_are_plotted_within_reach() {
     b.book(ms(0), 0, 101, "r-1");
     let renewed = Trace {
         lock_renewed: vec![ms(300), ms(800)],
-        ..fixture::lock_trace(0, 300, 1, Some(900), 901)
+        ..fixtures::lock_trace(0, 300, 1, Some(900), 901)
     };
     b.done(ms(950), 0, OpType::Ok, Some(renewed), None);
     // A runaway: 10 s of a 10 ms lease, far above the plot's top.
     b.book(ms(1000), 1, 102, "r-2");
     let runaway = Trace {
         lock_key: Some("room:102".into()),
-        ..fixture::lock_trace(1000, 10, 1001, Some(11_000), 11_001)
+        ..fixtures::lock_trace(1000, 10, 1001, Some(11_000), 11_001)
     };
     b.done(ms(11_100), 1, OpType::Ok, Some(runaway), None);
     b.final_read(ms(11_200), 2, &[(101, "r-1"), (102, "r-2")]);

@@ -3,10 +3,8 @@
 //! baseline. `UPDATE_GOLDEN=1 cargo test -p reports --test summary_md` rewrites them;
 //! review the diff before committing.
 
-mod fixture;
-
 use checkers::{check_all, CheckOptions, Validity};
-use fixture::seed_race;
+use fixtures::seed_race;
 use reports::diff::{CellChange, ChangeKind, Drift, MatrixDiff, Thresholds};
 use reports::matrix::{Matrix, MatrixCell};
 use reports::summary::summarize_cell;

@@ -323,6 +323,13 @@ impl Checker for ConfirmedIsDurable {
             .map(|r| (r.request.as_str(), r.stay()))
             .collect();
         let stays: HashSet<Stay> = rows.iter().map(BookingRow::stay).collect();
+        // Rows whose read did not say which request made them (a mapped service without
+        // a `request` pointer) can only be matched by their stay.
+        let unkeyed: HashSet<Stay> = rows
+            .iter()
+            .filter(|r| r.request.is_empty())
+            .map(BookingRow::stay)
+            .collect();
         let mut checked = 0u64;
         let mut anomalies = Vec::new();
         for b in h.books() {
@@ -337,7 +344,7 @@ impl Checker for ConfirmedIsDurable {
             checked += 1;
             let req = h.book_request(b);
             let present = match req {
-                Some(r) => by_request.contains(&(r, b.stay.clone())),
+                Some(r) => by_request.contains(&(r, b.stay.clone())) || unkeyed.contains(&b.stay),
                 None => stays.contains(&b.stay),
             };
             if present {
@@ -396,7 +403,8 @@ impl Checker for FailedIsAbsent {
             return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let mut row_of: HashMap<&str, &BookingRow> = HashMap::default();
-        for r in rows {
+        // A row without its request (empty) names no request to judge.
+        for r in rows.iter().filter(|r| !r.request.is_empty()) {
             row_of.entry(r.request.as_str()).or_insert(r);
         }
         let mut last_maybe: HashMap<&str, u32> = HashMap::default();
@@ -615,7 +623,8 @@ impl Checker for Idempotency {
             return CheckResult::unknown(self, NO_FINAL_READ);
         };
         let mut by_request: BTreeMap<&str, Vec<&BookingRow>> = BTreeMap::new();
-        for r in rows {
+        // A row without its request (empty) cannot be a retry's twin of another.
+        for r in rows.iter().filter(|r| !r.request.is_empty()) {
             by_request.entry(r.request.as_str()).or_default().push(r);
         }
         let dups: BTreeMap<&str, Vec<&BookingRow>> = by_request

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::BenchBackendsArgs;
+use super::options::BenchBackendsArgs;
 use crate::nodes::{docker, Backend, Cluster, LockService, NodeOptions};
 
 /// Start-to-ready and shutdown times of one backend over the rounds.

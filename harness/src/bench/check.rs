@@ -17,7 +17,7 @@ use checkers::synth::{serial_hotel, SynthConfig};
 use checkers::{check_all, read_history, CheckOptions, HistoryWriter, Validity};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::BenchCheckArgs;
+use super::options::BenchCheckArgs;
 
 /// Which measurement a child process makes.
 const MODE_END_TO_END: &str = "end-to-end";

@@ -6,10 +6,12 @@
 //! - [`run`]: `bench run` (harness vs pgbench) and `bench detect` (detection power).
 //! - [`backends`]: `bench backends`, servers' start-to-ready, local vs docker.
 //! - [`service`]: `bench service`, overbook's HTTP driver vs wrk on the same service.
+//! - [`options`]: the benchmarks' flags.
 //! - [`reproduce`]: `bench reproduce`, how often a failing run's command fails again.
 
 pub mod backends;
 pub mod check;
+pub mod options;
 pub mod proxy;
 pub mod reproduce;
 pub mod run;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::BenchProxyArgs;
+use super::options::BenchProxyArgs;
 use crate::nodes::{Backend, Cluster, NodeOptions};
 
 /// One `redis-benchmark` line: a test's throughput and median latency.

@@ -3,8 +3,8 @@
 //!
 //! The command is rebuilt from the run's structured meta (`meta.json` `argv`, the words
 //! the runner wrote), never by handing a string from the run directory to a shell: a run
-//! directory may come from anywhere. Each try is a child `overbook run` with exactly
-//! those words (its own store under `RUN_DIR/reproduce/`), as shrink runs its
+//! directory may come from anywhere. Each try is a child `overbook run` of the spec those
+//! words parse to (its own store under `RUN_DIR/reproduce/`), as shrink runs its
 //! candidates. A run of a service under test (`--service CMD`) is refused: repeating it
 //! would run a shell command read from the run directory.
 
@@ -14,12 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use reports::summary::Rate;
 
-use crate::cli::BenchReproduceArgs;
+use super::options::BenchReproduceArgs;
+use crate::run::spec::command::RunCommand;
 use crate::shrink::candidate::{run_once, Tally, Try};
-use crate::shrink::command::RunCommand;
 
-/// Runs `overbook bench reproduce`.
-pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
+/// How a run's command words become its spec: the CLI's parser, handed in by the binary
+/// (`cli::run::spec_from_words`) so that the benchmarks never import the command line.
+pub type SpecParser = fn(&[String]) -> anyhow::Result<crate::run::spec::RunSpec>;
+
+/// Runs `overbook bench reproduce`, the run directory's command parsed by `parse`.
+pub fn run(args: &BenchReproduceArgs, parse: SpecParser) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
     let meta = crate::shrink::failing_run(dir)?;
     if !(1..=1000).contains(&args.times) {
@@ -34,22 +38,28 @@ pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
     }
     let command = RunCommand::from_words(meta.argv.clone())
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    if command.get("--service").is_some() {
+    let spec = parse(command.options()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the reproduce command does not parse: {e}",
+            dir.join(crate::store::META).display()
+        )
+    })?;
+    if spec.service.is_some() {
         bail!(
             "{}: a run of a service under test repeats a shell command read from the run \
              directory; run its reproduce command yourself if you trust it",
             dir.display()
         );
     }
-    let (cfg, foreign) = crate::shrink::run_config(&command, &dir.join(crate::store::META))?;
     // Images, external URLs, a schema: someone else's choice, shown and asked for as
     // shrink does (no --trust-run here: a terminal's yes, else refused).
-    crate::shrink::trust(dir, &foreign, false)?;
+    crate::shrink::trust(dir, &spec.foreign_inputs(), false)?;
+    let checked = spec.check()?;
     let work = dir.join("reproduce");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let exe = std::env::current_exe().context("cannot find the overbook executable")?;
-    let deadline = cfg.time_limit * 2 + Duration::from_secs(60);
+    let deadline = spec.time_limit * 2 + Duration::from_secs(60);
     println!("bench reproduce: {} times", args.times);
     println!("  {command}");
     let started = Instant::now();
@@ -58,8 +68,8 @@ pub fn run(args: &BenchReproduceArgs) -> anyhow::Result<ExitCode> {
         let log = work.join(format!("try-{i}.log"));
         let t = run_once(
             &exe,
-            &command,
-            cfg.seed,
+            checked.spec(),
+            checked.seed(),
             &work.join("store"),
             &log,
             deadline,

@@ -16,9 +16,10 @@ use anyhow::{bail, Context};
 use checkers::{Validity, F};
 use workloads::{ClientPause, Config, DesignName, RunClock};
 
-use crate::cli::{BenchDetectArgs, BenchRunArgs};
+use super::options::{BenchDetectArgs, BenchRunArgs};
 use crate::nemesis::Fault;
 use crate::nodes::{Backend, Cluster, NodeOptions};
+use crate::run::spec::RunSpec;
 use crate::run::{self, RunConfig};
 
 /// The pgbench twin of `atomic-reserve`'s transaction: insert the booking, claim every
@@ -45,7 +46,8 @@ ROLLBACK;
 \endif
 ";
 
-/// A default run configuration for benchmarks: the CLI's defaults, quiet, throw-away store.
+/// A default run for benchmarks: the CLI's defaults with these values, quiet, a throw-away
+/// store, checked as `overbook run` checks its flags.
 fn bench_config(
     design: DesignName,
     faults: Vec<Fault>,
@@ -53,16 +55,22 @@ fn bench_config(
     rooms: u64,
     time_limit: Duration,
     seed: u64,
-) -> RunConfig {
-    RunConfig {
+) -> anyhow::Result<RunConfig> {
+    let spec = RunSpec {
+        design,
+        faults,
         time_limit,
         concurrency,
-        rooms,
+        rooms: Some(rooms),
+        seed: Some(seed),
         store: std::env::temp_dir().join(format!("overbook-bench-{}", std::process::id())),
-        command: "overbook bench".into(),
         progress: false,
-        ..RunConfig::new(design, faults, seed)
-    }
+        ..RunSpec::default()
+    };
+    Ok(RunConfig {
+        command: "overbook bench".into(),
+        ..spec.check()?.config(Backend::Local)
+    })
 }
 
 /// Runs `overbook bench run`.
@@ -82,7 +90,7 @@ pub fn run(args: &BenchRunArgs) -> anyhow::Result<ExitCode> {
             args.rooms,
             args.time_limit,
             1,
-        )
+        )?
     };
     let dir = cfg.store.join("servers");
     std::fs::create_dir_all(&dir)?;
@@ -372,7 +380,7 @@ fn detect_one(
     time_limit: Duration,
     seed: u64,
 ) -> anyhow::Result<Detection> {
-    let cfg = bench_config(design, vec![fault], 16, 5, time_limit, seed);
+    let cfg = bench_config(design, vec![fault], 16, 5, time_limit, seed)?;
     let out = rt.block_on(run::run(&cfg))?;
     let history = crate::store::load_history(&out.dir.file(crate::store::HISTORY))?;
     let first = crate::matrix::measure::first_double_booking_ns(&history, &out.results);

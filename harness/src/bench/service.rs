@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use checkers::{Date, OpType};
 use workloads::{BookRequest, Request, RunClock};
 
-use crate::cli::BenchServiceArgs;
+use super::options::BenchServiceArgs;
 use crate::nodes::{Backend, Cluster, NodeOptions};
 use crate::sut::service::{ServiceSpec, ServiceSystem};
 use crate::sut::System;

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use checkers::WarnFraction;
+
+use crate::run::spec::{self, RunSpec};
+use crate::sut::service::{ApiSpec, ServiceSpec};
 use clap::{Args, Parser, Subcommand};
 
 /// overbook: can this booking design confirm the same room-night twice under faults?
@@ -42,6 +45,42 @@ pub enum Command {
     /// From a failing run's directory, search for the smallest configuration that still
     /// fails (fewer seconds, fault windows, one fault, rooms, users), within a budget.
     Shrink(crate::cli::shrink::ShrinkArgs),
+    /// Mapping files for services with their own API (`--api`, docs/api.md).
+    Api(ApiArgs),
+}
+
+/// `overbook api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// What to do with a mapping.
+    #[command(subcommand)]
+    pub command: ApiCommand,
+}
+
+/// `overbook api` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Start the service once against fresh servers (no faults), book, read, cancel and
+    /// read again through the mapping, printing each request, the answer and what was
+    /// recorded. Exit 0 when all four recorded what a correct service would, else 1
+    /// naming the step; 2 for a bad mapping or a service that does not start.
+    Check(ApiCheckArgs),
+}
+
+/// `overbook api check`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiCheckArgs {
+    /// The mapping file (TOML, docs/api.md).
+    pub file: PathBuf,
+    /// The service command, run with `sh -c` as for `run --service`.
+    #[arg(long, value_name = "CMD")]
+    pub service: String,
+    /// The service's working directory (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub service_dir: Option<PathBuf>,
+    /// How long the service may take to answer its health call.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub service_ready_timeout: Duration,
 }
 
 /// `overbook clean`.
@@ -95,136 +134,6 @@ pub struct ReportArgs {
     pub dir: PathBuf,
 }
 
-/// `overbook bench WHAT`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub command: BenchCommand,
-}
-
-/// What `overbook bench` measures.
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Parse+check throughput (ops/s) and peak memory per op of `overbook check` on a
-    /// generated history; run it from a release build.
-    Check(BenchCheckArgs),
-    /// Throughput and latency of redis-benchmark through the fault proxy vs direct.
-    Proxy(BenchProxyArgs),
-    /// Harness throughput on atomic-reserve with no fault vs pgbench running the same
-    /// statements at the same concurrency against the same server.
-    Run(BenchRunArgs),
-    /// Detection power: over many seeds, how often a design is caught and how soon.
-    Detect(BenchDetectArgs),
-    /// Start-to-ready time of a cell's servers: local processes vs docker containers.
-    Backends(BenchBackendsArgs),
-    /// overbook's HTTP driver vs wrk, posting the same booking at the same concurrency to
-    /// the same service (the Rust example, fixed mode, unless --service).
-    Service(BenchServiceArgs),
-    /// A failing run's reproduce command, K times: how often it fails again, with its
-    /// Wilson 95% interval.
-    Reproduce(BenchReproduceArgs),
-}
-
-/// `overbook bench reproduce`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchReproduceArgs {
-    /// A failing run's directory (store/<test>/<stamp>); its meta.json holds the command.
-    pub dir: PathBuf,
-    /// How many times to run the command.
-    #[arg(long, default_value_t = 10)]
-    pub times: u32,
-}
-
-/// `overbook bench service`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchServiceArgs {
-    /// Concurrent users (overbook sessions and wrk connections alike), 1 to 1000.
-    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_CONCURRENCY))]
-    pub concurrency: usize,
-    /// Length of each measurement, 100ms to 60m.
-    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
-    pub time_limit: Duration,
-    /// Rounds, overbook and wrk alternating; the best of each is compared (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
-    pub rounds: usize,
-    /// The service to drive (default: booking-service-example next to overbook, fixed mode).
-    #[arg(long, value_name = "CMD")]
-    pub service: Option<String>,
-}
-
-/// `overbook bench backends`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchBackendsArgs {
-    /// Clusters started per backend, 1 to 100.
-    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
-    pub rounds: usize,
-    /// Redis image (default as for `run --backend docker`).
-    #[arg(long)]
-    pub redis_image: Option<String>,
-    /// Postgres image (default as for `run --backend docker`).
-    #[arg(long)]
-    pub postgres_image: Option<String>,
-}
-
-/// `overbook bench run`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchRunArgs {
-    /// Concurrent clients (harness users and pgbench clients alike), 1 to 1000.
-    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_CONCURRENCY))]
-    pub concurrency: usize,
-    /// Rooms in the hotel, 1 to 100000.
-    #[arg(long, default_value_t = 200, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_ROOMS))]
-    pub rooms: u64,
-    /// Length of each measurement, 100ms to 60m.
-    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
-    pub time_limit: Duration,
-    /// Rounds, harness and pgbench alternating; the best of each is compared (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
-    pub rounds: usize,
-}
-
-/// `overbook bench detect`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchDetectArgs {
-    /// The design whose detection is measured.
-    #[arg(long, default_value = "lock-only")]
-    pub design: String,
-    /// The fault injected.
-    #[arg(long, default_value = "db-latency")]
-    pub fault: String,
-    /// Seeds 1..=N, one run each (N from 1 to 10000).
-    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_SEEDS))]
-    pub seeds: u64,
-    /// Length of each run, 100ms to 60m.
-    #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
-    pub time_limit: Duration,
-    /// Also run every seed under this fault and print both side by side (default:
-    /// db-latency when --fault is another fault; `none` for no comparison).
-    #[arg(long)]
-    pub against: Option<String>,
-    /// Keep two busy processes (one per core of a 2-core machine) spinning for the whole
-    /// benchmark: detection on a loaded machine.
-    #[arg(long)]
-    pub load: bool,
-}
-
-/// `overbook bench check`.
-#[derive(Debug, Args)]
-pub struct BenchCheckArgs {
-    /// Events in the generated history, 10 to 50000000.
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10..=MAX_BENCH_OPS))]
-    pub ops: usize,
-    /// Measurements of each kind; the best is reported (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BENCH_ROUNDS))]
-    pub runs: usize,
-    /// Internal: make one measurement in this process (`end-to-end` or `split`).
-    #[arg(long, hide = true)]
-    pub worker: Option<String>,
-    /// Internal: the history the worker measures.
-    #[arg(long, hide = true)]
-    pub input: Option<PathBuf>,
-}
-
 /// `overbook up`.
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
@@ -253,48 +162,28 @@ pub struct UpArgs {
     pub faults: Vec<String>,
 }
 
-/// `overbook bench proxy`.
-#[derive(Debug, Clone, Args)]
-pub struct BenchProxyArgs {
-    /// redis-benchmark tests (-t).
-    #[arg(long, default_value = "set,get")]
-    pub tests: String,
-    /// Requests per test (-n), 1 to 100000000.
-    #[arg(long, default_value_t = 200_000, value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=MAX_BENCH_REQUESTS))]
-    pub requests: u64,
-    /// Parallel connections (-c), 1 to 1000.
-    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_CONCURRENCY))]
-    pub clients: u32,
-    /// Pipelined requests per connection (-P), 1 to 1000.
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_PIPELINE))]
-    pub pipeline: u32,
-    /// Rounds of direct-then-proxy; the best of each is reported (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=MAX_BENCH_ROUNDS))]
-    pub rounds: u32,
-}
-
 /// `overbook run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// The design under test (see `docs/designs.md`): lock-only, check-then-insert,
     /// lock-renewal, lock-fencing, db-unique, db-exclusion, atomic-reserve, row-lock,
-    /// serializable, confirm-before-commit.
-    #[arg(long, default_value = "lock-only")]
-    pub design: String,
+    /// serializable, confirm-before-commit (default lock-only).
+    #[arg(long)]
+    pub design: Option<String>,
     /// A fault the nemesis injects in alternating windows; repeat for several: none,
     /// db-latency, redis-latency, pause-db, pause-redis, kill-db, kill-redis, partition-db,
     /// partition-redis, client-pause, and the aimed slow-writes, lost-commit-ack,
     /// slow-lock-grant, lost-renewal (see docs/faults.md). The default, slow-writes, holds
     /// only the writes for --db-latency: the story, at every lock hand-over.
-    #[arg(long = "fault", default_value = "slow-writes")]
+    #[arg(long = "fault")]
     pub faults: Vec<String>,
-    /// How long clients issue requests (e.g. 500ms, 20s, 2m).
-    #[arg(long, default_value = "20s", value_parser = parse_duration)]
-    pub time_limit: Duration,
-    /// Concurrent simulated users (16 keep several users queued on a hot room's lease,
-    /// so an expired lease is taken over while the holder's write still runs).
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    /// How long clients issue requests (e.g. 500ms, 20s, 2m; default 20s).
+    #[arg(long, value_parser = parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Concurrent simulated users (default 16: several users queued on a hot room's
+    /// lease, so an expired lease is taken over while the holder's write still runs).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// Rooms in the hotel; a hot fifth of them gets most requests (default 5; 1 under a
     /// fault that strikes one lease holder a window, clock-jump-redis and failover-redis,
     /// so every user wants the struck lease).
@@ -313,12 +202,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration)]
     pub lock_ttl: Option<Duration>,
     /// Latency added to every database round trip during a db-latency window, and how
-    /// long slow-writes (and lost-renewal) hold each write.
-    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
-    pub db_latency: Duration,
-    /// Latency added to every Redis round trip during a redis-latency window.
-    #[arg(long, default_value = "600ms", value_parser = parse_duration)]
-    pub redis_latency: Duration,
+    /// long slow-writes (and lost-renewal) hold each write (default 600ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub db_latency: Option<Duration>,
+    /// Latency added to every Redis round trip during a redis-latency window (default
+    /// 600ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub redis_latency: Option<Duration>,
     /// How long a client-pause stops a client between taking the lock and writing
     /// (default: twice the lease).
     #[arg(long, value_parser = parse_duration)]
@@ -338,9 +228,9 @@ pub struct RunArgs {
     /// (default: 5 s plus 8 times the largest injected latency).
     #[arg(long, value_parser = parse_duration)]
     pub op_timeout: Option<Duration>,
-    /// Share of requests that cancel an earlier confirmed booking (0 to 1).
-    #[arg(long, default_value_t = 0.1)]
-    pub cancel_ratio: f64,
+    /// Share of requests that cancel an earlier confirmed booking (0 to 1; default 0.1).
+    #[arg(long)]
+    pub cancel_ratio: Option<f64>,
     /// Total requests per second across all users (default: as fast as they go).
     #[arg(long)]
     pub rate: Option<f64>,
@@ -354,8 +244,8 @@ pub struct RunArgs {
     /// postgres are installed, else docker, saying so), local (start them here), docker
     /// (one container per server) or external (--redis-url, --postgres-url; only proxy
     /// faults).
-    #[arg(long, default_value = "auto")]
-    pub backend: String,
+    #[arg(long)]
+    pub backend: Option<String>,
     /// Redis URL for --backend external, e.g. redis://127.0.0.1:6379/.
     #[arg(long)]
     pub redis_url: Option<String>,
@@ -370,9 +260,9 @@ pub struct RunArgs {
     /// overbook/postgres:15-offline when only that one is present; never pulled).
     #[arg(long)]
     pub postgres_image: Option<String>,
-    /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
+    /// Store root: runs go to STORE/<design>-<faults>/<timestamp>/ (default ./store).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     /// valid or invalid: exit 0 when the verdict is the one expected, 1 otherwise
     /// (unsafe designs run as canaries with --expect invalid).
     #[arg(long)]
@@ -391,9 +281,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict_lock: bool,
     /// lease-margin counts a critical section using more than this fraction of its lease
-    /// as a close call (informational, never decides; above 0, at most 1).
-    #[arg(long, value_name = "FRACTION", default_value_t = WarnFraction::DEFAULT)]
-    pub margin_warn: WarnFraction,
+    /// as a close call (informational, never decides; above 0, at most 1; default 0.8).
+    #[arg(long, value_name = "FRACTION")]
+    pub margin_warn: Option<WarnFraction>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -412,8 +302,9 @@ pub struct RunArgs {
     pub service: ServiceArgs,
     /// Where the leases come from (docs/locks.md): single (one Redis), sentinel (a
     /// primary, a replica and three sentinels) or redlock (five independent nodes).
-    #[arg(long, default_value = "single")]
-    pub lock_service: String,
+    /// Default single.
+    #[arg(long)]
+    pub lock_service: Option<String>,
     /// The lock-service node that Redis faults hit (0-based: redlock 0-4, sentinel 0 the
     /// first primary, 1 the replica). Default: node 0, or the current primary under
     /// sentinel.
@@ -421,6 +312,106 @@ pub struct RunArgs {
     pub fault_node: Option<usize>,
 }
 
+impl RunArgs {
+    /// The run these flags ask for: each flag given, typed; what was left out at the
+    /// spec's default. Parses names (designs, faults, services); every other check is the
+    /// spec's ([`RunSpec::check`]). A run option's line goes here, beside its clap line.
+    pub fn spec(&self) -> anyhow::Result<RunSpec> {
+        let args = self;
+        let d = RunSpec::default();
+        let faults = if args.faults.is_empty() {
+            d.faults.clone()
+        } else {
+            args.faults
+                .iter()
+                .map(|f| f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}")))
+                .collect::<anyhow::Result<_>>()?
+        };
+        Ok(RunSpec {
+            design: parse("--design", &args.design)?.unwrap_or(d.design),
+            faults,
+            time_limit: args.time_limit.unwrap_or(d.time_limit),
+            concurrency: args.concurrency.unwrap_or(d.concurrency),
+            rooms: args.rooms,
+            window_days: args.window_days,
+            seed: args.seed,
+            lock_ttl: args.lock_ttl,
+            db_latency: args.db_latency.unwrap_or(d.db_latency),
+            redis_latency: args.redis_latency.unwrap_or(d.redis_latency),
+            client_pause: args.client_pause,
+            slow_sql: parse("--slow-sql", &args.slow_sql)?,
+            fault_for: args.fault_for,
+            heal_for: args.heal_for,
+            op_timeout: args.op_timeout,
+            cancel_ratio: args.cancel_ratio.unwrap_or(d.cancel_ratio),
+            rate: args.rate,
+            retry: args.retry,
+            idempotency: args.idempotency,
+            backend: parse("--backend", &args.backend)?.unwrap_or(d.backend),
+            redis_url: args.redis_url.clone(),
+            postgres_url: args.postgres_url.clone(),
+            redis_image: args.redis_image.clone(),
+            postgres_image: args.postgres_image.clone(),
+            store: args.store.clone().unwrap_or(d.store),
+            keep: args.keep,
+            share: args.share,
+            redis_aof: args.redis_aof,
+            strict_lock: args.strict_lock,
+            margin_warn: args.margin_warn.unwrap_or(d.margin_warn),
+            progress: !args.quiet,
+            service: args.service.spec()?,
+            lock_service: parse("--lock-service", &args.lock_service)?.unwrap_or(d.lock_service),
+            fault_node: args.fault_node,
+            guard: args.service.guard,
+            expect: args.expect.as_deref().map(str::parse).transpose()?,
+            summary_md: args.summary_md.clone(),
+        })
+    }
+}
+
+impl ServiceArgs {
+    /// The service `--service` and its companions ask for (checked with the rest of the
+    /// spec by [`RunSpec::check`]).
+    pub fn spec(&self) -> anyhow::Result<Option<ServiceSpec>> {
+        let args = self;
+        let Some(command) = &args.service else {
+            if args.replicas.is_some_and(|r| r != 1) {
+                anyhow::bail!(
+                    "--replicas needs --service CMD (the built-in designs run in this process)"
+                );
+            }
+            return Ok(None);
+        };
+        let d = spec::service(command.clone());
+        Ok(Some(ServiceSpec {
+            schema: args.schema.clone(),
+            read_sql: args.read_sql.clone(),
+            dir: args.service_dir.clone(),
+            // A bad mapping is refused here, naming its key and line, before any server
+            // starts.
+            api: args
+                .api
+                .as_deref()
+                .map(ApiSpec::load)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            ready_timeout: args.service_ready_timeout.unwrap_or(d.ready_timeout),
+            replicas: args.replicas.unwrap_or(d.replicas),
+            ..d
+        }))
+    }
+}
+
+/// `given` parsed, the flag named in the error.
+fn parse<T: std::str::FromStr>(flag: &str, given: &Option<String>) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    given
+        .as_deref()
+        .map(|v| v.parse().map_err(|e| anyhow::anyhow!("{flag}: {e}")))
+        .transpose()
+}
 /// Service mode: test the user's own booking service (docs/service.md) instead of a
 /// built-in design. Shared by `run` and `matrix`.
 #[derive(Debug, Clone, Default, Args)]
@@ -446,12 +437,13 @@ pub struct ServiceArgs {
     /// before any server starts.
     #[arg(long, value_name = "FILE", requires = "service")]
     pub api: Option<PathBuf>,
-    /// How long each replica may take to answer GET /health with 200.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub service_ready_timeout: Duration,
-    /// Instances of the service, each on its own port; the users are spread across them.
-    #[arg(long, default_value_t = 1)]
-    pub replicas: usize,
+    /// How long each replica may take to answer GET /health with 200 (default 30s).
+    #[arg(long, value_parser = parse_duration)]
+    pub service_ready_timeout: Option<Duration>,
+    /// Instances of the service, each on its own port; the users are spread across them
+    /// (default 1).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// What guards one stay per room-night in the service: `database` (a constraint, an
     /// atomic update: two lock holders at once is the lock failing, the database
     /// holding), `lock` (the lease alone: two holders at once is the service failing,
@@ -466,59 +458,8 @@ pub struct ServiceArgs {
 pub struct MatrixArgs {
     #[command(subcommand)]
     pub command: Option<MatrixCommand>,
-    /// Designs (rows), comma-separated, or `all`.
-    #[arg(long, default_value = "all")]
-    pub designs: String,
-    /// Lock services, comma-separated, or `all` (single, sentinel, redlock): each design
-    /// gets a row per service, named `design@service` off a single Redis (docs/locks.md).
-    #[arg(long, default_value = "single", value_name = "SERVICES")]
-    pub lock_services: String,
-    /// Faults (columns), comma-separated, or `all`.
-    #[arg(long, default_value = "all")]
-    pub faults: String,
-    /// Runs per (design, fault), with seeds --seed, --seed+1, ... (`--repeat K` is the
-    /// same): each cell then reports its detection rate, and a cell whose expectation held
-    /// in some runs only is flaky.
-    #[arg(long, visible_alias = "repeat", default_value_t = 1)]
-    pub seeds: u64,
-    /// The first seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// How long each cell's clients run.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub time_limit: Duration,
-    /// Cells run at the same time (each starts its own servers).
-    #[arg(long, default_value_t = 1)]
-    pub jobs: usize,
-    /// A cell still running after this long is stopped (Ctrl-C, then SIGKILL) and
-    /// reported as a harness error (default: twice --time-limit plus 3 minutes, room for
-    /// starting containers, op timeouts and the report).
-    #[arg(long, value_parser = parse_duration)]
-    pub cell_timeout: Option<Duration>,
-    /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
-    /// runners given the same arguments share one matrix.
-    #[arg(long, default_value = "1/1")]
-    pub shard: String,
-    /// Write one JUnit testcase per cell to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Replace a design's declared expectation for one cell: DESIGN:FAULT=valid|invalid|either
-    /// (repeatable), e.g. `--expect my-design:kill-db=invalid`.
-    #[arg(long)]
-    pub expect: Vec<String>,
-    /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Compare with a previous matrix (its matrix.json or directory): the page shows what
-    /// changed first, JUnit marks regressions, and the exit code is 1 only on a
-    /// regression (or a new cell that fails).
-    #[arg(long, value_name = "OLD")]
-    pub baseline: Option<PathBuf>,
-    /// Append a markdown summary for reviewers to FILE (verdict, the worst cell's
-    /// business headline and anomaly, the diff against --baseline, links to the reports),
-    /// e.g. $GITHUB_STEP_SUMMARY.
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
+    #[command(flatten)]
+    pub options: crate::matrix::MatrixOptions,
     #[command(flatten)]
     pub service: ServiceArgs,
     /// Further `overbook run` options for every cell, after `--`
@@ -526,6 +467,10 @@ pub struct MatrixArgs {
     #[arg(last = true)]
     pub run_args: Vec<String>,
 }
+
+pub use crate::matrix::diff::MatrixDiffArgs;
+pub use crate::matrix::trend::MatrixTrendArgs;
+pub use crate::matrix::{MatrixMergeArgs, MatrixOptions};
 
 /// `overbook matrix merge`.
 #[derive(Debug, Subcommand)]
@@ -540,106 +485,8 @@ pub enum MatrixCommand {
     Trend(MatrixTrendArgs),
 }
 
-/// `overbook matrix diff OLD NEW`.
-#[derive(Debug, Args)]
-pub struct MatrixDiffArgs {
-    /// The earlier matrix: its matrix.json, or the directory holding it.
-    pub old: PathBuf,
-    /// The later matrix.
-    pub new: PathBuf,
-    /// Also write the diff as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Write the new matrix as JUnit, regressions marked, here.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-}
-
-/// `overbook matrix trend`.
-#[derive(Debug, Args)]
-pub struct MatrixTrendArgs {
-    /// Store root: reads STORE/matrix/*/matrix.json, writes STORE/matrix/trend.html.
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// How many of the newest matrices (shards left out when a merge covers them).
-    #[arg(long, default_value_t = 14)]
-    pub last: usize,
-}
-
-/// `overbook matrix merge DIR...`.
-#[derive(Debug, Args)]
-pub struct MatrixMergeArgs {
-    /// Matrix directories (STORE/matrix/<timestamp>/), one per shard.
-    pub dirs: Vec<PathBuf>,
-    /// Store root for the merged matrix (STORE/matrix/<timestamp>-merged/).
-    #[arg(long, default_value = "store")]
-    pub store: PathBuf,
-    /// Write one JUnit testcase per cell to this file.
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// Merge even when some shards are missing (or a directory has no plan.json): the
-    /// merged verdict then covers only the cells present.
-    #[arg(long)]
-    pub allow_partial: bool,
-    /// Compare the merged matrix with a previous one (see `matrix --baseline`).
-    #[arg(long, value_name = "OLD")]
-    pub baseline: Option<PathBuf>,
-    /// Append the merged matrix's markdown summary to FILE (as `matrix --summary-md`).
-    #[arg(long, value_name = "FILE")]
-    pub summary_md: Option<PathBuf>,
-}
-
-/// Bench subcommands' bounds, checked as the flags are parsed (exit 2 naming the range):
-/// a zero count measures nothing (or divides by it), an absurd one runs for days or
-/// exhausts memory or file descriptors far from the command line.
-/// Rounds (and `bench check --runs`).
-pub const MAX_BENCH_ROUNDS: u64 = 100;
-/// Concurrent users or connections, as for `run` (each holds several sockets).
-pub const MAX_BENCH_CONCURRENCY: u64 = 1000;
-/// Rooms, as for `run`.
-pub const MAX_BENCH_ROOMS: u64 = 100_000;
-/// `bench detect --seeds`: one run each.
-pub const MAX_BENCH_SEEDS: u64 = 10_000;
-/// `bench check --ops`: the history is held in memory.
-pub const MAX_BENCH_OPS: u64 = 50_000_000;
-/// `bench proxy --requests`.
-pub const MAX_BENCH_REQUESTS: u64 = 100_000_000;
-/// `bench proxy --pipeline`.
-pub const MAX_BENCH_PIPELINE: u64 = 1000;
-
-/// A bench measurement's length: a duration from 100 ms (shorter measures start-up,
-/// not throughput) to one hour (each is repeated per round and side).
-pub fn parse_bench_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    let (lo, hi) = (Duration::from_millis(100), Duration::from_secs(3600));
-    if d < lo || d > hi {
-        return Err(format!("{s:?} is out of range: allowed 100ms to 60m"));
-    }
-    Ok(d)
-}
-
-/// Parses durations written as `500ms`, `5s`, `1.5s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: write e.g. 500ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "" => return Err(format!("{s:?} needs a unit: ms, s or m (e.g. {s}ms)")),
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use ms, s or m")),
-    };
-    if !secs.is_finite() || secs > 86_400.0 {
-        return Err(format!("{s:?} is out of range (at most 24 h)"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use crate::bench::options::*;
+pub use crate::run::spec::parse_duration;
 
 #[cfg(test)]
 mod tests {
@@ -725,13 +572,23 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("expected run")
         };
-        assert_eq!(args.design, "lock-only");
-        assert_eq!(args.faults, vec!["slow-writes".to_string()]);
-        assert_eq!(args.db_latency, Duration::from_millis(600));
-        let (cfg, _) = crate::cli::run::config_from_args(&args).unwrap();
+        let spec = args.spec().unwrap();
+        assert_eq!(spec.design.as_str(), "lock-only");
+        assert_eq!(
+            spec.faults
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>(),
+            vec!["slow-writes".to_string()]
+        );
+        assert_eq!(spec.db_latency, Duration::from_millis(600));
+        let cfg = spec.check().unwrap().config(crate::nodes::Backend::Local);
         assert_eq!(cfg.lock_ttl, Duration::from_millis(500));
         assert_eq!((cfg.rooms, cfg.window_days), (5, 60));
-        assert_eq!(args.margin_warn, WarnFraction::DEFAULT);
+        assert_eq!(spec.margin_warn, WarnFraction::DEFAULT);
+        // One default for the client pause: twice the lease, for a run and for `up`.
+        assert_eq!(cfg.client_pause, Duration::from_millis(1000));
+        assert_eq!(spec.fault_params().unwrap().client_pause, cfg.client_pause);
     }
 
     #[test]

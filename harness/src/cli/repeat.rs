@@ -10,24 +10,22 @@ use anyhow::bail;
 use checkers::Validity;
 use reports::summary::Rate;
 
-use crate::cli::RunArgs;
 use crate::matrix::RunSummaryFile;
+use crate::run::spec::{Expect, RunSpec};
 
 /// The most repeats: more is a benchmark (`overbook bench detect`).
 pub const MAX_REPEAT: u64 = crate::matrix::MAX_SEEDS;
 
-/// Runs `overbook run --repeat K`.
-pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let k = args.repeat;
+/// One run of a spec, its verdict written to the file given (`cli::run::run_spec`).
+pub type RunOne = fn(&RunSpec, Option<&std::path::Path>) -> anyhow::Result<ExitCode>;
+
+/// Runs `overbook run --repeat K` of `spec`, each run by `run_one`.
+pub fn run(spec: &RunSpec, k: u64, run_one: RunOne) -> anyhow::Result<ExitCode> {
     if !(1..=MAX_REPEAT).contains(&k) {
         bail!("--repeat {k} is out of range: allowed 1 to {MAX_REPEAT}");
     }
     // Every argument is checked once, before the first run.
-    let (cfg, _) = crate::cli::run::config_from_args(&RunArgs {
-        repeat: 1,
-        ..args.clone()
-    })?;
-    let first = cfg.seed;
+    let first = spec.check()?.seed();
     if first.checked_add(k).is_none() {
         bail!("--seed {first} + --repeat {k} overflows");
     }
@@ -38,12 +36,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let seed = first + i;
         println!("=== run {}/{k}, seed {seed}", i + 1);
         let file = scratch.path().join(format!("run-{i}.json"));
-        let code = crate::cli::run::run(&RunArgs {
-            repeat: 1,
+        let one = RunSpec {
             seed: Some(seed),
-            outcome_file: Some(file.clone()),
-            ..args.clone()
-        });
+            ..spec.clone()
+        };
+        let code = run_one(&one, Some(&file));
         let summary = std::fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice::<RunSummaryFile>(&b).ok());
@@ -57,13 +54,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    Ok(report(args.expect.as_deref(), &outcomes))
+    Ok(report(spec.expect, &outcomes))
 }
 
 /// Prints what the runs say together and returns the exit code: 2 when no run gave a
 /// verdict; with `--expect`, 0 when it held in every run, 1 when flaky or never; without,
 /// 1 when any run found an anomaly.
-fn report(expect: Option<&str>, outcomes: &[(u64, Option<RunSummaryFile>)]) -> ExitCode {
+fn report(expect: Option<Expect>, outcomes: &[(u64, Option<RunSummaryFile>)]) -> ExitCode {
     let verdicts: Vec<(u64, Option<Validity>)> = outcomes
         .iter()
         .map(|(s, o)| (*s, o.as_ref().map(|o| o.validity)))
@@ -105,9 +102,9 @@ fn report(expect: Option<&str>, outcomes: &[(u64, Option<RunSummaryFile>)]) -> E
         return ExitCode::from(crate::EXIT_HARNESS_ERROR);
     }
     let wanted = match expect {
-        Some("valid") => Validity::Valid,
-        Some("invalid") => Validity::Invalid,
-        _ => {
+        Some(Expect::Valid) => Validity::Valid,
+        Some(Expect::Invalid) => Validity::Invalid,
+        None => {
             return if caught > 0 {
                 ExitCode::from(1)
             } else {

@@ -1,320 +1,36 @@
-//! `overbook run`: the CLI edge of the runner. Turns arguments into a [`RunConfig`],
-//! prints the verdict in plain words, and maps it to an exit code.
+//! `overbook run`: the CLI edge of the runner. Turns the flags the user gave into a
+//! [`RunSpec`] (the spec decides everything else), prints the verdict in plain words, and
+//! maps it to an exit code.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use checkers::text::for_terminal;
 use checkers::{Headline, Validity};
-use workloads::DesignName;
 
 use crate::cli::RunArgs;
-use crate::nemesis::{time_needed, Fault};
 use crate::nodes::Backend;
+use crate::run::spec::{BackendKind, Expect, RunSpec, EXTERNAL_POSTGRES_VAR, EXTERNAL_REDIS_VAR};
 use crate::run::{self, RunConfig};
-use crate::sut::service::{ApiSpec, ServiceSpec};
 
-/// What the user expects of the verdict (`--expect`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// The design must hold.
-    Valid,
-    /// The design must be caught (a canary).
-    Invalid,
-}
-
-/// Builds the run's configuration from the command line, rejecting bad combinations with
-/// a message that says what to write instead.
-pub fn config_from_args(args: &RunArgs) -> anyhow::Result<(RunConfig, Option<Expect>)> {
-    let mut faults = Vec::new();
-    for f in &args.faults {
-        let fault: Fault = f.parse().map_err(|e| anyhow::anyhow!("--fault: {e}"))?;
-        if !faults.contains(&fault) {
-            faults.push(fault);
-        }
-    }
-    // Numbers first: a bad one is refused before anything (docker included) is asked,
-    // the values left out fitted to the faults (a lease a fault cannot strike refused).
-    let fitted = crate::cli::fit::fit(args, &faults)?;
-    check_ranges(args, &fitted)?;
-    let design: DesignName = args
-        .design
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--design: {e}"))?;
-    let backend = match args.backend.as_str() {
-        "local" => Backend::Local,
-        "external" => match (&args.redis_url, &args.postgres_url) {
-            (Some(r), Some(p)) => Backend::External {
-                redis_url: r.clone(),
-                postgres_url: p.clone(),
-            },
-            _ => bail!("--backend external needs both --redis-url and --postgres-url"),
-        },
-        "docker" => Backend::Docker {
-            images: crate::nodes::docker::resolve_images(
-                args.redis_image.as_deref(),
-                args.postgres_image.as_deref(),
-            )?,
-        },
-        "auto" => {
-            crate::nodes::auto_backend(args.redis_image.as_deref(), args.postgres_image.as_deref())?
-        }
-        other => {
-            bail!("--backend: unknown backend {other:?} (expected local, docker, auto or external)")
-        }
+/// The spec `overbook run OPTIONS` asks for, from the options' words (a run's
+/// `meta.json` argv, a matrix's options after `--`): the same parser as the command line.
+pub fn spec_from_words<S: AsRef<str>>(options: &[S]) -> anyhow::Result<RunSpec> {
+    use clap::Parser;
+    let argv = ["overbook", "run"]
+        .into_iter()
+        .chain(options.iter().map(AsRef::as_ref));
+    let cli = crate::cli::Cli::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim()))?;
+    let crate::cli::Command::Run(args) = cli.command else {
+        anyhow::bail!("the options changed the subcommand");
     };
-    // Refuse pause/kill faults on a backend that does not own the servers now, not
-    // after servers and schema are up.
-    crate::nemesis::check_backend(&faults, &backend).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let service = service_spec(&args.service)?;
-    check_service_faults(&faults, service.is_some())?;
-    let lock_service = check_lock_service(args, &faults, &backend)?;
-    if let Some(why) = design.refusal_on(lock_service) {
-        bail!("--design {why}");
+    if args.repeat != 1 || args.outcome_file.is_some() {
+        anyhow::bail!("--repeat and --outcome-file are not options of one run");
     }
-    if service.is_none() {
-        if let Some(f) = faults.iter().find(|f| !design.exposed_to(**f)) {
-            bail!(
-                "--fault {f} cannot strike --design {design}: it takes no lease, so a fault on the lock service or on a lease holder finds nothing to act on and the run would test nothing (try slow-writes, db-latency, pause-db or kill-db)"
-            );
-        }
-    }
-    let expect = match args.expect.as_deref() {
-        None => None,
-        Some("valid") => Some(Expect::Valid),
-        Some("invalid") => Some(Expect::Invalid),
-        Some(other) => bail!("--expect: {other:?} is neither valid nor invalid"),
-    };
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let slow_sql = match args.slow_sql.as_deref() {
-        None => None,
-        Some(re) => Some(
-            re.parse::<crate::nemesis::SlowSql>()
-                .map_err(|e| anyhow::anyhow!("--slow-sql: {e}"))?,
-        ),
-    };
-    let cfg = RunConfig {
-        design,
-        faults,
-        time_limit: args.time_limit,
-        concurrency: args.concurrency,
-        rooms: fitted.rooms,
-        window_days: fitted.window_days,
-        seed,
-        lock_ttl: fitted.lock_ttl,
-        db_latency: args.db_latency,
-        redis_latency: args.redis_latency,
-        client_pause: args.client_pause.unwrap_or(fitted.lock_ttl * 2),
-        slow_sql,
-        // Windows scale with the lease (at the seed's 5 s lease and 6 s round trips a 4 s
-        // window would end before one slow statement did), or fit a fixed-time fault.
-        fault_for: fitted.fault_for,
-        heal_for: fitted.heal_for,
-        op_timeout: fitted.op_timeout,
-        cancel_ratio: args.cancel_ratio,
-        aim_at_free: workloads::generator::AIM_AT_FREE,
-        rate: args.rate,
-        retry: args.retry,
-        idempotency: args.idempotency,
-        backend,
-        store: args.store.clone(),
-        keep: args.keep,
-        share: args.share,
-        redis_aof: args.redis_aof,
-        strict_lock: args.strict_lock,
-        margin_warn: args.margin_warn,
-        command: String::new(),
-        progress: !args.quiet,
-        service,
-        lock_service,
-        fault_node: args.fault_node,
-        guard: args.service.guard,
-    };
-    check_schedule_fits(&cfg)?;
-    let command = reproduce_command(&cfg, args);
-    Ok((RunConfig { command, ..cfg }, expect))
-}
-
-/// The most replicas of a service a run starts: each is a process, a port and a share of
-/// the users' connections; thousands end at "too many open files" mid-start.
-pub const MAX_REPLICAS: usize = 64;
-
-/// The service asked for by `--service` and its companions, checked.
-pub fn service_spec(args: &crate::cli::ServiceArgs) -> anyhow::Result<Option<ServiceSpec>> {
-    let Some(command) = &args.service else {
-        if args.replicas != 1 {
-            bail!("--replicas needs --service CMD (the built-in designs run in this process)");
-        }
-        return Ok(None);
-    };
-    if command.trim().is_empty() {
-        bail!("--service: the command is empty");
-    }
-    if !(1..=MAX_REPLICAS).contains(&args.replicas) {
-        bail!(
-            "--replicas {} is out of range: allowed 1 to {MAX_REPLICAS} (each is a process with its own port and connections)",
-            args.replicas
-        );
-    }
-    if args.service_ready_timeout.is_zero() {
-        bail!("--service-ready-timeout must be positive");
-    }
-    if let Some(schema) = &args.schema {
-        if !schema.is_file() {
-            bail!("--schema {}: no such file", schema.display());
-        }
-    }
-    if let Some(dir) = &args.service_dir {
-        if !dir.is_dir() {
-            bail!("--service-dir {}: no such directory", dir.display());
-        }
-    }
-    if matches!(&args.read_sql, Some(sql) if sql.trim().is_empty()) {
-        bail!("--read-sql: the query is empty");
-    }
-    // A bad mapping is refused here, naming its key and line, before any server starts.
-    let api = match &args.api {
-        Some(path) => Some(ApiSpec::load(path).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    Ok(Some(ServiceSpec {
-        command: command.clone(),
-        schema: args.schema.clone(),
-        read_sql: args.read_sql.clone(),
-        dir: args.service_dir.clone(),
-        ready_timeout: args.service_ready_timeout,
-        replicas: args.replicas,
-        api,
-    }))
-}
-
-/// Refuses, before anything starts, faults the system under test cannot take: the
-/// service faults without a service, and `client-pause` (a hook inside the built-in
-/// designs' code) with one.
-pub fn check_service_faults(faults: &[Fault], service: bool) -> anyhow::Result<()> {
-    let setting = crate::nemesis::faults::Setting {
-        service: Some(service),
-        ..Default::default()
-    };
-    crate::nemesis::faults::check(faults, &setting).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The most concurrent users a run may have: each holds a Postgres connection (the
-/// server is started with room for twice as many, see `nodes::max_connections_for`), a
-/// Redis connection and both sides of two proxied sockets, so the file-descriptor budget
-/// of one process bounds it well before the servers do.
-pub const MAX_CONCURRENCY: usize = 1000;
-/// The most rooms: the inventory designs insert one row per room-night at setup.
-pub const MAX_ROOMS: u64 = 100_000;
-/// The longest booking window, in days: ten years from 2026-12-01 keeps every date the
-/// history holds a valid calendar date for `check`.
-pub const MAX_WINDOW_DAYS: u32 = 3650;
-/// The most room-nights (inventory rows) a hotel may have.
-pub const MAX_ROOM_NIGHTS: u64 = 10_000_000;
-
-/// Range-checks every numeric flag of `overbook run`, naming the allowed range: a value
-/// outside it would be clamped, wrapped or would stall the run somewhere far from the
-/// command line.
-fn check_ranges(args: &RunArgs, fitted: &crate::cli::fit::Fitted) -> anyhow::Result<()> {
-    let ms = |d: Duration| d.as_millis();
-    let within = |flag: &str, v: Duration, lo: Duration, hi: Duration| -> anyhow::Result<()> {
-        if v < lo || v > hi {
-            bail!(
-                "{flag} {}ms is out of range: allowed {}ms to {}ms",
-                ms(v),
-                ms(lo),
-                ms(hi)
-            );
-        }
-        Ok(())
-    };
-    const MS: Duration = Duration::from_millis(1);
-    const HOUR: Duration = Duration::from_secs(3600);
-    const DAY: Duration = Duration::from_secs(86_400);
-    if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
-        bail!(
-            "--concurrency {} is out of range: allowed 1 to {MAX_CONCURRENCY}",
-            args.concurrency
-        );
-    }
-    if !(1..=MAX_ROOMS).contains(&fitted.rooms) {
-        bail!(
-            "--rooms {} is out of range: allowed 1 to {MAX_ROOMS}",
-            fitted.rooms
-        );
-    }
-    if !(7..=MAX_WINDOW_DAYS).contains(&fitted.window_days) {
-        bail!(
-            "--window-days {} is out of range: allowed 7 (stays are 1 to 7 nights) to {MAX_WINDOW_DAYS}",
-            fitted.window_days
-        );
-    }
-    if fitted.rooms * u64::from(fitted.window_days) > MAX_ROOM_NIGHTS {
-        bail!(
-            "--rooms {} x --window-days {} is {} room-nights: allowed at most {MAX_ROOM_NIGHTS}",
-            fitted.rooms,
-            fitted.window_days,
-            fitted.rooms * u64::from(fitted.window_days)
-        );
-    }
-    if !(0.0..=1.0).contains(&args.cancel_ratio) {
-        bail!(
-            "--cancel-ratio {} is out of range: allowed 0 to 1",
-            args.cancel_ratio
-        );
-    }
-    if matches!(args.rate, Some(r) if !(r > 0.0 && r <= 1_000_000.0)) {
-        bail!(
-            "--rate {} is out of range: allowed more than 0 to 1000000 requests per second",
-            args.rate.unwrap_or_default()
-        );
-    }
-    within("--time-limit", args.time_limit, MS, DAY)?;
-    within("--lock-ttl", fitted.lock_ttl, MS, HOUR)?;
-    within("--db-latency", args.db_latency, Duration::ZERO, HOUR)?;
-    within("--redis-latency", args.redis_latency, Duration::ZERO, HOUR)?;
-    if let Some(d) = args.client_pause {
-        within("--client-pause", d, Duration::ZERO, HOUR)?;
-    }
-    if let Some(d) = args.fault_for {
-        within("--fault-for", d, MS, DAY)?;
-    }
-    if let Some(d) = args.heal_for {
-        within("--heal-for", d, Duration::ZERO, DAY)?;
-    }
-    // 0 is allowed: such a run completes nothing and says so (exit 2), which is the
-    // honest answer to the question asked.
-    if let Some(d) = args.op_timeout {
-        within("--op-timeout", d, Duration::ZERO, HOUR)?;
-    }
-    Ok(())
-}
-
-/// Refuses a run whose fault schedule cannot give every requested fault a window within
-/// the time limit: it would run, inject nothing (or less than asked) and could only end
-/// in a vacuous verdict.
-pub fn check_schedule_fits(cfg: &RunConfig) -> anyhow::Result<()> {
-    let schedule = cfg.schedule();
-    let missing = schedule.missing(&cfg.faults);
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let wanted = cfg.faults.iter().filter(|f| **f != Fault::None).count();
-    bail!(
-        "no window of {} fits in --time-limit {}ms (fault windows last about {}ms after {}ms of \
-         health first; windows of {wanted} faults need about {}ms): give a longer --time-limit, \
-         or a shorter --fault-for/--heal-for (or --lock-ttl, which scales them)",
-        missing
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        cfg.time_limit.as_millis(),
-        cfg.fault_for.as_millis(),
-        cfg.heal_for.as_millis(),
-        time_needed(wanted, cfg.fault_for, cfg.heal_for).as_millis()
-    );
+    args.spec()
 }
 
 /// The latency-vs-lease alert of the story, from lease-margin's measurements: where the
@@ -350,182 +66,33 @@ fn print_alert(results: &checkers::Results) {
     }
 }
 
-/// `--lock-service` and `--fault-node`, checked before anything starts: a known service,
-/// a node it has, a backend that can start it, and no fault that needs another one.
-fn check_lock_service(
-    args: &RunArgs,
-    faults: &[crate::nemesis::Fault],
-    backend: &crate::nodes::Backend,
-) -> anyhow::Result<workloads::LockService> {
-    use workloads::LockService;
-    let lock: LockService = args
-        .lock_service
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--lock-service: {e}"))?;
-    if let Some(n) = args.fault_node {
-        if n >= lock.data_nodes() {
-            bail!(
-                "--fault-node {n}: the {lock} lock service has nodes 0 to {}",
-                lock.data_nodes() - 1
-            );
-        }
+/// When the default `auto` backend fell back to containers, says so in one line: the
+/// first run on a machine without the servers just works, and says why it is slower than
+/// it could be.
+pub(crate) fn say_fallback(asked: BackendKind, resolved: &Backend) {
+    if let (BackendKind::Auto, Backend::Docker { images }) = (asked, resolved) {
+        let local = crate::nodes::machine::LocalServers::find();
+        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
     }
-    if lock != LockService::Single && !backend.owns_processes() {
-        bail!(
-            "--lock-service {lock} starts its own topology of Redis servers, so it needs \
-             --backend local or docker (--backend {} brings one Redis of its own)",
-            backend.name()
-        );
-    }
-    let setting = crate::nemesis::faults::Setting {
-        lock_service: Some(lock),
-        ..Default::default()
-    };
-    crate::nemesis::faults::check(faults, &setting).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(lock)
-}
-
-/// The command line that reproduces this run: every choice spelled out, the seed included.
-fn reproduce_command(cfg: &RunConfig, args: &RunArgs) -> String {
-    let ms = |d: Duration| format!("{}ms", d.as_millis());
-    let mut cmd = format!(
-        "overbook run --design {} {} --time-limit {} --concurrency {} --rooms {} --window-days {} --seed {} --lock-ttl {} --db-latency {} --redis-latency {} --client-pause {} --fault-for {} --heal-for {} --op-timeout {} --cancel-ratio {}",
-        cfg.design,
-        cfg.faults.iter().map(|f| format!("--fault {f}")).collect::<Vec<_>>().join(" "),
-        ms(cfg.time_limit),
-        cfg.concurrency,
-        cfg.rooms,
-        cfg.window_days,
-        cfg.seed,
-        ms(cfg.lock_ttl),
-        ms(cfg.db_latency),
-        ms(cfg.redis_latency),
-        ms(cfg.client_pause),
-        ms(cfg.fault_for),
-        ms(cfg.heal_for),
-        ms(cfg.op_timeout),
-        cfg.cancel_ratio,
-    );
-    if let Some(re) = &cfg.slow_sql {
-        cmd.push_str(&format!(
-            " --slow-sql '{}'",
-            re.as_str().replace('\'', "'\\''")
-        ));
-    }
-    for (on, flag) in [
-        (cfg.retry, "--retry"),
-        (cfg.idempotency, "--idempotency"),
-        (cfg.redis_aof, "--redis-aof"),
-        (cfg.strict_lock, "--strict-lock"),
-    ] {
-        if on {
-            cmd.push(' ');
-            cmd.push_str(flag);
-        }
-    }
-    if let Some(rate) = cfg.rate {
-        cmd.push_str(&format!(" --rate {rate}"));
-    }
-    if cfg.lock_service != workloads::LockService::Single {
-        cmd.push_str(&format!(" --lock-service {}", cfg.lock_service));
-    }
-    if let Some(n) = cfg.fault_node {
-        cmd.push_str(&format!(" --fault-node {n}"));
-    }
-    if cfg.margin_warn != checkers::WarnFraction::DEFAULT {
-        cmd.push_str(&format!(" --margin-warn {}", cfg.margin_warn));
-    }
-    // The backend the run used, not `auto`: on another machine auto may choose otherwise.
-    if cfg.backend != Backend::Local {
-        cmd.push_str(&format!(" --backend {}", cfg.backend.name()));
-    }
-    // External servers' URLs carry their passwords, which a reproduce command (printed,
-    // kept in meta.json and reports) must not: it names the variables to supply instead.
-    for (flag, url, var) in [
-        ("--redis-url", &args.redis_url, EXTERNAL_REDIS_VAR),
-        ("--postgres-url", &args.postgres_url, EXTERNAL_POSTGRES_VAR),
-    ] {
-        if url.is_some() {
-            cmd.push_str(&format!(" {flag} \"${var}\""));
-        }
-    }
-    if let Some(spec) = &cfg.service {
-        // The design is not used in service mode: name the service instead.
-        let design = format!("--design {} ", cfg.design);
-        cmd = cmd.replacen(&design, "", 1);
-        cmd.push_str(&format!(" --service {}", shell_quote(&spec.command)));
-        if spec.replicas != 1 {
-            cmd.push_str(&format!(" --replicas {}", spec.replicas));
-        }
-        if let Some(f) = &spec.schema {
-            cmd.push_str(&format!(
-                " --schema {}",
-                shell_quote(&f.display().to_string())
-            ));
-        }
-        if let Some(sql) = &spec.read_sql {
-            cmd.push_str(&format!(" --read-sql {}", shell_quote(sql)));
-        }
-        if let Some(api) = &spec.api {
-            cmd.push_str(&format!(
-                " --api {}",
-                shell_quote(&api.path.display().to_string())
-            ));
-        }
-        if let Some(g) = cfg.guard {
-            cmd.push_str(&format!(" --guard {g}"));
-        }
-        if let Some(d) = &spec.dir {
-            cmd.push_str(&format!(
-                " --service-dir {}",
-                shell_quote(&d.display().to_string())
-            ));
-        }
-        cmd.push_str(&format!(
-            " --service-ready-timeout {}",
-            ms(spec.ready_timeout)
-        ));
-    }
-    for (flag, image) in [
-        ("--redis-image", &args.redis_image),
-        ("--postgres-image", &args.postgres_image),
-    ] {
-        if let Some(image) = image {
-            cmd.push_str(&format!(" {flag} {}", shell_quote(image)));
-        }
-    }
-    cmd
-}
-
-/// The variable a reproduce command reads the external Redis URL from (never written out:
-/// it holds a password).
-pub const EXTERNAL_REDIS_VAR: &str = "OVERBOOK_REDIS_URL";
-/// The variable a reproduce command reads the external Postgres URL from.
-pub const EXTERNAL_POSTGRES_VAR: &str = "OVERBOOK_POSTGRES_URL";
-
-/// `s` as one shell word: as it is when it is plain, else in single quotes.
-pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Runs `overbook run` and returns the exit code.
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let spec = args.spec()?;
     if args.repeat != 1 {
-        return crate::cli::repeat::run(args);
+        return crate::cli::repeat::run(&spec, args.repeat, run_spec);
     }
-    let (cfg, expect) = config_from_args(args)?;
-    if let (true, Backend::Docker { images }) = (args.backend == "auto", &cfg.backend) {
-        // The first run on a machine without the servers just works, and says why it is
-        // slower than it could be.
-        let local = crate::nodes::machine::LocalServers::find();
-        eprintln!("{}", crate::nodes::machine::fallback_note(&local, images));
-    }
+    run_spec(&spec, args.outcome_file.as_deref())
+}
+
+/// Runs one spec: checks it, resolves its backend, runs, prints the verdict; writes the
+/// verdict as JSON to `outcome_file` when given (the matrix's cells, `--repeat`).
+pub fn run_spec(spec: &RunSpec, outcome_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let checked = spec.check()?;
+    // Only now is the machine asked anything (docker's images, whether it answers).
+    let cfg = checked.config(spec.resolve_backend()?);
+    let expect = spec.expect;
+    say_fallback(spec.backend, &cfg.backend);
     let subject = match &cfg.service {
         Some(s) if s.replicas == 1 => format!("service `{}`", s.command),
         Some(s) => format!("service `{}` x {} replicas", s.command, s.replicas),
@@ -550,7 +117,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = rt.block_on(run::run(&cfg)).context("run failed")?;
     // Don't wait for stray client tasks (e.g. a connection blocked on a partition).
     rt.shutdown_timeout(Duration::from_secs(1));
+    print_verdict(&cfg, &outcome, &subject);
+    let code = exit_code(&cfg, &outcome, expect);
+    if let Some(file) = &spec.summary_md {
+        crate::matrix::summary_md::write_run(file, &outcome.dir.path, &outcome.results)?;
+        println!("  summary:   {}", file.display());
+    }
+    if let Some(path) = outcome_file {
+        write_outcome(path, &cfg, &outcome)?;
+    }
+    if let (Some(Expect::Invalid), Validity::Invalid) = (expect, outcome.results.validity) {
+        println!("  expected invalid: caught, as expected");
+    }
+    if outcome.interrupted {
+        // What a shell expects of a command stopped by SIGINT, after the files are written.
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::from(code))
+}
 
+/// What each checker said, the headline, the alert, the service's notes, the verdict and
+/// where the files are.
+fn print_verdict(cfg: &RunConfig, outcome: &run::RunOutcome, subject: &str) {
     let results = &outcome.results;
     println!();
     for check in &results.checks {
@@ -607,7 +195,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             "             (set {EXTERNAL_REDIS_VAR} and {EXTERNAL_POSTGRES_VAR} to the servers' URLs first)"
         );
     }
+}
 
+/// The exit code: 0 when the verdict is the one expected (valid without `--expect`), 1
+/// when not, 2 when there is no verdict.
+fn exit_code(cfg: &RunConfig, outcome: &run::RunOutcome, expect: Option<Expect>) -> u8 {
+    let results = &outcome.results;
     let problems = outcome.conditions.problems();
     if !problems.is_empty() {
         eprintln!("overbook: this run did not test what it claims:");
@@ -615,7 +208,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  - {p}");
         }
     }
-    let code = match (results.validity, expect) {
+    match (results.validity, expect) {
         (Validity::Unknown, _) => {
             if problems.is_empty() {
                 eprintln!("overbook: the checkers could not decide (see results.json): treating as a harness failure");
@@ -639,35 +232,27 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             );
             1
         }
+    }
+}
+
+/// The verdict as JSON for whoever started this run (`overbook matrix`, `--repeat`).
+fn write_outcome(path: &Path, cfg: &RunConfig, outcome: &run::RunOutcome) -> anyhow::Result<()> {
+    let results = &outcome.results;
+    let summary = crate::matrix::RunSummaryFile {
+        dir: outcome.dir.path.clone(),
+        validity: results.validity,
+        summary: one_line_summary(results),
+        command: cfg.command.clone(),
+        wall_ms: outcome.wall.as_millis() as u64,
+        overhead_ms: outcome.overhead.as_millis() as u64,
+        // Read back from disk only here: a plain run does not need them.
+        measures: crate::store::load_history(&outcome.dir.file(crate::store::HISTORY))
+            .map(|h| crate::matrix::measure::measures(&h, results))
+            .unwrap_or_default(),
     };
-    if let Some(file) = &args.summary_md {
-        crate::cli::summary_md::write_run(file, &outcome.dir.path, results)?;
-        println!("  summary:   {}", file.display());
-    }
-    if let Some(path) = &args.outcome_file {
-        let summary = crate::matrix::RunSummaryFile {
-            dir: outcome.dir.path.clone(),
-            validity: results.validity,
-            summary: one_line_summary(results),
-            command: cfg.command.clone(),
-            wall_ms: outcome.wall.as_millis() as u64,
-            overhead_ms: outcome.overhead.as_millis() as u64,
-            // Read back from disk only here: a plain run does not need them.
-            measures: crate::store::load_history(&outcome.dir.file(crate::store::HISTORY))
-                .map(|h| crate::matrix::measure::measures(&h, results))
-                .unwrap_or_default(),
-        };
-        crate::store::write_file(path, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let (Some(Expect::Invalid), Validity::Invalid) = (expect, results.validity) {
-        println!("  expected invalid: caught, as expected");
-    }
-    if outcome.interrupted {
-        // What a shell expects of a command stopped by SIGINT, after the files are written.
-        return Ok(ExitCode::from(130));
-    }
-    Ok(ExitCode::from(code))
+    crate::store::write_file(path, serde_json::to_vec_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// The service's part of the summary: replicas, malformed answers, each log's tail.
@@ -726,7 +311,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run")
         };
-        config_from_args(&args).unwrap().0.command
+        args.spec().unwrap().check().unwrap().command()
     }
 
     /// Issue 23.10: an external run's reproduce command left out the URLs (it did not
@@ -763,7 +348,7 @@ mod tests {
             "none",
         ]);
         assert!(cmd.contains("--redis-image 'my redis;rm -rf x'"), "{cmd}");
-        let words = crate::shrink::command::RunCommand::parse(&cmd).unwrap();
+        let words = crate::run::spec::command::RunCommand::parse(&cmd).unwrap();
         assert_eq!(words.get("--redis-image"), Some("my redis;rm -rf x"));
         assert_eq!(words.get("--postgres-image"), Some("pg:15"));
     }
@@ -787,7 +372,8 @@ mod tests {
             let crate::cli::Command::Run(args) = cli.command else {
                 panic!("not a run")
             };
-            config_from_args(&args)
+            args.spec()
+                .and_then(|s| Ok(s.check()?))
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
@@ -798,6 +384,73 @@ mod tests {
             "{e}"
         );
         assert!(parse("0").is_err());
+    }
+
+    /// Issue 24: a spec spelled out as words parses back to the same spec, for every
+    /// kind of option: what lets matrix cells, shrinking's tries and reproduce commands
+    /// run exactly the run they name.
+    #[test]
+    fn a_checked_spec_round_trips_through_its_words() {
+        for argv in [
+            &["--seed", "3"][..],
+            &[
+                "--design",
+                "row-lock",
+                "--fault",
+                "db-latency",
+                "--fault",
+                "kill-db",
+                "--rate",
+                "50",
+                "--retry",
+                "--idempotency",
+                "--strict-lock",
+                "--margin-warn",
+                "0.5",
+                "--slow-sql",
+                "FOR UPDATE|x'y",
+                "--keep",
+            ],
+            &[
+                "--lock-service",
+                "sentinel",
+                "--fault",
+                "failover-redis",
+                "--fault-node",
+                "1",
+                "--redis-aof",
+            ],
+            &[
+                "--service",
+                "exec my 'service'",
+                "--replicas",
+                "3",
+                "--read-sql",
+                "select 1",
+                "--guard",
+                "lock",
+                "--fault",
+                "kill-service",
+            ],
+            &[
+                "--backend",
+                "docker",
+                "--redis-image",
+                "r:1",
+                "--postgres-image",
+                "p q",
+                "--fault",
+                "none",
+            ],
+        ] {
+            let spec = spec_from_words(argv).unwrap();
+            let checked = spec.check().unwrap();
+            let again = spec_from_words(&checked.spec().words()).unwrap();
+            assert_eq!(&again, checked.spec(), "{argv:?}");
+            let words = crate::run::spec::command::RunCommand::parse(&checked.command()).unwrap();
+            let from_command = spec_from_words(words.options()).unwrap();
+            assert_eq!(&from_command, checked.spec(), "{argv:?}");
+        }
     }
 
     /// A matrix cell's tooltip says what the run cost the guests before the checkers'

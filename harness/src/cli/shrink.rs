@@ -7,6 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::parse_duration;
+use crate::cli::run::spec_from_words;
+use crate::run::spec::command::RunCommand;
+use crate::run::spec::RunSpec;
 
 /// `overbook shrink`.
 #[derive(Debug, Clone, Args)]
@@ -37,7 +40,30 @@ pub struct ShrinkArgs {
     pub trust_run: bool,
 }
 
-/// Runs `overbook shrink`.
+/// Runs `overbook shrink`: the failing run's command parsed into a spec here, trusted
+/// by the user, then searched by [`crate::shrink::run`].
 pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
-    crate::shrink::run(args)
+    let meta = crate::shrink::failing_run(&args.dir)?;
+    let base = spec_of_run(&meta.command, &args.dir.join(crate::store::META))?;
+    crate::shrink::trust(&args.dir, &base.foreign_inputs(), args.trust_run)?;
+    let opts = crate::shrink::Options {
+        budget: args.budget,
+        tries: args.tries,
+        confirm: args.confirm,
+        min_rate: args.min_rate,
+    };
+    crate::shrink::run(&opts, &args.dir, base)
+}
+
+/// The spec a run's reproduce `command` (from `whence`, its meta.json) runs: parsed as
+/// `overbook run` parses its command line. Runs nothing.
+pub fn spec_of_run(command: &str, whence: &std::path::Path) -> anyhow::Result<RunSpec> {
+    let words =
+        RunCommand::parse(command).map_err(|e| anyhow::anyhow!("{}: {e}", whence.display()))?;
+    spec_from_words(words.options()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the reproduce command does not parse: {e}",
+            whence.display()
+        )
+    })
 }

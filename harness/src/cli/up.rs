@@ -8,9 +8,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 
 use crate::cli::UpArgs;
-use crate::nemesis::{check_backend, ActiveFault, Fault, FaultParams};
+use crate::nemesis::{check_backend, ActiveFault, Fault};
 use crate::nodes::reaper;
 use crate::nodes::{Backend, Cluster, NodeOptions};
+use crate::run::spec::RunSpec;
 
 /// Builds the backend from the command line's `--backend`, `--redis-url`, `--postgres-url`.
 pub fn backend_from_args(
@@ -50,6 +51,12 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         .map(|f| f.parse::<Fault>())
         .collect::<Result<Vec<_>, _>>()?;
     check_backend(&faults, &backend)?;
+    // A default run's strength (lease, latencies, client pause), fitted to these faults.
+    let params = RunSpec {
+        faults: faults.clone(),
+        ..RunSpec::default()
+    }
+    .fault_params()?;
     reaper::install().context("install the Ctrl-C handler")?;
     // One thread: servers are spawned from it, and their parent-death signal is tied to
     // the spawning thread, which must live as long as they do.
@@ -69,7 +76,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         let mut held = Vec::new();
         for fault in faults {
             let pause = workloads::ClientPause::new();
-            held.push(ActiveFault::apply(fault, &FaultParams::default(), &cluster, &pause).await?);
+            held.push(ActiveFault::apply(fault, &params, &cluster, &pause).await?);
         }
         print_cluster(&cluster, &backend, &opts, &held)?;
         // Ctrl-C is handled by the cleanup thread, which stops every server and exits;

@@ -14,7 +14,22 @@ use reports::matrix::Matrix;
 use reports::summary::{summarize, CellSummary};
 
 use super::PlanFile;
-use crate::cli::MatrixDiffArgs;
+
+/// `overbook matrix diff OLD NEW`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixDiffArgs {
+    /// The earlier matrix: its matrix.json, or the directory holding it.
+    pub old: PathBuf,
+    /// The later matrix.
+    pub new: PathBuf,
+    /// Also write the diff as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the new matrix as JUnit, regressions marked, here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
 use crate::store::MATRIX;
 
 /// A matrix file that cannot be used, naming it.

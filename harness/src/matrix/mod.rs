@@ -15,18 +15,100 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context};
 use checkers::Validity;
-use clap::Parser;
 use reports::matrix::{render_matrix_page, Matrix, MatrixCell};
 use serde::{Deserialize, Serialize};
 use workloads::DesignName;
 use workloads::LockService;
 
-use crate::cli::{MatrixArgs, MatrixMergeArgs};
+use crate::run::spec::RunSpec;
+
+/// `overbook matrix`'s own options (the run options every cell shares are a `RunSpec`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MatrixOptions {
+    /// Designs (rows), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub designs: String,
+    /// Lock services, comma-separated, or `all` (single, sentinel, redlock): each design
+    /// gets a row per service, named `design@service` off a single Redis (docs/locks.md).
+    #[arg(long, default_value = "single", value_name = "SERVICES")]
+    pub lock_services: String,
+    /// Faults (columns), comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Runs per (design, fault), with seeds --seed, --seed+1, ... (`--repeat K` is the
+    /// same): each cell then reports its detection rate, and a cell whose expectation held
+    /// in some runs only is flaky.
+    #[arg(long, visible_alias = "repeat", default_value_t = 1)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long each cell's clients run.
+    #[arg(long, default_value = "10s", value_parser = crate::run::spec::parse_duration)]
+    pub time_limit: Duration,
+    /// Cells run at the same time (each starts its own servers).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// A cell still running after this long is stopped (Ctrl-C, then SIGKILL) and
+    /// reported as a harness error (default: twice --time-limit plus 3 minutes, room for
+    /// starting containers, op timeouts and the report).
+    #[arg(long, value_parser = crate::run::spec::parse_duration)]
+    pub cell_timeout: Option<Duration>,
+    /// Run only shard K of N (cells whose position is K-1 modulo N), e.g. 2/4: N CI
+    /// runners given the same arguments share one matrix.
+    #[arg(long, default_value = "1/1")]
+    pub shard: String,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Replace a design's declared expectation for one cell: DESIGN:FAULT=valid|invalid|either
+    /// (repeatable), e.g. `--expect my-design:kill-db=invalid`.
+    #[arg(long)]
+    pub expect: Vec<String>,
+    /// Store root; the matrix goes to STORE/matrix/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Compare with a previous matrix (its matrix.json or directory): the page shows what
+    /// changed first, JUnit marks regressions, and the exit code is 1 only on a
+    /// regression (or a new cell that fails).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+    /// Append a markdown summary for reviewers to FILE (verdict, the worst cell's
+    /// business headline and anomaly, the diff against --baseline, links to the reports),
+    /// e.g. $GITHUB_STEP_SUMMARY.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
+/// `overbook matrix merge DIR...`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixMergeArgs {
+    /// Matrix directories (STORE/matrix/<timestamp>/), one per shard.
+    pub dirs: Vec<PathBuf>,
+    /// Store root for the merged matrix (STORE/matrix/<timestamp>-merged/).
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Write one JUnit testcase per cell to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Merge even when some shards are missing (or a directory has no plan.json): the
+    /// merged verdict then covers only the cells present.
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Compare the merged matrix with a previous one (see `matrix --baseline`).
+    #[arg(long, value_name = "OLD")]
+    pub baseline: Option<PathBuf>,
+    /// Append the merged matrix's markdown summary to FILE (as `matrix --summary-md`).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+}
+
 pub mod diff;
 pub mod junit;
 pub mod measure;
 pub mod nightly;
 pub mod plan;
+pub mod summary_md;
 pub mod trend;
 
 use crate::nemesis::Fault;
@@ -54,69 +136,14 @@ pub struct RunSummaryFile {
     pub measures: reports::matrix::CellMeasures,
 }
 
-/// Runs `overbook matrix`.
-pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
-    let service = crate::cli::run::service_spec(&args.service)?;
-    // One row for a service; else the designs asked for.
-    let designs: Vec<Row> = if service.is_some() {
-        if args.lock_services != "single" {
-            bail!("--lock-services is for the built-in designs; a --service takes its leases from the one Redis in REDIS_URL");
-        }
-        vec![Row::Service]
-    } else {
-        let designs = parse_list(&args.designs, DesignName::all(), |s| {
-            s.parse::<DesignName>().map_err(|e| e.to_string())
-        })
-        .context("--designs")?;
-        let services = parse_list(&args.lock_services, &LockService::ALL, |s| {
-            s.parse::<LockService>().map_err(|e| e.to_string())
-        })
-        .context("--lock-services")?;
-        // Service-major, so each lock service's rows stand together on the page; a
-        // design that cannot run on a service (lock-renewal on Redlock) has no row there.
-        services
-            .iter()
-            .flat_map(|&l| {
-                designs
-                    .iter()
-                    .filter(move |d| d.runs_on(l))
-                    .map(move |&d| Row::Design(d, l))
-            })
-            .collect()
-    };
-    // `all` means every fault the row can take: the service faults need a service, and
-    // client-pause needs a hook inside a built-in design (`faults::check`).
-    let setting = crate::nemesis::faults::Setting {
-        service: Some(service.is_some()),
-        ..Default::default()
-    };
-    let takes = |f: &Fault| crate::nemesis::faults::check(&[*f], &setting).is_ok();
-    let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
-    let faults = parse_list(&args.faults, &possible, |s| {
-        s.parse::<Fault>().map_err(|e| e.to_string())
-    })
-    .context("--faults")?;
-    crate::cli::run::check_service_faults(&faults, service.is_some())?;
-    if !(1..=MAX_SEEDS).contains(&args.seeds) {
-        bail!(
-            "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
-            args.seeds
-        );
-    }
-    if args.seed.checked_add(args.seeds).is_none() {
-        bail!(
-            "--seed {} + --seeds {} overflows: allowed at most {}",
-            args.seed,
-            args.seeds,
-            u64::MAX - args.seeds
-        );
-    }
-    if !(1..=MAX_JOBS).contains(&args.jobs) {
-        bail!(
-            "--jobs {} is out of range: allowed 1 to {MAX_JOBS}",
-            args.jobs
-        );
-    }
+/// Runs `overbook matrix`: every cell is `base` (the run options, the service, the time
+/// limit and store the matrix was given) with the cell's design, fault and seed;
+/// `run_args` are the run options as given after `--` (for the plan and errors).
+pub fn run(args: &MatrixOptions, run_args: &[String], base: &RunSpec) -> anyhow::Result<ExitCode> {
+    let service = base.service.is_some();
+    let designs = rows(args, service)?;
+    let faults = columns(args, service)?;
+    check_counts(args)?;
     let shard: Shard = args.shard.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let overrides = args
         .expect
@@ -137,7 +164,7 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
     }
     // Every cell's arguments are checked before the first cell runs: a bad flag after
     // `--` must be one error now, not a harness error in every cell.
-    validate_cells(args, &cells)?;
+    validate_cells(args, run_args, base, &cells)?;
     let baseline = nightly::load_baseline(args.baseline.as_deref())?;
     let plan_file = PlanFile {
         designs: designs.iter().map(|d| d.to_string()).collect(),
@@ -146,56 +173,139 @@ pub fn run(args: &MatrixArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         time_limit_ms: args.time_limit.as_millis() as u64,
         expect: args.expect.clone(),
-        run_args: args.run_args.clone(),
+        run_args: run_args.to_vec(),
         shard: shard.to_string(),
         cells: cells.len(),
     };
-    let started_at = utc_stamp(SystemTime::now());
-    let out_dir = args.store.join("matrix").join(&started_at);
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    println!(
-        "overbook matrix: {} designs x {} faults x {} seeds, shard {shard}: {} cells, {} at a time",
-        designs.len(),
-        faults.len(),
-        args.seeds,
-        cells.len(),
-        args.jobs
-    );
-
-    crate::store::write_file(out_dir.join(PLAN), serde_json::to_vec_pretty(&plan_file)?)
-        .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
-    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
-    let started = Instant::now();
-    let results = run_cells(&exe, args, &cells, &out_dir);
-    let matrix = Matrix {
-        started_at,
-        shards: vec![shard.to_string()],
-        designs: designs.iter().map(|d| d.to_string()).collect(),
-        faults: faults.iter().map(|f| f.to_string()).collect(),
-        cells: results,
-    };
+    let matrix = run_plan(args, base, &plan_file, &cells)?;
     let outputs = Outputs {
         junit: args.junit.as_deref(),
         summary_md: args.summary_md.as_deref(),
         store: &args.store,
     };
-    let code = write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref())?;
-    let (wall, overhead): (u64, u64) = matrix
-        .cells
+    let out_dir = args.store.join("matrix").join(&matrix.started_at);
+    write_matrix(&matrix, &out_dir, &outputs, baseline.as_ref())
+}
+
+/// The rows: one for a service; else the designs asked for, on each lock service asked
+/// for, service-major (each lock service's rows stand together on the page); a design
+/// that cannot run on a service (lock-renewal on Redlock) has no row there.
+fn rows(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Row>> {
+    if service {
+        if args.lock_services != "single" {
+            bail!("--lock-services is for the built-in designs; a --service takes its leases from the one Redis in REDIS_URL");
+        }
+        return Ok(vec![Row::Service]);
+    }
+    let designs = parse_list(&args.designs, DesignName::all(), |s| {
+        s.parse::<DesignName>().map_err(|e| e.to_string())
+    })
+    .context("--designs")?;
+    let services = parse_list(&args.lock_services, &LockService::ALL, |s| {
+        s.parse::<LockService>().map_err(|e| e.to_string())
+    })
+    .context("--lock-services")?;
+    Ok(services
         .iter()
-        .fold((0, 0), |(w, o), c| (w + c.wall_ms, o + c.overhead_ms));
-    if !matrix.cells.is_empty() {
-        println!(
-            "{} cells in {:.1}s ({} jobs); per cell on average {:.1}s, of which {:.2}s overhead (server start, schema, final read, checks)",
-            matrix.cells.len(),
-            started.elapsed().as_secs_f64(),
-            args.jobs,
-            wall as f64 / 1000.0 / matrix.cells.len() as f64,
-            overhead as f64 / 1000.0 / matrix.cells.len() as f64,
+        .flat_map(|&l| {
+            designs
+                .iter()
+                .filter(move |d| d.runs_on(l))
+                .map(move |&d| Row::Design(d, l))
+        })
+        .collect())
+}
+
+/// The columns: the faults asked for; `all` means every fault the rows can take (the
+/// service faults need a service, client-pause a hook inside a built-in design).
+fn columns(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Fault>> {
+    // Every fault the row can take (`faults::check`): the service faults need a
+    // service, and client-pause needs a hook inside a built-in design.
+    let setting = crate::nemesis::faults::Setting {
+        service: Some(service),
+        ..Default::default()
+    };
+    let takes = |f: &Fault| crate::nemesis::faults::check(&[*f], &setting).is_ok();
+    let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
+    let faults = parse_list(&args.faults, &possible, |s| {
+        s.parse::<Fault>().map_err(|e| e.to_string())
+    })
+    .context("--faults")?;
+    crate::run::spec::check_service_faults(&faults, service)?;
+    Ok(faults)
+}
+
+/// `--seeds`, `--seed` and `--jobs` in range.
+fn check_counts(args: &MatrixOptions) -> anyhow::Result<()> {
+    if !(1..=MAX_SEEDS).contains(&args.seeds) {
+        bail!(
+            "--seeds {} is out of range: allowed 1 to {MAX_SEEDS}",
+            args.seeds
         );
     }
-    Ok(code)
+    if args.seed.checked_add(args.seeds).is_none() {
+        bail!(
+            "--seed {} + --seeds {} overflows: allowed at most {}",
+            args.seed,
+            args.seeds,
+            u64::MAX - args.seeds
+        );
+    }
+    if !(1..=MAX_JOBS).contains(&args.jobs) {
+        bail!(
+            "--jobs {} is out of range: allowed 1 to {MAX_JOBS}",
+            args.jobs
+        );
+    }
+    Ok(())
+}
+
+/// Writes the plan, runs the cells and returns the matrix they make, saying how long
+/// the cells took and how much of it was overhead.
+fn run_plan(
+    args: &MatrixOptions,
+    base: &RunSpec,
+    plan_file: &PlanFile,
+    cells: &[Cell],
+) -> anyhow::Result<Matrix> {
+    let started_at = utc_stamp(SystemTime::now());
+    let out_dir = args.store.join("matrix").join(&started_at);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    println!(
+        "overbook matrix: {} designs x {} faults x {} seeds, shard {}: {} cells, {} at a time",
+        plan_file.designs.len(),
+        plan_file.faults.len(),
+        args.seeds,
+        plan_file.shard,
+        cells.len(),
+        args.jobs
+    );
+    crate::store::write_file(out_dir.join(PLAN), serde_json::to_vec_pretty(plan_file)?)
+        .with_context(|| format!("cannot write {}", out_dir.join(PLAN).display()))?;
+    let exe = std::env::current_exe().context("cannot find the overbook executable")?;
+    let started = Instant::now();
+    let results = run_cells(&exe, args, base, cells, &out_dir);
+    let (wall, overhead): (u64, u64) = results
+        .iter()
+        .fold((0, 0), |(w, o), c| (w + c.wall_ms, o + c.overhead_ms));
+    if !results.is_empty() {
+        println!(
+            "{} cells in {:.1}s ({} jobs); per cell on average {:.1}s, of which {:.2}s overhead (server start, schema, final read, checks)",
+            results.len(),
+            started.elapsed().as_secs_f64(),
+            args.jobs,
+            wall as f64 / 1000.0 / results.len() as f64,
+            overhead as f64 / 1000.0 / results.len() as f64,
+        );
+    }
+    Ok(Matrix {
+        started_at,
+        shards: vec![plan_file.shard.clone()],
+        designs: plan_file.designs.clone(),
+        faults: plan_file.faults.clone(),
+        cells: results,
+    })
 }
 
 /// Runs `overbook matrix merge DIR...`: one page and one exit code for all shards.
@@ -398,60 +508,48 @@ fn check_shards(dirs: &[PathBuf], allow_partial: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks every cell's `overbook run` arguments as the cell would parse them: the flags
-/// after `--`, their ranges, and that each cell's fault fits the time limit.
-fn validate_cells(args: &MatrixArgs, cells: &[Cell]) -> anyhow::Result<()> {
-    let time_limit = format!("{}ms", args.time_limit.as_millis());
-    // Each row once (a lock service may refuse the backend the run options ask for),
-    // then every cell's schedule against its row's configuration.
+/// The run one cell makes: `base` with the cell's design (and lock service, unless
+/// single, which leaves the run options' own), fault and seed.
+fn cell_spec(base: &RunSpec, cell: &Cell) -> RunSpec {
+    let mut spec = RunSpec {
+        faults: vec![cell.fault],
+        seed: Some(cell.seed),
+        ..base.clone()
+    };
+    if let Row::Design(design, lock) = cell.design {
+        spec.design = design;
+        if lock != LockService::Single {
+            spec.lock_service = lock;
+        }
+    }
+    spec
+}
+
+/// Checks every cell's run before the first one starts: the run options, their ranges,
+/// each row's lock service against the backend, and that each cell's fault fits the
+/// time limit. Asks nothing of the machine.
+fn validate_cells(
+    args: &MatrixOptions,
+    run_args: &[String],
+    base: &RunSpec,
+    cells: &[Cell],
+) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = cells.iter().map(|c| c.design).collect();
     rows.sort();
     rows.dedup();
     for row in rows {
-        let Some(first) = cells.iter().find(|c| c.design == row) else {
-            continue;
-        };
-        let seed = first.seed.to_string();
-        // The cell's system under test, spelled as the cell's own command line spells it.
-        let subject: Vec<String> = match row {
-            Row::Design(..) => row.design_args(),
-            Row::Service => service_args(&args.service),
-        };
-        let mut argv: Vec<&str> = vec!["overbook", "run"];
-        argv.extend(subject.iter().map(String::as_str));
-        argv.extend([
-            "--fault",
-            first.fault.name(),
-            "--seed",
-            &seed,
-            "--time-limit",
-            &time_limit,
-            "--quiet",
-        ]);
-        argv.extend(args.run_args.iter().map(String::as_str));
-        let cli = crate::cli::Cli::try_parse_from(&argv).map_err(|e| {
-            anyhow::anyhow!(
-                "the run options after `--` ({}) are not valid for `overbook run`: {}",
-                args.run_args.join(" "),
-                e.to_string().trim()
-            )
-        })?;
-        let crate::cli::Command::Run(run_args) = cli.command else {
-            bail!("the run options after `--` changed the subcommand");
-        };
-        let (cfg, _) = crate::cli::run::config_from_args(&run_args).with_context(|| {
-            format!(
-                "row {row}: --time-limit {time_limit} -- {}",
-                args.run_args.join(" ")
-            )
-        })?;
-        for cell in cells.iter().filter(|c| c.design == row) {
-            let cell_cfg = crate::run::RunConfig {
-                faults: vec![cell.fault],
-                seed: cell.seed,
-                ..cfg.clone()
-            };
-            crate::cli::run::check_schedule_fits(&cell_cfg).with_context(|| {
+        let mut of_row = cells.iter().filter(|c| c.design == row);
+        if let Some(first) = of_row.next() {
+            cell_spec(base, first).check().with_context(|| {
+                format!(
+                    "row {row}: --time-limit {}ms -- {}",
+                    args.time_limit.as_millis(),
+                    run_args.join(" ")
+                )
+            })?;
+        }
+        for cell in of_row {
+            cell_spec(base, cell).check().with_context(|| {
                 format!(
                     "cell {} under {} (seed {})",
                     cell.design, cell.fault, cell.seed
@@ -493,7 +591,7 @@ fn write_matrix(
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = outputs.summary_md {
-        crate::cli::summary_md::write_matrix(path, matrix, diff.as_ref(), outputs.store, out_dir)?;
+        summary_md::write_matrix(path, matrix, diff.as_ref(), outputs.store, out_dir)?;
         println!("summary: {}", path.display());
     }
     nightly::print_rates(matrix);
@@ -532,7 +630,13 @@ fn write_verdicts(matrix: &Matrix, out_dir: &Path) -> ExitCode {
 }
 
 /// Runs the cells, `args.jobs` at a time, printing one line per finished cell.
-fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> Vec<MatrixCell> {
+fn run_cells(
+    exe: &Path,
+    args: &MatrixOptions,
+    base: &RunSpec,
+    cells: &[Cell],
+    out_dir: &Path,
+) -> Vec<MatrixCell> {
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(cells.len()));
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
@@ -548,7 +652,7 @@ fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> V
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(cell) = cells.get(i) else { break };
-                let result = run_cell(exe, args, cell, out_dir);
+                let result = run_cell(exe, args, &cell_spec(base, cell), cell, out_dir);
                 let mark = if result.met { "ok  " } else { "MISS" };
                 let line = format!(
                     "{mark} {} under {} (seed {}): expected {}, got {} in {:.1}s{}",
@@ -582,32 +686,24 @@ fn run_cells(exe: &Path, args: &MatrixArgs, cells: &[Cell], out_dir: &Path) -> V
     results
 }
 
-/// Runs one cell as a child `overbook run` and judges its verdict.
-fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> MatrixCell {
+/// Runs one cell, `spec`, as a child `overbook run` and judges its verdict.
+fn run_cell(
+    exe: &Path,
+    args: &MatrixOptions,
+    spec: &RunSpec,
+    cell: &Cell,
+    out_dir: &Path,
+) -> MatrixCell {
     let outcome_file = out_dir.join(format!("cell-{}.json", cell.ordinal));
     let log_file = out_dir.join(format!("cell-{}.log", cell.ordinal));
     let mut cmd = Command::new(exe);
-    cmd.arg("run");
-    match cell.design {
-        Row::Design(..) => {
-            cmd.args(cell.design.design_args());
-        }
-        Row::Service => {
-            cmd.args(service_args(&args.service));
-        }
-    }
-    cmd.args(["--fault", cell.fault.name()])
-        .args(["--seed", &cell.seed.to_string()])
-        .args([
-            "--time-limit",
-            &format!("{}ms", args.time_limit.as_millis()),
-        ])
+    cmd.arg("run")
+        .args(spec.words())
         .arg("--store")
-        .arg(&args.store)
+        .arg(&spec.store)
         .arg("--quiet")
         .arg("--outcome-file")
         .arg(&outcome_file)
-        .args(&args.run_args)
         .stdin(Stdio::null());
     let started = Instant::now();
     let deadline = cell_deadline(args);
@@ -623,22 +719,7 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
         Err(e) => Err(e),
     };
     let wall_ms = started.elapsed().as_millis() as u64;
-    let subject = match cell.design {
-        Row::Design(..) => cell.design.design_args().join(" "),
-        Row::Service => service_args(&args.service)
-            .iter()
-            .map(|a| crate::cli::run::shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
-    let reproduce_fallback = format!(
-        "overbook run {} --fault {} --seed {} --time-limit {}ms {}",
-        subject,
-        cell.fault,
-        cell.seed,
-        args.time_limit.as_millis(),
-        args.run_args.join(" ")
-    );
+    let reproduce_fallback = spec.command();
     let summary: Option<RunSummaryFile> = std::fs::read(&outcome_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
@@ -695,35 +776,6 @@ fn run_cell(exe: &Path, args: &MatrixArgs, cell: &Cell, out_dir: &Path) -> Matri
     result
 }
 
-/// The `overbook run` arguments that give a cell the matrix's service.
-fn service_args(s: &crate::cli::ServiceArgs) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(cmd) = &s.service {
-        out.extend(["--service".to_string(), cmd.clone()]);
-    }
-    out.extend(["--replicas".to_string(), s.replicas.to_string()]);
-    out.extend([
-        "--service-ready-timeout".to_string(),
-        format!("{}ms", s.service_ready_timeout.as_millis()),
-    ]);
-    if let Some(f) = &s.schema {
-        out.extend(["--schema".to_string(), f.display().to_string()]);
-    }
-    if let Some(sql) = &s.read_sql {
-        out.extend(["--read-sql".to_string(), sql.clone()]);
-    }
-    if let Some(f) = &s.api {
-        out.extend(["--api".to_string(), f.display().to_string()]);
-    }
-    if let Some(d) = &s.service_dir {
-        out.extend(["--service-dir".to_string(), d.display().to_string()]);
-    }
-    if let Some(g) = s.guard {
-        out.extend(["--guard".to_string(), g.to_string()]);
-    }
-    out
-}
-
 /// How a cell's child process ended.
 #[derive(Debug)]
 pub(crate) enum CellExit {
@@ -737,7 +789,7 @@ pub(crate) enum CellExit {
 /// `--cell-timeout` says otherwise. Generous on purpose: starting containers, ops running
 /// into their timeouts, the final read and the report all come on top of the time limit,
 /// and a loaded CI machine is slow at all of them; only a hung cell should reach it.
-fn cell_deadline(args: &MatrixArgs) -> Duration {
+fn cell_deadline(args: &MatrixOptions) -> Duration {
     args.cell_timeout
         .unwrap_or(args.time_limit * 2 + Duration::from_secs(180))
 }

@@ -9,7 +9,17 @@ use anyhow::Context;
 use reports::trend::{render_trend, Night};
 
 use super::diff;
-use crate::cli::MatrixTrendArgs;
+
+/// `overbook matrix trend`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixTrendArgs {
+    /// Store root: reads STORE/matrix/*/matrix.json, writes STORE/matrix/trend.html.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// How many of the newest matrices (shards left out when a merge covers them).
+    #[arg(long, default_value_t = 14)]
+    pub last: usize,
+}
 
 /// Runs `overbook matrix trend`.
 pub fn run(args: &MatrixTrendArgs) -> anyhow::Result<ExitCode> {

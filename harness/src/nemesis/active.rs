@@ -36,21 +36,6 @@ pub struct FaultParams {
     pub fault_node: Option<usize>,
 }
 
-impl Default for FaultParams {
-    /// The scaled story: a 500 ms lease against 600 ms of injected delay.
-    fn default() -> FaultParams {
-        FaultParams {
-            db_latency: Duration::from_millis(600),
-            redis_latency: Duration::from_millis(600),
-            jitter_pct: 10,
-            client_pause: Duration::from_millis(600),
-            lock_ttl: Duration::from_millis(500),
-            slow_sql: None,
-            fault_node: None,
-        }
-    }
-}
-
 impl FaultParams {
     /// The jitter added to `latency`: up to `jitter_pct` of it.
     pub fn jitter(&self, latency: Duration) -> Duration {

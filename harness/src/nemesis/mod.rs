@@ -24,7 +24,7 @@ pub use schedule::{time_needed, Schedule, ScheduleConfig, Window};
 pub use workloads::Fault;
 
 use crate::nodes::{Backend, Cluster, NodeError, ServerKind};
-use crate::run::recorder::Recorder;
+use crate::store::recorder::Recorder;
 use crate::sut::service::Replicas;
 
 /// Why the nemesis could not do its job.

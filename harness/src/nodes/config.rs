@@ -1,6 +1,12 @@
 //! One place for how overbook configures the servers it starts, shared by the local and
 //! docker backends: a kill-db verdict depends on both running Postgres with the same
 //! durability, and a kill-redis verdict on both running Redis with the same persistence.
+//! Also how one node of a lock-service topology differs from the plain server
+//! ([`NodeSpec`]), which both backends start.
+
+use std::net::SocketAddr;
+
+use super::ServerKind;
 
 /// Redis flags, beyond where it listens and its password: no RDB snapshots; protected
 /// mode on (with a password set it lets authenticated clients in, from anywhere the
@@ -52,6 +58,37 @@ const POSTGRES_SETTINGS: &[&str] = &[
     "full_page_writes=on",
     "huge_pages=off",
 ];
+
+/// How one Redis node of a lock-service topology differs from the plain server, on
+/// either backend that starts servers: its name (log, temp dir, container), the
+/// topology's shared password, extra config lines (replication, Sentinel), an address
+/// chosen in advance (other nodes' configs name it), and whether it runs as a sentinel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NodeSpec {
+    /// File stem of its log (`redis-3` -> `redis-3.log`); the kind's short name if empty.
+    pub(crate) name: String,
+    /// The password; a fresh random one if `None`.
+    pub(crate) password: Option<String>,
+    /// Config lines after `requirepass`, as in a redis.conf (`replicaof HOST PORT`).
+    pub(crate) conf: Vec<String>,
+    /// Where it listens, when other nodes must know it before it starts: a loopback port
+    /// (local) or the node's fixed address on the run's network (docker).
+    pub(crate) addr: Option<SocketAddr>,
+    /// `redis-server --sentinel`.
+    pub(crate) sentinel: bool,
+}
+
+impl NodeSpec {
+    /// The node's file stem (log, temp dir, container): its name, or the kind's short
+    /// name for the plain server.
+    pub(crate) fn stem(&self, kind: ServerKind) -> &str {
+        if self.name.is_empty() {
+            kind.short_name()
+        } else {
+            &self.name
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

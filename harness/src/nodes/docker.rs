@@ -38,7 +38,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::topology::NodeSpec;
+use super::config::NodeSpec;
 use super::{tempdir, NodeError, NodeOptions, ServerKind};
 
 /// The image used for Redis when none is given (the official one).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::topology::NodeSpec;
+use super::config::NodeSpec;
 use super::{process, reaper, tempdir};
 use super::{NodeError, NodeOptions, ServerKind};
 

@@ -91,7 +91,7 @@ impl Engine {
 /// which images it uses, and how to get the faster local backend.
 pub fn fallback_note(local: &LocalServers, images: &Images) -> String {
     format!(
-        "overbook: {} not installed, so this run uses the docker backend ({}, {}); \
+        "overbook: {} not installed, so overbook uses the docker backend ({}, {}); \
          `{INSTALL_SERVERS}` makes runs start faster",
         local.missing().join(", "),
         images.redis,

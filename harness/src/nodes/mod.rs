@@ -31,10 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::nodes::proxy::{FaultProxy, Upstream};
+use config::NodeSpec;
 use docker::{DockerRun, DockerServer};
 pub(crate) use local::log_tail;
 use local::LocalServer;
-use topology::NodeSpec;
 pub use topology::Topology;
 pub use workloads::LockService;
 

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use workloads::{redlock, LockEndpoints, LockService, SentinelEndpoints};
 
+use super::config::NodeSpec;
 use super::docker::DockerRun;
 use super::{Backend, NodeError, NodeOptions, ServerHandle, ServerKind};
 
@@ -44,37 +45,6 @@ pub const DOWN_AFTER: Duration = Duration::from_millis(1000);
 
 /// How long a topology may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How one Redis node of a lock-service topology differs from the plain server, on
-/// either backend that starts servers: its name (log, temp dir, container), the
-/// topology's shared password, extra config lines (replication, Sentinel), an address
-/// chosen in advance (other nodes' configs name it), and whether it runs as a sentinel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct NodeSpec {
-    /// File stem of its log (`redis-3` -> `redis-3.log`); the kind's short name if empty.
-    pub(crate) name: String,
-    /// The password; a fresh random one if `None`.
-    pub(crate) password: Option<String>,
-    /// Config lines after `requirepass`, as in a redis.conf (`replicaof HOST PORT`).
-    pub(crate) conf: Vec<String>,
-    /// Where it listens, when other nodes must know it before it starts: a loopback port
-    /// (local) or the node's fixed address on the run's network (docker).
-    pub(crate) addr: Option<SocketAddr>,
-    /// `redis-server --sentinel`.
-    pub(crate) sentinel: bool,
-}
-
-impl NodeSpec {
-    /// The node's file stem (log, temp dir, container): its name, or the kind's short
-    /// name for the plain server.
-    pub(crate) fn stem(&self, kind: ServerKind) -> &str {
-        if self.name.is_empty() {
-            kind.short_name()
-        } else {
-            &self.name
-        }
-    }
-}
 
 /// The lock service's nodes beyond the first, and the sentinels.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The run: composes nodes, the system under test, nemesis, generator, recorder and
 //! checkers into one test run (Jepsen's `run!`).
 //!
-//! - [`recorder`]: appends the history to disk as the run goes.
+//! - [`spec`]: what the run was asked for: defaults, checks, the reproduce command.
 //! - [`log`]: the run's own log file.
 //! - `worker`: one simulated user slot, playing successive processes.
 //!
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod log;
-pub mod recorder;
+pub mod spec;
 mod worker;
 
 pub use checkers::checks::Conditions;
@@ -27,10 +27,10 @@ use workloads::{ClientPause, Config, DesignName, Generator, GeneratorConfig, Run
 
 use crate::nemesis::{Fault, FaultParams, Nemesis, Schedule, ScheduleConfig};
 use crate::nodes::{Backend, Cluster, NodeError, NodeOptions};
+use crate::store::recorder::{Recorder, RecorderError};
 use crate::store::{self, RunDir};
 use crate::sut::service::ServiceSpec;
 use crate::sut::{SutError, System};
-use recorder::{Recorder, RecorderError};
 use worker::Worker;
 
 /// Everything a run needs to know; the CLI builds one, the matrix builds many.
@@ -109,43 +109,22 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The command line's defaults for `design` under `faults`: the story at 1:10 scale
-    /// (500 ms lease, 600 ms of injected latency, 20 s, 16 users, 5 rooms).
+    /// The command line's defaults for `design` under `faults` (the story at 1:10 scale,
+    /// the values left out fitted to the faults: [`spec::fit`]).
     pub fn new(design: DesignName, faults: Vec<Fault>, seed: u64) -> RunConfig {
-        RunConfig {
-            design,
-            faults,
-            time_limit: Duration::from_secs(20),
-            concurrency: 16,
-            rooms: 5,
-            window_days: 60,
-            seed,
-            lock_ttl: Duration::from_millis(500),
-            db_latency: Duration::from_millis(600),
-            redis_latency: Duration::from_millis(600),
-            client_pause: Duration::from_millis(1000),
-            slow_sql: None,
-            fault_for: Duration::from_secs(4),
-            heal_for: Duration::from_secs(2),
-            op_timeout: Duration::from_millis(9800),
-            cancel_ratio: 0.1,
-            aim_at_free: workloads::generator::AIM_AT_FREE,
-            rate: None,
-            retry: false,
-            idempotency: false,
-            backend: Backend::Local,
-            store: PathBuf::from("store"),
-            keep: false,
-            share: false,
-            redis_aof: false,
-            strict_lock: false,
-            margin_warn: checkers::WarnFraction::DEFAULT,
-            command: String::new(),
-            progress: true,
-            service: None,
-            lock_service: workloads::LockService::Single,
-            fault_node: None,
-            guard: None,
+        spec::RunSpec::defaults_for(design, faults, seed)
+    }
+
+    /// How hard each fault hits in this run.
+    pub fn fault_params(&self) -> FaultParams {
+        FaultParams {
+            db_latency: self.db_latency,
+            redis_latency: self.redis_latency,
+            jitter_pct: spec::defaults::JITTER_PCT,
+            client_pause: self.client_pause,
+            lock_ttl: self.lock_ttl,
+            slow_sql: self.slow_sql.clone(),
+            fault_node: self.fault_node,
         }
     }
 
@@ -351,178 +330,29 @@ fn create_run_dir(cfg: &RunConfig) -> Result<RunDir, RunError> {
     Ok(dir)
 }
 
+/// The run proper on servers that are up, staged as Jepsen's `run!`: the system, the
+/// history, nemesis and generator, the clients until the time limit, heal, the final
+/// read, check, store.
 async fn run_on(
     cfg: &RunConfig,
     dir: &RunDir,
     cluster: &Arc<Cluster>,
     started: Instant,
 ) -> Result<RunOutcome, RunError> {
-    let window_start = workloads::config::default_window_start();
-    let pause = ClientPause::new();
-    let clock = RunClock::start();
-    let design_cfg = Config {
-        lock_ttl: cfg.lock_ttl,
-        idempotency: cfg.idempotency,
-        pause: pause.clone(),
-        clock,
-        rooms: cfg.rooms,
-        window_start,
-        window_days: cfg.window_days,
-        lock_prefix: cluster.lock_prefix().to_string(),
-    };
-
-    let system = crate::sut::build(cfg, cluster, design_cfg, &dir.path)?;
-    system.setup().await?;
-
-    let recorder = Arc::new(Recorder::create(&dir.file(store::HISTORY), clock)?);
-    let header = cfg.header();
-    recorder.record(
-        Process::Nemesis,
-        OpType::Info,
-        F::from(checkers::header::RUN_HEADER),
-        header.to_op().value,
-        None,
-    );
-    system.record_notifications(recorder.clone());
+    let (system, pause, clock) = set_up_system(cfg, dir, cluster).await?;
+    let recorder = open_history(cfg, dir, &system, clock)?;
     let test_started = Instant::now();
     let setup_overhead = started.elapsed();
-
-    // A mapped service books its own rooms; without [cancel] its users never cancel.
-    let api = cfg.service.as_ref().and_then(|s| s.api.as_ref());
-    let generator = Arc::new(Mutex::new(Generator::new(GeneratorConfig {
-        seed: cfg.seed,
-        rooms: api.and_then(|a| a.mapping.rooms()).unwrap_or(cfg.rooms),
-        hot_fraction: 0.2,
-        window_start,
-        window_days: cfg.window_days,
-        max_nights: 7,
-        cancel_ratio: if api.is_some_and(|a| !a.mapping.can_cancel()) {
-            0.0
-        } else {
-            cfg.cancel_ratio
-        },
-        aim_at_free: cfg.aim_at_free,
-        capacity: api.map_or(1, |a| {
-            u32::try_from(a.mapping.max_capacity()).unwrap_or(u32::MAX)
-        }),
-    })));
-
-    // Windows count from the clients' start, which is now: setup is done.
-    let schedule = cfg.schedule().after(clock.elapsed());
-    let params = FaultParams {
-        db_latency: cfg.db_latency,
-        redis_latency: cfg.redis_latency,
-        jitter_pct: 10,
-        client_pause: cfg.client_pause,
-        lock_ttl: cfg.lock_ttl,
-        slow_sql: cfg.slow_sql.clone(),
-        fault_node: cfg.fault_node,
-    };
-    let nemesis = Nemesis::new(
-        schedule,
-        params,
-        cluster.clone(),
-        pause.clone(),
-        recorder.clone(),
-    )
-    .with_service(system.replicas());
-    let nemesis_status = nemesis.status();
-    let (stop_nemesis, stop_rx) = tokio::sync::watch::channel(false);
-    let nemesis_task = tokio::spawn(nemesis.run(stop_rx));
-
-    let progress = Arc::new(Progress::default());
-    // Set when clients must stop (time limit or Ctrl-C); the progress lines stop too.
-    let stopping = Arc::new(AtomicBool::new(false));
-    // A terminal gets a live bar; anything else (a CI log) a line every few seconds.
-    let lines = cfg.progress && !std::io::stderr().is_terminal();
-    let bar = match (cfg.progress, std::io::stderr().is_terminal()) {
-        (true, true) => Some(progress_bar(cfg, progress.clone(), nemesis_status, clock)),
-        (true, false) => {
-            tokio::spawn(progress_lines(
-                cfg.time_limit,
-                progress.clone(),
-                nemesis_status,
-                clock,
-                stopping.clone(),
-            ));
-            None
-        }
-        (false, _) => None,
-    };
-
-    // Clients: each worker plays one user at a time; a user whose op ended in `info` is
-    // retired (its outcome is unknown, so it may still be acting) and a fresh process id
-    // takes its place, as in Jepsen.
-    let next_process = Arc::new(AtomicU64::new(0));
-    let deadline = tokio::time::Instant::now() + cfg.time_limit;
-    let mut workers = Vec::new();
-    for user in 0..cfg.concurrency {
-        let w = Worker {
-            user: user as u64,
-            op_timeout: cfg.op_timeout,
-            retry: cfg.retry,
-            system: system.clone(),
-            recorder: recorder.clone(),
-            generator: generator.clone(),
-            next_process: next_process.clone(),
-            progress: progress.clone(),
-            deadline,
-            stopping: stopping.clone(),
-            pace: cfg
-                .rate
-                .map(|r| Duration::from_secs_f64(cfg.concurrency as f64 / r.max(0.001))),
-        };
-        workers.push(tokio::spawn(w.run()));
-    }
-
-    // The first Ctrl-C ends the test early; what was recorded is still checked and kept.
-    let mut interrupt = crate::nodes::reaper::interrupted();
-    let interrupted = tokio::select! {
-        _ = tokio::time::sleep_until(deadline) => false,
-        Ok(_) = interrupt.wait_for(|stop| *stop) => true,
-    };
-    if interrupted {
-        tracing::warn!("interrupted: stopping clients early");
-    }
-    stopping.store(true, Ordering::SeqCst);
+    let nemesis = start_nemesis(cfg, cluster, &system, &pause, &recorder, clock);
+    let clients = start_clients(cfg, &system, &recorder, nemesis.status.clone(), clock);
+    let interrupted = wait_for_the_end(clients.deadline).await;
+    clients.stopping.store(true, Ordering::SeqCst);
     // Heal before waiting for stragglers: with faults healed they finish promptly instead
     // of all running into their op timeout.
-    let _ = stop_nemesis.send(true);
-    match nemesis_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("nemesis: {e}"),
-        Err(e) => tracing::error!("nemesis task: {e}"),
-    }
-    // In-flight ops get their op timeout (and a second) to finish, then are abandoned:
-    // their invocations stay open in the history, which counts them as `info`. So a run
-    // ends near its time limit however many users are stuck. Interrupted: a moment only.
-    let grace = if interrupted {
-        Duration::from_secs(1)
-    } else {
-        cfg.op_timeout + Duration::from_secs(1)
-    };
-    let give_up = tokio::time::Instant::now() + grace;
-    for mut w in workers {
-        match tokio::time::timeout_at(give_up, &mut w).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("client worker: {e}"),
-            Err(_) => {
-                w.abort();
-                tracing::warn!("client worker still busy {grace:?} after the end: abandoned");
-            }
-        }
-    }
+    nemesis.heal().await;
+    let next_process = clients.next_process.clone();
+    clients.drain(cfg, interrupted, clock).await;
     let test_time = test_started.elapsed();
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
-    if lines {
-        // The last line, whatever the period: a short run still shows its totals.
-        eprintln!(
-            "{}",
-            progress_line(cfg.time_limit, &progress, None, clock.elapsed())
-        );
-    }
 
     // Quiet: let leases run out and the servers settle before the final read.
     let final_started = Instant::now();
@@ -534,9 +364,273 @@ async fn run_on(
     system.shutdown().await;
     let notes = system.notes();
     recorder.finish()?;
+    let ran = Ran {
+        test_time,
+        interrupted,
+    };
+    let mut outcome = check_and_store(cfg, dir, system.as_ref(), notes, ran)?;
+    outcome.wall = started.elapsed();
+    outcome.overhead = setup_overhead + final_started.elapsed();
+    Ok(outcome)
+}
 
-    // Record, then check what was recorded: the verdict is computed from the history
-    // file, exactly as `overbook check history.jsonl` computes it.
+/// The system under test, wired to the servers and set up (schema, replicas), with the
+/// client-pause hook and the run's clock it shares with the nemesis and the recorder.
+async fn set_up_system(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    cluster: &Arc<Cluster>,
+) -> Result<(Arc<dyn System>, ClientPause, RunClock), RunError> {
+    let pause = ClientPause::new();
+    let clock = RunClock::start();
+    let design_cfg = Config {
+        lock_ttl: cfg.lock_ttl,
+        idempotency: cfg.idempotency,
+        pause: pause.clone(),
+        clock,
+        rooms: cfg.rooms,
+        window_start: workloads::config::default_window_start(),
+        window_days: cfg.window_days,
+        lock_prefix: cluster.lock_prefix().to_string(),
+    };
+    let subject = match &cfg.service {
+        Some(spec) => crate::sut::Subject::Service(spec),
+        None => crate::sut::Subject::Design(cfg.design),
+    };
+    let limits = crate::sut::Limits {
+        op_timeout: cfg.op_timeout,
+        keep: cfg.keep,
+    };
+    let system = crate::sut::build(subject, limits, cluster, design_cfg, &dir.path)?;
+    system.setup().await?;
+    Ok((system, pause, clock))
+}
+
+/// The history file, opened by the run header (what the run asked for), with the system's
+/// notifications recorded as they come.
+fn open_history(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    system: &Arc<dyn System>,
+    clock: RunClock,
+) -> Result<Arc<Recorder>, RunError> {
+    let recorder = Arc::new(Recorder::create(&dir.file(store::HISTORY), clock)?);
+    recorder.record(
+        Process::Nemesis,
+        OpType::Info,
+        F::from(checkers::header::RUN_HEADER),
+        cfg.header().to_op().value,
+        None,
+    );
+    system.record_notifications(recorder.clone());
+    Ok(recorder)
+}
+
+/// The nemesis, running its schedule in a task until healed.
+struct RunningNemesis {
+    status: crate::nemesis::NemesisStatus,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), crate::nemesis::NemesisError>>,
+}
+
+impl RunningNemesis {
+    /// Stops the schedule and waits until every fault in force is healed.
+    async fn heal(self) {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("nemesis: {e}"),
+            Err(e) => tracing::error!("nemesis task: {e}"),
+        }
+    }
+}
+
+/// Starts the nemesis on the run's schedule; windows count from the clients' start,
+/// which is now: setup is done.
+fn start_nemesis(
+    cfg: &RunConfig,
+    cluster: &Arc<Cluster>,
+    system: &Arc<dyn System>,
+    pause: &ClientPause,
+    recorder: &Arc<Recorder>,
+    clock: RunClock,
+) -> RunningNemesis {
+    let schedule = cfg.schedule().after(clock.elapsed());
+    let nemesis = Nemesis::new(
+        schedule,
+        cfg.fault_params(),
+        cluster.clone(),
+        pause.clone(),
+        recorder.clone(),
+    )
+    .with_service(system.replicas());
+    let status = nemesis.status();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(nemesis.run(stop_rx));
+    RunningNemesis { status, stop, task }
+}
+
+/// The simulated users at work, and how their progress is shown.
+struct Clients {
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    next_process: Arc<AtomicU64>,
+    progress: Arc<Progress>,
+    /// Set when clients must stop (time limit or Ctrl-C); the progress lines stop too.
+    stopping: Arc<AtomicBool>,
+    deadline: tokio::time::Instant,
+    bar: Option<indicatif::ProgressBar>,
+    lines: bool,
+}
+
+/// The run's request generator. A mapped service (`--api`) books its own rooms, with
+/// their capacities; without a `[cancel]` mapping its users never cancel.
+fn generator(cfg: &RunConfig) -> Generator {
+    let api = cfg.service.as_ref().and_then(|s| s.api.as_ref());
+    Generator::new(GeneratorConfig {
+        seed: cfg.seed,
+        rooms: api.and_then(|a| a.mapping.rooms()).unwrap_or(cfg.rooms),
+        hot_fraction: 0.2,
+        window_start: workloads::config::default_window_start(),
+        window_days: cfg.window_days,
+        max_nights: 7,
+        cancel_ratio: if api.is_some_and(|a| !a.mapping.can_cancel()) {
+            0.0
+        } else {
+            cfg.cancel_ratio
+        },
+        aim_at_free: cfg.aim_at_free,
+        capacity: api.map_or(1, |a| {
+            u32::try_from(a.mapping.max_capacity()).unwrap_or(u32::MAX)
+        }),
+    })
+}
+
+/// Starts the generator and one worker per user. Each worker plays one user at a time;
+/// a user whose op ended in `info` is retired (its outcome is unknown, so it may still be
+/// acting) and a fresh process id takes its place, as in Jepsen.
+fn start_clients(
+    cfg: &RunConfig,
+    system: &Arc<dyn System>,
+    recorder: &Arc<Recorder>,
+    nemesis: crate::nemesis::NemesisStatus,
+    clock: RunClock,
+) -> Clients {
+    let generator = Arc::new(Mutex::new(generator(cfg)));
+    let progress = Arc::new(Progress::default());
+    let stopping = Arc::new(AtomicBool::new(false));
+    // A terminal gets a live bar; anything else (a CI log) a line every few seconds.
+    let lines = cfg.progress && !std::io::stderr().is_terminal();
+    let bar = match (cfg.progress, std::io::stderr().is_terminal()) {
+        (true, true) => Some(progress_bar(cfg, progress.clone(), nemesis, clock)),
+        (true, false) => {
+            let (p, s) = (progress.clone(), stopping.clone());
+            tokio::spawn(progress_lines(cfg.time_limit, p, nemesis, clock, s));
+            None
+        }
+        (false, _) => None,
+    };
+    let next_process = Arc::new(AtomicU64::new(0));
+    let deadline = tokio::time::Instant::now() + cfg.time_limit;
+    let pace = cfg
+        .rate
+        .map(|r| Duration::from_secs_f64(cfg.concurrency as f64 / r.max(0.001)));
+    let workers = (0..cfg.concurrency)
+        .map(|user| {
+            tokio::spawn(
+                Worker {
+                    user: user as u64,
+                    op_timeout: cfg.op_timeout,
+                    retry: cfg.retry,
+                    system: system.clone(),
+                    recorder: recorder.clone(),
+                    generator: generator.clone(),
+                    next_process: next_process.clone(),
+                    progress: progress.clone(),
+                    deadline,
+                    stopping: stopping.clone(),
+                    pace,
+                }
+                .run(),
+            )
+        })
+        .collect();
+    Clients {
+        workers,
+        next_process,
+        progress,
+        stopping,
+        deadline,
+        bar,
+        lines,
+    }
+}
+
+/// Waits for the time limit, or the first Ctrl-C (which ends the test early; what was
+/// recorded is still checked and kept). Returns whether it was interrupted.
+async fn wait_for_the_end(deadline: tokio::time::Instant) -> bool {
+    let mut interrupt = crate::nodes::reaper::interrupted();
+    let interrupted = tokio::select! {
+        _ = tokio::time::sleep_until(deadline) => false,
+        Ok(_) = interrupt.wait_for(|stop| *stop) => true,
+    };
+    if interrupted {
+        tracing::warn!("interrupted: stopping clients early");
+    }
+    interrupted
+}
+
+impl Clients {
+    /// Lets in-flight ops finish: each gets its op timeout (and a second), then is
+    /// abandoned, its invocation left open in the history, which counts it as `info`. So
+    /// a run ends near its time limit however many users are stuck. Interrupted: a
+    /// moment only.
+    async fn drain(self, cfg: &RunConfig, interrupted: bool, clock: RunClock) {
+        let grace = if interrupted {
+            Duration::from_secs(1)
+        } else {
+            cfg.op_timeout + Duration::from_secs(1)
+        };
+        let give_up = tokio::time::Instant::now() + grace;
+        for mut w in self.workers {
+            match tokio::time::timeout_at(give_up, &mut w).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("client worker: {e}"),
+                Err(_) => {
+                    w.abort();
+                    tracing::warn!("client worker still busy {grace:?} after the end: abandoned");
+                }
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.lines {
+            // The last line, whatever the period: a short run still shows its totals.
+            let line = progress_line(cfg.time_limit, &self.progress, None, clock.elapsed());
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// How the test proper went, for the meta.
+#[derive(Debug, Clone, Copy)]
+struct Ran {
+    /// From the clients' start to the last one's end.
+    test_time: Duration,
+    /// Stopped early by Ctrl-C.
+    interrupted: bool,
+}
+
+/// Checks what was recorded and stores the verdict, meta, report and index: the verdict
+/// is computed from the history file, exactly as `overbook check history.jsonl` computes
+/// it. (`wall` and `overhead` are the caller's to fill in.)
+fn check_and_store(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    system: &dyn System,
+    notes: std::collections::BTreeMap<String, String>,
+    ran: Ran,
+) -> Result<RunOutcome, RunError> {
     let history = read_recorded(&dir.file(store::HISTORY))?;
     let results = checkers::check_all(&history, &CheckOptions::default());
     let conditions = Conditions::of(&history).unwrap_or_default();
@@ -551,12 +645,12 @@ async fn run_on(
         store::RESULTS,
         &serde_json::to_vec_pretty(&results).expect("results serialise"),
     )?;
-    let mut meta = run_meta(cfg, dir, test_time);
+    let mut meta = run_meta(cfg, dir, ran.test_time);
     if cfg.service.is_some() {
         meta.design = system.name();
     }
     meta.params.extend(notes.clone());
-    meta.interrupted = interrupted;
+    meta.interrupted = ran.interrupted;
     meta.params.insert(
         "sessions".to_string(),
         format!(
@@ -568,34 +662,40 @@ async fn run_on(
         store::META,
         &serde_json::to_vec_pretty(&meta).expect("meta serialises"),
     )?;
-    // The report only renders what is on disk now: failing to write it (a full disk)
-    // must not cost the run its verdict.
+    store_report(cfg, dir, &history, &results, &meta);
+    Ok(RunOutcome {
+        dir: dir.clone(),
+        results,
+        ops: history.ops().len(),
+        wall: Duration::ZERO,
+        overhead: Duration::ZERO,
+        notes,
+        conditions,
+        interrupted: ran.interrupted,
+    })
+}
+
+/// The report and the store's bookkeeping: each only renders what is on disk now, so a
+/// failure here (a full disk) must not cost the run its verdict, which is already there.
+fn store_report(
+    cfg: &RunConfig,
+    dir: &RunDir,
+    history: &History,
+    results: &Results,
+    meta: &reports::RunMeta,
+) {
     if let Err(e) = store::write_file(
         dir.file(store::REPORT),
-        reports::render_run(&history, &results, &meta).as_bytes(),
+        reports::render_run(history, results, meta).as_bytes(),
     ) {
         store::warn(&e);
     }
-    // Bookkeeping of the store as a whole: a failure here must not cost the run its
-    // verdict, which is already on disk.
     if let Err(e) = dir.mark_latest() {
         store::warn(&e);
     }
     if let Err(e) = crate::store::index::write_index(&cfg.store) {
         store::warn(&e);
     }
-    let overhead = setup_overhead + final_started.elapsed();
-
-    Ok(RunOutcome {
-        dir: dir.clone(),
-        results,
-        ops: history.ops().len(),
-        wall: started.elapsed(),
-        overhead,
-        notes,
-        conditions,
-        interrupted,
-    })
 }
 
 /// Reads back the history the recorder wrote, as `overbook check` would.
@@ -639,7 +739,7 @@ fn run_meta(cfg: &RunConfig, dir: &RunDir, test_time: Duration) -> reports::RunM
         // The words of the command this process just wrote (shell-quoted where needed),
         // so they split back exactly; a command that is not `overbook run` (a test's
         // placeholder) has none.
-        argv: crate::shrink::command::RunCommand::parse(&cfg.command)
+        argv: crate::run::spec::command::RunCommand::parse(&cfg.command)
             .map(|c| c.words().to_vec())
             .unwrap_or_default(),
         started_at: dir.stamp.clone(),

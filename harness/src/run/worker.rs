@@ -9,8 +9,8 @@ use std::time::Duration;
 use checkers::{OpType, OpValue, Process, F};
 use workloads::{Generator, Outcome, Request};
 
-use super::recorder::Recorder;
 use super::Progress;
+use crate::store::recorder::Recorder;
 use crate::sut::{Session, System};
 
 /// One client slot: plays successive processes until the time limit.

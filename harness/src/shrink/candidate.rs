@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use checkers::Validity;
 
-use super::command::RunCommand;
 use crate::matrix::{wait_until_deadline, CellExit, RunSummaryFile};
 use crate::nemesis::{Fault, Schedule, ScheduleConfig};
+use crate::run::spec::RunSpec;
 
 /// The knobs shrinking turns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,24 +61,17 @@ impl Candidate {
         )
     }
 
-    /// The command with this candidate's values in place of the base's.
-    pub fn apply(&self, base: &RunCommand) -> RunCommand {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut c = base.clone();
-        c.set("--concurrency", &self.users.to_string());
-        c.set("--rooms", &self.rooms.to_string());
-        c.set("--time-limit", &ms(self.time_limit));
-        c.set("--fault-for", &ms(self.fault_for));
-        c.set("--heal-for", &ms(self.heal_for));
-        c.set_all(
-            "--fault",
-            &self
-                .faults
-                .iter()
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>(),
-        );
-        c
+    /// The run `base` with this candidate's values in place of its own.
+    pub fn apply(&self, base: &RunSpec) -> RunSpec {
+        RunSpec {
+            concurrency: self.users,
+            rooms: Some(self.rooms),
+            time_limit: self.time_limit,
+            fault_for: Some(self.fault_for),
+            heal_for: Some(self.heal_for),
+            faults: self.faults.clone(),
+            ..base.clone()
+        }
     }
 }
 
@@ -99,22 +92,26 @@ pub enum Try {
     NoVerdict(String),
 }
 
-/// Runs `command` once with `seed` as a child `overbook run`, its run directory under
+/// Runs `spec` once with `seed` as a child `overbook run`, its run directory under
 /// `store`, its output in `log`. `deadline` bounds it (Ctrl-C, then SIGKILL).
 pub fn run_once(
     exe: &Path,
-    command: &RunCommand,
+    spec: &RunSpec,
     seed: u64,
     store: &Path,
     log: &Path,
     deadline: Duration,
 ) -> Try {
     let outcome = log.with_extension("json");
-    let mut c = command.clone();
-    c.set("--seed", &seed.to_string());
-    c.set("--store", &store.display().to_string());
+    let one = RunSpec {
+        seed: Some(seed),
+        ..spec.clone()
+    };
     let mut cmd = Command::new(exe);
-    cmd.args(&c.words()[1..])
+    cmd.arg("run")
+        .args(one.words())
+        .arg("--store")
+        .arg(store)
         .arg("--quiet")
         .arg("--outcome-file")
         .arg(&outcome)
@@ -213,10 +210,16 @@ mod tests {
 
     #[test]
     fn a_candidate_edits_only_its_own_flags() {
-        let base = RunCommand::parse(
-            "overbook run --design lock-only --fault slow-writes --time-limit 20000ms --concurrency 16 --rooms 5 --seed 7 --fault-for 4000ms --heal-for 2000ms",
-        )
-        .unwrap();
+        let base = RunSpec {
+            faults: vec![Fault::SlowWrites],
+            time_limit: Duration::from_millis(20000),
+            concurrency: 16,
+            rooms: Some(5),
+            seed: Some(7),
+            fault_for: Some(Duration::from_millis(4000)),
+            heal_for: Some(Duration::from_millis(2000)),
+            ..RunSpec::default()
+        };
         let c = Candidate {
             users: 2,
             rooms: 1,
@@ -226,9 +229,19 @@ mod tests {
             faults: vec![Fault::SlowWrites],
         };
         assert_eq!(
-            c.apply(&base).to_string(),
-            "overbook run --design lock-only --fault slow-writes --time-limit 2500ms --concurrency 2 --rooms 1 --seed 7 --fault-for 1200ms --heal-for 250ms"
+            c.apply(&base),
+            RunSpec {
+                time_limit: Duration::from_millis(2500),
+                concurrency: 2,
+                rooms: Some(1),
+                fault_for: Some(Duration::from_millis(1200)),
+                heal_for: Some(Duration::from_millis(250)),
+                ..base.clone()
+            }
         );
+        assert!(c.apply(&base).command().starts_with(
+            "overbook run --design lock-only --fault slow-writes --time-limit 2500ms --concurrency 2 --rooms 1 --seed 7"
+        ));
         assert!(c.describe(7).starts_with("2 users, 1 room, 2.5 s, "));
     }
 }

@@ -14,7 +14,6 @@
 //! bookings) is neither a failure nor a pass: it does not count towards the rate.
 
 pub mod candidate;
-pub mod command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,13 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use checkers::{Results, Validity};
-use clap::Parser;
 use serde::Serialize;
 
-use crate::cli::shrink::ShrinkArgs;
-use crate::nemesis::time_needed;
+use crate::nemesis::{time_needed, Fault};
+use crate::run::spec::RunSpec;
 use candidate::{run_once, Candidate, Tally, Try};
-use command::RunCommand;
 
 /// The smallest number of users a candidate has: one user cannot race itself.
 const MIN_USERS: usize = 2;
@@ -59,7 +56,7 @@ pub struct ShrinkResult {
 struct Search {
     exe: PathBuf,
     work: PathBuf,
-    base: RunCommand,
+    base: RunSpec,
     seed: u64,
     tries: u32,
     min_rate: f64,
@@ -117,7 +114,7 @@ impl Search {
         to: u32,
         give_up: bool,
     ) -> Tally {
-        let command = c.apply(&self.base);
+        let spec = c.apply(&self.base);
         let deadline = c.time_limit * 2 + Duration::from_secs(60);
         for i in from..to {
             if !self.fits(c) {
@@ -131,7 +128,7 @@ impl Search {
             let began = Instant::now();
             let t = run_once(
                 &self.exe,
-                &command,
+                &spec,
                 seed,
                 &self.work.join("store"),
                 &log,
@@ -214,76 +211,95 @@ fn time_for(faults: usize, fault_for: Duration, heal_for: Duration) -> Duration 
     Duration::from_millis(ms.div_ceil(100) * 100)
 }
 
-/// Runs `overbook shrink`.
-pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
-    let dir = &args.dir;
-    let meta = failing_run(dir)?;
-    let meta_path = dir.join(crate::store::META);
-    let base = RunCommand::parse(&meta.command)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", meta_path.display()))?;
-    let (cfg, foreign) = run_config(&base, &meta_path)?;
-    trust(dir, &foreign, args.trust_run)?;
-    if !(1..=1000).contains(&args.tries) {
-        bail!("--tries {} is out of range: allowed 1 to 1000", args.tries);
+/// How the search spends its budget (`overbook shrink`'s options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// How long the search may take in all.
+    pub budget: Duration,
+    /// Runs per candidate.
+    pub tries: u32,
+    /// Runs of the shrunk configuration in all, budget permitting.
+    pub confirm: u32,
+    /// A candidate still fails when at least this share of its decided tries fail.
+    pub min_rate: f64,
+}
+
+/// The best candidate so far, and its tally once one was measured.
+type Best = (Candidate, Option<Tally>);
+
+/// Runs `overbook shrink` of the failing run in `dir`, whose command is `base` (the
+/// user already trusts what it names: [`trust`]).
+pub fn run(opts: &Options, dir: &std::path::Path, base: RunSpec) -> anyhow::Result<ExitCode> {
+    if !(1..=1000).contains(&opts.tries) {
+        bail!("--tries {} is out of range: allowed 1 to 1000", opts.tries);
     }
-    if !(args.min_rate > 0.0 && args.min_rate <= 1.0) {
+    if !(opts.min_rate > 0.0 && opts.min_rate <= 1.0) {
         bail!(
             "--min-rate {} is out of range: above 0, at most 1",
-            args.min_rate
+            opts.min_rate
         );
     }
+    // Every value of the original spelled out: the candidates shrink from these.
+    let base = base.check()?.spec().clone();
     let work = dir.join("shrink");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let start = Candidate {
-        users: cfg.concurrency,
-        rooms: cfg.rooms,
-        time_limit: cfg.time_limit,
-        fault_for: cfg.fault_for,
-        heal_for: cfg.heal_for,
-        faults: cfg.faults.clone(),
+        users: base.concurrency,
+        rooms: base.rooms.unwrap_or(1),
+        time_limit: base.time_limit,
+        fault_for: base.fault_for.unwrap_or_default(),
+        heal_for: base.heal_for.unwrap_or_default(),
+        faults: base.faults.clone(),
     };
+    let seed = base.seed.unwrap_or_default();
     let mut search = Search {
         exe: std::env::current_exe().context("cannot find the overbook executable")?,
         work: work.clone(),
         base,
-        seed: cfg.seed,
-        tries: args.tries,
-        min_rate: args.min_rate,
+        seed,
+        tries: opts.tries,
+        min_rate: opts.min_rate,
         started: Instant::now(),
-        budget: args.budget,
+        budget: opts.budget,
         overhead: OVERHEAD_GUESS,
         runs: 0,
         candidates: 0,
         out_of_budget: false,
     };
-    let from = start.describe(cfg.seed);
+    let from = start.describe(seed);
     search.progress(&format!(
         "from {from} (the original run failed); {} tries a candidate",
-        args.tries
+        opts.tries
     ));
-    let mut best: (Candidate, Option<Tally>) = (start, None);
-    let accept = |best: &mut (Candidate, Option<Tally>), found: Option<(Candidate, Tally)>| {
-        if let Some((c, t)) = found {
-            *best = (c, Some(t));
-        }
-    };
+    let mut best: Best = (start, None);
+    shorter(&mut search, &mut best);
+    single_fault(&mut search, &mut best);
+    fewer_rooms_and_users(&mut search, &mut best);
+    confirm(&mut search, &mut best, opts.confirm);
+    finish(&search, best, &from, &work, opts.min_rate)
+}
 
-    // 1. Shorter: short windows soon after the start, and only as many as faults. The
-    //    floor keeps room in each window for three leases taken over while a slow round
-    //    trip still runs: one such race in a window fails only as often as the two users
-    //    happen to want the same nights; three make the reproducer fail nearly always.
-    let floor_ms = ((cfg.lock_ttl + cfg.db_latency.max(cfg.redis_latency)) * 3).as_millis() as u64;
-    let heal = (cfg.lock_ttl / 2).clamp(
+/// Takes `found` as the best candidate, when there is one.
+fn accept(best: &mut Best, found: Option<(Candidate, Tally)>) {
+    if let Some((c, t)) = found {
+        *best = (c, Some(t));
+    }
+}
+
+/// Step 1, shorter: short windows soon after the start, and only as many as faults. The floor
+/// keeps room in each window for three leases taken over while a slow round trip still
+/// runs: one such race in a window fails only as often as the two users happen to want
+/// the same nights; three make the reproducer fail nearly always.
+fn shorter(search: &mut Search, best: &mut Best) {
+    let base = &search.base;
+    let lock_ttl = base.lock_ttl.unwrap_or_default();
+    let floor_ms = ((lock_ttl + base.db_latency.max(base.redis_latency)) * 3).as_millis() as u64;
+    let heal = (lock_ttl / 2).clamp(
         Duration::from_millis(100),
         best.0.heal_for.max(Duration::from_millis(100)),
     );
-    let n = best
-        .0
-        .faults
-        .iter()
-        .filter(|f| **f != crate::nemesis::Fault::None)
-        .count();
+    let n = best.0.faults.iter().filter(|f| **f != Fault::None).count();
     let current_ms = best.0.fault_for.as_millis() as u64;
     let mut shorter: Vec<Candidate> = ladder(floor_ms, current_ms)
         .into_iter()
@@ -297,39 +313,44 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
                 ..best.0.clone()
             }
         })
-        .filter(|c| c.time_limit < best.0.time_limit && fits(&search.base, c))
+        .filter(|c| c.time_limit < best.0.time_limit && fits(base, c))
         .collect();
     shorter.dedup();
     let found = search.smallest(shorter);
-    accept(&mut best, found);
+    accept(best, found);
+}
 
-    // 2. The single fault that matters.
-    if best.0.faults.len() > 1 {
-        for f in best.0.faults.clone() {
-            if search.out_of_budget {
+/// Step 2: the single fault that matters.
+fn single_fault(search: &mut Search, best: &mut Best) {
+    if best.0.faults.len() <= 1 {
+        return;
+    }
+    for f in best.0.faults.clone() {
+        if search.out_of_budget {
+            break;
+        }
+        let c = Candidate {
+            faults: vec![f],
+            time_limit: time_for(1, best.0.fault_for, best.0.heal_for).min(best.0.time_limit),
+            ..best.0.clone()
+        };
+        if !fits(&search.base, &c) {
+            continue;
+        }
+        if let Some(t) = search.measure(&c) {
+            if t.still_fails(search.min_rate) {
+                *best = (c, Some(t));
                 break;
-            }
-            let c = Candidate {
-                faults: vec![f],
-                time_limit: time_for(1, best.0.fault_for, best.0.heal_for).min(best.0.time_limit),
-                ..best.0.clone()
-            };
-            if !fits(&search.base, &c) {
-                continue;
-            }
-            if let Some(t) = search.measure(&c) {
-                if t.still_fails(search.min_rate) {
-                    best = (c, Some(t));
-                    break;
-                }
             }
         }
     }
+}
 
-    // 3. Fewer rooms, 4. fewer users. Rooms first: one room puts every user on one
-    //    lock, so a held write is always met by a user waiting for its lease, and the
-    //    users step is then judged where the race is certain rather than on a hotel
-    //    where two users may spend a whole window on different rooms.
+/// Steps 3 and 4: fewer rooms, then fewer users. Rooms first: one room puts every user on one lock, so
+/// a held write is always met by a user waiting for its lease, and the users step is
+/// then judged where the race is certain rather than on a hotel where two users may
+/// spend a whole window on different rooms.
+fn fewer_rooms_and_users(search: &mut Search, best: &mut Best) {
     let rooms: Vec<Candidate> = ladder(1, best.0.rooms)
         .into_iter()
         .map(|r| Candidate {
@@ -338,7 +359,7 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let found = search.smallest(rooms);
-    accept(&mut best, found);
+    accept(best, found);
     let users: Vec<Candidate> = ladder(MIN_USERS as u64, best.0.users as u64)
         .into_iter()
         .map(|u| Candidate {
@@ -347,25 +368,36 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let found = search.smallest(users);
-    accept(&mut best, found);
+    accept(best, found);
+}
 
-    // 5. What is left of the budget measures the result's rate better ("fails 10/10"),
-    //    which is what the person reading the reproducer needs to trust it.
-    if let (c, Some(t)) = &best {
+/// Step 5: what is left of the budget measures the result's rate better ("fails 10/10"),
+/// which is what the person reading the reproducer needs to trust it.
+fn confirm(search: &mut Search, best: &mut Best, runs: u32) {
+    if let (c, Some(t)) = &*best {
         let done = t.failed + t.passed + t.no_verdict;
-        if args.confirm > done && !search.out_of_budget {
+        if runs > done && !search.out_of_budget {
             let (c, t) = (c.clone(), t.clone());
-            let t = search.more(&c, t, done, args.confirm, false);
-            search.progress(&format!("{}: {} in all", c.describe(cfg.seed), t.rate()));
-            best = (c, Some(t));
+            let t = search.more(&c, t, done, runs, false);
+            search.progress(&format!("{}: {} in all", c.describe(search.seed), t.rate()));
+            *best = (c, Some(t));
         }
     }
+}
 
+/// Writes `shrink.json` and prints the result; exit 1 when nothing smaller still fails.
+fn finish(
+    search: &Search,
+    best: Best,
+    from: &str,
+    work: &std::path::Path,
+    min_rate: f64,
+) -> anyhow::Result<ExitCode> {
     let seconds = search.started.elapsed().as_secs_f64();
     let (shrunk, Some(tally)) = best else {
         println!(
             "shrink: no smaller configuration still fails {} of its tries within {:.0} s ({} candidates); the original stands: {from}",
-            args.min_rate, seconds, search.candidates
+            min_rate, seconds, search.candidates
         );
         return Ok(ExitCode::from(1));
     };
@@ -374,8 +406,8 @@ pub fn run(args: &ShrinkArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .expect("a candidate that still fails has a failing try");
     let result = ShrinkResult {
-        from: from.clone(),
-        to: shrunk.describe(cfg.seed),
+        from: from.to_string(),
+        to: shrunk.describe(search.seed),
         rate: tally.rate(),
         command,
         report: run_dir.join(crate::store::REPORT),
@@ -494,41 +526,9 @@ pub fn failing_run(dir: &std::path::Path) -> anyhow::Result<reports::RunMeta> {
     Ok(meta)
 }
 
-/// The configuration `command` runs, as `overbook run` would build it, with what it
-/// would execute or connect to beyond overbook's own servers ([`command::foreign_inputs`],
-/// for [`trust`]); `whence` (the meta it came from) names it in errors. Building it runs
-/// nothing.
-pub fn run_config(
-    command: &RunCommand,
-    whence: &std::path::Path,
-) -> anyhow::Result<(crate::run::RunConfig, Vec<(&'static str, String)>)> {
-    let cli = crate::cli::Cli::try_parse_from(command.words()).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: the reproduce command does not parse: {}",
-            whence.display(),
-            e.to_string().trim()
-        )
-    })?;
-    let crate::cli::Command::Run(run_args) = cli.command else {
-        bail!(
-            "{}: the reproduce command is not `overbook run`",
-            whence.display()
-        );
-    };
-    let foreign = command::foreign_inputs(&run_args);
-    Ok((crate::cli::run::config_from_args(&run_args)?.0, foreign))
-}
-
 /// Whether `c` is a configuration `overbook run` accepts (every fault has a window).
-fn fits(base: &RunCommand, c: &Candidate) -> bool {
-    let cmd = c.apply(base);
-    let Ok(cli) = crate::cli::Cli::try_parse_from(cmd.words()) else {
-        return false;
-    };
-    let crate::cli::Command::Run(a) = cli.command else {
-        return false;
-    };
-    crate::cli::run::config_from_args(&a).is_ok()
+fn fits(base: &RunSpec, c: &Candidate) -> bool {
+    c.apply(base).check().is_ok()
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The store: one directory per run, `store/<test>/<timestamp>/`, holding the history,
-//! results, report and logs; `store/latest` points at the newest run.
+//! results, report and logs; `store/latest` points at the newest run. The [`recorder`]
+//! appends a run's history to its directory as the run goes.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -12,6 +13,7 @@ use checkers::{read_history, Date, History, Results};
 use reports::RunMeta;
 
 pub mod index;
+pub mod recorder;
 
 /// The history, one op per line (docs/history.md).
 pub const HISTORY: &str = "history.jsonl";

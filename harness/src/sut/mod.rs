@@ -24,7 +24,7 @@ use checkers::BookingRow;
 use workloads::{Outcome, Request};
 
 use crate::nodes::Cluster;
-use crate::run::RunConfig;
+use workloads::DesignName;
 
 /// A boxed future borrowing its receiver: the seam is used as `dyn`, so its async methods
 /// return these (one allocation per op, nothing next to a network round trip).
@@ -88,7 +88,7 @@ pub trait System: Send + Sync {
     /// Records what the system tells its guests into the run's history from now on (a
     /// service's notification sink; nothing for a built-in design, whose confirmation is
     /// an instant in its trace).
-    fn record_notifications(&self, _recorder: Arc<crate::run::recorder::Recorder>) {}
+    fn record_notifications(&self, _recorder: Arc<crate::store::recorder::Recorder>) {}
 
     /// What the run summary and the report should say about the system beyond its name,
     /// by label (a service: its command, replicas, the tail of each log).
@@ -103,29 +103,49 @@ pub trait Session: Send {
     fn invoke<'a>(&'a mut self, request: &'a Request) -> BoxFuture<'a, Outcome>;
 }
 
-/// The system a run's configuration names, wired to the run's servers; `run_dir` takes
-/// what it writes (a service's logs).
+/// What a run tests: a built-in design, or a service (which replaces the design).
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// One of the built-in designs, run in this process.
+    Design(DesignName),
+    /// The user's own service (`--service`).
+    Service(&'a service::ServiceSpec),
+}
+
+/// What a system needs of the run besides its subject: each op's deadline, and whether
+/// its data stays after the run (`--keep`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Every op's deadline.
+    pub op_timeout: std::time::Duration,
+    /// Keep what the system wrote (a service's database) after the run.
+    pub keep: bool,
+}
+
+/// The system `subject` names, wired to the run's servers (`design_cfg` carries the
+/// lease, clock and hotel); `run_dir` takes what it writes (a service's logs).
 pub fn build(
-    cfg: &RunConfig,
+    subject: Subject<'_>,
+    limits: Limits,
     cluster: &Arc<Cluster>,
     design_cfg: workloads::Config,
     run_dir: &Path,
 ) -> Result<Arc<dyn System>, SutError> {
-    if let Some(spec) = &cfg.service {
-        return Ok(Arc::new(service::ServiceSystem::new(
+    match subject {
+        Subject::Service(spec) => Ok(Arc::new(service::ServiceSystem::new(
             spec,
             cluster,
             run_dir,
             design_cfg.clock,
-            cfg.lock_ttl,
-            cfg.op_timeout,
-            cfg.keep,
-        )?));
+            design_cfg.lock_ttl,
+            limits.op_timeout,
+            limits.keep,
+        )?)),
+        Subject::Design(design) => Ok(Arc::new(builtin::BuiltinSystem::new(
+            design,
+            design_cfg,
+            cluster,
+            limits.op_timeout,
+        ))),
     }
-    Ok(Arc::new(builtin::BuiltinSystem::new(
-        cfg.design,
-        design_cfg,
-        cluster,
-        cfg.op_timeout,
-    )))
 }

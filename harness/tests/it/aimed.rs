@@ -8,9 +8,9 @@
 //! past the lease's end, every renewal is dropped.
 
 use crate::verdict::{checker, describe, ok_books};
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::{store, LogDir};
 use checkers::{History, OpType, Results, Validity};
 use harness::nemesis::faults::lost_commit_ack::LostCommitAck;
 use harness::nemesis::faults::lost_renewal::LostRenewal;
@@ -22,23 +22,6 @@ use harness::nodes::{Backend, Cluster, NodeOptions};
 use harness::run::RunConfig;
 use workloads::DesignName;
 
-struct LogDir(PathBuf);
-
-impl LogDir {
-    fn new(name: &str) -> LogDir {
-        let dir =
-            std::env::temp_dir().join(format!("overbook-aimed-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        LogDir(dir)
-    }
-}
-
-impl Drop for LogDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Servers for a proxy test. Field order: the cluster goes before its log dir.
 struct Env {
     cluster: Cluster,
@@ -47,7 +30,7 @@ struct Env {
 
 impl Env {
     async fn start(name: &str) -> Env {
-        let logs = LogDir::new(name);
+        let logs = LogDir::new(&format!("aimed-{name}"));
         let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
             .await
             .expect("start redis + postgres");
@@ -334,16 +317,10 @@ async fn lost_renewal_keeps_renewals_from_redis() {
     assert_eq!(fired[0].command, "PEXPIRE");
 }
 
-fn store() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overbook-aimed-runs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A quick run whose fault windows cover most of it.
 fn config(design: DesignName, fault: Fault, seed: u64) -> RunConfig {
     RunConfig {
-        store: store(),
+        store: store("aimed"),
         command: "cargo test".into(),
         // Held writes outlast the lease by a wide margin, whatever the machine's load.
         db_latency: Duration::from_millis(700),

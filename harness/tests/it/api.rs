@@ -188,3 +188,52 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `overbook api check`: the example's mapping passes its four steps; a list pointer
+/// one level off fails step 2, naming it (exit 1).
+#[test]
+fn api_check_walks_one_booking_through_the_mapping() {
+    let program = repo().join("examples/hotel-api/hotel.py");
+    let service = format!(
+        "HOTEL_MODE=fixed exec /usr/bin/python3 {}",
+        program.display()
+    );
+    let check = |file: &PathBuf| {
+        Command::new(env!("CARGO_BIN_EXE_overbook"))
+            .args(["api", "check"])
+            .arg(file)
+            .args(["--service", &service])
+            .env("HOTEL_API_KEY", "k-test")
+            .output()
+            .unwrap()
+    };
+    let out = check(&repo().join("examples/hotel-api/hotel.toml"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "step 1: book",
+        "< 201",
+        "step 3: cancel",
+        "recorded: the booking is gone",
+        "mapping OK",
+    ] {
+        assert!(text.contains(step), "{step}: {text}");
+    }
+    assert!(!text.contains("k-test"), "the API key was printed: {text}");
+
+    let good = std::fs::read_to_string(repo().join("examples/hotel-api/hotel.toml")).unwrap();
+    let wrong = tempdir().join("wrong.toml");
+    std::fs::write(&wrong, good.replace("\"/data/items\"", "\"/data\"")).unwrap();
+    let out = check(&wrong);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("mapping NOT OK: step 2 (read): the list at \"/data\" is not an array"),
+        "{text}"
+    );
+}

@@ -7,33 +7,15 @@
 //! every round trip is slowed down. The servers and temp dirs go away on drop, even when
 //! an assertion fails.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::LogDir;
 use checkers::{BookingRow, Date, OpType};
 use harness::nemesis::faults::slow_writes::HeldStatements;
 use harness::nodes::aim::Firings;
 use harness::nodes::proxy::ProxyFaults;
 use harness::nodes::{Backend, Cluster, NodeOptions};
 use workloads::{BookRequest, Client, ClientPause, Config, DesignName, Outcome, RunClock};
-
-/// A per-test log dir, deleted on drop.
-struct LogDir(PathBuf);
-
-impl LogDir {
-    fn new(name: &str) -> LogDir {
-        let dir =
-            std::env::temp_dir().join(format!("overbook-designs-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        LogDir(dir)
-    }
-}
-
-impl Drop for LogDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Servers, a direct Postgres session for setup and the final read, and the run config.
 /// Field order matters: the cluster is dropped (servers stopped) before the log dir.
@@ -48,7 +30,7 @@ struct Env {
 
 impl Env {
     async fn start(name: &str, lock_ttl: Duration) -> Env {
-        let logs = LogDir::new(name);
+        let logs = LogDir::new(&format!("designs-{name}"));
         let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
             .await
             .expect("start redis + postgres");

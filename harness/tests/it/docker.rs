@@ -15,28 +15,11 @@ use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
 use harness::run::RunConfig;
 use workloads::DesignName;
 
+use crate::support::TempDir;
 use crate::verdict::{checker, describe, ok_books};
 
 static SERIAL: tokio::sync::Mutex<Option<Result<Images, String>>> =
     tokio::sync::Mutex::const_new(None);
-
-/// A per-test dir, deleted on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("overbook-docker-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The offline images, built on first use when missing; `Err` says why tests must skip.
 fn offline_images() -> Result<Images, String> {
@@ -324,7 +307,7 @@ struct RunChild {
 impl RunChild {
     /// `overbook run` on the docker backend, with `more` arguments.
     fn spawn(images: &Images, name: &str, more: &[&str]) -> RunChild {
-        let store = TempDir::new(name);
+        let store = TempDir::new(&format!("docker-{name}"));
         let child = Command::new(env!("CARGO_BIN_EXE_overbook"))
             .args(["run", "--backend", "docker", "--design", "db-exclusion"])
             .args(["--time-limit", "60s", "--redis-image", &images.redis])

@@ -10,25 +10,20 @@
 //! that no server of its run is left running.
 
 use crate::verdict::{checker, describe, ok_books};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::store;
 use checkers::{History, OpType, Results, Validity};
 use harness::nemesis::Fault;
 use harness::run::RunConfig;
 use workloads::{DesignName, LockService};
 
-fn store() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overbook-locks-runs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A quick run on `lock` whose fault window covers most of it; lock-exclusion decides
 /// (the lease overlap is what the fault makes, a double booking may follow or not).
 fn config(design: DesignName, fault: Fault, lock: LockService, seed: u64) -> RunConfig {
     RunConfig {
-        store: store(),
+        store: store("locks"),
         command: "cargo test".into(),
         fault_for: Duration::from_millis(3500),
         heal_for: Duration::from_millis(500),
@@ -189,8 +184,8 @@ async fn sentinel_lock_only_is_caught_by_failover_redis() {
 /// cannot strike is refused before anything starts, with one that works.
 #[test]
 fn sentinel_one_liner_catches_lock_only_under_failover_by_default() {
-    use crate::matrix::{overbook, show};
-    let store = store().join("one-liner");
+    use crate::support::{overbook, show};
+    let store = store("locks").join("one-liner");
     let store_s = store.to_str().unwrap();
     let line = [
         "run",

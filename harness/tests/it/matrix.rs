@@ -3,26 +3,9 @@
 //! shards 1/2 + 2/2 merged hold exactly the unsharded cells.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use crate::support::{overbook, show};
 use reports::matrix::Matrix;
-
-pub(crate) fn overbook(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
-        .args(args)
-        .output()
-        .expect("overbook runs");
-    crate::verdict::assert_printed_runs_agree(&String::from_utf8_lossy(&out.stdout));
-    out
-}
-
-pub(crate) fn show(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The one matrix directory under `store/matrix` whose name does (or does not) end in
 /// `-merged`.

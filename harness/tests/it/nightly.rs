@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use reports::matrix::Matrix;
 
-use super::matrix::{overbook, show};
+use crate::support::{overbook, show};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -1,28 +1,10 @@
 //! Nodes against real servers: each test starts its own Redis + Postgres on free ports and
 //! drops them (servers stopped, temp dirs deleted) even when an assertion fails.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::LogDir;
 use harness::nodes::{Backend, Cluster, NodeError, NodeOptions};
-
-/// A per-test log dir, deleted on drop.
-struct LogDir(PathBuf);
-
-impl LogDir {
-    fn new(name: &str) -> LogDir {
-        let dir =
-            std::env::temp_dir().join(format!("overbook-nodes-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        LogDir(dir)
-    }
-}
-
-impl Drop for LogDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 async fn redis_ping(url: &str, timeout: Duration) -> Result<String, String> {
     let attempt = async {
@@ -254,8 +236,8 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
 
     use checkers::{OpType, Process};
     use harness::nemesis::Fault;
-    use harness::nemesis::{FaultParams, Nemesis, Schedule, Window};
-    use harness::run::recorder::Recorder;
+    use harness::nemesis::{Nemesis, Schedule, Window};
+    use harness::store::recorder::Recorder;
 
     let logs = LogDir::new("nemesis");
     let cluster = Arc::new(
@@ -288,7 +270,9 @@ async fn the_nemesis_follows_its_schedule_logs_each_fault_and_heals() {
     };
     let nemesis = Nemesis::new(
         schedule,
-        FaultParams::default(),
+        harness::run::spec::RunSpec::default()
+            .fault_params()
+            .unwrap(),
         cluster.clone(),
         workloads::ClientPause::new(),
         recorder.clone(),

@@ -1,29 +1,20 @@
 //! The fault proxy in front of a real Redis: each fault is observed by a real client,
 //! on connections opened before the fault was switched on.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::LogDir;
 use harness::nodes::proxy::ProxyFaults;
 use harness::nodes::{Backend, Cluster, NodeOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct LogDir(PathBuf);
-
-impl Drop for LogDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn redis_only(name: &str) -> (LogDir, Cluster) {
-    let dir = std::env::temp_dir().join(format!("overbook-proxy-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&dir))
+    let logs = LogDir::new(&format!("proxy-{name}"));
+    let cluster = Cluster::start(&Backend::Local, &NodeOptions::new(&logs.0))
         .await
         .unwrap();
-    (LogDir(dir), cluster)
+    (logs, cluster)
 }
 
 /// A raw RESP connection: one command, one reply line.

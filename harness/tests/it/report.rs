@@ -7,27 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{overbook, TempDir};
 use reports::RunMeta;
-
-use crate::fixture;
-
-/// A temporary directory removed on drop, even when an assertion fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("overbook-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
@@ -37,7 +18,7 @@ fn artifacts() -> PathBuf {
 
 /// Writes the seed race (double booking) as a run directory: history.jsonl + meta.json.
 fn seed_run(dir: &Path) {
-    let history = fixture::seed_race(false).history();
+    let history = fixtures::seed_race(false).history();
     let mut lines = String::new();
     for op in history.ops() {
         lines.push_str(&serde_json::to_string(op).expect("op serialises"));
@@ -64,13 +45,6 @@ fn seed_run(dir: &Path) {
         serde_json::to_vec(&meta).expect("meta serialises"),
     )
     .expect("write meta");
-}
-
-fn overbook(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_overbook"))
-        .args(args)
-        .output()
-        .expect("run overbook")
 }
 
 /// The first Chromium on PATH, if any.
@@ -339,7 +313,8 @@ fn layout_problems(chrome: &Path, profile: &Path, page: &Path) -> Vec<String> {
 /// Issue 28: every page kind fits a 1280 px window (wide tables scroll inside their own
 /// container) and no text overlaps other text: the run report, a matrix wider than the
 /// window (12 designs x 11 faults: scrolled) and one of 3 designs under 18 faults
-/// (transposed), the trend page and the store index.
+/// (transposed), a matrix with its diff against a baseline, the trend page and the
+/// store index.
 #[test]
 fn every_page_kind_fits_1280_px_without_overlapping_text() {
     use reports::matrix::{render_matrix, Matrix, MatrixCell};
@@ -376,6 +351,29 @@ fn every_page_kind_fits_1280_px_without_overlapping_text() {
         std::fs::write(&p, render_matrix(&m, "../../")).expect("matrix page");
         pages.push(p);
     }
+    // The diff page: tonight's wide matrix against a night where every canary missed.
+    let loaded = |m: Matrix, night: &str| harness::matrix::diff::LoadedMatrix {
+        path: tmp.0.join(night).join("matrix.json"),
+        matrix: m,
+        plan: None,
+    };
+    let mut missed = matrix(12, 11);
+    for c in &mut missed.cells {
+        c.verdict = Some(checkers::Validity::Valid);
+        c.met = false;
+    }
+    let d = harness::matrix::diff::diff(
+        &loaded(missed, "20261207T021700Z"),
+        &loaded(matrix(12, 11), "20261208T021700Z"),
+        reports::diff::Thresholds::DEFAULT,
+    );
+    let p = tmp.0.join("matrix-diff.html");
+    std::fs::write(
+        &p,
+        reports::matrix::render_matrix_page(&matrix(12, 11), "../../", Some(&d)),
+    )
+    .expect("diff page");
+    pages.push(p);
     let nights: Vec<reports::trend::Night> = (0..14)
         .map(|i| reports::trend::Night {
             label: format!("202612{:02}T021700Z-merged", i + 1),

@@ -5,23 +5,17 @@
 //! suite stays fast; each asserts on the checkers' verdict and on which checker fired.
 
 use crate::verdict::{checker, describe, ok_books};
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::store;
 use checkers::{OpType, Results, Validity};
 use harness::nemesis::Fault;
 use harness::run::RunConfig;
 use workloads::DesignName;
 
-fn store() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overbook-run-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn config(design: DesignName, faults: &[Fault], seed: u64) -> RunConfig {
     RunConfig {
-        store: store(),
+        store: store("run-tests"),
         command: "cargo test".into(),
         ..RunConfig::quick(design, faults.to_vec(), seed)
     }

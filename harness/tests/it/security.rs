@@ -214,7 +214,7 @@ fn foreign_text_reaches_the_terminal_escaped() {
 
     // matrix merge's "did not meet" list and its reproduce lines: a shard's cell
     // rewritten with escapes in every string a merge prints.
-    let dir = crate::verdicts::shard_dir(&scratch.0.join("store"), "a", "1/2", 1000);
+    let dir = crate::shards::shard_dir(&scratch.0.join("store"), "a", "1/2", 1000);
     let path = dir.join("matrix.json");
     let mut matrix: reports::matrix::Matrix =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -31,16 +31,11 @@ use harness::run::{run, RunConfig};
 use harness::sut::service::ServiceSpec;
 use workloads::{DesignName, LockService};
 
+use crate::support::store;
 use crate::verdict::{checker, describe, ok_books};
 
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn store() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overbook-service-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The Rust example, built once per test binary (never `cargo run` inside a test).
@@ -89,7 +84,7 @@ fn command(example: Example, mode: &str, work_ms: u64) -> String {
 /// collide.
 fn config(spec: ServiceSpec, faults: &[Fault], seed: u64) -> RunConfig {
     RunConfig {
-        store: store(),
+        store: store("service-tests"),
         command: "cargo test".into(),
         service: Some(spec),
         window_days: 1000,
@@ -407,22 +402,20 @@ fn running_with(marker: &str) -> Vec<i32> {
 }
 
 /// `overbook run ARGS` with a short, quiet run; the exit code and everything printed.
-fn overbook(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
-        .arg("run")
-        .args([
-            "--quiet",
-            "--time-limit",
-            "2s",
-            "--fault",
-            "none",
-            "--store",
-        ])
-        .arg(store())
-        .args(args)
-        .output()
-        .unwrap();
-    crate::verdict::assert_printed_runs_agree(&String::from_utf8_lossy(&out.stdout));
+fn run_briefly(args: &[&str]) -> (i32, String) {
+    let store = store("service-tests");
+    let mut all = vec![
+        "run",
+        "--quiet",
+        "--time-limit",
+        "2s",
+        "--fault",
+        "none",
+        "--store",
+        store.to_str().expect("temp paths are UTF-8"),
+    ];
+    all.extend_from_slice(args);
+    let out = crate::support::overbook(&all);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -435,7 +428,7 @@ fn overbook(args: &[&str]) -> (i32, String) {
 fn a_service_that_exits_at_startup_is_exit_2_with_its_log_tail() {
     let m = marker("exits");
     let cmd = format!("echo cannot bind {m} >&2; exit 3");
-    let (code, text) = overbook(&["--service", &cmd]);
+    let (code, text) = run_briefly(&["--service", &cmd]);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("exited during startup (exit code 3)"),
@@ -450,7 +443,7 @@ fn a_service_that_never_answers_health_is_exit_2_after_the_ready_timeout_and_is_
     let m = marker("silent");
     // Runs, listens nowhere, and would outlive us if overbook forgot it.
     let cmd = format!("echo waiting {m}; sleep 600; echo {m}");
-    let (code, text) = overbook(&["--service", &cmd, "--service-ready-timeout", "1s"]);
+    let (code, text) = run_briefly(&["--service", &cmd, "--service-ready-timeout", "1s"]);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("did not answer GET /health with 200"),
@@ -466,7 +459,7 @@ fn a_service_that_never_answers_health_is_exit_2_after_the_ready_timeout_and_is_
 
 #[test]
 fn a_command_that_is_not_found_is_exit_2_saying_so() {
-    let (code, text) = overbook(&["--service", "no-such-service-binary-overbook --port 1"]);
+    let (code, text) = run_briefly(&["--service", "no-such-service-binary-overbook --port 1"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("could not find the command"), "{text}");
     assert!(text.contains("not found"), "{text}");
@@ -474,7 +467,7 @@ fn a_command_that_is_not_found_is_exit_2_saying_so() {
 
 #[test]
 fn a_schema_with_an_sql_error_is_exit_2_naming_the_file() {
-    let dir = store();
+    let dir = store("service-tests");
     let schema = dir.join(format!("bad-schema-{}.sql", rand::random::<u32>()));
     std::fs::write(
         &schema,
@@ -483,7 +476,7 @@ fn a_schema_with_an_sql_error_is_exit_2_naming_the_file() {
     .unwrap();
     let m = marker("schema");
     let cmd = format!("sleep 600; echo {m}");
-    let (code, text) = overbook(&["--service", &cmd, "--schema", schema.to_str().unwrap()]);
+    let (code, text) = run_briefly(&["--service", &cmd, "--schema", schema.to_str().unwrap()]);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("--schema") && text.contains("syntax error"),
@@ -496,7 +489,7 @@ fn a_schema_with_an_sql_error_is_exit_2_naming_the_file() {
 #[test]
 fn read_sql_with_the_wrong_columns_is_exit_2_before_the_test() {
     let cmd = fixture("malformed");
-    let (code, text) = overbook(&[
+    let (code, text) = run_briefly(&[
         "--service",
         &cmd,
         "--read-sql",
@@ -512,10 +505,10 @@ fn read_sql_with_the_wrong_columns_is_exit_2_before_the_test() {
 
 #[test]
 fn faults_a_service_cannot_take_or_that_need_one_are_refused_up_front() {
-    let (code, text) = overbook(&["--fault", "pause-service"]);
+    let (code, text) = run_briefly(&["--fault", "pause-service"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("give one with --service CMD"), "{text}");
-    let (code, text) = overbook(&["--service", "true", "--fault", "client-pause"]);
+    let (code, text) = run_briefly(&["--service", "true", "--fault", "client-pause"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("use pause-service"), "{text}");
 }
@@ -698,7 +691,7 @@ fn signal_overbook_while_serving(signal: i32, marker: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args(["run", "--quiet", "--time-limit", "10m", "--fault", "none"])
         .args(["--replicas", "2", "--service", &cmd, "--store"])
-        .arg(store())
+        .arg(store("service-tests"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -748,7 +741,7 @@ fn sigterm_of_overbook_stops_every_replica() {
 
 #[test]
 fn matrix_runs_one_row_for_the_service_and_takes_expectations_per_fault() {
-    let store = store().join(format!("matrix-{}", rand::random::<u32>()));
+    let store = store("service-tests").join(format!("matrix-{}", rand::random::<u32>()));
     let out = Command::new(env!("CARGO_BIN_EXE_overbook"))
         .args([
             "matrix",
@@ -851,7 +844,7 @@ async fn buggy_rust_example_tells_guests_of_bookings_whose_commit_failed() {
 }
 
 async fn buggy_tells_of_bookings_whose_commit_failed(example: Example) {
-    let schema = store().join(format!(
+    let schema = store("service-tests").join(format!(
         "deferred-guard-{example:?}-{}.sql",
         std::process::id()
     ));

@@ -44,7 +44,7 @@ pub use trace::HANDLE_BASE;
 use super::{BoxFuture, Session, SutError, System};
 use crate::nodes::scratch::{self, Scratch, ScratchKind};
 use crate::nodes::Cluster;
-use crate::run::recorder::Recorder;
+use crate::store::recorder::Recorder;
 use http::{Answer, Connection, Meaning};
 use notify::NotifySink;
 use trace::{IdTable, TraceClock};

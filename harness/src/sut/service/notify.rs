@@ -30,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
 use super::trace::IdTable;
-use crate::run::recorder::Recorder;
+use crate::store::recorder::Recorder;
 
 /// The largest notification body read (64 KiB): a message is a few hundred bytes.
 pub(crate) const MAX_NOTICE: usize = 64 << 10;

@@ -4,6 +4,7 @@
 //! - `file`: the TOML read and validated before any server starts (exit 2 naming the
 //!   key and line).
 //! - `template`: placeholders and how each is filled in paths, headers and bodies.
+//! - [`probe`]: `overbook api check`, one booking through every call, printed.
 //! - `outcome`: an answer to ok / fail / info by the mapping's statuses, pointers and
 //!   conditions; the read's rows.
 //!
@@ -14,6 +15,7 @@
 
 mod file;
 pub(crate) mod outcome;
+pub mod probe;
 pub(crate) mod template;
 
 use std::path::Path;

@@ -1,11 +1,10 @@
-//! A run's reproduce command as words, and the edits shrinking makes to it. The command
-//! in `meta.json` spells out every choice (`cli::run::reproduce_command`), so a smaller
-//! configuration is the same words with a few values replaced: nothing of the original
-//! run is lost on the way, and what is printed at the end runs as it is.
+//! A run's reproduce command as words: the command in `meta.json` spells out every choice
+//! ([`super::RunSpec::command`]), split back as a POSIX shell would, so the CLI's parser
+//! can turn it into the same spec again (shrinking and `bench reproduce` start there).
 
 use std::fmt;
 
-use crate::cli::run::shell_quote;
+use super::shell_quote;
 
 /// Why a command could not be split into words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,74 +59,6 @@ impl RunCommand {
             .find(|w| w[0] == flag)
             .map(|w| w[1].as_str())
     }
-
-    /// Sets `flag` to `value`: replaces every occurrence by one, at the first's place
-    /// (or at the end).
-    pub fn set(&mut self, flag: &str, value: &str) {
-        let at = self.0.iter().position(|w| w == flag);
-        self.remove(flag);
-        let pair = [flag.to_string(), value.to_string()];
-        match at {
-            Some(i) if i <= self.0.len() => {
-                self.0.splice(i..i, pair);
-            }
-            _ => self.0.extend(pair),
-        }
-    }
-
-    /// Sets a repeatable flag to exactly `values`.
-    pub fn set_all(&mut self, flag: &str, values: &[String]) {
-        let at = self
-            .0
-            .iter()
-            .position(|w| w == flag)
-            .unwrap_or(self.0.len());
-        self.remove(flag);
-        let pairs: Vec<String> = values
-            .iter()
-            .flat_map(|v| [flag.to_string(), v.clone()])
-            .collect();
-        self.0
-            .splice(at.min(self.0.len())..at.min(self.0.len()), pairs);
-    }
-
-    /// Removes every `flag VALUE` pair.
-    pub fn remove(&mut self, flag: &str) {
-        let mut out = Vec::with_capacity(self.0.len());
-        let mut i = 0;
-        while i < self.0.len() {
-            if self.0[i] == flag && i + 1 < self.0.len() {
-                i += 2;
-            } else {
-                out.push(self.0[i].clone());
-                i += 1;
-            }
-        }
-        self.0 = out;
-    }
-}
-
-/// The values of a parsed `overbook run` that execute something or reach beyond the
-/// servers overbook starts, as (flag, value): the service command, its schema file and
-/// directory, the final-read query, external URLs and images. When the command came from
-/// a run directory (someone else's), these are shown and need the user's trust before
-/// anything replays them (`--trust-run`).
-pub fn foreign_inputs(args: &crate::cli::RunArgs) -> Vec<(&'static str, String)> {
-    let s = &args.service;
-    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    [
-        ("--service", s.service.clone()),
-        ("--schema", path(&s.schema)),
-        ("--service-dir", path(&s.service_dir)),
-        ("--read-sql", s.read_sql.clone()),
-        ("--redis-url", args.redis_url.clone()),
-        ("--postgres-url", args.postgres_url.clone()),
-        ("--redis-image", args.redis_image.clone()),
-        ("--postgres-image", args.postgres_image.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, v)| v.map(|v| (flag, v)))
-    .collect()
 }
 
 impl fmt::Display for RunCommand {
@@ -217,18 +148,5 @@ mod tests {
             RunCommand::parse("overbook check x"),
             Err(CommandError::NotARun(_))
         ));
-    }
-
-    #[test]
-    fn flags_are_replaced_in_place_and_repeatable_ones_set_whole() {
-        let mut c =
-            RunCommand::parse("overbook run --rooms 5 --fault a --seed 3 --fault b").unwrap();
-        c.set("--rooms", "1");
-        c.set("--time-limit", "2000ms");
-        c.set_all("--fault", &["b".to_string()]);
-        assert_eq!(
-            c.to_string(),
-            "overbook run --rooms 1 --fault b --seed 3 --time-limit 2000ms"
-        );
     }
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use workloads::client::LOCK_WAIT_LEASES;
 
-use crate::cli::run::MAX_WINDOW_DAYS;
-use crate::cli::RunArgs;
+use super::{RunSpec, SpecError, MAX_WINDOW_DAYS};
 use crate::nemesis::Fault;
 
 /// The lease when neither the user nor a fault chose one: the story at one tenth scale.
@@ -59,7 +58,7 @@ pub fn default_lease(takes: Duration) -> Duration {
 
 /// Fits the values `args` left out to `faults`; refuses a `--lock-ttl` too short for one
 /// of them to strike, saying why and what works.
-pub fn fit(args: &RunArgs, faults: &[Fault]) -> anyhow::Result<Fitted> {
+pub fn fit(args: &RunSpec, faults: &[Fault]) -> Result<Fitted, SpecError> {
     // The slowest fixed-time fault decides; every fault that strikes one holder a window
     // wants one room.
     let slowest = faults
@@ -68,18 +67,20 @@ pub fn fit(args: &RunArgs, faults: &[Fault]) -> anyhow::Result<Fitted> {
         .max();
     let one_room = faults.iter().any(|f| f.fit().one_room);
     let lock_ttl = match (args.lock_ttl, slowest) {
-        (Some(ttl), Some((takes, fault))) if ttl < min_lease(takes) => anyhow::bail!(
-            "--lock-ttl {}ms is too short for {fault} to strike: it holds the struck \
+        (Some(ttl), Some((takes, fault))) if ttl < min_lease(takes) => {
+            return Err(SpecError(format!(
+                "--lock-ttl {}ms is too short for {fault} to strike: it holds the struck \
              holder's work for half the lease ({}ms), and {fault} takes about {}ms before a \
              second client can take that lease, so the lease expires first and nothing can \
              overlap (a VALID that tested nothing); give --lock-ttl {}ms or more (at least \
              {}ms), or leave it out",
-            ttl.as_millis(),
-            (ttl / 2).as_millis(),
-            takes.as_millis(),
-            default_lease(takes).as_millis(),
-            min_lease(takes).as_millis()
-        ),
+                ttl.as_millis(),
+                (ttl / 2).as_millis(),
+                takes.as_millis(),
+                default_lease(takes).as_millis(),
+                min_lease(takes).as_millis()
+            )))
+        }
         (Some(ttl), _) => ttl,
         (None, Some((takes, _))) => default_lease(takes),
         (None, None) => DEFAULT_LEASE,
@@ -114,18 +115,27 @@ pub fn fit(args: &RunArgs, faults: &[Fault]) -> anyhow::Result<Fitted> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    fn args(words: &[&str]) -> RunArgs {
-        let mut argv = vec!["overbook", "run"];
-        argv.extend_from_slice(words);
-        match crate::cli::Cli::try_parse_from(argv).unwrap().command {
-            crate::cli::Command::Run(a) => *a,
-            _ => unreachable!(),
+    /// The spec of `overbook run` with these values set (`--flag VALUE` pairs).
+    fn args(words: &[&str]) -> RunSpec {
+        let ms = |v: &str| crate::run::spec::parse_duration(v).unwrap();
+        let mut spec = RunSpec::default();
+        for pair in words.chunks(2) {
+            let (flag, v) = (pair[0], pair[1]);
+            match flag {
+                "--lock-ttl" => spec.lock_ttl = Some(ms(v)),
+                "--rooms" => spec.rooms = Some(v.parse().unwrap()),
+                "--window-days" => spec.window_days = Some(v.parse().unwrap()),
+                "--fault-for" => spec.fault_for = Some(ms(v)),
+                "--heal-for" => spec.heal_for = Some(ms(v)),
+                "--op-timeout" => spec.op_timeout = Some(ms(v)),
+                other => panic!("no such flag in this test: {other}"),
+            }
         }
+        spec
     }
 
-    fn fitted(words: &[&str], faults: &[Fault]) -> anyhow::Result<Fitted> {
+    fn fitted(words: &[&str], faults: &[Fault]) -> Result<Fitted, SpecError> {
         fit(&args(words), faults)
     }
 

@@ -1,16 +1,17 @@
 //! The history recorder: assigns each event its index and time and appends it to
 //! `history.jsonl` as it happens.
 //!
-//! Every line is written and flushed to the OS before `record` returns, so a crash of the
+//! Lines are written by the checkers' own [`HistoryWriter`] (one writer of the format),
+//! and every line is flushed to the OS before `record` returns, so a crash of the
 //! harness (even `kill -9`) keeps every event recorded so far: the file is the history,
 //! not a dump made at the end.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
 use std::sync::Mutex;
 
-use checkers::{Op, OpType, OpValue, Process, F};
+use checkers::{HistoryWriter, Op, OpType, OpValue, Process, F};
 use workloads::RunClock;
 
 /// Why the history could not be written.
@@ -28,7 +29,7 @@ pub enum RecorderError {
 
 struct Inner {
     next_index: u64,
-    out: BufWriter<File>,
+    out: HistoryWriter<BufWriter<File>>,
     failed: Option<String>,
 }
 
@@ -56,7 +57,7 @@ impl Recorder {
             path: path.display().to_string(),
             inner: Mutex::new(Inner {
                 next_index: 0,
-                out: BufWriter::new(file),
+                out: HistoryWriter::new(BufWriter::new(file)),
                 failed: None,
             }),
         })
@@ -90,12 +91,7 @@ impl Recorder {
         inner.next_index += 1;
         // A write error must not stop the run mid-fault (the nemesis still has to heal);
         // remember it and report it when the run finishes.
-        let line = serde_json::to_string(&op).expect("an Op always serialises");
-        let res = inner
-            .out
-            .write_all(line.as_bytes())
-            .and_then(|_| inner.out.write_all(b"\n"))
-            .and_then(|_| inner.out.flush());
+        let res = inner.out.append(&op).and_then(|_| inner.out.flush());
         if let Err(e) = res {
             inner.failed.get_or_insert_with(|| e.to_string());
         }

@@ -13,7 +13,7 @@ use reports::diff::MatrixDiff;
 use reports::matrix::Matrix;
 use reports::summary_md::{self, RunLinks, WorstCell};
 
-use crate::matrix::{normalize, relative_path};
+use super::{normalize, relative_path};
 
 /// Appends the summary of the run stored in `run_dir` (whose verdict is `results`).
 pub fn write_run(file: &Path, run_dir: &Path, results: &Results) -> anyhow::Result<()> {
