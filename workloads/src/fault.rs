@@ -60,6 +60,10 @@ pub enum Fault {
     /// Sentinel: while a holder of a lease granted on the primary writes (replication cut
     /// before the grant), the primary is killed; the promoted replica never had the lease.
     FailoverRedis,
+    /// The notification sink answers the service's notifications late (each recorded
+    /// when it arrives): a slow mail provider; a sender that retries must not tell the
+    /// guest twice.
+    SlowNotify,
 }
 
 /// What a fault acts on.
@@ -169,7 +173,7 @@ const fn row(
 
 /// The table, `none` first. Row order is the order of `--help`, the matrix and reports.
 #[rustfmt::skip]
-const TABLE: [FaultRow; 18] = [
+const TABLE: [FaultRow; 19] = [
     row(Fault::None, "none", Target::Nothing, Needs::Nothing,
         "no fault: the control run"),
     row(Fault::DbLatency, "db-latency", Target::Postgres, Needs::Proxy,
@@ -218,6 +222,10 @@ const TABLE: [FaultRow; 18] = [
          INSERT is held (half a lease), the primary is killed; Sentinel promotes the \
          replica, which never had the lease")
         .catching(Catches::EveryUnfencedLeaseOn(&[LockService::Sentinel])),
+    row(Fault::SlowNotify, "slow-notify", Target::Service, Needs::Service,
+        "the notification sink answers each of --service's notifications 3 s late (it is \
+         recorded on arrival): a slow mail provider; a sender that gives up and retries \
+         must not tell the guest twice"),
 ];
 
 /// Calls the macro `$then` with every fault as `Variant => module,` (table order), the
@@ -246,6 +254,7 @@ macro_rules! each_fault {
             LostRenewal => lost_renewal,
             ClockJumpRedis => clock_jump_redis,
             FailoverRedis => failover_redis,
+            SlowNotify => slow_notify,
         }
     };
 }

@@ -219,11 +219,13 @@ fn rows(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Row>> {
 /// The columns: the faults asked for; `all` means every fault the rows can take (the
 /// service faults need a service, client-pause a hook inside a built-in design).
 fn columns(args: &MatrixOptions, service: bool) -> anyhow::Result<Vec<Fault>> {
-    let takes = |f: &Fault| match f.needs() {
-        workloads::Needs::Service => service,
-        workloads::Needs::ClientHook => !service,
-        _ => true,
+    // Every fault the row can take (`faults::check`): the service faults need a
+    // service, and client-pause needs a hook inside a built-in design.
+    let setting = crate::nemesis::faults::Setting {
+        service: Some(service),
+        ..Default::default()
     };
+    let takes = |f: &Fault| crate::nemesis::faults::check(&[*f], &setting).is_ok();
     let possible: Vec<Fault> = Fault::all().iter().copied().filter(takes).collect();
     let faults = parse_list(&args.faults, &possible, |s| {
         s.parse::<Fault>().map_err(|e| e.to_string())

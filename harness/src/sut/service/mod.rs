@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use workloads::{LockService, Outcome, Request, RunClock};
 
+pub(crate) use notify::NotifyHold;
 pub(crate) use notify::NOTIFY_GRACE;
 pub use replica::Replicas;
 pub use trace::HANDLE_BASE;
@@ -289,7 +290,7 @@ impl ServiceSystem {
             keep,
             op_timeout,
             dbname,
-            replicas: Arc::new(replicas),
+            replicas: Arc::new(replicas.with_notify(sink.hold())),
             next_replica: AtomicUsize::new(0),
             sink,
             shared: Arc::new(Shared {

@@ -48,6 +48,45 @@ pub(crate) const FLOOD: u32 = 10;
 /// late from the history alone.
 pub(crate) const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
+/// The `slow-notify` fault's hold on the sink: while a delay is set, every notification
+/// is recorded when it arrives (the guest was told then) but answered that much later,
+/// as a slow mail provider would; a sender that gives up waiting and sends again must
+/// not tell the guest twice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NotifyHold {
+    /// The delay in ms; 0: none.
+    delay_ms: Arc<AtomicU64>,
+    /// Answers delayed, ever.
+    delayed: Arc<AtomicU64>,
+}
+
+impl NotifyHold {
+    /// Answers every notification `delay` late from now on.
+    pub(crate) fn set(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Answers at once again.
+    pub(crate) fn clear(&self) {
+        self.delay_ms.store(0, Ordering::SeqCst);
+    }
+
+    /// How many answers were delayed since the sink started.
+    pub(crate) fn delayed(&self) -> u64 {
+        self.delayed.load(Ordering::Relaxed)
+    }
+
+    /// Waits out the delay in force, if any, counting it.
+    async fn wait(&self) {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            self.delayed.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+}
+
 /// The run's notification sink.
 pub(crate) struct NotifySink {
     addr: SocketAddr,
@@ -71,6 +110,8 @@ struct Inner {
     owed: Mutex<Vec<(String, Option<u64>)>>,
     /// Notifications received per request key (or booking id), for [`FLOOD`].
     per_key: Mutex<std::collections::HashMap<String, u32>>,
+    /// The `slow-notify` fault's delay of every answer.
+    hold: NotifyHold,
 }
 
 impl NotifySink {
@@ -89,9 +130,15 @@ impl NotifySink {
                 confirmed: Mutex::new(Confirmed::default()),
                 owed: Mutex::new(Vec::new()),
                 per_key: Mutex::new(std::collections::HashMap::new()),
+                hold: NotifyHold::default(),
             }),
             task: Mutex::new(None),
         })
+    }
+
+    /// The `slow-notify` fault's hold on this sink's answers.
+    pub(crate) fn hold(&self) -> NotifyHold {
+        self.inner.hold.clone()
     }
 
     /// The URL the replicas get as `OVERBOOK_NOTIFY_URL`.
@@ -268,6 +315,8 @@ impl Inner {
             value,
             error,
         );
+        // Recorded at its arrival; only the answer waits (slow-notify).
+        self.hold.wait().await;
         reply(status, &message)
     }
 

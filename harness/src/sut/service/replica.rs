@@ -119,6 +119,8 @@ pub struct Replicas {
     ready_timeout: Duration,
     replicas: Vec<Replica>,
     ports: PortSource,
+    /// The notification sink's answers, for `slow-notify`.
+    notify: super::notify::NotifyHold,
     health: HealthProbe,
 }
 
@@ -189,8 +191,20 @@ impl Replicas {
             ready_timeout,
             replicas,
             ports,
+            notify: super::notify::NotifyHold::default(),
             health: HealthProbe::default(),
         })
+    }
+
+    /// These replicas, reporting to the sink whose answers `notify` holds.
+    pub(crate) fn with_notify(mut self, notify: super::notify::NotifyHold) -> Replicas {
+        self.notify = notify;
+        self
+    }
+
+    /// The notification sink's answers, held by `slow-notify`.
+    pub(crate) fn notify(&self) -> &super::notify::NotifyHold {
+        &self.notify
     }
 
     /// These replicas, ready when `health` says so.
