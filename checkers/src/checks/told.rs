@@ -36,7 +36,8 @@ use crate::result::{thousands, Anomaly, CheckResult, Role};
 /// The name of a notification event (`f`) in the history.
 pub const NOTIFY: &str = "notify";
 
-const NO_NOTIFICATIONS: &str = "no notifications (the service sent none to OVERBOOK_NOTIFY_URL)";
+const NO_NOTIFICATIONS: &str =
+    "no notifications (none reached OVERBOOK_NOTIFY_URL; a built-in design sends none)";
 const NO_FINAL_READ: &str = "no final read (no `ok` read with value.bookings)";
 
 /// What a notification says it is.
