@@ -251,7 +251,8 @@ impl ServiceSystem {
     ) -> Result<ServiceSystem, SutError> {
         let dbname = scratch::fresh_name();
         let ids = Arc::new(IdTable::default());
-        let sink = NotifySink::bind(ids.clone())
+        let notify_map = spec.api.as_ref().and_then(|a| a.mapping.notify.clone());
+        let sink = NotifySink::bind(ids.clone(), notify_map)
             .map_err(|e| setup_error(format!("notification sink: {e}")))?;
         let mut env = vec![
             ("OVERBOOK_NOTIFY_URL".to_string(), sink.url()),

@@ -29,6 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+use super::api::NotifyMap;
 use super::trace::IdTable;
 use crate::store::recorder::Recorder;
 
@@ -100,6 +101,8 @@ pub(crate) struct NotifySink {
 /// What each connection's handler shares.
 struct Inner {
     ids: Arc<IdTable>,
+    /// `--api`'s `[notify]`: the service's own message shape, read into ours.
+    map: Option<NotifyMap>,
     /// Set once the run's history exists; arrivals before that are refused (503).
     recorder: OnceLock<Arc<Recorder>>,
     received: AtomicU64,
@@ -116,7 +119,7 @@ struct Inner {
 
 impl NotifySink {
     /// Binds a free port on 127.0.0.1; nothing is accepted until [`NotifySink::start`].
-    pub(crate) fn bind(ids: Arc<IdTable>) -> std::io::Result<NotifySink> {
+    pub(crate) fn bind(ids: Arc<IdTable>, map: Option<NotifyMap>) -> std::io::Result<NotifySink> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         Ok(NotifySink {
@@ -124,6 +127,7 @@ impl NotifySink {
             bound: Mutex::new(Some(listener)),
             inner: Arc::new(Inner {
                 ids,
+                map,
                 recorder: OnceLock::new(),
                 received: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -351,6 +355,10 @@ impl Inner {
             error: format!("notification is not JSON: {e}"),
             detail: json!({ "body": String::from_utf8_lossy(&body[..body.len().min(200)]) }),
         })?;
+        let v = match &self.map {
+            Some(map) => map.normalise(&v),
+            None => v,
+        };
         let request = v.get("request").and_then(|r| match r {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
@@ -420,10 +428,46 @@ mod tests {
         }
     }
 
+    /// With `--api`'s `[notify]`, a webhook in the service's own shape is recorded in the
+    /// sink's terms, which the told checkers read; the message as sent is kept.
+    #[tokio::test]
+    async fn a_mapped_service_shape_is_recorded_in_the_sinks_terms() {
+        let (rec, dir) = recorder("mapped");
+        let mapping = format!(
+            "{}\n[notify]\nkind = \"/event\"\nconfirmed = [\"reservation.confirmed\"]\nbooking = \"/data/id\"\nrequest = \"/data/ref\"\n",
+            super::super::api::tests::HOTEL
+        );
+        let env = |n: &str| (n == "HOTEL_API_KEY").then(|| "k".to_string());
+        let map = super::super::api::ApiMapping::parse(&mapping, &env)
+            .unwrap()
+            .notify;
+        let sink = NotifySink::bind(Arc::new(IdTable::default()), map).unwrap();
+        sink.start().unwrap();
+        sink.record_into(rec.clone());
+        let sent = json!({"event": "reservation.confirmed", "data": {"id": "R-9", "ref": "r-3"}});
+        assert_eq!(post(sink.addr, sent.to_string().into_bytes()).await, 200);
+        // Naming neither booking nor request through the pointers: bad input, as ever.
+        let vague = json!({"event": "reservation.confirmed", "data": {}});
+        assert_eq!(post(sink.addr, vague.to_string().into_bytes()).await, 400);
+        sink.stop();
+        rec.finish().unwrap();
+        let file = std::fs::File::open(dir.join("history.jsonl")).unwrap();
+        let h = checkers::read_history(std::io::BufReader::new(file)).unwrap();
+        let notices = checkers::checks::told::Notices::of(&h);
+        assert_eq!((notices.list.len(), notices.rejected), (1, 1));
+        let n = &notices.list[0];
+        assert_eq!(n.kind, checkers::checks::told::NoticeKind::Confirmed);
+        assert_eq!(n.request, Some("r-3"));
+        assert_eq!(n.booking, Some(super::super::HANDLE_BASE));
+        let op = &h.ops()[n.index as usize];
+        assert_eq!(op.value.detail.as_ref().unwrap()["message"], sent);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn the_sink_knows_when_every_booking_of_the_final_read_was_confirmed() {
         let (rec, dir) = recorder("owed");
-        let sink = NotifySink::bind(Arc::new(IdTable::default())).unwrap();
+        let sink = NotifySink::bind(Arc::new(IdTable::default()), None).unwrap();
         sink.start().unwrap();
         sink.record_into(rec.clone());
         let row = |request: &str, booking: u64| checkers::BookingRow {
@@ -470,7 +514,7 @@ mod tests {
     #[tokio::test]
     async fn every_arrival_is_a_notify_event_and_bad_input_is_recorded_with_an_error() {
         let (rec, dir) = recorder("arrivals");
-        let sink = NotifySink::bind(Arc::new(IdTable::default())).unwrap();
+        let sink = NotifySink::bind(Arc::new(IdTable::default()), None).unwrap();
         assert!(sink.url().starts_with("http://127.0.0.1:") && sink.url().ends_with("/notify"));
         sink.start().unwrap();
         let addr = sink.addr;

@@ -7,7 +7,7 @@ use checkers::Room;
 use serde_json::{Map, Value};
 
 use super::template::{BodyTemplate, Section, Template};
-use super::{ApiMapping, Call, Condition, Inventory, Pointer, ReadCall, Request, Unit};
+use super::{ApiMapping, Call, Condition, Inventory, NotifyMap, Pointer, ReadCall, Request, Unit};
 
 /// Why a mapping file cannot be used. Shown as `FILE: key `book.id` (line 12): ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,7 +124,7 @@ pub(crate) fn parse(
         &doc,
         "",
         &doc.root,
-        &["service", "inventory", "book", "cancel", "read"],
+        &["service", "inventory", "book", "cancel", "read", "notify"],
     )?;
     let section = |name: &str| -> Result<Option<&Map<String, Value>>, MappingError> {
         match doc.root.get(name) {
@@ -166,6 +166,10 @@ pub(crate) fn parse(
     let read_t =
         section("read")?.ok_or_else(|| doc.err("read", "the [read] section is missing"))?;
     let read = read_call(&doc, read_t, env)?;
+    let notify = match section("notify")? {
+        Some(t) => Some(notify(&doc, t)?),
+        None => None,
+    };
     Ok(ApiMapping {
         health,
         headers,
@@ -175,6 +179,53 @@ pub(crate) fn parse(
         confirmed,
         cancel,
         read,
+        notify,
+    })
+}
+
+/// `[notify]`: `kind` (a pointer) with the values meaning `confirmed` (and `cancelled`),
+/// and pointers to the booking and/or request, and to the message id.
+fn notify(doc: &Doc, t: &Map<String, Value>) -> Result<NotifyMap, MappingError> {
+    known_keys(
+        doc,
+        "notify",
+        t,
+        &["kind", "confirmed", "cancelled", "booking", "request", "id"],
+    )?;
+    let kind = pointer(doc, "notify.kind", t.get("kind"))?.ok_or_else(|| {
+        doc.err(
+            "notify.kind",
+            "missing: the JSON pointer to what the message says (e.g. \"/event\")",
+        )
+    })?;
+    let values = |key: &str, required: bool| -> Result<Vec<Value>, MappingError> {
+        match t.get(key) {
+            Some(Value::Array(items)) if !items.is_empty() => Ok(items.clone()),
+            None if !required => Ok(Vec::new()),
+            _ => Err(doc.err(
+                &format!("notify.{key}"),
+                "must be a non-empty list of the `kind` values that mean it",
+            )),
+        }
+    };
+    let confirmed = values("confirmed", true)?;
+    let cancelled = values("cancelled", false)?;
+    let booking = pointer(doc, "notify.booking", t.get("booking"))?;
+    let request = pointer(doc, "notify.request", t.get("request"))?;
+    if booking.is_none() && request.is_none() {
+        return Err(doc.err(
+            "notify",
+            "needs `booking` or `request` (or both): the pointer to what the message is about",
+        ));
+    }
+    let id = pointer(doc, "notify.id", t.get("id"))?;
+    Ok(NotifyMap {
+        kind,
+        confirmed,
+        cancelled,
+        booking,
+        request,
+        id,
     })
 }
 

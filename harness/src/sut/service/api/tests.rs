@@ -251,3 +251,74 @@ fn every_bad_mapping_names_its_key_and_line() {
     assert!(e.message.starts_with("not TOML"), "{e}");
     assert_eq!(e.line, Some(1));
 }
+
+/// A webhook in the service's own shape, for `[notify]`.
+const NOTIFY: &str = r#"
+[notify]
+kind = "/event"
+confirmed = ["reservation.confirmed"]
+cancelled = ["reservation.cancelled"]
+booking = "/data/reservationId"
+request = "/data/guestRef"
+id = "/eventId"
+"#;
+
+/// `[notify]` reads a service's own message into the sink's terms: the kinds it lists
+/// become `confirmed` / `cancelled`, the pointers find booking, request and message id,
+/// and the message as sent is kept.
+#[test]
+fn notifications_in_the_services_own_shape_read_through_notify() {
+    let m = parse(&format!("{HOTEL}{NOTIFY}")).unwrap();
+    let map = m.notify.expect("[notify] read");
+    let sent = json!({"event": "reservation.confirmed", "eventId": 17,
+                      "data": {"reservationId": "R-9", "guestRef": "r-3"}});
+    let seen = map.normalise(&sent);
+    assert_eq!(seen["kind"], "confirmed");
+    assert_eq!(seen["booking"], "R-9");
+    assert_eq!(seen["request"], "r-3");
+    assert_eq!(seen["id"], 17);
+    assert_eq!(seen["message"], sent);
+    let other = map.normalise(&json!({"event": "reservation.reminder", "data": {}}));
+    assert_eq!(other["kind"], "reservation.reminder");
+    assert!(other.get("booking").is_none() && other.get("request").is_none());
+    // Without [notify], none.
+    assert!(parse(HOTEL).unwrap().notify.is_none());
+}
+
+#[test]
+fn a_bad_notify_section_names_its_key() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("kind = \"/event\"\n", "", "notify.kind", "missing"),
+        (
+            "kind = \"/event\"",
+            "kind = \"event\"",
+            "notify.kind",
+            "must start with `/`",
+        ),
+        (
+            "confirmed = [\"reservation.confirmed\"]",
+            "confirmed = []",
+            "notify.confirmed",
+            "non-empty list",
+        ),
+        (
+            "id = \"/eventId\"",
+            "idd = \"/eventId\"",
+            "notify.idd",
+            "unknown key",
+        ),
+        (
+            "booking = \"/data/reservationId\"\nrequest = \"/data/guestRef\"\n",
+            "",
+            "notify",
+            "needs `booking` or `request`",
+        ),
+    ];
+    for (from, to, key, says) in cases {
+        let text = format!("{HOTEL}{}", NOTIFY.replacen(from, to, 1));
+        assert!(!text.ends_with(NOTIFY), "{from} not in the section");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, *key, "{e}");
+        assert!(e.message.contains(says), "{key}: {e}");
+    }
+}
