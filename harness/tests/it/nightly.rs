@@ -30,6 +30,13 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The buggy mode's own work inside its lease (ms), three leases long: every booking
+/// outlives its lease whatever the faults do, so the users queued on the room take the
+/// lease over in turn, each checks before the previous holder inserted, and the buggy
+/// mode is caught in every cell. With no work of its own, a db-latency cell was caught
+/// only when a window happened to meet enough hand-overs (missed once in CI: 2 in 43).
+const WORK_MS: u32 = 300;
+
 /// A service command whose mode is read, at each start, from `dir/mode`; with
 /// `alternate`, from a counter instead: buggy on the 1st, 3rd, ... start, fixed on the
 /// others.
@@ -48,7 +55,7 @@ fn wrapper(dir: &Path, alternate: bool) -> String {
     std::fs::write(
         &script,
         format!(
-            "{mode}BOOKING_MODE=$mode BOOKING_WORK_MS=0 exec /usr/bin/python3 {}\n",
+            "{mode}BOOKING_MODE=$mode BOOKING_WORK_MS={WORK_MS} exec /usr/bin/python3 {}\n",
             service.display()
         ),
     )
