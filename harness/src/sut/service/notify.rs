@@ -29,7 +29,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
-use super::api::NotifyMap;
 use super::trace::IdTable;
 use crate::store::recorder::Recorder;
 
@@ -85,6 +84,53 @@ impl NotifyHold {
             self.delayed.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
+    }
+}
+
+/// `--api`'s `[notify]`: where a notification, in the service's own shape, says what it
+/// tells the guest (`kind`, a value listed in `confirmed` or `cancelled`), about which
+/// booking and request, under which message id (JSON pointers). The sink reads each
+/// arrival through it, so the told checkers judge a service's own webhooks unchanged.
+/// It lives with the sink, not the mapping, so the sink needs nothing of `api`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyMap {
+    pub(crate) kind: String,
+    pub(crate) confirmed: Vec<Value>,
+    pub(crate) cancelled: Vec<Value>,
+    pub(crate) booking: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) id: Option<String>,
+}
+
+impl NotifyMap {
+    /// The message in overbook's terms (docs/service.md): `kind` is `confirmed` or
+    /// `cancelled` when the pointed value is listed (else the value itself), `booking`,
+    /// `request` and `id` are what their pointers find, and `message` is the body as
+    /// sent. A field whose pointer finds nothing is left out, so a message naming
+    /// neither booking nor request is refused as bad input, as without a mapping.
+    pub(crate) fn normalise(&self, message: &Value) -> Value {
+        let mut out = serde_json::Map::new();
+        if let Some(k) = message.pointer(&self.kind) {
+            let kind = if self.confirmed.contains(k) {
+                Value::from("confirmed")
+            } else if self.cancelled.contains(k) {
+                Value::from("cancelled")
+            } else {
+                k.clone()
+            };
+            out.insert("kind".into(), kind);
+        }
+        for (name, at) in [
+            ("booking", &self.booking),
+            ("request", &self.request),
+            ("id", &self.id),
+        ] {
+            if let Some(v) = at.as_deref().and_then(|p| message.pointer(p)) {
+                out.insert(name.into(), v.clone());
+            }
+        }
+        out.insert("message".into(), message.clone());
+        Value::Object(out)
     }
 }
 

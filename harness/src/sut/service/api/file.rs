@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use checkers::Room;
 use serde_json::{Map, Value};
 
+use super::super::notify::NotifyMap;
 use super::template::{BodyTemplate, Section, Template};
-use super::{ApiMapping, Call, Condition, Inventory, NotifyMap, Pointer, ReadCall, Request, Unit};
+use super::{ApiMapping, Call, Condition, Inventory, Pointer, ReadCall, Request, Unit};
 
 /// Why a mapping file cannot be used. Shown as `FILE: key `book.id` (line 12): ...`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -220,12 +221,12 @@ fn notify(doc: &Doc, t: &Map<String, Value>) -> Result<NotifyMap, MappingError> 
     }
     let id = pointer(doc, "notify.id", t.get("id"))?;
     Ok(NotifyMap {
-        kind,
+        kind: kind.0,
         confirmed,
         cancelled,
-        booking,
-        request,
-        id,
+        booking: booking.map(|p| p.0),
+        request: request.map(|p| p.0),
+        id: id.map(|p| p.0),
     })
 }
 

@@ -51,53 +51,7 @@ pub struct ApiMapping {
     /// `[read]`.
     pub(crate) read: ReadCall,
     /// `[notify]`: what the service POSTs to `OVERBOOK_NOTIFY_URL`, in its own shape.
-    pub(crate) notify: Option<NotifyMap>,
-}
-
-/// `[notify]`: where a notification, in the service's own shape, says what it tells the
-/// guest (`kind`, a value listed in `confirmed` or `cancelled`), about which booking and
-/// request, under which message id. The sink reads each arrival through it, so the
-/// told checkers judge a service's own webhook payloads unchanged.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NotifyMap {
-    pub(crate) kind: Pointer,
-    pub(crate) confirmed: Vec<Value>,
-    pub(crate) cancelled: Vec<Value>,
-    pub(crate) booking: Option<Pointer>,
-    pub(crate) request: Option<Pointer>,
-    pub(crate) id: Option<Pointer>,
-}
-
-impl NotifyMap {
-    /// The message in overbook's terms (docs/service.md): `kind` is `confirmed` or
-    /// `cancelled` when the pointed value is listed (else the value itself), `booking`,
-    /// `request` and `id` are what their pointers find, and `message` is the body as
-    /// sent. A field whose pointer finds nothing is left out, so a message naming
-    /// neither booking nor request is refused as bad input, as without a mapping.
-    pub(crate) fn normalise(&self, message: &Value) -> Value {
-        let mut out = serde_json::Map::new();
-        if let Some(k) = self.kind.find(message) {
-            let kind = if self.confirmed.contains(k) {
-                Value::from("confirmed")
-            } else if self.cancelled.contains(k) {
-                Value::from("cancelled")
-            } else {
-                k.clone()
-            };
-            out.insert("kind".into(), kind);
-        }
-        for (name, at) in [
-            ("booking", &self.booking),
-            ("request", &self.request),
-            ("id", &self.id),
-        ] {
-            if let Some(v) = at.as_ref().and_then(|p| p.find(message)) {
-                out.insert(name.into(), v.clone());
-            }
-        }
-        out.insert("message".into(), message.clone());
-        Value::Object(out)
-    }
+    pub(crate) notify: Option<super::notify::NotifyMap>,
 }
 
 /// A method and a path template.
